@@ -1,0 +1,238 @@
+// JSON Schema of config.yaml: APISIX 3.x keys (those Switchyard implements, plus accepted-and-ignored ones so an
+// APISIX config loads) and Switchyard's own `switchyard:` section. Defaults live here and are applied on load.
+
+
+const port = { type: 'integer', minimum: 1, maximum: 65535 };
+const listenEntry = {
+  oneOf: [
+    port,
+    {
+      type: 'object',
+      properties: { ip: { type: 'string' }, port, enable_http2: { type: 'boolean' } },
+      required: ['port'],
+      additionalProperties: false,
+    },
+  ],
+};
+const streamEntry = {
+  oneOf: [
+    port,
+    { type: 'string', pattern: '^(\\S+:\\d+|\\d+|\\d+-\\d+)$' },
+    {
+      type: 'object',
+      properties: {
+        addr: { oneOf: [port, { type: 'string' }] },
+        tls: { type: 'boolean' },
+        proxy_protocol: { type: 'boolean' },
+      },
+      required: ['addr'],
+      additionalProperties: false,
+    },
+  ],
+};
+const ipPort = (ip: string, p: number) => ({
+  type: 'object',
+  properties: { ip: { type: 'string', default: ip }, port: { ...port, default: p } },
+  additionalProperties: false,
+  default: {},
+});
+const anyObject = { type: 'object' };
+
+export const LOCAL_CONFIG_SCHEMA: Record<string, unknown> = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    apisix: {
+      type: 'object',
+      additionalProperties: false,
+      default: {},
+      properties: {
+        node_listen: { type: 'array', items: listenEntry, default: [9080] },
+        proxy_mode: { enum: ['http', 'stream', 'http&stream'], default: 'http' },
+        stream_proxy: {
+          type: 'object',
+          additionalProperties: false,
+          default: {},
+          properties: {
+            tcp: { type: 'array', items: streamEntry, default: [] },
+            udp: { type: 'array', items: { oneOf: [port, { type: 'string' }] }, default: [] },
+          },
+        },
+        enable_http2: { type: 'boolean', default: true },
+        enable_admin: { type: 'boolean', default: true },
+        enable_ipv6: { type: 'boolean', default: true },
+        enable_server_tokens: { type: 'boolean', default: true },
+        enable_control: { type: 'boolean', default: true },
+        control: ipPort('127.0.0.1', 9090),
+        status: ipPort('127.0.0.1', 7085),
+        trusted_addresses: { type: 'array', items: { type: 'string' }, default: [] },
+        show_upstream_status_in_response_header: { type: 'boolean', default: false },
+        delete_uri_tail_slash: { type: 'boolean', default: false },
+        normalize_uri_like_servlet: { type: 'boolean', default: false },
+        disable_upstream_healthcheck: { type: 'boolean', default: false },
+        dns_resolver: { type: 'array', items: { type: 'string' } },
+        dns_resolver_valid: { type: 'integer', minimum: 0 },
+        resolver_timeout: { type: 'number', minimum: 0, default: 5 },
+        ssl: {
+          type: 'object',
+          default: {},
+          properties: {
+            enable: { type: 'boolean', default: true },
+            listen: { type: 'array', items: anyObject },
+            ssl_protocols: { type: 'string' },
+            ssl_ciphers: { type: 'string' },
+            ssl_session_tickets: { type: 'boolean' },
+            fallback_sni: { type: 'string' },
+            ssl_trusted_certificate: { type: 'string' },
+          },
+          additionalProperties: false,
+        },
+        router: {
+          type: 'object',
+          additionalProperties: false,
+          properties: {
+            http: { enum: ['radixtree_host_uri', 'radixtree_uri', 'radixtree_uri_with_parameter'] },
+            ssl: { enum: ['radixtree_sni'] },
+          },
+        },
+        data_encryption: {
+          type: 'object',
+          additionalProperties: false,
+          properties: {
+            enable_encrypt_fields: { type: 'boolean' },
+            keyring: { type: 'array', items: { type: 'string' } },
+          },
+        },
+        proxy_protocol: anyObject,
+        proxy_cache: anyObject,
+        lru: anyObject,
+        tracing: { type: 'boolean' },
+        extra_lua_path: { type: 'string' },
+        extra_lua_cpath: { type: 'string' },
+      },
+    },
+    deployment: {
+      type: 'object',
+      additionalProperties: false,
+      default: {},
+      properties: {
+        role: { enum: ['traditional', 'data_plane', 'control_plane'], default: 'traditional' },
+        role_traditional: {
+          type: 'object',
+          additionalProperties: false,
+          default: {},
+          properties: { config_provider: { enum: ['etcd', 'yaml'], default: 'etcd' } },
+        },
+        role_data_plane: {
+          type: 'object',
+          additionalProperties: false,
+          default: {},
+          properties: { config_provider: { enum: ['etcd', 'yaml', 'json'], default: 'etcd' } },
+        },
+        role_control_plane: {
+          type: 'object',
+          additionalProperties: false,
+          default: {},
+          properties: { config_provider: { enum: ['etcd'], default: 'etcd' } },
+        },
+        etcd: {
+          type: 'object',
+          additionalProperties: false,
+          default: {},
+          properties: {
+            host: { type: 'array', items: { type: 'string', pattern: '^https?://' }, minItems: 1, default: ['http://127.0.0.1:2379'] },
+            prefix: { type: 'string', pattern: '^/[^/]', default: '/apisix' },
+            timeout: { type: 'number', exclusiveMinimum: 0, default: 30 },
+            watch_timeout: { type: 'number', exclusiveMinimum: 0, default: 50 },
+            startup_retry: { type: 'integer', minimum: 0, default: 2 },
+            resync_delay: { type: 'number', minimum: 0, default: 5 },
+            health_check_timeout: { type: 'number', minimum: 0, default: 10 },
+            user: { type: 'string' },
+            password: { type: 'string' },
+            tls: {
+              type: 'object',
+              additionalProperties: false,
+              properties: {
+                cert: { type: 'string' },
+                key: { type: 'string' },
+                verify: { type: 'boolean', default: true },
+                sni: { type: 'string' },
+              },
+            },
+          },
+        },
+        admin: {
+          type: 'object',
+          additionalProperties: false,
+          default: {},
+          properties: {
+            admin_key: {
+              type: 'array',
+              default: [],
+              items: {
+                type: 'object',
+                additionalProperties: false,
+                required: ['name', 'key', 'role'],
+                properties: {
+                  name: { type: 'string' },
+                  key: { type: 'string' },
+                  role: { enum: ['admin', 'viewer'] },
+                },
+              },
+            },
+            admin_key_required: { type: 'boolean', default: true },
+            allow_admin: { type: 'array', items: { type: 'string' }, default: ['127.0.0.0/24'] },
+            admin_listen: ipPort('127.0.0.1', 9180),
+            enable_admin_cors: { type: 'boolean', default: true },
+            enable_admin_ui: { type: 'boolean', default: false },
+            admin_api_version: { enum: ['v3'], default: 'v3' },
+            https_admin: { type: 'boolean' },
+            admin_api_mtls: anyObject,
+          },
+        },
+        config_provider: { type: 'string' },
+      },
+    },
+    switchyard: {
+      type: 'object',
+      additionalProperties: false,
+      default: {},
+      properties: {
+        worker_processes: { oneOf: [{ const: 'auto' }, { type: 'integer', minimum: 1, maximum: 256 }], default: 'auto' },
+        standalone_file: { type: 'string' },
+        limits: {
+          type: 'object',
+          additionalProperties: false,
+          default: {},
+          properties: {
+            max_header_size: { type: 'integer', minimum: 1024, default: 32768 },
+            max_headers_count: { type: 'integer', minimum: 8, default: 200 },
+            client_max_body_size: { type: 'integer', minimum: 0, default: 0 },
+            client_header_timeout: { type: 'number', exclusiveMinimum: 0, default: 60 },
+            client_body_timeout: { type: 'number', exclusiveMinimum: 0, default: 60 },
+            keepalive_timeout: { type: 'number', exclusiveMinimum: 0, default: 60 },
+            graceful_shutdown_timeout: { type: 'number', exclusiveMinimum: 0, default: 30 },
+          },
+        },
+        access_log: {
+          type: 'object',
+          additionalProperties: false,
+          default: {},
+          properties: {
+            enable: { type: 'boolean', default: true },
+            path: { type: 'string', default: 'stdout' },
+          },
+        },
+      },
+    },
+    plugins: { type: 'array', items: { type: 'string' }, uniqueItems: true },
+    stream_plugins: { type: 'array', items: { type: 'string' }, uniqueItems: true },
+    plugin_attr: { type: 'object', default: {} },
+    nginx_config: anyObject,
+    discovery: anyObject,
+    graphql: anyObject,
+    wasm: anyObject,
+    'ext-plugin': anyObject,
+    xrpc: anyObject,
+  },
+};

@@ -1,0 +1,63 @@
+// Plugin contract. A plugin module exports a PluginDef; builtin plugins register through setup(registry).
+// Instances are created once per snapshot per configured conf (config time), never per request.
+import type { JsonObject } from '../config/resources.ts';
+import type { Logger } from '../observability/logger.ts';
+import type { HttpContext, StreamContext } from './context.ts';
+
+export type HttpPhase = 'rewrite' | 'access' | 'before_proxy' | 'header_filter' | 'body_filter' | 'log';
+export type StreamPhase = 'preread' | 'log';
+
+/** A local answer that ends the request (APISIX's `return code, body`). Objects are JSON-encoded. */
+export interface PluginResponse {
+  readonly status: number;
+  readonly body?: string | Buffer | JsonObject | readonly unknown[];
+  readonly headers?: Readonly<Record<string, string>>;
+}
+
+export type PhaseResult = PluginResponse | undefined | void;
+
+export interface PluginInstance {
+  rewrite?(ctx: HttpContext): PhaseResult | Promise<PhaseResult>;
+  access?(ctx: HttpContext): PhaseResult | Promise<PhaseResult>;
+  before_proxy?(ctx: HttpContext): PhaseResult | Promise<PhaseResult>;
+  /** May change ctx.response.status / headers; may ask for the body to be replaced via ctx.response.replaceBody. */
+  header_filter?(ctx: HttpContext): void;
+  /** Streaming transform: return the chunk to send (possibly changed), or null to hold it back. */
+  body_filter?(ctx: HttpContext, chunk: Buffer, eof: boolean): Buffer | null;
+  log?(ctx: HttpContext): void;
+  /** Stream subsystem. A PluginResponse (any status) closes the session. */
+  preread?(ctx: StreamContext): PhaseResult | Promise<PhaseResult>;
+  streamLog?(ctx: StreamContext): void;
+  /** Called when the snapshot that created the instance is retired. */
+  destroy?(): void;
+}
+
+export interface PluginEnv {
+  readonly logger: Logger;
+  /** plugin_metadata of this plugin (defaults applied), if any. */
+  readonly metadata: JsonObject | undefined;
+  /** config.yaml plugin_attr[<name>], if any. */
+  readonly attr: JsonObject | undefined;
+  /** Scope key stable across snapshots for the same route/service/global rule and conf (shared counters). */
+  readonly scopeKey: string;
+}
+
+export interface PluginDef {
+  readonly name: string;
+  readonly version: string;
+  readonly priority: number;
+  /** JSON Schema of the route-level conf (without _meta; the registry injects it). */
+  readonly schema: JsonObject;
+  readonly consumerSchema?: JsonObject;
+  readonly metadataSchema?: JsonObject;
+  readonly type?: 'auth';
+  readonly scope?: 'global';
+  readonly runPolicy?: 'prefer_route';
+  /** Which subsystems may use it. */
+  readonly subsystems: readonly ('http' | 'stream')[];
+  /** Lifecycle status shown in docs: stable | experimental. */
+  readonly status: 'stable' | 'experimental';
+  /** Extra checks beyond the schema; return an error message or null. */
+  check?(conf: JsonObject, schemaType: 'route' | 'consumer' | 'metadata'): string | null;
+  create(conf: JsonObject, env: PluginEnv): PluginInstance;
+}

@@ -118,6 +118,9 @@ export class RequestContext implements HttpContext {
   readonly request: RequestView;
   readonly response: ResponseView = new ResponseView();
   readonly rawUri: string;
+  /** Path as received (still percent-encoded) and as decoded for matching. */
+  readonly rawPath: string;
+  readonly originalPath: string;
   /** The TCP peer address (remote_addr may be changed by real-ip). */
   readonly peerAddr: string;
   readonly startNs: bigint = process.hrtime.bigint();
@@ -143,6 +146,9 @@ export class RequestContext implements HttpContext {
   constructor(init: RequestInit) {
     this.request = new RequestView(init);
     this.rawUri = init.rawUri;
+    const q = init.rawUri.indexOf('?');
+    this.rawPath = q < 0 ? init.rawUri : init.rawUri.slice(0, q);
+    this.originalPath = init.path;
     this.peerAddr = init.remoteAddr;
     this.vars = new Vars(this);
   }

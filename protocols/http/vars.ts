@@ -7,9 +7,10 @@ import type { RequestContext } from './context.ts';
 type Resolver = (ctx: RequestContext) => VarValue;
 
 const NAMED = new Map<string, Resolver>([
-  ['uri', (c) => c.request.path],
+  ['uri', (c) => c.originalPath],
   ['request_uri', (c) => c.rawUri],
-  ['document_uri', (c) => c.request.path],
+  ['document_uri', (c) => c.originalPath],
+  ['upstream_uri', (c) => c.request.path],
   ['host', (c) => c.request.host],
   ['hostname', (c) => c.request.host],
   ['server_name', (c) => c.request.host],

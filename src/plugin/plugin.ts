@@ -2,7 +2,7 @@
 // Instances are created once per snapshot per configured conf (config time), never per request.
 import type { JsonObject } from '../config/resources.ts';
 import type { Logger } from '../observability/logger.ts';
-import type { HttpContext, StreamContext } from './context.ts';
+import type { ConsumerRef, HttpContext, StreamContext } from './context.ts';
 
 export type HttpPhase = 'rewrite' | 'access' | 'before_proxy' | 'header_filter' | 'body_filter' | 'log';
 export type StreamPhase = 'preread' | 'log';
@@ -40,6 +40,26 @@ export interface PluginEnv {
   readonly attr: JsonObject | undefined;
   /** Scope key stable across snapshots for the same route/service/global rule and conf (shared counters). */
   readonly scopeKey: string;
+  /** Consumers of the snapshot, for auth plugins. */
+  readonly consumers: ConsumerDirectory;
+}
+
+/** Consumer lookup by an auth plugin's credential field (key-auth `key`, basic-auth `username`, ...). */
+export interface ConsumerDirectory {
+  /**
+   * The consumer whose `plugins[pluginName][field]` (on the consumer itself or on one of its credentials)
+   * equals `value`. Indexes are built once per snapshot on first use. Comparison of secrets is the
+   * plugin's job (this is a lookup by identifier).
+   */
+  find(pluginName: string, field: string, value: string): ConsumerMatch | undefined;
+  /** All consumers configured with the plugin (for plugins that must try each, e.g. hmac by key_id). */
+  withPlugin(pluginName: string): readonly ConsumerMatch[];
+}
+
+export interface ConsumerMatch {
+  readonly consumer: ConsumerRef;
+  /** The auth plugin conf that matched (consumer- or credential-level, defaults applied). */
+  readonly conf: JsonObject;
 }
 
 export interface PluginDef {

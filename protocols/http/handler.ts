@@ -1,0 +1,392 @@
+// The HTTP request flow: match -> rewrite -> access -> balance -> before_proxy -> dispatch (with retries)
+// -> header_filter -> body_filter (streaming) -> log. One instance per listener; per-request state lives in
+// RequestContext.
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
+import { Transform, type Readable, type TransformCallback } from 'node:stream';
+import { ERRORS } from '../../src/errors.ts';
+import type { Logger } from '../../src/observability/logger.ts';
+import type { PluginChain } from '../../src/plugin/chain.ts';
+import type { PluginResponse } from '../../src/plugin/plugin.ts';
+import { runBodyFilter, runHeaderFilter, runLog, runPhase } from '../../src/plugin/runner.ts';
+import type { MatchInput } from '../../src/router/router.ts';
+import type { HttpRoute, HttpRuntime } from '../../src/runtime/types.ts';
+import { dispatch, type DispatchRequest, type DispatchResult } from '../../src/upstream/dispatch.ts';
+import type { UpstreamRuntime } from '../../src/upstream/upstream.ts';
+import type { AccessLog } from './access-log.ts';
+import { RequestContext } from './context.ts';
+import { downstreamHeaders, hostWithPort, TrustedProxies, upstreamHeaders } from './forward.ts';
+import { encodeBody, sendLocal, type AnyResponse } from './respond.ts';
+import { BodyLimiter, readBounded } from './body.ts';
+
+export type AnyRequest = IncomingMessage | Http2ServerRequest;
+
+export interface HandlerOptions {
+  getRuntime(): HttpRuntime;
+  trustedAddresses: readonly string[];
+  showUpstreamStatus: boolean;
+  /** Bytes; 0 = unlimited. */
+  clientMaxBodySize: number;
+  serverTokens: boolean;
+  logger: Logger;
+  accessLog: AccessLog | null;
+}
+
+const NOT_FOUND = Buffer.from(JSON.stringify({ error_msg: ERRORS.SWY_ERR_ROUTE_NOT_FOUND.message }));
+const DEFAULT_TIMEOUT = { connect: 60, send: 60, read: 60 };
+
+function splitUrl(url: string): { path: string; query: string } {
+  const q = url.indexOf('?');
+  return q < 0 ? { path: url, query: '' } : { path: url.slice(0, q), query: url.slice(q + 1) };
+}
+
+/** Percent-decodes the path for matching (APISIX matches ngx.var.uri); null when malformed. */
+function decodePath(raw: string): string | null {
+  if (raw.indexOf('%') < 0) return raw;
+  try {
+    return decodeURIComponent(raw);
+  } catch {
+    return null;
+  }
+}
+
+function hostOf(req: AnyRequest): string {
+  const h = (req.headers[':authority'] as string | undefined) ?? req.headers.host ?? '';
+  let end = h.length;
+  if (h.charCodeAt(0) === 91 /* [ */) {
+    const close = h.indexOf(']');
+    return (close > 0 ? h.slice(1, close) : h).toLowerCase();
+  }
+  const colon = h.lastIndexOf(':');
+  if (colon >= 0) end = colon;
+  return h.slice(0, end).toLowerCase();
+}
+
+export class HttpHandler {
+  readonly opts: HandlerOptions;
+  readonly trusted: TrustedProxies;
+
+  constructor(opts: HandlerOptions) {
+    this.opts = opts;
+    this.trusted = new TrustedProxies(opts.trustedAddresses);
+  }
+
+  /** Builds the context; null when the request line is unusable (already answered 400). */
+  createContext(req: AnyRequest, res: AnyResponse | null, isTls: boolean): RequestContext | null {
+    const url = req.url ?? '/';
+    const { path: rawPath, query } = splitUrl(url);
+    const path = decodePath(rawPath);
+    const sock = req.socket;
+    if (path === null || path.charCodeAt(0) !== 47 /* / */) {
+      if (res !== null) sendLocal(res, 400, Buffer.from(JSON.stringify({ error_msg: 'bad request uri' })), { 'content-type': 'application/json' });
+      return null;
+    }
+    return new RequestContext({
+      method: req.method ?? 'GET',
+      path,
+      query,
+      rawUri: url,
+      headers: { ...req.headers },
+      remoteAddr: normalizeAddr(sock?.remoteAddress ?? ''),
+      remotePort: sock?.remotePort ?? 0,
+      serverAddr: normalizeAddr(sock?.localAddress ?? ''),
+      serverPort: sock?.localPort ?? 0,
+      scheme: isTls ? 'https' : 'http',
+      httpVersion: req.httpVersion,
+      host: hostOf(req),
+    });
+  }
+
+  matchInput(ctx: RequestContext): MatchInput {
+    return {
+      method: ctx.request.method,
+      host: ctx.request.host,
+      path: ctx.request.path,
+      remoteAddr: ctx.request.remoteAddr,
+      vars: ctx.vars,
+      params: null,
+    };
+  }
+
+  /** Entry point for every non-upgrade request. Never throws. */
+  handle(req: AnyRequest, res: AnyResponse, isTls: boolean): void {
+    const ctx = this.createContext(req, res, isTls);
+    if (ctx === null) return;
+    this.run(ctx, req, res).catch((err: unknown) => {
+      this.opts.logger.error({ err, route: ctx.routeId }, 'request failed');
+      this.fail(ctx, res, 500, ERRORS.SWY_ERR_PLUGIN_FAILED.message);
+    });
+  }
+
+  private async run(ctx: RequestContext, req: AnyRequest, res: AnyResponse): Promise<void> {
+    const rt = this.opts.getRuntime();
+    const limit = this.opts.clientMaxBodySize;
+    if (limit > 0) {
+      const cl = Number(req.headers['content-length'] ?? 0);
+      if (cl > limit) return this.finishLocal(ctx, rt.global, null, res, { status: 413 });
+    }
+    ctx.request.bodySource = { read: () => readBounded(req, limit) };
+
+    const input = this.matchInput(ctx);
+    const match = rt.router.match(input);
+    if (match === null) {
+      // APISIX runs global rules even when no route matches.
+      if (rt.global !== null) {
+        const r = (await runPhase(rt.global, null, 'rewrite', ctx)) ?? (await runPhase(rt.global, null, 'access', ctx));
+        if (r) return this.finishLocal(ctx, rt.global, null, res, r);
+      }
+      return this.finishLocal(ctx, rt.global, null, res, { status: 404, body: NOT_FOUND, headers: { 'content-type': 'application/json' } });
+    }
+    const route = match.payload;
+    ctx.params = match.params;
+    ctx.routeId = route.id;
+    ctx.routeName = route.name;
+    ctx.serviceId = route.serviceId;
+    ctx.serviceName = route.serviceName;
+    if (route.broken !== null) {
+      return this.finishLocal(ctx, rt.global, null, res, { status: route.broken.status, body: { error_msg: route.broken.message } });
+    }
+
+    let chain: PluginChain = route.chain;
+    let r = await runPhase(rt.global, chain, 'rewrite', ctx);
+    if (r) return this.finishLocal(ctx, rt.global, chain, res, r);
+    if (ctx.consumer !== null) {
+      const merged = rt.consumerChain(route, ctx.consumer);
+      if (merged !== chain) {
+        chain = merged;
+        r = await runPhase(null, chain, 'rewrite', ctx, true);
+        if (r) return this.finishLocal(ctx, rt.global, chain, res, r);
+      }
+    }
+    r = await runPhase(rt.global, chain, 'access', ctx);
+    if (r) return this.finishLocal(ctx, rt.global, chain, res, r);
+
+    const upstream = ctx.upstreamOverride !== null ? rt.resolveUpstream(ctx.upstreamOverride) : route.upstream;
+    if (upstream === null) {
+      return this.finishLocal(ctx, rt.global, chain, res, {
+        status: 503,
+        body: { error_msg: 'missing upstream configuration in Route or Service' },
+      });
+    }
+    await this.proxy(ctx, rt, route, chain, upstream, req, res);
+  }
+
+  private async proxy(
+    ctx: RequestContext,
+    rt: HttpRuntime,
+    route: HttpRoute,
+    chain: PluginChain,
+    upstream: UpstreamRuntime,
+    req: AnyRequest,
+    res: AnyResponse,
+  ): Promise<void> {
+    const timeout = route.timeout ?? upstream.timeout ?? DEFAULT_TIMEOUT;
+    const rq = ctx.request;
+    const retries = upstream.retries;
+    const retryDeadline = upstream.retryTimeout > 0 ? Date.now() + upstream.retryTimeout * 1000 : 0;
+    const tried = new Set<string>();
+    const pickCtx = { vars: ctx.vars, tried };
+    let lastFailure: DispatchResult | null = null;
+    let ranBeforeProxy = false;
+
+    for (let attempt = 0; ; attempt++) {
+      const pick = upstream.pick(pickCtx);
+      if (!pick.ok) {
+        if (lastFailure !== null) break;
+        return this.finishLocal(ctx, rt.global, chain, res, { status: 502 });
+      }
+      const ep = pick.endpoint;
+      tried.add(ep.key);
+      ctx.upstreamAddr = ep.key;
+      ctx.balancerIp = ep.host;
+      ctx.balancerPort = ep.port;
+      if (!ranBeforeProxy) {
+        ranBeforeProxy = true;
+        const r = await runPhase(rt.global, chain, 'before_proxy', ctx);
+        if (r) return this.finishLocal(ctx, rt.global, chain, res, r);
+      }
+      const host = this.upstreamHost(ctx, upstream, ep.domain, ep.port);
+      const headers = upstreamHeaders(rq.headers, {
+        host,
+        peerAddr: ctx.peerAddr,
+        remoteAddr: rq.remoteAddr,
+        scheme: rq.scheme,
+        serverPort: rq.serverPort,
+        trusted: this.trusted.trusts(ctx.peerAddr),
+        keepTeTrailers: upstream.isGrpc,
+        upgrade: false,
+      });
+      headers.host = host;
+      let body: Readable | Buffer | null;
+      if (rq.body !== null) {
+        body = rq.body;
+        headers['content-length'] = String(rq.body.length);
+        delete headers['transfer-encoding'];
+      } else if (hasBody(req)) {
+        body = this.opts.clientMaxBodySize > 0 ? req.pipe(new BodyLimiter(this.opts.clientMaxBodySize)) : (req as Readable);
+      } else body = null;
+      const dreq: DispatchRequest = {
+        method: rq.method,
+        path: upstreamPath(ctx),
+        headers,
+        body,
+      };
+      const started = performance.now();
+      upstream.begin(ep);
+      const result = await dispatch(upstream, ep, dreq, {
+        connectTimeoutMs: timeout.connect * 1000,
+        sendTimeoutMs: timeout.send * 1000,
+        readTimeoutMs: timeout.read * 1000,
+      });
+      if (result.ok) {
+        ctx.upstreamLatencyMs = performance.now() - started;
+        return this.respond(ctx, rt, chain, upstream, ep, result, res);
+      }
+      upstream.end(ep, { latencyMs: performance.now() - started, failed: true });
+      upstream.reportFailure(ep, result.kind);
+      lastFailure = result;
+      this.opts.logger.warn({ route: ctx.routeId, upstream: ep.key, kind: result.kind, msg: result.message }, 'upstream attempt failed');
+      if (!result.retryable || attempt >= retries || (retryDeadline > 0 && Date.now() > retryDeadline)) break;
+    }
+    const status = lastFailure !== null && !lastFailure.ok && lastFailure.kind === 'timeout' ? 504 : 502;
+    ctx.upstreamStatus = status;
+    return this.finishLocal(ctx, rt.global, chain, res, { status });
+  }
+
+  private upstreamHost(ctx: RequestContext, upstream: UpstreamRuntime, domain: string, port: number): string {
+    switch (upstream.passHost) {
+      case 'node':
+        return hostWithPort(domain, port, upstream.defaultPort);
+      case 'rewrite':
+        return upstream.upstreamHost ?? ctx.request.host;
+      default: {
+        const h = ctx.request.headers.host ?? ctx.request.headers[':authority'];
+        return (Array.isArray(h) ? h[0] : h) ?? ctx.request.host;
+      }
+    }
+  }
+
+  private respond(
+    ctx: RequestContext,
+    rt: HttpRuntime,
+    chain: PluginChain,
+    upstream: UpstreamRuntime,
+    ep: { key: string },
+    result: Extract<DispatchResult, { ok: true }>,
+    res: AnyResponse,
+  ): void {
+    ctx.upstreamStatus = result.status;
+    const resp = ctx.response;
+    resp.status = result.status;
+    downstreamHeaders(result.headers, resp.headers);
+    if (result.status >= 500 || this.opts.showUpstreamStatus) resp.headers['x-apisix-upstream-status'] = String(result.status);
+    runHeaderFilter(rt.global, chain, ctx);
+    const replacement = resp.replacement;
+    const started = ctx.upstreamLatencyMs ?? 0;
+    if (replacement !== null) {
+      result.body.resume();
+      delete resp.headers['content-encoding'];
+      sendLocal(res, resp.status, replacement, resp.headers);
+      upstream.end(ep as never, { latencyMs: started, failed: false });
+      this.log(ctx, rt, chain, replacement.length);
+      return;
+    }
+    const filtering = chain.body_filter.length > 0 || (rt.global !== null && rt.global.body_filter.length > 0);
+    if (filtering) delete resp.headers['content-length'];
+    (res as ServerResponse).writeHead(resp.status, resp.headers as Record<string, string | string[]>);
+    const src: Readable = filtering ? result.body.pipe(new BodyFilterStream(rt.global, chain, ctx)) : result.body;
+    // pipe() gives backpressure both ways; the end is handled here so trailers can go out first.
+    src.pipe(res as ServerResponse, { end: false });
+    src.once('end', () => {
+      const trailers = result.trailers();
+      if (trailers !== null && Object.keys(trailers).length > 0) (res as ServerResponse).addTrailers(trailers);
+      res.end();
+      upstream.end(ep as never, { latencyMs: started, failed: false });
+      this.log(ctx, rt, chain, (res.socket?.bytesWritten ?? 0));
+    });
+    src.once('error', (err: Error) => {
+      this.opts.logger.warn({ err: err.message, route: ctx.routeId }, 'upstream body aborted');
+      res.destroy();
+      upstream.end(ep as never, { latencyMs: started, failed: true });
+      this.log(ctx, rt, chain, 0);
+    });
+    res.once('close', () => {
+      if (!src.readableEnded) result.body.destroy();
+    });
+  }
+
+  /** Answers locally after running header_filter/body_filter/log like a proxied response. */
+  finishLocal(ctx: RequestContext, global: PluginChain | null, chain: PluginChain | null, res: AnyResponse, r: PluginResponse): void {
+    const encoded = encodeBody(r);
+    const resp = ctx.response;
+    resp.status = r.status;
+    resp.headers['content-type'] = encoded.contentType;
+    if (this.opts.serverTokens) resp.headers['server'] = 'switchyard';
+    if (r.headers !== undefined) for (const k in r.headers) resp.headers[k.toLowerCase()] = r.headers[k];
+    let body = encoded.body;
+    if (chain !== null || global !== null) {
+      runHeaderFilter(global, chain, ctx);
+      if (resp.replacement !== null) body = resp.replacement;
+      else if ((chain !== null && chain.body_filter.length > 0) || (global !== null && global.body_filter.length > 0)) {
+        body = runBodyFilter(global, chain, ctx, body, true) ?? Buffer.alloc(0);
+      }
+    }
+    sendLocal(res, resp.status, body, resp.headers);
+    this.log(ctx, { global } as HttpRuntime, chain, body.length);
+  }
+
+  fail(ctx: RequestContext, res: AnyResponse, status: number, message: string): void {
+    sendLocal(res, status, Buffer.from(JSON.stringify({ error_msg: message })), { 'content-type': 'application/json' });
+    ctx.response.status = status;
+    this.opts.accessLog?.write(ctx, 0);
+  }
+
+  private log(ctx: RequestContext, rt: Pick<HttpRuntime, 'global'>, chain: PluginChain | null, bytes: number): void {
+    ctx.bytesSent = bytes;
+    runLog(rt.global, chain, ctx);
+    this.opts.accessLog?.write(ctx, bytes);
+  }
+}
+
+function hasBody(req: AnyRequest): boolean {
+  const h = req.headers;
+  if (h['content-length'] !== undefined) return h['content-length'] !== '0';
+  if (h['transfer-encoding'] !== undefined) return true;
+  // HTTP/2 requests carry no framing header; END_STREAM tells.
+  return req.httpVersionMajor === 2 && !(req as Http2ServerRequest).stream?.readableEnded && !(req as Http2ServerRequest).stream?.endAfterHeaders;
+}
+
+/** The client's own encoding is kept unless a plugin rewrote the path. */
+function upstreamPath(ctx: RequestContext): string {
+  const rq = ctx.request;
+  // Plugins that rewrite the path (proxy-rewrite) store it already encoded for the upstream.
+  const path = rq.path === ctx.originalPath ? ctx.rawPath : rq.path;
+  return rq.query === '' ? path : `${path}?${rq.query}`;
+}
+
+function normalizeAddr(a: string): string {
+  return a.startsWith('::ffff:') ? a.slice(7) : a;
+}
+
+/** Streams the upstream body through body_filter plugins. */
+class BodyFilterStream extends Transform {
+  private readonly global: PluginChain | null;
+  private readonly chain: PluginChain;
+  private readonly ctx: RequestContext;
+  constructor(global: PluginChain | null, chain: PluginChain, ctx: RequestContext) {
+    super();
+    this.global = global;
+    this.chain = chain;
+    this.ctx = ctx;
+  }
+  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
+    const out = runBodyFilter(this.global, this.chain, this.ctx, chunk, false);
+    cb(null, out ?? undefined);
+  }
+  override _flush(cb: TransformCallback): void {
+    const out = runBodyFilter(this.global, this.chain, this.ctx, Buffer.alloc(0), true);
+    cb(null, out !== null && out.length > 0 ? out : undefined);
+  }
+}
+
+export type { ServerResponse, Http2ServerResponse };

@@ -1,0 +1,298 @@
+// One accepted TCP connection, end to end:
+//   [PROXY header] -> [TLS termination (cert by SNI) | ClientHello peek for passthrough SNI] -> route match ->
+//   preread plugins -> pick + connect (timeout, re-pick on failure) -> [PROXY header to upstream] ->
+//   [TLS to upstream] -> pipe both ways (backpressure, half-close, idle timeout) -> stream log plugins.
+// Bytes read before the upstream is connected are buffered (bounded) and replayed, never consumed.
+import type net from 'node:net';
+import tls from 'node:tls';
+import type { Duplex } from 'node:stream';
+import type { Balancer, Endpoint } from '../../src/upstream/balancer.ts';
+import type { UpstreamRuntime } from '../../src/upstream/upstream.ts';
+import { normalizeAddr } from '../../stream-routes/router.ts';
+import type { StreamRoute, StreamRuntime } from '../../stream-routes/types.ts';
+import { admit, logSession, upstreamTimeouts } from './admission.ts';
+import { parseClientHello, CLIENT_HELLO_MAX } from './client-hello.ts';
+import type { TcpListenSpec } from './conf.ts';
+import { connectUpstream, type ConnectResult } from './connect.ts';
+import { PEEK_LIMIT, type SessionDeps } from './options.ts';
+import { Prebuffer } from './prebuffer.ts';
+import { buildProxyHeader, parseProxyHeader } from './proxy-protocol.ts';
+import { StreamSession } from './session.ts';
+
+/** Used when the client sends no SNI and no certificate applies: the handshake then fails. */
+let noCertContext: tls.SecureContext | null = null;
+
+/** Live sessions of a listener group, for graceful and forced close. */
+export interface LiveSet {
+  add(s: Duplex): void;
+  delete(s: Duplex): void;
+}
+
+interface Connected {
+  readonly socket: net.Socket;
+  readonly raw: net.Socket;
+  readonly endpoint: Endpoint;
+  readonly balancer: Balancer;
+  readonly startedAt: number;
+}
+
+function wait(ms: number): { promise: Promise<void>; cancel(): void } {
+  let timer: NodeJS.Timeout | undefined;
+  const promise = new Promise<void>((resolve) => {
+    timer = setTimeout(resolve, ms);
+  });
+  return { promise, cancel: () => clearTimeout(timer) };
+}
+
+export class TcpSessionHandler {
+  private readonly spec: TcpListenSpec;
+  private readonly deps: SessionDeps;
+  private readonly live: LiveSet;
+
+  constructor(spec: TcpListenSpec, deps: SessionDeps, live: LiveSet) {
+    this.spec = spec;
+    this.deps = deps;
+    this.live = live;
+  }
+
+  handle(socket: net.Socket): void {
+    socket.on('error', () => socket.destroy());
+    this.live.add(socket);
+    socket.once('close', () => this.live.delete(socket));
+    this.run(socket).catch((err: unknown) => {
+      this.deps.logger.error({ err: (err as Error)?.message ?? String(err) }, 'stream session failed');
+      socket.destroy();
+    });
+  }
+
+  private async run(socket: net.Socket): Promise<void> {
+    const { logger, timeouts } = this.deps;
+    const runtime = this.deps.getRuntime();
+    if (runtime === null) {
+      logger.warn('stream connection closed: configuration not loaded yet');
+      socket.destroy();
+      return;
+    }
+    let remoteAddr = normalizeAddr(socket.remoteAddress);
+    let remotePort = socket.remotePort ?? 0;
+    if (this.spec.proxyProtocol === true) {
+      const pp = await this.readProxyHeader(socket);
+      if (pp === null) return;
+      if (pp.source !== undefined) {
+        remoteAddr = normalizeAddr(pp.source.addr);
+        remotePort = pp.source.port;
+      }
+    }
+
+    let downstream: net.Socket = socket;
+    let sni: string | undefined;
+    if (this.spec.tls) {
+      const secure = await this.terminateTls(socket, runtime, remoteAddr);
+      if (secure === null) return;
+      downstream = secure;
+      sni = typeof secure.servername === 'string' && secure.servername !== '' ? secure.servername.toLowerCase() : undefined;
+    }
+
+    const pre = new Prebuffer(downstream, PEEK_LIMIT);
+    const session = new StreamSession({
+      protocol: 'tcp',
+      remoteAddr,
+      remotePort,
+      serverAddr: normalizeAddr(socket.localAddress),
+      serverPort: socket.localPort ?? 0,
+      buffer: pre,
+      peekTimeoutMs: timeouts.peekMs,
+    });
+    session.sni = sni;
+    if (!this.spec.tls && runtime.router.hasSniRoutes) session.sni = await this.peekSni(pre);
+
+    const adm = await admit(runtime, session);
+    if (!adm.ok) {
+      logger.info({ remote: remoteAddr, port: session.serverPort, sni: session.sni, route: session.routeId || undefined, reason: adm.reason }, 'stream session closed');
+      downstream.destroy();
+      this.finish(runtime, adm.route, session, downstream, null);
+      return;
+    }
+
+    if (downstream.destroyed) {
+      this.finish(runtime, adm.route, session, downstream, null);
+      return;
+    }
+    const conn = await this.connect(adm.upstream, session);
+    if (conn !== null && downstream.destroyed) {
+      // The client left while we were connecting.
+      conn.socket.destroy();
+      conn.balancer.end?.(conn.endpoint, { latencyMs: performance.now() - conn.startedAt, failed: false });
+      this.finish(runtime, adm.route, session, downstream, conn.raw);
+      return;
+    }
+    if (conn === null) {
+      session.status = 502;
+      logger.warn({ remote: remoteAddr, route: session.routeId, reason: 'failed to connect to any upstream node' }, 'stream session closed');
+      downstream.destroy();
+      this.finish(runtime, adm.route, session, downstream, null);
+      return;
+    }
+    session.upstreamAddr = conn.endpoint.key;
+    this.pipe(runtime, adm.route, session, downstream, pre, conn, upstreamTimeouts(adm.upstream, timeouts).idleMs);
+  }
+
+  /** Reads and strips the PROXY protocol header; null when it is missing or malformed (socket closed). */
+  private async readProxyHeader(socket: net.Socket) {
+    const pre = new Prebuffer(socket, 2048);
+    const deadline = Date.now() + this.deps.timeouts.handshakeMs;
+    let want = 1;
+    // Each round either completes, fails, or asks for strictly more bytes (bounded by the 2 KiB buffer).
+    for (let round = 0; round < 256; round++) {
+      const buf = await pre.peek(want, Math.max(1, deadline - Date.now()));
+      const r = parseProxyHeader(buf);
+      if (r.kind === 'ok') {
+        pre.consume(r.length);
+        const rest = pre.release();
+        if (rest.length > 0) socket.unshift(Buffer.concat(rest));
+        return r;
+      }
+      if (r.kind === 'error' || buf.length < Math.min(want, r.bytes) || pre.ended || Date.now() >= deadline) {
+        this.deps.logger.info({ remote: normalizeAddr(socket.remoteAddress), reason: r.kind === 'error' ? r.reason : 'incomplete PROXY protocol header' }, 'stream connection closed');
+        socket.destroy();
+        return null;
+      }
+      want = Math.max(r.bytes, buf.length + 1);
+    }
+    socket.destroy();
+    return null;
+  }
+
+  private async terminateTls(socket: net.Socket, runtime: StreamRuntime, remote: string): Promise<tls.TLSSocket | null> {
+    noCertContext ??= tls.createSecureContext({});
+    const certs = runtime.certificates;
+    const secure = new tls.TLSSocket(socket, {
+      isServer: true,
+      secureContext: noCertContext,
+      SNICallback: (name, cb) => {
+        const ctx = certs.contextFor(name);
+        if (ctx !== undefined) cb(null, ctx);
+        else cb(new Error(`no certificate for SNI ${name}`));
+      },
+    });
+    const timer = wait(this.deps.timeouts.handshakeMs);
+    const ok = await Promise.race([
+      new Promise<boolean>((resolve) => {
+        secure.once('secure', () => resolve(true));
+        secure.once('error', () => resolve(false));
+        secure.once('close', () => resolve(false));
+      }),
+      timer.promise.then(() => false),
+    ]);
+    timer.cancel();
+    if (!ok) {
+      this.deps.logger.info({ remote, reason: 'TLS handshake failed' }, 'stream connection closed');
+      secure.destroy();
+      socket.destroy();
+      return null;
+    }
+    secure.on('error', () => secure.destroy());
+    return secure;
+  }
+
+  /** Waits briefly for a TLS ClientHello on a plain port; returns its SNI (TLS passthrough routing). */
+  private async peekSni(pre: Prebuffer): Promise<string | undefined> {
+    const deadline = Date.now() + this.deps.timeouts.sniPeekMs;
+    // Any first bytes tell TLS from other protocols; only a TLS record makes us wait for more.
+    let want = 1;
+    for (let round = 0; round < 64; round++) {
+      const buf = await pre.peek(want, Math.max(1, deadline - Date.now()));
+      const r = parseClientHello(buf);
+      if (r.kind === 'tls') return r.sni;
+      if (r.kind === 'not_tls') return undefined;
+      if (buf.length < r.bytes && (pre.ended || Date.now() >= deadline || buf.length >= CLIENT_HELLO_MAX)) return undefined;
+      want = r.bytes;
+    }
+    return undefined;
+  }
+
+  private async connect(up: UpstreamRuntime, s: StreamSession): Promise<Connected | null> {
+    const { connectMs } = upstreamTimeouts(up, this.deps.timeouts);
+    const header =
+      this.spec.proxyProtocolToUpstream !== undefined
+        ? buildProxyHeader(this.spec.proxyProtocolToUpstream, { addr: s.remoteAddr, port: s.remotePort }, { addr: s.serverAddr, port: s.serverPort })
+        : null;
+    const tlsReq = up.scheme === 'tls' ? { settings: up.tls, clientSni: s.sni } : null;
+    const deadline = up.retryTimeoutMs > 0 ? Date.now() + up.retryTimeoutMs : Number.POSITIVE_INFINITY;
+    const attempts = up.retries + 1;
+    let tried: Set<string> | null = null;
+    for (let i = 0; i < attempts; i++) {
+      const pick = up.pick({ vars: s.vars, tried });
+      if (!pick.ok) break;
+      const endpoint = pick.endpoint;
+      const balancer = up.balancer;
+      balancer.begin?.(endpoint);
+      const startedAt = performance.now();
+      const r: ConnectResult = await connectUpstream({ endpoint, timeoutMs: connectMs, header, tls: tlsReq });
+      if (r.ok) return { socket: r.socket, raw: r.raw, endpoint, balancer, startedAt };
+      balancer.end?.(endpoint, { latencyMs: performance.now() - startedAt, failed: true });
+      this.deps.logger.warn({ route: s.routeId, node: endpoint.key, reason: r.reason }, 'stream upstream connect failed');
+      (tried ??= new Set()).add(endpoint.key);
+      if (Date.now() >= deadline) break;
+    }
+    return null;
+  }
+
+  private pipe(
+    runtime: StreamRuntime,
+    route: StreamRoute,
+    s: StreamSession,
+    downstream: net.Socket,
+    pre: Prebuffer,
+    conn: Connected,
+    idleMs: number,
+  ): void {
+    const up = conn.socket;
+    this.live.add(up);
+    let open = 2;
+    let failed = false;
+    const onClose = (other: Duplex, hadError: boolean): void => {
+      if (hadError) failed = true;
+      open--;
+      if (open === 0) {
+        this.live.delete(up);
+        conn.balancer.end?.(conn.endpoint, { latencyMs: performance.now() - conn.startedAt, failed });
+        this.finish(runtime, route, s, downstream, conn.raw);
+        return;
+      }
+      // One side is gone for good: flush what is queued for the other, then close it.
+      if (hadError || other.writableFinished) other.destroy();
+      else {
+        other.end();
+        other.once('finish', () => other.destroy());
+      }
+    };
+    const onTimeout = (): void => {
+      up.destroy();
+      downstream.destroy();
+    };
+    up.on('error', () => up.destroy());
+    downstream.on('error', () => downstream.destroy());
+    up.once('close', (hadError: boolean) => onClose(downstream, hadError));
+    downstream.once('close', (hadError: boolean) => onClose(up, hadError));
+    up.setTimeout(idleMs, onTimeout);
+    downstream.setTimeout(idleMs, onTimeout);
+
+    const chunks = pre.release();
+    for (const c of chunks) up.write(c);
+    if (pre.ended) up.end();
+    else downstream.pipe(up);
+    up.pipe(downstream);
+  }
+
+  /** Byte counts are the client's payload bytes (decrypted on tls listeners). */
+  private finish(runtime: StreamRuntime, route: StreamRoute | null, s: StreamSession, downstream: net.Socket, upstreamRaw: net.Socket | null): void {
+    s.bytesIn = downstream.bytesRead;
+    s.bytesOut = downstream.bytesWritten;
+    logSession(runtime, route, s);
+    this.deps.logger.debug(
+      { route: s.routeId || undefined, remote: s.remoteAddr, upstream: s.upstreamAddr, status: s.status, bytesIn: s.bytesIn, bytesOut: s.bytesOut, upstreamBytes: upstreamRaw?.bytesWritten },
+      'stream session done',
+    );
+  }
+}

@@ -1,0 +1,224 @@
+// The Admin API v3 listener (APISIX admin/init.lua compatible): access control, body limits, CORS, common
+// headers and dispatch to resource kinds, /plugins and /schema. Request bodies are never logged.
+import http, { type IncomingMessage, type ServerResponse } from 'node:http';
+import type { Json } from '../config/resources.ts';
+import type { ConfigStore } from '../config/store.ts';
+import type { Logger } from '../observability/logger.ts';
+import { AdminAuth, buildAllowList, isAllowed, type AdminKey } from './auth.ts';
+import { errorReply, NOT_FOUND, type Reply } from './envelope.ts';
+import type { AdminContext, AdminPlugins, Method } from './kind.ts';
+import { KIND_SPECS, specOf } from './kinds.ts';
+import { handlePlugins } from './plugins-endpoints.ts';
+import { handleResource } from './resources.ts';
+import { handleSchema } from './schema-endpoints.ts';
+
+export const ADMIN_PREFIX = '/apisix/admin';
+/** APISIX's MAX_REQ_BODY: 1.5 MiB. Larger bodies get 413. */
+export const MAX_BODY_BYTES = 1.5 * 1024 * 1024;
+const ECHO_LIMIT = 512;
+const METHODS: ReadonlySet<string> = new Set(['GET', 'PUT', 'POST', 'PATCH', 'DELETE']);
+
+export interface AdminServerConf {
+  readonly admin_key: readonly AdminKey[];
+  readonly admin_key_required: boolean;
+  readonly allow_admin: readonly string[];
+  readonly enable_admin_cors: boolean;
+  readonly admin_listen: { readonly ip: string; readonly port: number };
+}
+
+export interface AdminServerOptions {
+  readonly store: ConfigStore;
+  readonly plugins: AdminPlugins;
+  readonly conf: AdminServerConf;
+  readonly streamEnabled: boolean;
+  readonly onPluginsReload: () => Promise<void>;
+  readonly logger: Logger;
+  readonly version: string;
+}
+
+export interface AdminServer {
+  listen(): Promise<{ port: number }>;
+  close(): Promise<void>;
+  address(): { port: number };
+}
+
+type Body = { ok: true; text: string } | { ok: false; reply: Reply };
+
+function readBody(req: IncomingMessage): Promise<Body> {
+  const declared = Number(req.headers['content-length'] ?? 0);
+  if (declared > MAX_BODY_BYTES) return Promise.resolve({ ok: false, reply: tooLarge() });
+  return new Promise((resolve) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    let done = false;
+    const finish = (b: Body) => {
+      if (done) return;
+      done = true;
+      req.off('data', onData);
+      resolve(b);
+    };
+    const onData = (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > MAX_BODY_BYTES) {
+        finish({ ok: false, reply: tooLarge() });
+        return;
+      }
+      chunks.push(chunk);
+    };
+    req.on('data', onData);
+    req.once('end', () => finish({ ok: true, text: Buffer.concat(chunks).toString('utf8') }));
+    req.once('error', (err) => finish({ ok: false, reply: errorReply(400, `invalid request body: ${err.message}`) }));
+    req.once('close', () => finish({ ok: false, reply: errorReply(400, 'invalid request body: connection closed') }));
+  });
+}
+
+function tooLarge(): Reply {
+  return errorReply(413, `invalid request body: request size exceeds the limit of ${MAX_BODY_BYTES} bytes`);
+}
+
+function parseBody(text: string): { ok: true; body: Json | undefined } | { ok: false; reply: Reply } {
+  if (text.trim() === '') return { ok: true, body: undefined };
+  try {
+    return { ok: true, body: JSON.parse(text) as Json };
+  } catch (err) {
+    const echo = text.length > ECHO_LIMIT ? `${text.slice(0, ECHO_LIMIT)}...` : text;
+    return {
+      ok: false,
+      reply: { status: 400, body: { error_msg: `invalid request body: ${(err as Error).message}`, req_body: echo } },
+    };
+  }
+}
+
+function parseTtl(query: URLSearchParams): { ok: true; ttl: number | undefined } | { ok: false; reply: Reply } {
+  const raw = query.get('ttl');
+  if (raw === null) return { ok: true, ttl: undefined };
+  const ttl = raw.trim() === '' ? NaN : Number(raw);
+  if (!Number.isFinite(ttl)) return { ok: false, reply: errorReply(400, 'invalid argument ttl: should be a number') };
+  if (ttl <= 0) return { ok: false, reply: errorReply(400, 'invalid argument ttl: should be greater than 0') };
+  return { ok: true, ttl };
+}
+
+export function createAdminServer(opts: AdminServerOptions): AdminServer {
+  const { conf, logger } = opts;
+  const allow = buildAllowList(conf.allow_admin);
+  const auth = new AdminAuth(conf.admin_key, conf.admin_key_required);
+  if (!auth.enabled) logger.warn('admin API key check is disabled');
+  const ctx: AdminContext = { store: opts.store, plugins: opts.plugins, streamEnabled: opts.streamEnabled, logger };
+  const credentials = specOf('credentials');
+  const serverHeader = `Switchyard/${opts.version}`;
+
+  function send(req: IncomingMessage, res: ServerResponse, r: Reply, path: string): void {
+    const payload =
+      r.body === undefined ? '' : r.raw && typeof r.body === 'string' ? r.body : JSON.stringify(r.body);
+    res.statusCode = r.status;
+    res.setHeader('Content-Length', Buffer.byteLength(payload));
+    res.end(req.method === 'HEAD' ? undefined : payload);
+    logger.info({ method: req.method, path, status: r.status }, 'admin request');
+  }
+
+  async function route(
+    req: IncomingMessage,
+    method: string,
+    segs: readonly string[],
+    query: URLSearchParams,
+  ): Promise<Reply> {
+    const read = await readBody(req);
+    if (!read.ok) return read.reply;
+    const parsed = parseBody(read.text);
+    if (!parsed.ok) return parsed.reply;
+    const ttl = parseTtl(query);
+    if (!ttl.ok) return ttl.reply;
+    const body = parsed.body;
+    const res = segs[0];
+    if (res === undefined) return NOT_FOUND;
+    if (res === 'plugins') return await handlePlugins(ctx, opts.onPluginsReload, method, segs.slice(1), query);
+    if (res === 'schema') return handleSchema(ctx, method, segs.slice(1), query, body);
+    const isCredential = res === 'consumers' && segs[2] === 'credentials';
+    const spec = isCredential ? credentials : KIND_SPECS.get(res);
+    if (!spec) return errorReply(404, `Unsupported resource type: ${res}`);
+    if (!METHODS.has(method)) return NOT_FOUND;
+    return await handleResource(ctx, spec, { method: method as Method, segs: segs.slice(1), query, body, ttl: ttl.ttl });
+  }
+
+  async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    res.setHeader('Content-Type', 'application/json');
+    res.setHeader('Server', serverHeader);
+    res.setHeader('X-API-VERSION', 'v3');
+    const url = new URL(req.url ?? '/', 'http://admin.invalid');
+    const path = url.pathname;
+    if (!isAllowed(allow, req.socket.remoteAddress)) {
+      res.setHeader('Connection', 'close');
+      send(req, res, errorReply(403, 'access denied'), path);
+      return;
+    }
+    if (conf.enable_admin_cors) {
+      res.setHeader('Access-Control-Allow-Origin', '*');
+      res.setHeader('Access-Control-Allow-Credentials', 'true');
+      res.setHeader('Access-Control-Expose-Headers', '*');
+      res.setHeader('Access-Control-Max-Age', '3600');
+    }
+    if (path !== ADMIN_PREFIX && !path.startsWith(`${ADMIN_PREFIX}/`)) return send(req, res, NOT_FOUND, path);
+    const method = req.method ?? 'GET';
+    if (method === 'OPTIONS' && conf.enable_admin_cors) {
+      res.setHeader('Access-Control-Allow-Methods', 'GET,POST,PUT,DELETE,PATCH,HEAD,OPTIONS');
+      const wanted = req.headers['access-control-request-headers'];
+      res.setHeader('Access-Control-Allow-Headers', wanted ? String(wanted) : 'Content-Type,X-API-KEY');
+      return send(req, res, { status: 200 }, path);
+    }
+    const segs = path.slice(ADMIN_PREFIX.length).split('/').filter((s) => s !== '');
+    if (method === 'HEAD' && segs.length === 0) return send(req, res, { status: 200 }, path);
+    const verdict = auth.check(req, url.searchParams);
+    if (!verdict.ok) {
+      logger.warn({ method, path, reason: verdict.description }, 'admin token check failed');
+      return send(req, res, { status: 401, body: { error_msg: 'failed to check token', description: verdict.description } }, path);
+    }
+    let reply: Reply;
+    try {
+      reply = await route(req, method, segs, url.searchParams);
+    } catch (err) {
+      logger.error({ method, path, err: (err as Error).message }, 'admin request failed');
+      reply = errorReply(500, 'internal error');
+    }
+    if (reply.status === 413) res.setHeader('Connection', 'close');
+    send(req, res, reply, path);
+  }
+
+  const server = http.createServer(
+    {
+      headersTimeout: 10_000,
+      requestTimeout: 30_000,
+      connectionsCheckingInterval: 1_000,
+      maxHeaderSize: 16 * 1024,
+    },
+    (req, res) => {
+      handle(req, res).catch((err: unknown) => {
+        logger.error({ err: (err as Error).message }, 'admin handler crashed');
+        if (!res.headersSent) res.statusCode = 500;
+        res.end();
+      });
+    },
+  );
+  server.keepAliveTimeout = 5_000;
+
+  return {
+    listen: () =>
+      new Promise((resolve, reject) => {
+        server.once('error', reject);
+        server.listen(conf.admin_listen.port, conf.admin_listen.ip, () => {
+          server.off('error', reject);
+          const port = (server.address() as { port: number }).port;
+          logger.info({ ip: conf.admin_listen.ip, port }, 'admin API listening');
+          resolve({ port });
+        });
+      }),
+    close: () =>
+      new Promise((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
+    address: () => {
+      const a = server.address();
+      return { port: typeof a === 'object' && a ? a.port : 0 };
+    },
+  };
+}

@@ -1,0 +1,408 @@
+// Standalone-file ConfigStore (conf/apisix.yaml or apisix.json, APISIX standalone format).
+//
+// Reload: the file's (ino, size, mtime) is polled every pollMs, with fs.watch on the directory as a hint. A
+// changed text is parsed in full and diffed against the view: unchanged items (same value JSON) keep their
+// StoredItem object; only differences are emitted, then 'resync'. An invalid file keeps the last good view and
+// logs the precise error once per distinct content.
+//
+// Writable mode (traditional role, yaml provider; the Admin API writes): every mutation runs on one queue,
+// renders the whole config, writes it atomically (temp file in the same dir, fsync, rename, fsync dir) and only
+// then updates the view and emits. The text we wrote is remembered, so our own write is not re-applied as a
+// foreign change. Generated ids: max(switchyard_gen_id in the file, largest numeric item id) + 1; the counter is
+// persisted with the next write. ttl expiry uses in-process timers and does not survive a restart.
+import { EventEmitter } from 'node:events';
+import { watch, type FSWatcher } from 'node:fs';
+import { open, readFile, rename, rm, stat } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import path from 'node:path';
+import { SwitchyardError } from '../errors.ts';
+import type { Logger } from '../observability/logger.ts';
+import { itemKey, type JsonObject, type Kind, type StoredItem } from './resources.ts';
+import type { ConfigEvent, ConfigStore, WriteOptions, WriteResult } from './store.ts';
+import { ItemView, makeItem, padId, replaceView } from './store-common.ts';
+import { isYamlFile, parseStandalone, renderStandalone, standaloneValue } from './standalone-format.ts';
+
+export interface FileStoreOptions {
+  path: string;
+  logger: Logger;
+  writable: boolean;
+  /** Poll interval, default 1000 ms (APISIX polls apisix.yaml every second). */
+  pollMs?: number;
+  /** Key prefix of the items (their `key`), default /apisix. */
+  prefix?: string;
+  /** Files larger than this are rejected, default 64 MiB. */
+  maxBytes?: number;
+}
+
+interface FileSig {
+  ino: bigint;
+  size: bigint;
+  mtimeNs: bigint;
+}
+
+const NUMERIC_ID = /^\d{1,30}$/;
+
+export class FileStore extends EventEmitter implements ConfigStore {
+  readonly backend = 'file' as const;
+  readonly prefix: string;
+  private readonly file: string;
+  private readonly format: 'yaml' | 'json';
+  private readonly log: Logger;
+  private readonly writable: boolean;
+  private readonly pollMs: number;
+  private readonly maxBytes: number;
+  private readonly view = new ItemView();
+  private readonly ttlTimers = new Map<string, NodeJS.Timeout>();
+  private rev = 0;
+  private genId = 0n;
+  private isReady = false;
+  private closed = false;
+  /** Signature and text of the content last applied or written by us. */
+  private sig: FileSig | null = null;
+  private text: string | null = null;
+  /** The last invalid text, so its error is logged once. */
+  private badText: string | null = null;
+  private queue: Promise<unknown> = Promise.resolve();
+  private checking = false;
+  private pollTimer: NodeJS.Timeout | null = null;
+  private hintTimer: NodeJS.Timeout | null = null;
+  private watcher: FSWatcher | null = null;
+
+  constructor(opts: FileStoreOptions) {
+    super();
+    this.file = path.resolve(opts.path);
+    this.format = isYamlFile(this.file) ? 'yaml' : 'json';
+    this.log = opts.logger;
+    this.writable = opts.writable;
+    this.pollMs = opts.pollMs ?? 1000;
+    this.maxBytes = opts.maxBytes ?? 64 * 1024 * 1024;
+    this.prefix = (opts.prefix ?? '/apisix').replace(/\/+$/, '');
+  }
+
+  get revision(): number {
+    return this.rev;
+  }
+
+  get ready(): boolean {
+    return this.isReady;
+  }
+
+  async start(): Promise<void> {
+    if (this.isReady || this.closed) throw new Error('FileStore.start() called twice or after close()');
+    const sig = await this.stat();
+    if (!sig) {
+      this.log.warn({ file: this.file }, 'standalone: file not found, starting with an empty configuration');
+      this.rev = 1;
+      if (this.writable) await this.persist(this.view.all());
+    } else {
+      const text = await this.read(sig);
+      const parsed = parseStandalone(text, this.file);
+      if (!parsed.ok) throw new SwitchyardError('SWY_ERR_CONFIG_INVALID', parsed.error);
+      this.applyParsed(parsed, text, sig, false);
+    }
+    this.isReady = true;
+    this.emit('ready');
+    this.pollTimer = setInterval(() => this.check(), this.pollMs);
+    this.pollTimer.unref();
+    try {
+      this.watcher = watch(path.dirname(this.file), { persistent: false }, (_ev, name) => {
+        if (name === null || name === path.basename(this.file)) this.hint();
+      });
+      this.watcher.on('error', () => this.stopWatcher());
+    } catch (err) {
+      this.log.debug({ err: (err as Error).message }, 'standalone: fs.watch unavailable, polling only');
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.pollTimer) clearInterval(this.pollTimer);
+    if (this.hintTimer) clearTimeout(this.hintTimer);
+    this.stopWatcher();
+    for (const t of this.ttlTimers.values()) clearTimeout(t);
+    this.ttlTimers.clear();
+    await this.queue.catch(() => undefined);
+  }
+
+  get(kind: Kind, id: string): StoredItem | undefined {
+    return this.view.get(kind, id);
+  }
+
+  list(kind: Kind): StoredItem[] {
+    return this.view.list(kind);
+  }
+
+  all(): StoredItem[] {
+    return this.view.all();
+  }
+
+  async fetch(kind: Kind, id: string): Promise<StoredItem | undefined> {
+    return this.view.get(kind, id);
+  }
+
+  async fetchList(kind: Kind): Promise<StoredItem[]> {
+    return this.view.list(kind);
+  }
+
+  // ---- reload ----------------------------------------------------------------------------------------------
+
+  private stopWatcher(): void {
+    this.watcher?.close();
+    this.watcher = null;
+  }
+
+  /** fs.watch fires several times per write; coalesce into one check shortly after. */
+  private hint(): void {
+    if (this.closed || this.hintTimer) return;
+    this.hintTimer = setTimeout(() => {
+      this.hintTimer = null;
+      this.check();
+    }, 50);
+    this.hintTimer.unref();
+  }
+
+  private check(): void {
+    if (this.closed || this.checking) return;
+    this.checking = true;
+    this.enqueue(() => this.reloadIfChanged())
+      .catch((err: unknown) => this.log.error({ file: this.file, err: (err as Error).message }, 'standalone: reload failed'))
+      .finally(() => {
+        this.checking = false;
+      });
+  }
+
+  private async reloadIfChanged(): Promise<void> {
+    if (this.closed) return;
+    const sig = await this.stat();
+    if (!sig) {
+      if (this.sig) this.log.warn({ file: this.file }, 'standalone: file disappeared; keeping the last configuration');
+      this.sig = null;
+      return;
+    }
+    if (this.sig && sig.ino === this.sig.ino && sig.size === this.sig.size && sig.mtimeNs === this.sig.mtimeNs) return;
+    // Recorded first: a file that cannot be read or parsed is retried only once it changes again.
+    this.sig = sig;
+    const text = await this.read(sig);
+    if (text === this.text || text === this.badText) return;
+    const parsed = parseStandalone(text, this.file);
+    if (!parsed.ok) {
+      this.badText = text;
+      this.log.error({ file: this.file, error: parsed.error }, 'standalone: invalid file; keeping the last good configuration');
+      return;
+    }
+    this.applyParsed(parsed, text, sig, true);
+  }
+
+  private applyParsed(
+    parsed: Extract<ReturnType<typeof parseStandalone>, { ok: true }>,
+    text: string,
+    sig: FileSig,
+    resync: boolean,
+  ): void {
+    const next = this.rev + 1;
+    const fresh = new Map<string, StoredItem>();
+    for (const { kind, id, value } of parsed.items) {
+      const key = itemKey(this.prefix, kind, id);
+      const old = this.view.getByKey(key);
+      if (old && JSON.stringify(old.value) === JSON.stringify(value)) {
+        fresh.set(key, old);
+        continue;
+      }
+      const item = makeItem(this.prefix, key, value, old ? old.createdIndex : next, next);
+      if (item) fresh.set(key, item);
+    }
+    for (const w of parsed.warnings) this.log.warn({ file: this.file }, `standalone: ${w}`);
+    this.genId = maxBig(this.genId, parsed.genId, maxNumericId(parsed.items));
+    this.text = text;
+    this.sig = sig;
+    this.badText = null;
+    const events = replaceView(this.view, fresh, new Set());
+    for (const ev of events) this.clearTtl(itemKey(this.prefix, ev.kind, ev.id));
+    this.rev = next;
+    if (events.length > 0) this.emit('change', events, next);
+    if (resync) {
+      this.log.info({ file: this.file, revision: next, changes: events.length }, 'standalone: reloaded');
+      this.emit('resync', next);
+    } else {
+      this.log.info({ file: this.file, revision: next, items: this.view.size }, 'standalone: loaded');
+    }
+  }
+
+  private async stat(): Promise<FileSig | null> {
+    try {
+      const s = await stat(this.file, { bigint: true });
+      return { ino: s.ino, size: s.size, mtimeNs: s.mtimeNs };
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
+      throw err;
+    }
+  }
+
+  private async read(sig: FileSig): Promise<string> {
+    if (sig.size > BigInt(this.maxBytes)) {
+      throw new SwitchyardError('SWY_ERR_CONFIG_INVALID', `${this.file} is larger than ${this.maxBytes} bytes`);
+    }
+    return await readFile(this.file, 'utf8');
+  }
+
+  // ---- writes ----------------------------------------------------------------------------------------------
+
+  private enqueue<T>(op: () => Promise<T>): Promise<T> {
+    const run = this.queue.then(op, op);
+    this.queue = run.catch(() => undefined);
+    return run;
+  }
+
+  private assertWritable(): void {
+    if (!this.writable) throw new SwitchyardError('SWY_ERR_STORE_READONLY', this.file);
+    if (this.closed) throw new SwitchyardError('SWY_ERR_STORE_UNAVAILABLE', 'store closed');
+  }
+
+  /** Writes `items` (plus the id counter) atomically and records the result as our own content. */
+  private async persist(items: StoredItem[]): Promise<void> {
+    const text = renderStandalone(items, this.format, { genId: this.genId });
+    const dir = path.dirname(this.file);
+    const tmp = path.join(dir, `.${path.basename(this.file)}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`);
+    let sig: FileSig;
+    try {
+      // Keep the mode of an existing file; a new one may hold private keys, so it is owner-only.
+      const mode = this.sig ? Number((await stat(this.file).catch(() => null))?.mode ?? 0o600) & 0o777 : 0o600;
+      const fh = await open(tmp, 'wx', mode);
+      try {
+        await fh.chmod(mode);
+        await fh.writeFile(text, 'utf8');
+        await fh.sync();
+        // The temp file's identity is the file's after rename; a foreign write after it shows up as a change.
+        const st = await fh.stat({ bigint: true });
+        sig = { ino: st.ino, size: st.size, mtimeNs: st.mtimeNs };
+      } finally {
+        await fh.close();
+      }
+      await rename(tmp, this.file);
+      const dh = await open(dir, 'r');
+      try {
+        await dh.sync();
+      } finally {
+        await dh.close();
+      }
+    } catch (err) {
+      await rm(tmp, { force: true }).catch(() => undefined);
+      throw new SwitchyardError('SWY_ERR_STORE_UNAVAILABLE', `writing ${this.file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, { cause: err });
+    }
+    this.text = text;
+    this.sig = sig;
+  }
+
+  /** Persists the view with `changes` applied, then applies them to the view and emits one batch. */
+  private async commit(changes: { key: string; item: StoredItem | null }[]): Promise<number> {
+    const next = new Map<string, StoredItem>();
+    for (const it of this.view.all()) next.set(it.key, it);
+    for (const c of changes) {
+      if (c.item) next.set(c.key, c.item);
+      else next.delete(c.key);
+    }
+    await this.persist(Array.from(next.values()));
+    const events: ConfigEvent[] = [];
+    for (const c of changes) {
+      if (c.item) {
+        this.view.set(c.item);
+        events.push({ type: 'put', kind: c.item.kind, id: c.item.id, item: c.item });
+      } else {
+        const old = this.view.remove(c.key);
+        if (old) events.push({ type: 'delete', kind: old.kind, id: old.id });
+      }
+      this.clearTtl(c.key);
+    }
+    this.rev++;
+    if (events.length > 0) this.emit('change', events, this.rev);
+    return this.rev;
+  }
+
+  async put(kind: Kind, id: string, value: JsonObject, opts: WriteOptions = {}): Promise<WriteResult> {
+    this.assertWritable();
+    const key = itemKey(this.prefix, kind, id);
+    return await this.enqueue(async () => {
+      const old = this.view.getByKey(key);
+      if (opts.expectModifiedIndex !== undefined && (old?.modifiedIndex ?? 0) !== opts.expectModifiedIndex) {
+        throw new SwitchyardError('SWY_ERR_STORE_CONFLICT');
+      }
+      const r = this.rev + 1;
+      const item = makeItem(this.prefix, key, standaloneValue(kind, id, value), old ? old.createdIndex : r, r);
+      if (!item) throw new SwitchyardError('SWY_ERR_CONFIG_INVALID', `invalid ${kind} id "${id}"`);
+      await this.commit([{ key, item }]);
+      if (opts.ttl !== undefined && opts.ttl > 0) this.armTtl(item, opts.ttl);
+      return { created: !old, item };
+    });
+  }
+
+  async delete(kind: Kind, id: string): Promise<StoredItem | undefined> {
+    this.assertWritable();
+    const key = itemKey(this.prefix, kind, id);
+    return await this.enqueue(async () => {
+      const old = this.view.getByKey(key);
+      if (!old) return undefined;
+      await this.commit([{ key, item: null }]);
+      return old;
+    });
+  }
+
+  async deletePrefix(kind: Kind, idPrefix: string): Promise<number> {
+    this.assertWritable();
+    const start = itemKey(this.prefix, kind, idPrefix) + '/';
+    return await this.enqueue(async () => {
+      const gone = this.view.all().filter((it) => it.key.startsWith(start));
+      if (gone.length === 0) return 0;
+      await this.commit(gone.map((it) => ({ key: it.key, item: null })));
+      return gone.length;
+    });
+  }
+
+  async nextId(): Promise<string> {
+    this.assertWritable();
+    return await this.enqueue(async () => {
+      this.genId = maxBig(this.genId, maxNumericId(this.view.all())) + 1n;
+      return padId(this.genId);
+    });
+  }
+
+  private clearTtl(key: string): void {
+    const t = this.ttlTimers.get(key);
+    if (t) {
+      clearTimeout(t);
+      this.ttlTimers.delete(key);
+    }
+  }
+
+  /** Deletes `item` after ttl seconds unless it has been replaced or deleted meanwhile. */
+  private armTtl(item: StoredItem, ttlSec: number): void {
+    this.clearTtl(item.key);
+    const timer = setTimeout(() => {
+      this.ttlTimers.delete(item.key);
+      this.enqueue(async () => {
+        if (this.closed || this.view.getByKey(item.key) !== item) return;
+        await this.commit([{ key: item.key, item: null }]);
+        this.log.info({ key: item.key }, 'standalone: ttl expired');
+      }).catch((err: unknown) => this.log.error({ key: item.key, err: (err as Error).message }, 'standalone: ttl expiry failed'));
+    }, Math.min(ttlSec * 1000, 2 ** 31 - 1));
+    timer.unref();
+    this.ttlTimers.set(item.key, timer);
+  }
+}
+
+function maxBig(...xs: bigint[]): bigint {
+  let m = 0n;
+  for (const x of xs) if (x > m) m = x;
+  return m;
+}
+
+function maxNumericId(items: readonly { id: string }[]): bigint {
+  let m = 0n;
+  for (const it of items) {
+    if (NUMERIC_ID.test(it.id)) {
+      const v = BigInt(it.id);
+      if (v > m) m = v;
+    }
+  }
+  return m;
+}

@@ -1,0 +1,44 @@
+// Registers every builtin plugin (src/plugin/builtin/<name>.ts). One line per plugin; the composition root
+// calls setupBuiltinPlugins once, then registry.setEnabled(...) from config.yaml.
+import type { PluginDef } from '../plugin.ts';
+import { DEFAULT_HTTP_PLUGINS, DEFAULT_STREAM_PLUGINS, type PluginRegistry } from '../registry.ts';
+import { corsPlugin } from './cors.ts';
+import { ipRestrictionPlugin } from './ip-restriction.ts';
+import { limitConnPlugin } from './limit-conn.ts';
+import { mqttProxyPlugin } from './mqtt-proxy.ts';
+import { proxyRewritePlugin } from './proxy-rewrite.ts';
+import { realIpPlugin } from './real-ip.ts';
+import { redirectPlugin } from './redirect.ts';
+import { requestIdPlugin } from './request-id.ts';
+import { responseRewritePlugin } from './response-rewrite.ts';
+
+export const BUILTIN_PLUGINS: readonly PluginDef[] = [
+  corsPlugin,
+  ipRestrictionPlugin,
+  limitConnPlugin,
+  mqttProxyPlugin,
+  proxyRewritePlugin,
+  realIpPlugin,
+  redirectPlugin,
+  requestIdPlugin,
+  responseRewritePlugin,
+];
+
+export function setupBuiltinPlugins(registry: PluginRegistry): void {
+  for (const def of BUILTIN_PLUGINS) registry.register(def);
+}
+
+/**
+ * Applies config.yaml `plugins` / `stream_plugins` (APISIX's default lists when absent). Names this build does
+ * not ship are skipped, so an APISIX config.yaml listing plugins Switchyard lacks still starts; they are
+ * returned for the caller to log.
+ */
+export function enablePlugins(registry: PluginRegistry, http?: readonly string[], stream?: readonly string[]): string[] {
+  const h = http ?? DEFAULT_HTTP_PLUGINS;
+  const s = stream ?? DEFAULT_STREAM_PLUGINS;
+  registry.setEnabled(h, s, true);
+  const missing: string[] = [];
+  if (http !== undefined) for (const n of http) if (registry.get(n, 'http') === undefined) missing.push(n);
+  if (stream !== undefined) for (const n of stream) if (registry.get(n, 'stream') === undefined) missing.push(`stream:${n}`);
+  return missing;
+}

@@ -1,0 +1,67 @@
+// Consumer directory of one snapshot: consumers, their credentials and groups, indexed on demand by
+// (auth plugin, credential field) so a request does one Map lookup.
+import type { Snapshot } from '../config/snapshot.ts';
+import type { JsonObject } from '../config/resources.ts';
+import type { ConsumerRef } from '../plugin/context.ts';
+import type { ConsumerDirectory, ConsumerMatch } from '../plugin/plugin.ts';
+
+export class SnapshotConsumers implements ConsumerDirectory {
+  private readonly refs = new Map<string, ConsumerRef>();
+  /** [consumer ref, plugins conf] for consumers and credentials. */
+  private readonly holders: { ref: ConsumerRef; plugins: JsonObject }[] = [];
+  private readonly indexes = new Map<string, Map<string, ConsumerMatch>>();
+  private readonly lists = new Map<string, ConsumerMatch[]>();
+
+  constructor(snapshot: Snapshot) {
+    for (const { value } of snapshot.list('consumers')) {
+      const username = value.username as string;
+      const ref: ConsumerRef = {
+        username,
+        group_id: typeof value.group_id === 'string' || typeof value.group_id === 'number' ? String(value.group_id) : undefined,
+        plugins: (value.plugins as JsonObject | undefined) ?? {},
+      };
+      this.refs.set(username, ref);
+      if (value.plugins) this.holders.push({ ref, plugins: value.plugins as JsonObject });
+    }
+    for (const { item, value } of snapshot.list('credentials')) {
+      const slash = item.id.indexOf('/');
+      const username = item.id.slice(0, slash);
+      const owner = this.refs.get(username);
+      if (owner === undefined || !value.plugins) continue;
+      const credentialId = item.id.slice(item.id.lastIndexOf('/') + 1);
+      this.holders.push({ ref: { ...owner, credentialId }, plugins: value.plugins as JsonObject });
+    }
+  }
+
+  get(username: string): ConsumerRef | undefined {
+    return this.refs.get(username);
+  }
+
+  find(pluginName: string, field: string, value: string): ConsumerMatch | undefined {
+    const k = `${pluginName}\0${field}`;
+    let idx = this.indexes.get(k);
+    if (idx === undefined) {
+      idx = new Map();
+      for (const h of this.holders) {
+        const conf = h.plugins[pluginName] as JsonObject | undefined;
+        const v = conf?.[field];
+        if (conf !== undefined && typeof v === 'string' && !idx.has(v)) idx.set(v, { consumer: h.ref, conf });
+      }
+      this.indexes.set(k, idx);
+    }
+    return idx.get(value);
+  }
+
+  withPlugin(pluginName: string): readonly ConsumerMatch[] {
+    let list = this.lists.get(pluginName);
+    if (list === undefined) {
+      list = [];
+      for (const h of this.holders) {
+        const conf = h.plugins[pluginName] as JsonObject | undefined;
+        if (conf !== undefined) list.push({ consumer: h.ref, conf });
+      }
+      this.lists.set(pluginName, list);
+    }
+    return list;
+  }
+}

@@ -1,0 +1,138 @@
+// Connection pools to upstream endpoints, one undici Pool per (scheme, TLS settings, http2, keepalive,
+// connect timeout, endpoint). Pools survive config reloads while that key is still in use; retired pools
+// are closed gracefully in the background (requests already queued or running finish first).
+import { Pool, type Dispatcher } from 'undici';
+import type { Endpoint } from './balancer.ts';
+import type { UpstreamRuntime } from './upstream.ts';
+
+/** What dispatch() needs: the pool plus the runtime/endpoint it reports begin/end to. */
+export interface PoolHandle {
+  readonly key: string;
+  readonly dispatcher: Dispatcher;
+  readonly upstream: UpstreamRuntime;
+  readonly endpoint: Endpoint;
+}
+
+export interface PoolsOptions {
+  /** Cap on concurrent connections per endpoint (default: unbounded; idle ones close after idle_timeout). */
+  readonly maxConnections?: number | null;
+  /** Largest response header block, bytes (default 16 KiB like undici). */
+  readonly maxHeaderSize?: number;
+}
+
+export class Pools {
+  private readonly opts: PoolsOptions;
+  private readonly pools = new Map<string, Pool>();
+  private readonly handles = new WeakMap<UpstreamRuntime, Map<string, PoolHandle>>();
+  private readonly retiring = new Set<Promise<void>>();
+  private closed = false;
+
+  constructor(opts: PoolsOptions = {}) {
+    this.opts = opts;
+  }
+
+  /**
+   * The pool for `endpoint` of `upstream`. A `connectTimeoutMs` different from the upstream's own (a route
+   * timeout override) selects a separate pool, because the connect timeout is a property of the connector.
+   */
+  get(upstream: UpstreamRuntime, endpoint: Endpoint, connectTimeoutMs?: number): PoolHandle {
+    // hot path
+    const override = connectTimeoutMs !== undefined && connectTimeoutMs !== upstream.connectTimeoutMs;
+    const memoKey = override ? `${connectTimeoutMs}|${endpoint.key}` : endpoint.key;
+    let memo = this.handles.get(upstream);
+    if (memo === undefined) {
+      memo = new Map();
+      this.handles.set(upstream, memo);
+    }
+    const h = memo.get(memoKey);
+    if (h !== undefined && h.endpoint === endpoint && this.pools.get(h.key) === h.dispatcher) return h;
+    const timeout = override ? connectTimeoutMs : upstream.connectTimeoutMs;
+    const key = poolKey(upstream, endpoint, timeout);
+    const created: PoolHandle = { key, dispatcher: this.pool(key, upstream, endpoint, timeout), upstream, endpoint };
+    memo.set(memoKey, created);
+    return created;
+  }
+
+  /** Identity of the pools of `endpoint` of `upstream`, whatever their connect timeout (see `retain`). */
+  liveKey(upstream: UpstreamRuntime, endpoint: Endpoint): string {
+    return `${upstream.poolPrefix}#${endpoint.key}`;
+  }
+
+  /** Closes, in the background, every pool whose `liveKey` is not in `live`. */
+  retain(live: ReadonlySet<string>): void {
+    for (const [key, pool] of this.pools) {
+      if (live.has(key.slice(0, key.lastIndexOf('#')))) continue;
+      this.pools.delete(key);
+      this.retire(pool);
+    }
+  }
+
+  size(): number {
+    return this.pools.size;
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    for (const pool of this.pools.values()) this.retire(pool);
+    this.pools.clear();
+    await Promise.allSettled([...this.retiring]);
+  }
+
+  private retire(pool: Pool): void {
+    const p = pool.close().catch(() => pool.destroy().catch(() => undefined));
+    this.retiring.add(p);
+    void p.finally(() => this.retiring.delete(p));
+  }
+
+  private pool(key: string, upstream: UpstreamRuntime, endpoint: Endpoint, connectTimeoutMs: number): Pool {
+    const existing = this.pools.get(key);
+    if (existing !== undefined) return existing;
+    if (this.closed) throw new Error('pools closed');
+    const pool = new Pool(origin(upstream, endpoint), poolOptions(upstream, connectTimeoutMs, this.opts));
+    this.pools.set(key, pool);
+    return pool;
+  }
+}
+
+function isTlsScheme(scheme: string): boolean {
+  return scheme === 'https' || scheme === 'grpcs';
+}
+
+function origin(upstream: UpstreamRuntime, endpoint: Endpoint): string {
+  const host = endpoint.host.includes(':') ? `[${endpoint.host}]` : endpoint.host;
+  return `${isTlsScheme(upstream.scheme) ? 'https' : 'http'}://${host}:${endpoint.port}`;
+}
+
+function poolKey(upstream: UpstreamRuntime, endpoint: Endpoint, connectTimeoutMs: number): string {
+  return `${upstream.poolPrefix}#${endpoint.key}#${connectTimeoutMs}`;
+}
+
+function poolOptions(upstream: UpstreamRuntime, connectTimeoutMs: number, opts: PoolsOptions): Pool.Options {
+  const ka = upstream.keepalivePool;
+  const keepalive = ka.size > 0 && ka.idleTimeout > 0;
+  const tls = isTlsScheme(upstream.scheme);
+  const o: Pool.Options = {
+    connections: opts.maxConnections ?? null,
+    connectTimeout: connectTimeoutMs,
+    keepAliveTimeout: keepalive ? ka.idleTimeout * 1000 : 1,
+    keepAliveMaxTimeout: keepalive ? ka.idleTimeout * 1000 : 1,
+    maxRequestsPerClient: ka.requests > 0 ? ka.requests : 0,
+    pipelining: keepalive ? 1 : 0,
+    maxHeaderSize: opts.maxHeaderSize ?? 16 * 1024,
+    allowH2: upstream.http2,
+    // Timeouts are set per request from the route/upstream timeouts.
+    headersTimeout: 0,
+    bodyTimeout: 0,
+  };
+  // Pool reads the top-level useH2c when it builds the connector (h2Options.useH2c only reaches Clients).
+  if (upstream.http2 && !tls) Object.assign(o, { useH2c: true });
+  if (tls) {
+    const t = upstream.tls;
+    o.connect = {
+      rejectUnauthorized: t.verify,
+      ...(t.clientCert !== undefined && t.clientKey !== undefined ? { cert: t.clientCert, key: t.clientKey } : {}),
+      ...(upstream.http2 ? { preferH2: true } : {}),
+    } as Pool.Options['connect'];
+  }
+  return o;
+}

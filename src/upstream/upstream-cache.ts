@@ -1,0 +1,108 @@
+// The set of upstream runtimes of one config snapshot. Building a new cache from the previous one reuses
+// every runtime whose conf JSON is unchanged (keeping balancer state and DNS watches), closes the others, and
+// retires connection pools no live endpoint uses any more.
+import type { JsonObject } from '../config/resources.ts';
+import type { BalancerRegistry, HealthView } from './balancer.ts';
+import type { DnsCache } from './dns.ts';
+import type { Pools } from './pools.ts';
+import { UpstreamRuntime } from './upstream.ts';
+
+export interface UpstreamCacheDeps {
+  readonly registry: BalancerRegistry;
+  readonly pools?: Pools | null;
+  readonly dns?: DnsCache | null;
+  /** The health view of an upstream (default: all healthy). */
+  readonly health?: (key: string, conf: JsonObject) => HealthView;
+  readonly clientCert?: (id: string) => { cert: string; key: string } | undefined;
+}
+
+/** Shared by successive caches so DNS-driven endpoint changes sweep pools against the newest cache. */
+class Sweeper {
+  current: UpstreamCache | null = null;
+  readonly pools: Pools | null;
+  constructor(pools: Pools | null) {
+    this.pools = pools;
+  }
+  sweep(): void {
+    const cache = this.current;
+    if (!this.pools || !cache) return;
+    const live = new Set<string>();
+    for (const u of cache.values()) for (const e of u.endpoints) live.add(this.pools.liveKey(u, e));
+    this.pools.retain(live);
+  }
+}
+
+export class UpstreamCache {
+  private readonly runtimes: ReadonlyMap<string, UpstreamRuntime>;
+  /** Upstreams that could not be built, by key, with the reason. */
+  readonly errors: ReadonlyMap<string, string>;
+  private readonly sweeper: Sweeper;
+
+  private constructor(runtimes: Map<string, UpstreamRuntime>, errors: Map<string, string>, sweeper: Sweeper) {
+    this.runtimes = runtimes;
+    this.errors = errors;
+    this.sweeper = sweeper;
+  }
+
+  /**
+   * Builds the cache for `confs` (key -> upstream conf with defaults), reusing unchanged runtimes of `prev`.
+   * Waits for the first DNS answers of new hostname nodes. The previous cache must not be used afterwards
+   * except by requests already in flight.
+   */
+  static async build(
+    prev: UpstreamCache | null,
+    confs: Iterable<readonly [string, JsonObject]>,
+    deps: UpstreamCacheDeps,
+  ): Promise<UpstreamCache> {
+    const sweeper = prev?.sweeper ?? new Sweeper(deps.pools ?? null);
+    const runtimes = new Map<string, UpstreamRuntime>();
+    const errors = new Map<string, string>();
+    const fresh: UpstreamRuntime[] = [];
+    for (const [key, conf] of confs) {
+      const old = prev?.runtimes.get(key);
+      if (old && old.confJson === JSON.stringify(conf)) {
+        runtimes.set(key, old);
+        continue;
+      }
+      try {
+        const u = new UpstreamRuntime({
+          key,
+          conf,
+          registry: deps.registry,
+          health: deps.health?.(key, conf),
+          dns: deps.dns ?? null,
+          clientCert: deps.clientCert,
+          onEndpointsChanged: () => sweeper.sweep(),
+        });
+        runtimes.set(key, u);
+        fresh.push(u);
+      } catch (err) {
+        errors.set(key, err instanceof Error ? err.message : String(err));
+      }
+    }
+    await Promise.all(fresh.map((u) => u.ready()));
+    if (prev) for (const [key, u] of prev.runtimes) if (runtimes.get(key) !== u) u.close();
+    const cache = new UpstreamCache(runtimes, errors, sweeper);
+    sweeper.current = cache;
+    sweeper.sweep();
+    return cache;
+  }
+
+  get(key: string): UpstreamRuntime | undefined {
+    return this.runtimes.get(key);
+  }
+
+  values(): IterableIterator<UpstreamRuntime> {
+    return this.runtimes.values();
+  }
+
+  get size(): number {
+    return this.runtimes.size;
+  }
+
+  /** Stops every runtime's DNS refreshes (shutdown). Pools are closed by their owner. */
+  close(): void {
+    for (const u of this.runtimes.values()) u.close();
+    if (this.sweeper.current === this) this.sweeper.current = null;
+  }
+}

@@ -148,7 +148,7 @@ export async function startGateway(opts: StartOptions): Promise<Gateway> {
       if (accessLog) closers.push(async () => accessLog.flush());
     }
     if (getStream !== null) {
-      const sp = parseStreamProxyConf(conf.apisix.stream_proxy);
+      const sp = parseStreamProxyConf(conf.apisix.stream_proxy, { proxyProtocol: conf.apisix.proxy_protocol as never });
       stream = createStreamListeners({ ...sp, getRuntime: getStream as never, logger: logger.child({ component: 'stream' }) });
       await stream.listen();
     }

@@ -1,5 +1,6 @@
 // Micro benchmark of the vars expression evaluator: ns per evalExpr for a few typical rules (route vars,
-// traffic-split style nesting, regex, ipmatch, in), as the median CPU time of several batches. `npx node bench/micro/expr.ts [--smoke]`.
+// traffic-split style nesting, regex, ipmatch, in), as the median CPU time of several batches.
+// Run: `npx node bench/micro/expr.ts [--smoke]`.
 import { fileURLToPath } from 'node:url';
 import { compileExpr, evalExpr } from '../../src/router/expr.ts';
 import type { CompiledExpr } from '../../src/router/expr.ts';
@@ -22,7 +23,11 @@ const RULES: Record<string, unknown> = {
     ['arg_weight', '>', 10],
     ['arg_weight', '!', '>', 15],
   ],
-  nested_or: ['OR', ['AND', ['http_x_api_version', '==', 'v1'], ['arg_name', '==', 'xml']], ['!AND', ['arg_weight', '<', 5], ['arg_name', '~=', 'json']]],
+  nested_or: [
+    'OR',
+    ['AND', ['http_x_api_version', '==', 'v1'], ['arg_name', '==', 'xml']],
+    ['!AND', ['arg_weight', '<', 5], ['arg_name', '~=', 'json']],
+  ],
   regex_caseless: [['http_user_agent', '~*', 'chrome/1[0-9]{2}']],
   ipmatch_cidrs: [['remote_addr', 'ipmatch', ['10.0.0.0/8', '172.16.0.0/12', '192.168.0.0/16', '::1']]],
   in_has: [['request_method', 'in', ['GET', 'POST', 'PUT']], ['graphql_root_fields', 'has', 'owner']],

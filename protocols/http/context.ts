@@ -127,6 +127,8 @@ export class RequestContext implements HttpContext {
   readonly pluginData = new Map<string, unknown>();
   customVars: Map<string, VarValue> | null = null;
   params: Record<string, string> | null = null;
+  /** The router input; during matching the router puts the candidate route's captures in its params. */
+  matchInput: { params: Record<string, string> | null } | null = null;
   routeId = '';
   routeName: string | undefined = undefined;
   serviceId: string | undefined = undefined;

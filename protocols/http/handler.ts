@@ -13,6 +13,7 @@ import type { MatchInput } from '../../src/router/router.ts';
 import type { HttpRoute, HttpRuntime } from '../../src/runtime/types.ts';
 import { dispatch, type DispatchRequest, type DispatchResult } from '../../src/upstream/dispatch.ts';
 import type { UpstreamRuntime } from '../../src/upstream/upstream.ts';
+import type { Endpoint } from '../../src/upstream/balancer.ts';
 import type { AccessLog } from './access-log.ts';
 import { RequestContext } from './context.ts';
 import { downstreamHeaders, hostWithPort, TrustedProxies, upstreamHeaders } from './forward.ts';
@@ -30,6 +31,13 @@ export interface HandlerOptions {
   serverTokens: boolean;
   logger: Logger;
   accessLog: AccessLog | null;
+  /** Passive health: outcomes of upstream attempts. */
+  outcomes?: UpstreamOutcomes;
+}
+
+export interface UpstreamOutcomes {
+  failure(upstream: UpstreamRuntime, endpoint: Endpoint, kind: string): void;
+  status(upstream: UpstreamRuntime, endpoint: Endpoint, status: number): void;
 }
 
 const NOT_FOUND = Buffer.from(JSON.stringify({ error_msg: ERRORS.SWY_ERR_ROUTE_NOT_FOUND.message }));
@@ -98,7 +106,7 @@ export class HttpHandler {
   }
 
   matchInput(ctx: RequestContext): MatchInput {
-    return {
+    const input: MatchInput = {
       method: ctx.request.method,
       host: ctx.request.host,
       path: ctx.request.path,
@@ -106,6 +114,8 @@ export class HttpHandler {
       vars: ctx.vars,
       params: null,
     };
+    ctx.matchInput = input;
+    return input;
   }
 
   /** Entry point for every non-upgrade request. Never throws. */
@@ -183,7 +193,7 @@ export class HttpHandler {
     const timeout = route.timeout ?? upstream.timeout ?? DEFAULT_TIMEOUT;
     const rq = ctx.request;
     const retries = upstream.retries;
-    const retryDeadline = upstream.retryTimeout > 0 ? Date.now() + upstream.retryTimeout * 1000 : 0;
+    const retryDeadline = upstream.retryTimeoutMs > 0 ? Date.now() + upstream.retryTimeoutMs : 0;
     const tried = new Set<string>();
     const pickCtx = { vars: ctx.vars, tried };
     let lastFailure: DispatchResult | null = null;
@@ -232,18 +242,18 @@ export class HttpHandler {
         body,
       };
       const started = performance.now();
-      upstream.begin(ep);
-      const result = await dispatch(upstream, ep, dreq, {
+      // dispatch() reports begin/end to the balancer itself.
+      const result = await dispatch(upstream.pool(ep, timeout.connect * 1000), dreq, {
         connectTimeoutMs: timeout.connect * 1000,
         sendTimeoutMs: timeout.send * 1000,
         readTimeoutMs: timeout.read * 1000,
       });
       if (result.ok) {
         ctx.upstreamLatencyMs = performance.now() - started;
-        return this.respond(ctx, rt, chain, upstream, ep, result, res);
+        this.opts.outcomes?.status(upstream, ep, result.status);
+        return this.respond(ctx, rt, chain, result, res);
       }
-      upstream.end(ep, { latencyMs: performance.now() - started, failed: true });
-      upstream.reportFailure(ep, result.kind);
+      this.opts.outcomes?.failure(upstream, ep, result.kind);
       lastFailure = result;
       this.opts.logger.warn({ route: ctx.routeId, upstream: ep.key, kind: result.kind, msg: result.message }, 'upstream attempt failed');
       if (!result.retryable || attempt >= retries || (retryDeadline > 0 && Date.now() > retryDeadline)) break;
@@ -256,7 +266,7 @@ export class HttpHandler {
   private upstreamHost(ctx: RequestContext, upstream: UpstreamRuntime, domain: string, port: number): string {
     switch (upstream.passHost) {
       case 'node':
-        return hostWithPort(domain, port, upstream.defaultPort);
+        return hostWithPort(domain, port, upstream.defaultPort ?? 80);
       case 'rewrite':
         return upstream.upstreamHost ?? ctx.request.host;
       default: {
@@ -270,8 +280,6 @@ export class HttpHandler {
     ctx: RequestContext,
     rt: HttpRuntime,
     chain: PluginChain,
-    upstream: UpstreamRuntime,
-    ep: { key: string },
     result: Extract<DispatchResult, { ok: true }>,
     res: AnyResponse,
   ): void {
@@ -282,12 +290,10 @@ export class HttpHandler {
     if (result.status >= 500 || this.opts.showUpstreamStatus) resp.headers['x-apisix-upstream-status'] = String(result.status);
     runHeaderFilter(rt.global, chain, ctx);
     const replacement = resp.replacement;
-    const started = ctx.upstreamLatencyMs ?? 0;
     if (replacement !== null) {
       result.body.resume();
       delete resp.headers['content-encoding'];
       sendLocal(res, resp.status, replacement, resp.headers);
-      upstream.end(ep as never, { latencyMs: started, failed: false });
       this.log(ctx, rt, chain, replacement.length);
       return;
     }
@@ -301,13 +307,11 @@ export class HttpHandler {
       const trailers = result.trailers();
       if (trailers !== null && Object.keys(trailers).length > 0) (res as ServerResponse).addTrailers(trailers);
       res.end();
-      upstream.end(ep as never, { latencyMs: started, failed: false });
-      this.log(ctx, rt, chain, (res.socket?.bytesWritten ?? 0));
+      this.log(ctx, rt, chain, 0);
     });
     src.once('error', (err: Error) => {
       this.opts.logger.warn({ err: err.message, route: ctx.routeId }, 'upstream body aborted');
       res.destroy();
-      upstream.end(ep as never, { latencyMs: started, failed: true });
       this.log(ctx, rt, chain, 0);
     });
     res.once('close', () => {

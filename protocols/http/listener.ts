@@ -85,8 +85,12 @@ export function createHttpListener(opts: HttpListenerOptions): Listener {
       socket.unshift(chunk);
       const n = Math.min(chunk.length, PREFACE.length);
       const isH2 = chunk.subarray(0, n).equals(PREFACE.subarray(0, n)) && n >= 3;
-      (isH2 ? h2s : h1).emit('connection', socket);
-      socket.resume();
+      // The h2 session reads the unshifted preface itself; resuming the JS stream would steal it.
+      if (isH2) h2s.emit('connection', socket);
+      else {
+        h1.emit('connection', socket);
+        socket.resume();
+      }
     });
   });
   server.on('error', (err) => opts.logger.error({ err }, 'http listener error'));

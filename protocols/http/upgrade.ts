@@ -74,13 +74,12 @@ export class UpgradeHandler {
       tried.add(ep.key);
       ctx.upstreamAddr = ep.key;
       const up = await this.connect(ep, upstream.scheme === 'https', timeout.connect * 1000, upstream.upstreamHost ?? ep.domain);
-      if (up === null) {
-        upstream.reportFailure(ep, 'connect');
-        continue;
-      }
+      if (up === null) continue;
+      upstream.begin(ep);
+      const began = performance.now();
       const host =
         upstream.passHost === 'node'
-          ? hostWithPort(ep.domain, ep.port, upstream.defaultPort)
+          ? hostWithPort(ep.domain, ep.port, upstream.defaultPort ?? 80)
           : upstream.passHost === 'rewrite'
             ? (upstream.upstreamHost ?? ctx.request.host)
             : (req.headers.host ?? ctx.request.host);
@@ -113,6 +112,7 @@ export class UpgradeHandler {
       up.once('close', () => socket.destroy());
       socket.once('close', () => {
         up.destroy();
+        upstream.end(ep, { latencyMs: performance.now() - began, failed: false });
         ctx.response.status = 101;
         runLog(rt.global, chain, ctx);
         this.handler.opts.accessLog?.write(ctx, socket.bytesWritten);

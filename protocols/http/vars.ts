@@ -61,7 +61,7 @@ export function resolveVar(ctx: RequestContext, name: string): VarValue {
   }
   if (name.startsWith('cookie_')) return ctx.cookies().get(name.slice(7));
   if (name.startsWith('uri_param_')) {
-    const p = ctx.params;
+    const p = ctx.params ?? ctx.matchInput?.params ?? null;
     return p === null ? undefined : p[name.slice(10)];
   }
   if (name.startsWith('post_arg_')) return first(ctx.postArgs()?.getAll(name.slice(9)));

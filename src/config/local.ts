@@ -16,7 +16,10 @@ export interface AdminKey {
 }
 
 export type ListenEntry = number | { ip?: string; port: number; enable_http2?: boolean };
-export type StreamEntry = number | string | { addr: number | string; tls?: boolean; proxy_protocol?: boolean };
+export type StreamEntry =
+  | number
+  | string
+  | { addr: number | string; tls?: boolean; proxy_protocol?: boolean; proxy_protocol_to_upstream?: boolean | 'v1' | 'v2' };
 
 /** config.yaml after defaults. Only the parts Switchyard reads are typed; the rest stays as parsed. */
 export interface LocalConfig {

@@ -10,7 +10,8 @@ import type { PluginDef, PluginEnv } from '../plugin/plugin.ts';
 import type { PluginRegistry } from '../plugin/registry.ts';
 import { buildRouter, type RouteSpec } from '../router/router.ts';
 import type { BalancerRegistry, HealthView } from '../upstream/balancer.ts';
-import { UpstreamCache, type UpstreamRuntime } from '../upstream/upstream.ts';
+import { Pools } from '../upstream/pools.ts';
+import { UpstreamCache, UpstreamRuntime } from '../upstream/upstream.ts';
 import { SnapshotConsumers } from './consumers.ts';
 import type { RuntimeBuilder } from './manager.ts';
 import type { HttpRoute, HttpRuntime, TimeoutConf } from './types.ts';
@@ -63,8 +64,22 @@ class Runtime implements HttpRuntime {
   }
 
   resolveUpstream(ref: string | JsonObject): UpstreamRuntime | null {
-    if (typeof ref === 'string') return this.upstreams.byId(ref);
-    return this.upstreams.inline(ref);
+    if (typeof ref === 'string') return this.upstreams.get(`upstreams/${ref}`) ?? null;
+    return this.inlineUpstream(ref);
+  }
+
+  /** Inline upstreams chosen at request time (traffic-split): built once per distinct conf, bounded. */
+  private readonly inline = new Map<string, UpstreamRuntime | null>();
+  inlineFactory: ((key: string, conf: JsonObject) => UpstreamRuntime | null) | null = null;
+
+  private inlineUpstream(conf: JsonObject): UpstreamRuntime | null {
+    const key = JSON.stringify(conf);
+    let u = this.inline.get(key);
+    if (u === undefined) {
+      u = this.inlineFactory?.(`inline/${this.inline.size}`, conf) ?? null;
+      if (this.inline.size < 1000) this.inline.set(key, u);
+    }
+    return u;
   }
 
   consumerChain(route: HttpRoute, consumer: ConsumerRef): PluginChain {
@@ -89,6 +104,7 @@ class Runtime implements HttpRuntime {
   pluginsRegistry: PluginRegistry | null = null;
 
   destroy(): void {
+    for (const u of this.inline.values()) u?.close();
     for (const c of this.chains) c.destroy();
     for (const c of this.consumerChains.values()) if (!this.chains.includes(c)) c.destroy();
   }
@@ -108,11 +124,24 @@ function withoutAuth(plugins: JsonObject | undefined, registry: PluginRegistry |
 export class HttpRuntimeBuilder implements RuntimeBuilder<HttpRuntime> {
   readonly name = 'http';
   private readonly deps: HttpRuntimeDeps;
-  private readonly upstreams: UpstreamCache;
+  private upstreams: UpstreamCache | null = null;
+  readonly pools = new Pools();
 
   constructor(deps: HttpRuntimeDeps) {
     this.deps = deps;
-    this.upstreams = new UpstreamCache({ balancers: deps.balancers, health: deps.health, logger: deps.logger });
+  }
+
+  /** Every upstream of the snapshot: upstreams/<id>, and inline ones keyed by their owner. */
+  private upstreamConfs(snapshot: Snapshot): [string, JsonObject][] {
+    const out: [string, JsonObject][] = [];
+    for (const u of snapshot.list('upstreams')) out.push([`upstreams/${u.item.id}`, u.value]);
+    for (const kind of ['services', 'routes'] as const) {
+      for (const r of snapshot.list(kind)) {
+        const inline = asObj(r.value.upstream);
+        if (inline !== undefined) out.push([`${kind}/${r.item.id}`, inline]);
+      }
+    }
+    return out;
   }
 
   build(snapshot: Snapshot, _previous: HttpRuntime | null): HttpRuntime {
@@ -136,7 +165,21 @@ export class HttpRuntimeBuilder implements RuntimeBuilder<HttpRuntime> {
       return c;
     };
 
-    this.upstreams.update(snapshot);
+    const clientCert = (id: string) => {
+      const ssl = snapshot.get('ssls', id)?.value;
+      if (ssl === undefined || ssl.type !== 'client') return undefined;
+      return typeof ssl.cert === 'string' && typeof ssl.key === 'string' ? { cert: ssl.cert, key: ssl.key } : undefined;
+    };
+    const health = this.deps.health;
+    const upstreamDeps = {
+      registry: this.deps.balancers,
+      pools: this.pools,
+      health: health === undefined ? undefined : () => health,
+      clientCert,
+    };
+    const upstreams = UpstreamCache.buildSync(this.upstreams, this.upstreamConfs(snapshot), upstreamDeps);
+    this.upstreams = upstreams;
+    for (const [key, err] of upstreams.errors) log.warn({ upstream: key, error: err }, 'upstream skipped');
 
     const globalRules = snapshot.list('global_rules').map((g) => ({ id: g.item.id, plugins: asObj(g.value.plugins) ?? {} }));
     const global =
@@ -168,13 +211,12 @@ export class HttpRuntimeBuilder implements RuntimeBuilder<HttpRuntime> {
       let upstream: UpstreamRuntime | null = null;
       const inline = asObj(route.upstream);
       const upId = idOf(route.upstream_id);
-      if (inline !== undefined) upstream = this.upstreams.forRoute(`route/${item.id}`, inline);
-      else if (upId !== undefined) upstream = this.upstreams.byId(upId);
+      if (inline !== undefined) upstream = upstreams.get(`routes/${item.id}`) ?? null;
+      else if (upId !== undefined) upstream = upstreams.get(`upstreams/${upId}`) ?? null;
       else if (svc !== undefined) {
-        const sInline = asObj(svc.upstream);
         const sId = idOf(svc.upstream_id);
-        if (sInline !== undefined) upstream = this.upstreams.forRoute(`service/${serviceId}`, sInline);
-        else if (sId !== undefined) upstream = this.upstreams.byId(sId);
+        if (asObj(svc.upstream) !== undefined) upstream = upstreams.get(`services/${serviceId}`) ?? null;
+        else if (sId !== undefined) upstream = upstreams.get(`upstreams/${sId}`) ?? null;
       }
       if (upId !== undefined && upstream === null && broken === null) broken = { status: 503, message: `missing upstream ${upId}` };
       const uris = (route.uris as string[] | undefined) ?? (route.uri !== undefined ? [route.uri as string] : []);
@@ -204,13 +246,21 @@ export class HttpRuntimeBuilder implements RuntimeBuilder<HttpRuntime> {
         payload,
       });
     }
-    const router = buildRouter(specs, (id, msg) => log.warn({ route: id, error: msg }, 'route skipped'));
+    const router = buildRouter(specs, { onError: (id, msg) => log.warn({ route: id, error: msg }, 'route skipped') });
     const withConsumer = (route: HttpRoute, merged: JsonObject, names: ReadonlySet<string>): PluginChain =>
       route.chain.withConsumer(merged, names, plugins, envFor(`route:${route.id}`), (name, msg) =>
         log.warn({ route: route.id, plugin: name, error: msg }, 'consumer plugin skipped'),
       );
-    const rt = new Runtime(snapshot, router, global, this.upstreams, chains, consumers, withConsumer);
+    const rt = new Runtime(snapshot, router, global, upstreams, chains, consumers, withConsumer);
     rt.pluginsRegistry = plugins;
+    rt.inlineFactory = (key, conf) => {
+      try {
+        return new UpstreamRuntime({ key, conf, ...upstreamDeps, health: health });
+      } catch (err) {
+        log.warn({ upstream: key, error: (err as Error).message }, 'inline upstream skipped');
+        return null;
+      }
+    };
     return rt;
   }
 
@@ -219,6 +269,7 @@ export class HttpRuntimeBuilder implements RuntimeBuilder<HttpRuntime> {
   }
 
   async close(): Promise<void> {
-    await this.upstreams.close();
+    this.upstreams?.close();
+    await this.pools.close();
   }
 }

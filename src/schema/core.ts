@@ -12,7 +12,6 @@ import {
   ipDef,
   labelsDef,
   methodDef,
-  nameDef,
   pluginsDef,
   privateKeyDef,
   secretRefDef,

@@ -54,6 +54,24 @@ export class UpstreamCache {
     confs: Iterable<readonly [string, JsonObject]>,
     deps: UpstreamCacheDeps,
   ): Promise<UpstreamCache> {
+    const { cache, fresh } = UpstreamCache.assemble(prev, confs, deps);
+    await Promise.all(fresh.map((u) => u.ready()));
+    return UpstreamCache.activate(prev, cache);
+  }
+
+  /**
+   * Like build() but synchronous: hostname nodes of new upstreams join their balancer when the first DNS
+   * answer arrives (until then such an upstream may pick 'no_nodes').
+   */
+  static buildSync(prev: UpstreamCache | null, confs: Iterable<readonly [string, JsonObject]>, deps: UpstreamCacheDeps): UpstreamCache {
+    return UpstreamCache.activate(prev, UpstreamCache.assemble(prev, confs, deps).cache);
+  }
+
+  private static assemble(
+    prev: UpstreamCache | null,
+    confs: Iterable<readonly [string, JsonObject]>,
+    deps: UpstreamCacheDeps,
+  ): { cache: UpstreamCache; fresh: UpstreamRuntime[] } {
     const sweeper = prev?.sweeper ?? new Sweeper(deps.pools ?? null);
     const runtimes = new Map<string, UpstreamRuntime>();
     const errors = new Map<string, string>();
@@ -70,6 +88,7 @@ export class UpstreamCache {
           conf,
           registry: deps.registry,
           health: deps.health?.(key, conf),
+          pools: deps.pools ?? null,
           dns: deps.dns ?? null,
           clientCert: deps.clientCert,
           onEndpointsChanged: () => sweeper.sweep(),
@@ -80,11 +99,13 @@ export class UpstreamCache {
         errors.set(key, err instanceof Error ? err.message : String(err));
       }
     }
-    await Promise.all(fresh.map((u) => u.ready()));
-    if (prev) for (const [key, u] of prev.runtimes) if (runtimes.get(key) !== u) u.close();
-    const cache = new UpstreamCache(runtimes, errors, sweeper);
-    sweeper.current = cache;
-    sweeper.sweep();
+    return { cache: new UpstreamCache(runtimes, errors, sweeper), fresh };
+  }
+
+  private static activate(prev: UpstreamCache | null, cache: UpstreamCache): UpstreamCache {
+    if (prev) for (const [key, u] of prev.runtimes) if (cache.runtimes.get(key) !== u) u.close();
+    cache.sweeper.current = cache;
+    cache.sweeper.sweep();
     return cache;
   }
 

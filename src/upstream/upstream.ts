@@ -3,11 +3,12 @@
 // rebuilt and swapped. Shared by the HTTP proxy (with Pools) and the stream proxy (pick only).
 import { createHash } from 'node:crypto';
 import type { JsonObject } from '../config/resources.ts';
-import type { Balancer, BalancerRegistry, Endpoint, HealthView, PickContext, PickResult } from './balancer.ts';
+import type { Balancer, BalancerRegistry, Endpoint, HealthView, Outcome, PickContext, PickResult } from './balancer.ts';
 import { ALL_HEALTHY } from './balancer.ts';
 import { createBalancer } from './balancers.ts';
 import type { DnsCache } from './dns.ts';
 import { buildEndpoints, defaultPort, hostnamesOf, parseNodes, type NodeSpec } from './endpoints.ts';
+import type { PoolHandle, Pools } from './pools.ts';
 
 export type PassHost = 'pass' | 'node' | 'rewrite';
 
@@ -35,6 +36,8 @@ export interface UpstreamTls {
 export interface UpstreamDeps {
   readonly registry: BalancerRegistry;
   readonly health?: HealthView;
+  /** HTTP connection pools (`pool()`); the stream proxy leaves it out. */
+  readonly pools?: Pools | null;
   /** Needed for hostname nodes; without it only IP nodes are used. */
   readonly dns?: DnsCache | null;
   /** Resolves `tls.client_cert_id` (an ssl object of type client) to its PEM pair. */
@@ -64,6 +67,8 @@ export class UpstreamRuntime {
   readonly connectTimeoutMs: number;
   /** 0: no limit on the total time spent retrying. */
   readonly retryTimeoutMs: number;
+  /** `retry_timeout` in seconds (0: no limit). */
+  readonly retryTimeout: number;
   readonly passHost: PassHost;
   readonly upstreamHost: string | null;
   readonly tls: UpstreamTls;
@@ -101,7 +106,8 @@ export class UpstreamRuntime {
       read: num(t?.read) ?? DEFAULT_TIMEOUT,
     };
     this.connectTimeoutMs = Math.round(this.timeout.connect * 1000);
-    this.retryTimeoutMs = Math.round((num(c.retry_timeout) ?? 0) * 1000);
+    this.retryTimeout = num(c.retry_timeout) ?? 0;
+    this.retryTimeoutMs = Math.round(this.retryTimeout * 1000);
     this.explicitRetries = num(c.retries) ?? null;
     const pass = str(c.pass_host) ?? 'pass';
     if (!PASS_HOST.has(pass)) throw new Error(`invalid pass_host ${JSON.stringify(pass)}`);
@@ -140,6 +146,36 @@ export class UpstreamRuntime {
   /** `retries` when configured, otherwise endpoints - 1 (APISIX). */
   get retries(): number {
     return this.explicitRetries ?? Math.max(0, this.endpointList.length - 1);
+  }
+
+  /** Scheme grpc or grpcs. */
+  get isGrpc(): boolean {
+    return this.scheme === 'grpc' || this.scheme === 'grpcs';
+  }
+
+  /** The scheme's default port (null for L4 schemes), for `host:port` Host headers. */
+  get defaultPort(): number | null {
+    return defaultPort(this.scheme);
+  }
+
+  /** The connection pool of `endpoint` for dispatch(); needs `pools` in the deps. */
+  pool(endpoint: Endpoint, connectTimeoutMs?: number): PoolHandle {
+    // hot path
+    const pools = this.deps.pools;
+    if (!pools) throw new Error(`upstream ${this.key} has no connection pools`);
+    return pools.get(this, endpoint, connectTimeoutMs);
+  }
+
+  /**
+   * Balancer bookkeeping for paths that do not go through dispatch() (stream proxy, websocket upgrades):
+   * dispatch() already reports begin/end itself, so never call these around it.
+   */
+  begin(endpoint: Endpoint): void {
+    this.current.begin?.(endpoint);
+  }
+
+  end(endpoint: Endpoint, outcome: Outcome): void {
+    this.current.end?.(endpoint, outcome);
   }
 
   /** Resolves once the first DNS answers (or failures) for hostname nodes are in. */

@@ -58,7 +58,8 @@ describe('IpMatcher', () => {
     for (let i = 0; i < 2000; i++) {
       const v4 = `${firstV4[rand(4)]}.${rand(2) ? 16 + rand(20) : 168}.${rand(2) ? 1 : rand(256)}.${rand(256)}`;
       expect(m.match(v4)).toBe(bl.check(v4, 'ipv4'));
-      const v6 = `${rand(2) ? '2001:db8' : 'fd' + rand(256).toString(16).padStart(2, '0')}:${rand(65536).toString(16)}::${rand(65536).toString(16)}`;
+      const head = rand(2) ? '2001:db8' : 'fd' + rand(256).toString(16).padStart(2, '0');
+      const v6 = `${head}:${rand(65536).toString(16)}::${rand(65536).toString(16)}`;
       expect(m.match(v6)).toBe(bl.check(v6, 'ipv6'));
     }
   });

@@ -105,7 +105,8 @@ describe('uri kinds and precedence', () => {
     expect(r.match(input({ path: '/user/john/send/now' }))?.params).toEqual({ user: 'john', action: 'send/now' });
     expect(r.match(input({ path: '/user/john/' }))?.params).toEqual({ user: 'john', action: '' });
     expect(hit(r, '/user/john')).toBeNull();
-    expect(r.match(input({ path: '/repo/o/n/blob/a/b.ts' }))?.params).toEqual({ owner: 'o', name: 'n', path: 'a/b.ts' });
+    const blob = r.match(input({ path: '/repo/o/n/blob/a/b.ts' }));
+    expect(blob?.params).toEqual({ owner: 'o', name: 'n', path: 'a/b.ts' });
     expect(hit(r, '/repo/o/n/tree/a')).toBeNull();
     expect(hit(r, '/t/1/')).toBe('slash');
     expect(hit(r, '/t/1')).toBeNull();
@@ -116,6 +117,18 @@ describe('uri kinds and precedence', () => {
     expect(r.match(input({ path: '/a/x/y/b/7' }))?.params).toEqual({ id: '7' });
     expect(hit(r, '/a/x/y/c/7')).toBeNull();
     expect(r.match(input({ path: '/n/p/q/end' }))?.params).toEqual({ rest: 'p/q' });
+  });
+
+  it('a : or * inside a segment is literal, the key still cuts there (radixtree)', () => {
+    const r = router([
+      { id: 'colon', uris: ['/a:b/:id'] },
+      { id: 'ver', uris: ['/api/v:ver'] },
+    ]);
+    expect(r.match(input({ path: '/a:b/5' }))?.params).toEqual({ id: '5' });
+    expect(hit(r, '/axb/5')).toBeNull();
+    expect(hit(r, '/a:c/5')).toBeNull();
+    // no segment starts with : or *, so it is a plain prefix match on "/api/v"
+    expect(hit(r, '/api/v2/anything')).toBe('ver');
   });
 
   it('bare * prefix routes capture nothing; exact routes have null params', () => {
@@ -276,7 +289,11 @@ describe('vars', () => {
   it('filters with the expression language and falls through on failure', () => {
     const r = router([
       { id: 'json', uris: ['/v'], vars: [['arg_fmt', '==', 'json'], ['http_x_version', '>=', 2]] },
-      { id: 'or', uris: ['/v'], vars: ['OR', ['arg_a', '==', '1'], ['!AND', ['arg_b', '==', '1'], ['arg_c', '==', '1']]] },
+      {
+        id: 'or',
+        uris: ['/v'],
+        vars: ['OR', ['arg_a', '==', '1'], ['!AND', ['arg_b', '==', '1'], ['arg_c', '==', '1']]],
+      },
       { id: 'fallback', uris: ['/v'] },
     ]);
     expect(hit(r, { path: '/v', vars: { arg_fmt: 'json', http_x_version: '3' } })).toBe('json');

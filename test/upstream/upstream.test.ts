@@ -26,7 +26,10 @@ describe('UpstreamRuntime', () => {
     expect(u.passHost).toBe('pass');
     expect(u.tls.verify).toBe(false);
     expect(u.http2).toBe(false);
+    expect(u.isGrpc).toBe(false);
+    expect(u.defaultPort).toBe(80);
     expect(u.pick(ctx).ok).toBe(true);
+    expect(() => u.pool(u.endpoints[0]!)).toThrow(/no connection pools/);
   });
 
   it('reads settings and computes the Host header per pass_host', () => {
@@ -42,6 +45,8 @@ describe('UpstreamRuntime', () => {
     });
     expect(u.retries).toBe(0);
     expect(u.retryTimeoutMs).toBe(2500);
+    expect(u.retryTimeout).toBe(2.5);
+    expect(u.defaultPort).toBe(443);
     expect(u.connectTimeoutMs).toBe(1000);
     expect(u.http2).toBe(true);
     const [a, b] = u.endpoints;
@@ -135,7 +140,7 @@ describe('UpstreamCache', () => {
     expect(c1.errors.get('bad')).toMatch(/unknown balancer/);
     const ua = c1.get('a')!;
     const ub = c1.get('b')!;
-    const pa = pools.get(ua, ua.endpoints[0]!);
+    const pa = ua.pool(ua.endpoints[0]!);
     pools.get(ub, ub.endpoints[0]!);
     expect(pools.get(ua, ua.endpoints[0]!)).toBe(pa);
     expect(pools.size()).toBe(2);
@@ -154,5 +159,24 @@ describe('UpstreamCache', () => {
     expect(pools.get(c3.get('a')!, ua.endpoints[0]!)).toBe(pa);
     c3.close();
     await pools.close();
+  });
+});
+
+describe('UpstreamCache.buildSync', () => {
+  it('builds at once and adds hostname endpoints when DNS answers', async () => {
+    const dns = new DnsCache({ servers: ['127.0.0.1:9'], timeoutMs: 200, tries: 1 });
+    const pools = new Pools();
+    try {
+      const c = UpstreamCache.buildSync(null, [['h', { nodes: { 'localhost:1990': 1 } }], ['i', { nodes: { '127.0.0.1:1991': 1 } }]], { registry, dns, pools });
+      expect(c.get('i')!.endpoints.length).toBe(1);
+      const h = c.get('h')!;
+      await h.ready();
+      expect(h.endpoints.map((e) => e.key)).toEqual(['127.0.0.1:1990']);
+      expect(h.pool(h.endpoints[0]!).endpoint).toBe(h.endpoints[0]);
+      c.close();
+    } finally {
+      dns.close();
+      await pools.close();
+    }
   });
 });

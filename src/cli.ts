@@ -1,7 +1,8 @@
 // `switchyard start|validate|version`. start runs in the foreground until SIGTERM/SIGINT, then drains and exits 0.
+import cluster from 'node:cluster';
 import { readFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
-import { configProvider, ensureAdminKey, loadLocalConfig, standaloneFile } from './config/local.ts';
+import { isSwitchyardError } from './errors.ts';
 import { VERSION } from './version.ts';
 
 const USAGE = `usage: switchyard <command> [-c conf/config.yaml]
@@ -15,15 +16,21 @@ async function main(): Promise<number> {
     options: { config: { type: 'string', short: 'c', default: 'conf/config.yaml' }, help: { type: 'boolean', short: 'h' } },
   });
   const cmd = positionals[0];
-  if (values.help || cmd === undefined) {
+  if (values.help) {
     console.log(USAGE);
-    return cmd === undefined && !values.help ? 2 : 0;
+    return 0;
   }
   if (cmd === 'version') {
     console.log(VERSION);
     return 0;
   }
+  if (cmd !== 'start' && cmd !== 'validate') {
+    console.error(cmd === undefined ? USAGE : `unknown command "${cmd}"\n${USAGE}`);
+    return 2;
+  }
   const file = values.config!;
+  // Loaded after `version`/usage so those answer without compiling the config schema.
+  const { configProvider, ensureAdminKey, loadLocalConfig, standaloneFile } = await import('./config/local.ts');
   const loaded = await loadLocalConfig(file);
   if (!loaded.ok) {
     console.error(`invalid configuration in ${file}:`);
@@ -39,7 +46,11 @@ async function main(): Promise<number> {
       let text: string | null = null;
       try {
         text = await readFile(path, 'utf8');
-      } catch {
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') {
+          console.error(`cannot read ${path}: ${(err as Error).message}`);
+          return 1;
+        }
         console.log(`${path}: not present (starts empty)`);
       }
       if (text !== null) {
@@ -55,16 +66,20 @@ async function main(): Promise<number> {
     return 0;
   }
   if (cmd === 'start') {
-    const key = await ensureAdminKey(loaded.file, conf);
-    if (key !== null) {
-      // Printed once, on the terminal only (never through the logger), as APISIX does.
-      process.stderr.write(`generated admin API key "${key}" (saved to ${loaded.file})\n`);
+    // Cluster workers re-run this entry point; only the primary (or the single process) owns the key.
+    const generated = cluster.isWorker ? [] : await ensureAdminKey(loaded.file, conf);
+    // Printed once, on the terminal only (never through the logger), as APISIX does.
+    for (const k of generated) {
+      process.stderr.write(
+        k.saved
+          ? `generated admin API key "${k.key}" for "${k.name}" (saved to ${loaded.file})\n`
+          : `generated admin API key "${k.key}" for "${k.name}" for this run only (${k.reason})\n`,
+      );
     }
     const { runGateway } = await import('./main.ts');
     await runGateway(conf, loaded.file);
     return -1;
   }
-  console.error(USAGE);
   return 2;
 }
 
@@ -73,7 +88,10 @@ main().then(
     if (code >= 0) process.exit(code);
   },
   (err: unknown) => {
-    console.error(err instanceof Error ? (err.stack ?? err.message) : String(err));
+    // Operational failures (store unreachable, port in use, unreadable file) are reported by message; anything
+    // else is a bug and keeps its stack.
+    const operational = isSwitchyardError(err) || (err instanceof Error && typeof (err as NodeJS.ErrnoException).code === 'string');
+    console.error(`switchyard: ${err instanceof Error ? (operational ? err.message : (err.stack ?? err.message)) : String(err)}`);
     process.exit(1);
   },
 );

@@ -11,10 +11,16 @@ import {
   type ListenEntry,
   type LocalConfig,
 } from './config/local.ts';
+import { fieldCodecFromConfig, lookupFromPluginDefs } from './config/encryption.ts';
 import type { ConfigStore } from './config/store.ts';
 import { EtcdStore } from './config/store-etcd.ts';
 import { FileStore } from './config/store-file.ts';
 import { getLogger, type Logger } from './observability/logger.ts';
+import { enableClusterMetrics, gatewayMetrics } from './observability/metrics.ts';
+import { createMetricsExporter, exporterOptionsFromAttr, type MetricsExporter } from './observability/metrics-exporter.ts';
+import { closeRedisCounters } from './plugin/counters/redis.ts';
+import type { HealthManager } from './health/manager.ts';
+import { setupHealth } from './health/wiring.ts';
 import { PluginRegistry } from './plugin/registry.ts';
 import { setupBuiltinPlugins, enablePlugins } from './plugin/builtin/index.ts';
 import { HttpRuntimeBuilder } from './runtime/http-runtime.ts';
@@ -45,6 +51,10 @@ export interface Gateway {
   readonly store: ConfigStore | null;
   readonly manager: RuntimeManager | null;
   readonly plugins: PluginRegistry;
+  /** The health checkers of this process ('all' and cluster primary), null in workers. */
+  readonly health: HealthManager | null;
+  /** Control API port (127.0.0.1:9090 by default), null when not running in this process. */
+  controlPort(): number | null;
   httpAddresses(): { host: string; port: number }[];
   streamAddresses(): { protocol: 'tcp' | 'udp'; host: string; port: number }[];
   adminPort(): number | null;
@@ -52,10 +62,11 @@ export interface Gateway {
   close(opts?: { graceful?: boolean }): Promise<void>;
 }
 
-function createStore(conf: LocalConfig, configFile: string, writable: boolean, logger: Logger): ConfigStore {
+function createStore(conf: LocalConfig, configFile: string, writable: boolean, logger: Logger, plugins?: PluginRegistry): ConfigStore {
   const provider = configProvider(conf);
   if (provider === 'etcd') {
     const e = conf.deployment.etcd;
+    const lookup = plugins ? lookupFromPluginDefs((name) => plugins.known(name)) : undefined;
     return new EtcdStore({
       hosts: e.host,
       prefix: e.prefix,
@@ -64,6 +75,8 @@ function createStore(conf: LocalConfig, configFile: string, writable: boolean, l
       password: e.password,
       tls: e.tls,
       logger: logger.child({ component: 'etcd' }),
+      startupRetries: typeof e.startup_retry === 'number' ? e.startup_retry : undefined,
+      codec: fieldCodecFromConfig(conf.apisix, lookup),
     });
   }
   return new FileStore({
@@ -95,7 +108,7 @@ export async function startGateway(opts: StartOptions): Promise<Gateway> {
 
   // The Admin API writes through the primary's store; data-plane processes follow the backend themselves.
   const writable = runsAdmin && configProvider(conf) === 'yaml' && deployRole === 'traditional';
-  const store = createStore(conf, opts.configFile, writable, logger);
+  const store = createStore(conf, opts.configFile, writable, logger, plugins);
   await store.start();
 
   const closers: (() => Promise<void>)[] = [];
@@ -106,13 +119,25 @@ export async function startGateway(opts: StartOptions): Promise<Gateway> {
   let status: StatusServer | null = null;
   let statusPort: number | null = null;
 
+  // Health checks, service discovery and the control API (src/health/wiring.ts).
+  const health = await setupHealth({
+    role,
+    dataPlane: deployRole !== 'control_plane',
+    conf,
+    store,
+    plugins,
+    balancers,
+    logger,
+  });
+
   if (runsDataPlane) {
     manager = new RuntimeManager(store, plugins, logger.child({ component: 'runtime' }));
-    const httpBuilder = new HttpRuntimeBuilder({ plugins, balancers, attrs: conf.plugin_attr, logger });
+    const httpBuilder = new HttpRuntimeBuilder({ plugins, balancers, attrs: conf.plugin_attr, logger, health: health.view });
     const getHttp = manager.add<HttpRuntime>(httpBuilder);
     const getStream = streamEnabled(conf)
-      ? manager.add(new StreamRuntimeBuilder({ plugins, balancers, logger }))
+      ? manager.add(new StreamRuntimeBuilder({ plugins, balancers, logger, health: health.view }))
       : null;
+    health.follow(manager);
     manager.start();
     closers.push(async () => {
       manager!.stop();
@@ -129,6 +154,7 @@ export async function startGateway(opts: StartOptions): Promise<Gateway> {
         serverTokens: conf.apisix.enable_server_tokens,
         logger: logger.child({ component: 'http' }),
         accessLog,
+        outcomes: health.outcomes,
       });
       const upgrade = new UpgradeHandler(handler, logger.child({ component: 'websocket' }));
       for (const entry of conf.apisix.node_listen) {
@@ -170,6 +196,19 @@ export async function startGateway(opts: StartOptions): Promise<Gateway> {
     await admin.listen();
   }
 
+  // Prometheus scrape endpoint (plugin_attr.prometheus.export_addr): served by the process that does not
+  // serve traffic in a cluster (aggregating the workers' registries), or by the single process.
+  let exporter: MetricsExporter | null = null;
+  if (plugins.get('prometheus') !== undefined && deployRole !== 'control_plane') {
+    const ex = exporterOptionsFromAttr(conf.plugin_attr.prometheus);
+    if (role === 'worker') enableClusterMetrics();
+    else if (ex.enabled) {
+      gatewayMetrics().setEtcdProbe(() => store.ready);
+      exporter = createMetricsExporter({ ip: ex.ip, port: ex.port, path: ex.path, aggregate: role === 'primary' });
+      await exporter.listen();
+    }
+  }
+
   if (role !== 'worker') {
     const st = conf.apisix.status;
     status = createStatusServer(st.ip, st.port, {
@@ -186,6 +225,8 @@ export async function startGateway(opts: StartOptions): Promise<Gateway> {
     store,
     manager,
     plugins,
+    health: health.manager,
+    controlPort: () => health.controlPort(),
     httpAddresses: () => httpListeners.map((l) => l.address()),
     streamAddresses: () => stream?.addresses() ?? [],
     adminPort: () => admin?.address().port ?? null,
@@ -195,7 +236,10 @@ export async function startGateway(opts: StartOptions): Promise<Gateway> {
       await stream?.close({ graceful });
       await admin?.close();
       await status?.close();
+      await exporter?.close();
       for (const c of closers) await c();
+      closeRedisCounters();
+      await health.close();
       await store.close();
     },
   };
@@ -206,26 +250,14 @@ let workersNotReady: () => string | null = () => null;
 /** CLI entry: one process for worker_processes 1, else a primary supervising N workers. */
 export async function runGateway(conf: LocalConfig, configFile: string): Promise<void> {
   const logger = getLogger('gateway');
-  const n = workerCount(conf);
-  if (cluster.isWorker) {
-    const gw = await startGateway({ config: conf, configFile, role: 'worker', logger });
-    gw.manager?.once('swap', () => process.send?.({ type: 'ready' }));
-    if (gw.manager?.ready) process.send?.({ type: 'ready' });
-    const stop = async () => {
-      await gw.close({ graceful: true });
-      process.exit(0);
-    };
-    process.once('SIGTERM', stop);
-    process.once('SIGINT', () => undefined);
-    process.on('message', (m: { type?: string }) => {
-      if (m?.type === 'shutdown') void stop();
-    });
-    return;
-  }
+  // A control plane serves no traffic, so it has nothing for workers to share.
+  const n = conf.deployment.role === 'control_plane' ? 1 : workerCount(conf);
+  const drainMs = conf.switchyard.limits.graceful_shutdown_timeout * 1000;
+  if (cluster.isWorker) return await runWorker(conf, configFile, logger, drainMs);
   if (n <= 1) {
     const gw = await startGateway({ config: conf, configFile, role: 'all', logger });
     logger.info({ http: gw.httpAddresses(), admin: gw.adminPort(), version: VERSION }, 'switchyard started');
-    installSignals(async () => gw.close({ graceful: true }));
+    installSignals(async () => gw.close({ graceful: true }), drainMs);
     return;
   }
 
@@ -233,7 +265,11 @@ export async function runGateway(conf: LocalConfig, configFile: string): Promise
   const ready = new Set<number>();
   let stopping = false;
   workersNotReady = () => (ready.size < n ? `${n - ready.size} worker(s) not synced` : null);
+  // A worker that dies soon after its start (bad config, port taken) is restarted with a growing delay.
+  const delays = new Map<number, number>();
   const fork = (slot: number): void => {
+    if (stopping) return;
+    const started = Date.now();
     const w = cluster.fork({ SWITCHYARD_WORKER_SLOT: String(slot) });
     w.on('message', (m: { type?: string }) => {
       if (m?.type === 'ready') ready.add(slot);
@@ -241,8 +277,10 @@ export async function runGateway(conf: LocalConfig, configFile: string): Promise
     w.once('exit', (code, signal) => {
       ready.delete(slot);
       if (stopping) return;
-      logger.error({ slot, code, signal }, 'worker exited; starting a replacement');
-      setTimeout(() => fork(slot), 200);
+      const delay = Date.now() - started < 10_000 ? Math.min(10_000, (delays.get(slot) ?? 100) * 2) : 200;
+      delays.set(slot, delay);
+      logger.error({ slot, code, signal, restartInMs: delay }, 'worker exited; starting a replacement');
+      setTimeout(() => fork(slot), delay).unref();
     });
   };
   const gw = await startGateway({ config: conf, configFile, role: 'primary', logger });
@@ -255,20 +293,71 @@ export async function runGateway(conf: LocalConfig, configFile: string): Promise
         new Promise<void>((resolve) => {
           if (!w || w.isDead()) return resolve();
           w.once('exit', () => resolve());
-          w.send({ type: 'shutdown' });
+          // A worker whose IPC channel is already gone still gets the signal.
+          if (w.isConnected()) w.send({ type: 'shutdown' });
+          else w.process.kill('SIGTERM');
         }),
     );
     await Promise.all(exits);
     await gw.close({ graceful: true });
-  });
+  }, drainMs);
 }
 
-function installSignals(stop: () => Promise<void>): void {
+/**
+ * A cluster worker. Shutdown requests (the primary's message, or SIGTERM sent to the worker directly, e.g. by a
+ * service manager signalling the whole group) are honoured from the first moment, even during start-up.
+ * SIGINT is ignored: a terminal delivers Ctrl-C to every process of the group and the primary coordinates it.
+ */
+async function runWorker(conf: LocalConfig, configFile: string, logger: Logger, drainMs: number): Promise<void> {
+  let gw: Gateway | null = null;
   let stopping = false;
-  const onSignal = (sig: string) => {
+  const stop = (): void => {
     if (stopping) return;
     stopping = true;
+    hardDeadline(drainMs);
+    (gw ? gw.close({ graceful: true }) : Promise.resolve()).then(
+      () => process.exit(0),
+      (err: unknown) => {
+        logger.error({ err }, 'worker shutdown failed');
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGTERM', stop);
+  process.on('SIGINT', () => undefined);
+  process.on('message', (m: { type?: string }) => {
+    if (m?.type === 'shutdown') stop();
+  });
+  const started = await startGateway({ config: conf, configFile, role: 'worker', logger });
+  gw = started;
+  if (stopping) {
+    await started.close({ graceful: false });
+    process.exit(0);
+  }
+  const manager = started.manager;
+  if (manager === null || manager.ready) process.send?.({ type: 'ready' });
+  else manager.once('swap', () => process.send?.({ type: 'ready' }));
+}
+
+/** Ends the process if draining takes longer than the listeners' own drain deadline plus a margin. */
+function hardDeadline(drainMs: number): void {
+  setTimeout(() => {
+    getLogger('gateway').error({ afterMs: drainMs + 10_000 }, 'shutdown did not finish; exiting');
+    process.exit(1);
+  }, drainMs + 10_000).unref();
+}
+
+/** SIGTERM/SIGINT: drain and exit 0. A second signal while draining exits at once. */
+function installSignals(stop: () => Promise<void>, drainMs: number): void {
+  let stopping = false;
+  const onSignal = (sig: string) => {
+    if (stopping) {
+      getLogger('gateway').warn({ signal: sig }, 'second signal while draining; exiting now');
+      process.exit(1);
+    }
+    stopping = true;
     getLogger('gateway').info({ signal: sig }, 'draining');
+    hardDeadline(drainMs);
     stop().then(
       () => process.exit(0),
       (err: unknown) => {
@@ -277,6 +366,6 @@ function installSignals(stop: () => Promise<void>): void {
       },
     );
   };
-  process.once('SIGTERM', () => onSignal('SIGTERM'));
-  process.once('SIGINT', () => onSignal('SIGINT'));
+  process.on('SIGTERM', () => onSignal('SIGTERM'));
+  process.on('SIGINT', () => onSignal('SIGINT'));
 }

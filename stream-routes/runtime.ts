@@ -147,6 +147,8 @@ export function buildStreamRuntime(snapshot: Snapshot, previous: StreamRuntime |
 /** RuntimeBuilder for the RuntimeManager (src/runtime/manager.ts). */
 export class StreamRuntimeBuilder {
   readonly name = 'stream';
+  /** What a stream runtime is built from: the RuntimeManager skips the build when none of these changed. */
+  readonly kinds = ['upstreams', 'services', 'ssls', 'stream_routes', 'plugin_metadata'] as const;
   private readonly deps: StreamRuntimeDeps;
   private latest: Runtime | null = null;
 

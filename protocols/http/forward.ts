@@ -52,6 +52,7 @@ function connectionTokens(v: string | string[] | undefined): string[] | null {
 }
 
 export interface ForwardInfo {
+  /** The client's host without port (nginx $host), for X-Forwarded-Host. */
   readonly host: string;
   readonly peerAddr: string;
   readonly remoteAddr: string;

@@ -43,11 +43,6 @@ export interface UpstreamOutcomes {
 const NOT_FOUND = Buffer.from(JSON.stringify({ error_msg: ERRORS.SWY_ERR_ROUTE_NOT_FOUND.message }));
 const DEFAULT_TIMEOUT = { connect: 60, send: 60, read: 60 };
 
-function splitUrl(url: string): { path: string; query: string } {
-  const q = url.indexOf('?');
-  return q < 0 ? { path: url, query: '' } : { path: url.slice(0, q), query: url.slice(q + 1) };
-}
-
 /** Percent-decodes the path for matching (APISIX matches ngx.var.uri); null when malformed. */
 function decodePath(raw: string): string | null {
   if (raw.indexOf('%') < 0) return raw;
@@ -82,8 +77,9 @@ export class HttpHandler {
   /** Builds the context; null when the request line is unusable (already answered 400). */
   createContext(req: AnyRequest, res: AnyResponse | null, isTls: boolean): RequestContext | null {
     const url = req.url ?? '/';
-    const { path: rawPath, query } = splitUrl(url);
-    const path = decodePath(rawPath);
+    const q = url.indexOf('?');
+    const path = decodePath(q < 0 ? url : url.slice(0, q));
+    const query = q < 0 ? '' : url.slice(q + 1);
     const sock = req.socket;
     if (path === null || path.charCodeAt(0) !== 47 /* / */) {
       if (res !== null) sendLocal(res, 400, Buffer.from(JSON.stringify({ error_msg: 'bad request uri' })), { 'content-type': 'application/json' });
@@ -94,7 +90,8 @@ export class HttpHandler {
       path,
       query,
       rawUri: url,
-      headers: { ...req.headers },
+      // Owned by this request: plugins edit it in place (no copy).
+      headers: req.headers,
       remoteAddr: normalizeAddr(sock?.remoteAddress ?? ''),
       remotePort: sock?.remotePort ?? 0,
       serverAddr: normalizeAddr(sock?.localAddress ?? ''),
@@ -122,20 +119,27 @@ export class HttpHandler {
   handle(req: AnyRequest, res: AnyResponse, isTls: boolean): void {
     const ctx = this.createContext(req, res, isTls);
     if (ctx === null) return;
-    this.run(ctx, req, res).catch((err: unknown) => {
-      this.opts.logger.error({ err, route: ctx.routeId }, 'request failed');
-      this.fail(ctx, res, 500, ERRORS.SWY_ERR_PLUGIN_FAILED.message);
-    });
+    void this.run(ctx, req, res);
   }
 
+  /** Never rejects: a failure answers 500 (a try/catch here instead of a per-request .catch closure). */
   private async run(ctx: RequestContext, req: AnyRequest, res: AnyResponse): Promise<void> {
+    try {
+      await this.flow(ctx, req, res);
+    } catch (err) {
+      this.opts.logger.error({ err, route: ctx.routeId }, 'request failed');
+      this.fail(ctx, res, 500, ERRORS.SWY_ERR_PLUGIN_FAILED.message);
+    }
+  }
+
+  private async flow(ctx: RequestContext, req: AnyRequest, res: AnyResponse): Promise<void> {
     const rt = this.opts.getRuntime();
     const limit = this.opts.clientMaxBodySize;
     if (limit > 0) {
       const cl = Number(req.headers['content-length'] ?? 0);
       if (cl > limit) return this.finishLocal(ctx, rt.global, null, res, { status: 413 });
     }
-    ctx.request.bodySource = { read: () => readBounded(req, limit) };
+    ctx.request.bodySource = new StreamedBody(req, limit);
 
     const input = this.matchInput(ctx);
     const match = rt.router.match(input);
@@ -194,10 +198,15 @@ export class HttpHandler {
     const rq = ctx.request;
     const retries = upstream.retries;
     const retryDeadline = upstream.retryTimeoutMs > 0 ? Date.now() + upstream.retryTimeoutMs : 0;
-    const tried = new Set<string>();
-    const pickCtx = { vars: ctx.vars, tried };
+    // `tried` is only allocated once an attempt failed.
+    const pickCtx: { vars: RequestContext['vars']; tried: Set<string> | null } = { vars: ctx.vars, tried: null };
+    // The client body stream, built once after before_proxy: a retry after a connect failure resends the
+    // same (not yet consumed) stream.
+    let streamed: Readable | null | undefined;
     let lastFailure: DispatchResult | null = null;
     let ranBeforeProxy = false;
+    /** nginx's $upstream_status over the failed attempts so far: "502, 504". */
+    let attempts = '';
 
     for (let attempt = 0; ; attempt++) {
       const pick = upstream.pick(pickCtx);
@@ -206,7 +215,6 @@ export class HttpHandler {
         return this.finishLocal(ctx, rt.global, chain, res, { status: 502 });
       }
       const ep = pick.endpoint;
-      tried.add(ep.key);
       ctx.upstreamAddr = ep.key;
       ctx.balancerIp = ep.host;
       ctx.balancerPort = ep.port;
@@ -217,7 +225,7 @@ export class HttpHandler {
       }
       const host = this.upstreamHost(ctx, upstream, ep.domain, ep.port);
       const headers = upstreamHeaders(rq.headers, {
-        host,
+        host: rq.host,
         peerAddr: ctx.peerAddr,
         remoteAddr: rq.remoteAddr,
         scheme: rq.scheme,
@@ -227,14 +235,13 @@ export class HttpHandler {
         upgrade: false,
       });
       headers.host = host;
-      let body: Readable | Buffer | null;
+      if (streamed === undefined) streamed = rq.body === null && hasBody(req) ? this.clientBody(req) : null;
+      let body: Readable | Buffer | null = streamed;
       if (rq.body !== null) {
         body = rq.body;
         headers['content-length'] = String(rq.body.length);
         delete headers['transfer-encoding'];
-      } else if (hasBody(req)) {
-        body = this.opts.clientMaxBodySize > 0 ? req.pipe(new BodyLimiter(this.opts.clientMaxBodySize)) : (req as Readable);
-      } else body = null;
+      }
       const dreq: DispatchRequest = {
         method: rq.method,
         path: upstreamPath(ctx),
@@ -251,16 +258,25 @@ export class HttpHandler {
       if (result.ok) {
         ctx.upstreamLatencyMs = performance.now() - started;
         this.opts.outcomes?.status(upstream, ep, result.status);
-        return this.respond(ctx, rt, chain, result, res);
+        return this.respond(ctx, rt, chain, result, res, attempts);
       }
       this.opts.outcomes?.failure(upstream, ep, result.kind);
       lastFailure = result;
+      if (pickCtx.tried === null) pickCtx.tried = new Set();
+      pickCtx.tried.add(ep.key);
+      attempts += `${attempts === '' ? '' : ', '}${result.kind === 'timeout' ? 504 : 502}`;
       this.opts.logger.warn({ route: ctx.routeId, upstream: ep.key, kind: result.kind, msg: result.message }, 'upstream attempt failed');
       if (!result.retryable || attempt >= retries || (retryDeadline > 0 && Date.now() > retryDeadline)) break;
     }
     const status = lastFailure !== null && !lastFailure.ok && lastFailure.kind === 'timeout' ? 504 : 502;
     ctx.upstreamStatus = status;
-    return this.finishLocal(ctx, rt.global, chain, res, { status });
+    // APISIX shows nginx's $upstream_status for a failed proxy too ("502, 502, 502" after retries).
+    return this.finishLocal(ctx, rt.global, chain, res, { status, headers: { 'x-apisix-upstream-status': attempts } });
+  }
+
+  private clientBody(req: AnyRequest): Readable {
+    const limit = this.opts.clientMaxBodySize;
+    return limit > 0 ? req.pipe(new BodyLimiter(limit)) : (req as Readable);
   }
 
   private upstreamHost(ctx: RequestContext, upstream: UpstreamRuntime, domain: string, port: number): string {
@@ -282,12 +298,15 @@ export class HttpHandler {
     chain: PluginChain,
     result: Extract<DispatchResult, { ok: true }>,
     res: AnyResponse,
+    failedAttempts: string,
   ): void {
     ctx.upstreamStatus = result.status;
     const resp = ctx.response;
     resp.status = result.status;
     downstreamHeaders(result.headers, resp.headers);
-    if (result.status >= 500 || this.opts.showUpstreamStatus) resp.headers['x-apisix-upstream-status'] = String(result.status);
+    if (result.status >= 500 || this.opts.showUpstreamStatus) {
+      resp.headers['x-apisix-upstream-status'] = failedAttempts === '' ? String(result.status) : `${failedAttempts}, ${result.status}`;
+    }
     runHeaderFilter(rt.global, chain, ctx);
     const replacement = resp.replacement;
     if (replacement !== null) {
@@ -300,23 +319,23 @@ export class HttpHandler {
     const filtering = chain.body_filter.length > 0 || (rt.global !== null && rt.global.body_filter.length > 0);
     if (filtering) delete resp.headers['content-length'];
     (res as ServerResponse).writeHead(resp.status, resp.headers as Record<string, string | string[]>);
-    const src: Readable = filtering ? result.body.pipe(new BodyFilterStream(rt.global, chain, ctx)) : result.body;
+    const upstreamBody = result.body;
+    const src: Readable = filtering ? upstreamBody.pipe(new BodyFilterStream(rt.global, chain, ctx)) : upstreamBody;
+    // The listeners are module-level functions that find this state on the emitter (no per-request closures).
+    const st = new Streaming(this, ctx, rt, chain, result, res);
+    (src as Tagged)[kStreaming] = st;
+    (res as Tagged)[kStreaming] = st;
     // pipe() gives backpressure both ways; the end is handled here so trailers can go out first.
     src.pipe(res as ServerResponse, { end: false });
-    src.once('end', () => {
-      const trailers = result.trailers();
-      if (trailers !== null && Object.keys(trailers).length > 0) (res as ServerResponse).addTrailers(trailers);
-      res.end();
-      this.log(ctx, rt, chain, 0);
-    });
-    src.once('error', (err: Error) => {
-      this.opts.logger.warn({ err: err.message, route: ctx.routeId }, 'upstream body aborted');
-      res.destroy();
-      this.log(ctx, rt, chain, 0);
-    });
-    res.once('close', () => {
-      if (!src.readableEnded) result.body.destroy();
-    });
+    src.on('data', countBytes);
+    src.once('end', onBodyEnd);
+    src.once('error', onBodyError);
+    if (filtering) {
+      // pipe() does not forward errors: an aborted upstream body must end the response too.
+      (upstreamBody as Tagged)[kStreaming] = st;
+      upstreamBody.once('error', onBodyError);
+    }
+    res.once('close', onClientClose);
   }
 
   /** Answers locally after running header_filter/body_filter/log like a proxied response. */
@@ -345,7 +364,8 @@ export class HttpHandler {
     this.opts.accessLog?.write(ctx, 0);
   }
 
-  private log(ctx: RequestContext, rt: Pick<HttpRuntime, 'global'>, chain: PluginChain | null, bytes: number): void {
+  /** The log phase and the access log line; `bytes` is the body size sent to the client. */
+  log(ctx: RequestContext, rt: Pick<HttpRuntime, 'global'>, chain: PluginChain | null, bytes: number): void {
     ctx.bytesSent = bytes;
     runLog(rt.global, chain, ctx);
     this.opts.accessLog?.write(ctx, bytes);
@@ -370,6 +390,85 @@ function upstreamPath(ctx: RequestContext): string {
 
 function normalizeAddr(a: string): string {
   return a.startsWith('::ffff:') ? a.slice(7) : a;
+}
+
+const kStreaming = Symbol('switchyard.streaming');
+type Tagged = { [kStreaming]?: Streaming };
+
+/** One proxied response being streamed to the client: counts the bytes and logs exactly once. */
+class Streaming {
+  bytes = 0;
+  done = false;
+  readonly handler: HttpHandler;
+  readonly ctx: RequestContext;
+  readonly rt: HttpRuntime;
+  readonly chain: PluginChain;
+  readonly result: Extract<DispatchResult, { ok: true }>;
+  readonly res: AnyResponse;
+
+  constructor(
+    handler: HttpHandler,
+    ctx: RequestContext,
+    rt: HttpRuntime,
+    chain: PluginChain,
+    result: Extract<DispatchResult, { ok: true }>,
+    res: AnyResponse,
+  ) {
+    this.handler = handler;
+    this.ctx = ctx;
+    this.rt = rt;
+    this.chain = chain;
+    this.result = result;
+    this.res = res;
+  }
+
+  finish(): void {
+    if (this.done) return;
+    this.done = true;
+    this.handler.log(this.ctx, this.rt, this.chain, this.bytes);
+  }
+}
+
+// hot path
+function countBytes(this: Readable, chunk: Buffer): void {
+  (this as Tagged)[kStreaming]!.bytes += chunk.length;
+}
+
+function onBodyEnd(this: Readable): void {
+  const st = (this as Tagged)[kStreaming]!;
+  const trailers = st.result.trailers();
+  if (trailers !== null && Object.keys(trailers).length > 0) (st.res as ServerResponse).addTrailers(trailers);
+  st.res.end();
+  st.finish();
+}
+
+function onBodyError(this: Readable, err: Error): void {
+  const st = (this as Tagged)[kStreaming]!;
+  if (st.done) return;
+  st.handler.opts.logger.warn({ err: err.message, route: st.ctx.routeId }, 'upstream body aborted');
+  st.res.destroy();
+  st.finish();
+}
+
+/** The client went away (or the response ended): an unfinished upstream body is aborted and logged. */
+function onClientClose(this: AnyResponse): void {
+  const st = (this as Tagged)[kStreaming]!;
+  if (st.done) return;
+  st.result.body.destroy();
+  st.finish();
+}
+
+/** The client body for plugins that read it whole (bounded). */
+class StreamedBody {
+  private readonly req: AnyRequest;
+  private readonly limit: number;
+  constructor(req: AnyRequest, limit: number) {
+    this.req = req;
+    this.limit = limit;
+  }
+  read(): Promise<Buffer> {
+    return readBounded(this.req, this.limit);
+  }
 }
 
 /** Streams the upstream body through body_filter plugins. */

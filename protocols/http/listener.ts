@@ -35,20 +35,36 @@ export interface Listener {
 
 const PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n');
 
+/**
+ * Only WebSocket upgrades take the upgrade path. Any other `Upgrade` (curl --http2 sends `Upgrade: h2c` over
+ * plain HTTP) is an ordinary request, as with nginx: the Upgrade header is dropped as hop-by-hop.
+ */
+function isWebSocketUpgrade(req: http.IncomingMessage): boolean {
+  const up = req.headers.upgrade;
+  return up !== undefined && up.toLowerCase().includes('websocket');
+}
+
 export function createHttpListener(opts: HttpListenerOptions): Listener {
   const { limits, handler } = opts;
   const h1 = http.createServer(
     {
       maxHeaderSize: limits.max_header_size,
       headersTimeout: limits.client_header_timeout * 1000,
+      // How often headersTimeout is enforced (node's default of 30 s would let slow-header clients linger).
+      connectionsCheckingInterval: Math.min(1000, limits.client_header_timeout * 1000),
       requestTimeout: 0,
       keepAliveTimeout: limits.keepalive_timeout * 1000,
       requireHostHeader: false,
       noDelay: true,
+      shouldUpgradeCallback: isWebSocketUpgrade,
     },
     (req, res) => handler.handle(req, res, false),
   );
   h1.maxHeadersCount = limits.max_headers_count;
+  // h1 never listens itself (the net server below hands it sockets), so start what node's http server starts
+  // on 'listening': connection tracking (closeAllConnections/closeIdleConnections are no-ops without it) and
+  // the periodic headersTimeout check (slow-header clients are never cut off without it).
+  h1.emit('listening');
   // Idle socket timeout: covers slow request bodies and stalled keep-alive connections.
   h1.setTimeout(limits.client_body_timeout * 1000);
   h1.on('upgrade', (req, socket, head) => opts.upgrade.handle(req, socket as net.Socket, head, false));
@@ -72,14 +88,19 @@ export function createHttpListener(opts: HttpListenerOptions): Listener {
     });
   }
 
+  // Sockets whose first bytes have not arrived yet belong to neither server; a forced close must end them too.
+  const sniffing = new Set<net.Socket>();
   const server = net.createServer({ noDelay: true, pauseOnConnect: false }, (socket) => {
     if (h2 === null) {
       h1.emit('connection', socket);
       return;
     }
     const h2s = h2;
+    sniffing.add(socket);
+    socket.once('close', () => sniffing.delete(socket));
     socket.setTimeout(limits.client_header_timeout * 1000, () => socket.destroy());
     socket.once('data', (chunk: Buffer) => {
+      sniffing.delete(socket);
       socket.pause();
       socket.setTimeout(0);
       socket.unshift(chunk);
@@ -110,6 +131,9 @@ export function createHttpListener(opts: HttpListenerOptions): Listener {
       }),
     close: async ({ graceful }) => {
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      // Stops h1's connection-checking timer; the "not running" error of a never-listening server is expected.
+      h1.close(() => undefined);
+      for (const s of sniffing) s.destroy();
       if (!graceful) {
         h1.closeAllConnections();
         for (const s of sessions) s.destroy();

@@ -84,7 +84,7 @@ export class UpgradeHandler {
             ? (upstream.upstreamHost ?? ctx.request.host)
             : (req.headers.host ?? ctx.request.host);
       const headers = upstreamHeaders(ctx.request.headers, {
-        host,
+        host: ctx.request.host,
         peerAddr: ctx.peerAddr,
         remoteAddr: ctx.request.remoteAddr,
         scheme: ctx.request.scheme,

@@ -26,8 +26,9 @@ export function errorReply(status: number, message: string): Reply {
 export const KEY_NOT_FOUND: Reply = { status: 404, body: { message: 'Key not found' } };
 export const NOT_FOUND: Reply = { status: 404, body: { error_msg: 'not found' } };
 
+/** Resources carry a `status` field too (routes, ssls: 0|1), so an HTTP status (>= 100) is required. */
 export function isReply(x: unknown): x is Reply {
-  return typeof x === 'object' && x !== null && typeof (x as Reply).status === 'number';
+  return typeof x === 'object' && x !== null && typeof (x as Reply).status === 'number' && (x as Reply).status >= 100;
 }
 
 export type ValueView = (value: JsonObject) => JsonObject;

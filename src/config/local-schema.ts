@@ -38,6 +38,7 @@ const ipPort = (ip: string, p: number) => ({
   default: {},
 });
 const anyObject = { type: 'object' };
+const aesKeyString = { type: 'string', anyOf: [{ minLength: 16, maxLength: 16 }, { minLength: 32, maxLength: 32 }] };
 
 export const LOCAL_CONFIG_SCHEMA: Record<string, unknown> = {
   type: 'object',
@@ -85,6 +86,13 @@ export const LOCAL_CONFIG_SCHEMA: Record<string, unknown> = {
             ssl_session_tickets: { type: 'boolean' },
             fallback_sni: { type: 'string' },
             ssl_trusted_certificate: { type: 'string' },
+            // Legacy (APISIX < 3.8) SSL key encryption keys; still tried when decrypting SSL keys.
+            key_encrypt_salt: {
+              oneOf: [
+                { type: 'array', minItems: 1, items: { type: 'string', minLength: 16, maxLength: 16 } },
+                { type: 'string', minLength: 16, maxLength: 16 },
+              ],
+            },
           },
           additionalProperties: false,
         },
@@ -101,7 +109,8 @@ export const LOCAL_CONFIG_SCHEMA: Record<string, unknown> = {
           additionalProperties: false,
           properties: {
             enable_encrypt_fields: { type: 'boolean' },
-            keyring: { type: 'array', items: { type: 'string' } },
+            // Each entry is an AES key and its IV: 16 characters (AES-128) or 32 (AES-256).
+            keyring: { oneOf: [{ type: 'array', items: aesKeyString }, aesKeyString] },
           },
         },
         proxy_protocol: {

@@ -1,7 +1,7 @@
 // config.yaml: load, substitute ${{VAR}}, validate against LOCAL_CONFIG_SCHEMA with defaults, and derive the
 // settings the composition root needs. Errors carry the key path (apisix.node_listen[0]).
 import { randomInt } from 'node:crypto';
-import { readFile, rename, writeFile } from 'node:fs/promises';
+import { readFile, rename, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { Ajv, type ErrorObject } from 'ajv';
@@ -104,11 +104,59 @@ function describe(e: ErrorObject): string {
       return `${keyPath(e.instancePath, String(e.params.additionalProperty))}: unknown key`;
     case 'required':
       return `${keyPath(e.instancePath, String(e.params.missingProperty))}: is required`;
-    case 'enum':
-      return `${keyPath(e.instancePath)}: must be one of ${(e.params.allowedValues as unknown[]).map((v) => JSON.stringify(v)).join(', ')}`;
     default:
-      return `${keyPath(e.instancePath)}: ${e.message ?? e.keyword}`;
+      return `${keyPath(e.instancePath)}: ${mismatch(e) ?? e.message ?? e.keyword}`;
   }
+}
+
+/** The expectation of a type-level error ("integer", "one of ..."), null for errors about the value itself. */
+function mismatch(e: ErrorObject): string | null {
+  if (e.keyword === 'type') return `must be ${String(e.params.type)}`;
+  if (e.keyword === 'const') return `must be ${JSON.stringify(e.params.allowedValue)}`;
+  if (e.keyword === 'enum') {
+    return `must be one of ${(e.params.allowedValues as unknown[]).map((v) => JSON.stringify(v)).join(', ')}`;
+  }
+  return null;
+}
+
+/**
+ * One message per key path. Ajv reports every failed branch of a oneOf; when a branch of the value's type
+ * failed deeper (e.g. `>= 1`), the other branches' type mismatches are noise and dropped; otherwise the
+ * alternatives are merged into one line ("must be integer or object").
+ */
+function collectErrors(all: readonly ErrorObject[]): string[] {
+  const errs = all.filter((e) => e.keyword !== 'oneOf' && e.keyword !== 'anyOf' && e.keyword !== 'if');
+  const branchOf = (e: ErrorObject): string | null => {
+    const i = e.schemaPath.lastIndexOf('/oneOf/');
+    return i < 0 ? null : e.schemaPath.slice(0, i);
+  };
+  const merged = new Map<string, string[]>();
+  const out: string[] = [];
+  for (const e of errs) {
+    const m = mismatch(e);
+    const oneOf = branchOf(e);
+    if (m === null || oneOf === null) {
+      out.push(describe(e));
+      continue;
+    }
+    const deeper = errs.some(
+      (o) => o !== e && mismatch(o) === null && o.schemaPath.startsWith(`${oneOf}/oneOf/`) &&
+        (o.instancePath === e.instancePath || o.instancePath.startsWith(`${e.instancePath}/`)),
+    );
+    if (deeper) continue;
+    const p = keyPath(e.instancePath);
+    let list = merged.get(p);
+    if (!list) {
+      merged.set(p, (list = []));
+      out.push(p);
+    }
+    list.push(m.replace(/^must be /, ''));
+  }
+  const lines = out.map((l) => {
+    const alts = merged.get(l);
+    return alts ? `${l}: must be ${[...new Set(alts)].join(' or ')}` : l;
+  });
+  return [...new Set(lines)];
 }
 
 /** Parses and validates config text. Exported for tests and `switchyard validate`. */
@@ -121,12 +169,7 @@ export function parseLocalConfig(text: string, env: NodeJS.ProcessEnv = process.
   if (typeof data !== 'object' || data === null || Array.isArray(data)) {
     return { ok: false, errors: ['(root): must be a mapping'] };
   }
-  if (!validate(data)) {
-    // oneOf failures report every branch; keep the most specific messages, deduplicated.
-    const errs = (validate.errors ?? []).filter((e) => e.keyword !== 'oneOf' && e.keyword !== 'if');
-    const msgs = [...new Set((errs.length > 0 ? errs : validate.errors ?? []).map(describe))];
-    return { ok: false, errors: msgs };
-  }
+  if (!validate(data)) return { ok: false, errors: collectErrors(validate.errors ?? []) };
   return { ok: true, config: data as LocalConfig, file: '' };
 }
 
@@ -177,29 +220,58 @@ function randomKey(): string {
 }
 
 /**
- * No default admin key: an empty key (or no key at all while keys are required) gets 32 random letters,
- * written back into config.yaml (comments kept, atomic rename). Returns the generated key so the caller
- * prints it once; null when nothing was generated.
+ * No default admin key: every empty key (or one admin key when none is configured while keys are required)
+ * gets 32 random letters, written back into config.yaml (comments kept, atomic rename, owner-only mode).
+ * Returns the generated keys so the caller prints them once, each with whether it was saved: a key that comes
+ * from a `${{VAR}}` reference, or a config file that cannot be rewritten, keeps the key for this run only.
  */
-export async function ensureAdminKey(file: string, conf: LocalConfig): Promise<string | null> {
+export interface GeneratedKey {
+  name: string;
+  key: string;
+  /** false: valid for this run only (see `reason`). */
+  saved: boolean;
+  reason?: string;
+}
+
+export async function ensureAdminKey(file: string, conf: LocalConfig): Promise<GeneratedKey[]> {
   const admin = conf.deployment.admin;
-  if (conf.deployment.role === 'data_plane' || !admin.admin_key_required) return null;
-  const emptyIdx = admin.admin_key.findIndex((k) => k.key === '');
-  if (emptyIdx < 0 && admin.admin_key.length > 0) return null;
-  const key = randomKey();
+  if (conf.deployment.role === 'data_plane' || !admin.admin_key_required) return [];
+  const empty = admin.admin_key.flatMap((k, i) => (k.key === '' ? [i] : []));
+  if (empty.length === 0 && admin.admin_key.length > 0) return [];
   const text = await readFile(file, 'utf8');
   const doc = parseDocument(text);
-  if (emptyIdx >= 0) {
-    doc.setIn(['deployment', 'admin', 'admin_key', emptyIdx, 'key'], key);
-    admin.admin_key[emptyIdx]!.key = key;
+  const keys: GeneratedKey[] = [];
+  if (empty.length > 0) {
+    for (const i of empty) {
+      const entry = admin.admin_key[i]!;
+      entry.key = randomKey();
+      const raw = doc.getIn(['deployment', 'admin', 'admin_key', i, 'key']);
+      if (typeof raw === 'string' && raw.includes('${{')) {
+        keys.push({ name: entry.name, key: entry.key, saved: false, reason: 'the key comes from an environment variable' });
+        continue;
+      }
+      doc.setIn(['deployment', 'admin', 'admin_key', i, 'key'], entry.key);
+      keys.push({ name: entry.name, key: entry.key, saved: true });
+    }
   } else {
-    const entry = { name: 'admin', key, role: 'admin' as const };
-    if (!isMap(doc.getIn(['deployment', 'admin'], true))) doc.setIn(['deployment', 'admin'], doc.createNode({}));
-    doc.setIn(['deployment', 'admin', 'admin_key'], doc.createNode([entry]));
+    const entry = { name: 'admin', key: randomKey(), role: 'admin' as const };
     admin.admin_key.push(entry);
+    keys.push({ name: entry.name, key: entry.key, saved: true });
+    if (!isMap(doc.getIn(['deployment', 'admin'], true))) {
+      if (!isMap(doc.getIn(['deployment'], true))) doc.setIn(['deployment'], doc.createNode({}));
+      doc.setIn(['deployment', 'admin'], doc.createNode({}));
+    }
+    doc.setIn(['deployment', 'admin', 'admin_key'], doc.createNode([entry]));
   }
+  if (!keys.some((k) => k.saved)) return keys;
   const tmp = `${file}.${process.pid}.tmp`;
-  await writeFile(tmp, doc.toString(), { mode: 0o600 });
-  await rename(tmp, file);
-  return key;
+  try {
+    await writeFile(tmp, doc.toString(), { mode: 0o600 });
+    await rename(tmp, file);
+  } catch (err) {
+    await rm(tmp, { force: true }).catch(() => undefined);
+    const reason = `cannot write ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`;
+    for (const k of keys) if (k.saved) Object.assign(k, { saved: false, reason });
+  }
+  return keys;
 }

@@ -7,6 +7,7 @@ import { readFileSync } from 'node:fs';
 import { Etcd3, type IKeyValue, type IOptions, type IResponseHeader, type IWatchResponse, type Watcher } from 'etcd3';
 import { SwitchyardError, isSwitchyardError } from '../errors.ts';
 import type { Logger } from '../observability/logger.ts';
+import type { FieldCodec } from './encryption.ts';
 import { itemKey, parseKey, type JsonObject, type Kind, type StoredItem } from './resources.ts';
 import type { ConfigEvent, ConfigStore, WriteOptions, WriteResult } from './store.ts';
 import { ItemView, Sleeper, backoffMs, decodeValue, makeItem, padId, replaceView } from './store-common.ts';
@@ -23,6 +24,11 @@ export interface EtcdStoreOptions {
   logger: Logger;
   /** Extra attempts of the first full read before start() rejects (APISIX `startup_retry`, default 2). */
   startupRetries?: number;
+  /**
+   * Encryption at rest (APISIX data_encryption): values are decoded when read (the view, events, fetch and
+   * delete results hold plaintext) and encoded on put.
+   */
+  codec?: FieldCodec;
 }
 
 type Policy = NonNullable<NonNullable<IOptions['faultHandling']>['global']>;
@@ -227,16 +233,18 @@ export class EtcdStore extends EventEmitter implements ConfigStore {
     else if (old) keep.add(key);
   }
 
-  /** A StoredItem from a KV, or null for non-resource keys and invalid values (logged with their key). */
+  /** A StoredItem from a KV (secret fields decrypted), or null for non-resource keys and invalid values. */
   private decode(kv: IKeyValue): StoredItem | null {
     const key = kv.key.toString();
-    if (!parseKey(this.prefix, key)) return null;
+    const parsed = parseKey(this.prefix, key);
+    if (!parsed) return null;
     const v = decodeValue(kv.value.toString());
     if (!v.ok) {
       this.log.error({ key, error: v.error }, 'etcd: invalid JSON value skipped');
       return null;
     }
-    return makeItem(this.prefix, key, v.value, Number(kv.create_revision), Number(kv.mod_revision));
+    const value = this.opts.codec ? this.opts.codec.decode(parsed.kind, v.value, parsed.id) : v.value;
+    return makeItem(this.prefix, key, value, Number(kv.create_revision), Number(kv.mod_revision));
   }
 
   /** Resolves with a reason once the watch is disconnected, cancelled by etcd, or the store closes. */
@@ -318,7 +326,8 @@ export class EtcdStore extends EventEmitter implements ConfigStore {
   async put(kind: Kind, id: string, value: JsonObject, opts: WriteOptions = {}): Promise<WriteResult> {
     const key = itemKey(this.prefix, kind, id);
     const keyBuf = Buffer.from(key);
-    const valueBuf = Buffer.from(JSON.stringify(value));
+    const stored = this.opts.codec ? this.opts.codec.encode(kind, value, id) : value;
+    const valueBuf = Buffer.from(JSON.stringify(stored));
     try {
       let lease: string | undefined;
       if (opts.ttl !== undefined && opts.ttl > 0) {

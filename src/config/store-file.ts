@@ -17,6 +17,7 @@ import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { SwitchyardError } from '../errors.ts';
 import type { Logger } from '../observability/logger.ts';
+import type { FieldCodec } from './encryption.ts';
 import { itemKey, type JsonObject, type Kind, type StoredItem } from './resources.ts';
 import type { ConfigEvent, ConfigStore, WriteOptions, WriteResult } from './store.ts';
 import { ItemView, makeItem, padId, replaceView } from './store-common.ts';
@@ -32,6 +33,11 @@ export interface FileStoreOptions {
   prefix?: string;
   /** Files larger than this are rejected, default 64 MiB. */
   maxBytes?: number;
+  /**
+   * Encryption at rest; off by default (APISIX standalone files are plaintext). Values are decoded when the
+   * file is loaded (the view holds plaintext) and encoded when it is written.
+   */
+  codec?: FieldCodec;
 }
 
 interface FileSig {
@@ -51,6 +57,7 @@ export class FileStore extends EventEmitter implements ConfigStore {
   private readonly writable: boolean;
   private readonly pollMs: number;
   private readonly maxBytes: number;
+  private readonly codec: FieldCodec | undefined;
   private readonly view = new ItemView();
   private readonly ttlTimers = new Map<string, NodeJS.Timeout>();
   private rev = 0;
@@ -76,6 +83,7 @@ export class FileStore extends EventEmitter implements ConfigStore {
     this.writable = opts.writable;
     this.pollMs = opts.pollMs ?? 1000;
     this.maxBytes = opts.maxBytes ?? 64 * 1024 * 1024;
+    this.codec = opts.codec;
     this.prefix = (opts.prefix ?? '/apisix').replace(/\/+$/, '');
   }
 
@@ -202,8 +210,9 @@ export class FileStore extends EventEmitter implements ConfigStore {
   ): void {
     const next = this.rev + 1;
     const fresh = new Map<string, StoredItem>();
-    for (const { kind, id, value } of parsed.items) {
+    for (const { kind, id, value: raw } of parsed.items) {
       const key = itemKey(this.prefix, kind, id);
+      const value = this.codec ? this.codec.decode(kind, raw, id) : raw;
       const old = this.view.getByKey(key);
       if (old && JSON.stringify(old.value) === JSON.stringify(value)) {
         fresh.set(key, old);
@@ -261,7 +270,9 @@ export class FileStore extends EventEmitter implements ConfigStore {
 
   /** Writes `items` (plus the id counter) atomically and records the result as our own content. */
   private async persist(items: StoredItem[]): Promise<void> {
-    const text = renderStandalone(items, this.format, { genId: this.genId });
+    const codec = this.codec;
+    const stored = codec?.active ? items.map((it) => ({ ...it, value: codec.encode(it.kind, it.value, it.id) })) : items;
+    const text = renderStandalone(stored, this.format, { genId: this.genId });
     const dir = path.dirname(this.file);
     const tmp = path.join(dir, `.${path.basename(this.file)}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`);
     let sig: FileSig;

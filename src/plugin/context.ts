@@ -69,6 +69,10 @@ export interface HttpContext {
   readonly startNs: bigint;
   /** Per-request scratch space for plugins, keyed by plugin name. */
   readonly pluginData: Map<string, unknown>;
+  /** Log phase: milliseconds from dispatch to upstream response headers (undefined when not proxied). */
+  readonly upstreamLatencyMs?: number | undefined;
+  /** Log phase: response body bytes sent to the client. */
+  readonly bytesSent?: number;
 }
 
 export interface StreamContext {

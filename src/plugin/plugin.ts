@@ -54,6 +54,8 @@ export interface ConsumerDirectory {
   find(pluginName: string, field: string, value: string): ConsumerMatch | undefined;
   /** All consumers configured with the plugin (for plugins that must try each, e.g. hmac by key_id). */
   withPlugin(pluginName: string): readonly ConsumerMatch[];
+  /** A consumer by username (auth plugins' `anonymous_consumer`); optional for directories without names. */
+  get?(username: string): ConsumerRef | undefined;
 }
 
 export interface ConsumerMatch {
@@ -70,6 +72,11 @@ export interface PluginDef {
   readonly schema: JsonObject;
   readonly consumerSchema?: JsonObject;
   readonly metadataSchema?: JsonObject;
+  /**
+   * Conf fields stored AES-encrypted at rest (APISIX schema `encrypt_fields`): names, or "a.b" for one nested
+   * level, of the schema consumer confs are checked against (consumerSchema when present, else schema).
+   */
+  readonly encryptFields?: readonly string[];
   readonly type?: 'auth';
   readonly scope?: 'global';
   readonly runPolicy?: 'prefer_route';

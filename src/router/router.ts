@@ -5,19 +5,24 @@
 // 2. URIs, within one host group: the exact-path routes of the request path first; then the routes whose
 //    prefix key (the URI up to its first `:` or `*`) is a prefix of the path, longest key first.
 // 3. Among routes under the same exact path or key: higher `priority` first, then the longer URI as written,
-//    then insertion order. `priority` therefore only orders routes competing for the same path or key.
+//    then the route order (see BuildRouterOptions.order), then the order of the route's own uris.
 // 4. A candidate must pass its URI pattern, methods, remote_addrs and vars, else the next one is tried.
 // Unlike lua-resty-radixtree, `:param` captures are taken before `vars` run, so `uri_param_<name>` works
 // inside the route's own vars (the router sets `input.params` before evaluating them).
 // Bad specs (invalid vars, CIDR, host, method, empty uris) are skipped and reported through `errors` and the
 // optional `onError` callback; buildRouter itself only throws on programming errors.
+//
+// Routers are persistent: `update()` returns a new router with some routes added, replaced or removed,
+// sharing every untouched host group, URI list and radix subtree with the old one (which keeps answering
+// as before), so a config change costs in proportion to what changed rather than to the number of routes.
 import type { Vars } from './vars.ts';
 import { compileExpr, evalExpr, isAlwaysTrue, ExprError } from './expr.ts';
 import type { CompiledExpr } from './expr.ts';
 import { IpMatcher } from './cidr.ts';
-import { HostTable, isValidHostPattern } from './host.ts';
+import { HostTable, isValidHostPattern, normalizeHostPattern } from './host.ts';
 import { PathPattern, EXACT, PATTERN } from './path.ts';
-import { RadixTree } from './radix.ts';
+import { ChunkedMap } from './chunked-map.ts';
+import { Edit, RadixTree } from './radix.ts';
 
 export interface RouteSpec<T> {
   id: string;
@@ -60,13 +65,31 @@ export interface RouteBuildError {
   readonly message: string;
 }
 
+/** Changes applied by `BuiltRouter.update`: removals first, then upserts (by route id). */
+export interface RouteChanges<T> {
+  readonly remove?: Iterable<string>;
+  /** New routes, or replacements of routes with the same id. */
+  readonly upsert?: Iterable<RouteSpec<T>>;
+}
+
 export interface BuiltRouter<T> extends Router<T> {
   /** The specs that were skipped, with why. */
   readonly errors: readonly RouteBuildError[];
+  /**
+   * A new router with `changes` applied; this one is left as it was and both stay usable. Bad specs are
+   * reported through the onError given to buildRouter.
+   */
+  update(changes: RouteChanges<T>): BuiltRouter<T>;
 }
 
 export interface BuildRouterOptions {
   onError?: (id: string, message: string) => void;
+  /**
+   * The route order breaking ties in rule 3. 'list' (default): the order of the specs given to buildRouter;
+   * routes added by update() come after every existing one, a replaced route keeps its place. 'id': route
+   * id string order (the order of a config snapshot), the same however the router was reached.
+   */
+  order?: 'list' | 'id';
 }
 
 /** The methods of APISIX's schema, as bits of a route's method mask. */
@@ -77,17 +100,32 @@ class CompiledRoute<T> {
   readonly id: string;
   readonly payload: T;
   readonly priority: number;
+  /** Tie-break after priority and URI length: a number ('list' order) or the id ('id' order). */
+  readonly order: number | string;
   /** 0 means any method. */
   readonly methodMask: number;
   readonly ips: IpMatcher | null;
   readonly expr: CompiledExpr | null;
-  constructor(spec: RouteSpec<T>, methodMask: number, ips: IpMatcher | null, expr: CompiledExpr | null) {
+  /** Normalized distinct host patterns; empty means the host-less group. */
+  readonly hostKeys: readonly string[];
+  readonly patterns: readonly PathPattern[];
+  constructor(
+    spec: RouteSpec<T>,
+    order: number | string,
+    methodMask: number,
+    ips: IpMatcher | null,
+    expr: CompiledExpr | null,
+    hostKeys: readonly string[],
+  ) {
     this.id = spec.id;
     this.payload = spec.payload;
     this.priority = spec.priority;
+    this.order = order;
     this.methodMask = methodMask;
     this.ips = ips;
     this.expr = expr;
+    this.hostKeys = hostKeys;
+    this.patterns = spec.uris.map((uri) => new PathPattern(uri));
   }
 }
 
@@ -95,17 +133,18 @@ class CompiledRoute<T> {
 class Entry<T> {
   readonly route: CompiledRoute<T>;
   readonly pattern: PathPattern;
-  readonly seq: number;
+  /** Position of the URI in the route's uris. */
+  readonly uriIndex: number;
   readonly kind: number;
   readonly methodMask: number;
   readonly ips: IpMatcher | null;
   readonly expr: CompiledExpr | null;
   readonly payload: T;
   readonly routeId: string;
-  constructor(route: CompiledRoute<T>, pattern: PathPattern, seq: number) {
+  constructor(route: CompiledRoute<T>, pattern: PathPattern, uriIndex: number) {
     this.route = route;
     this.pattern = pattern;
-    this.seq = seq;
+    this.uriIndex = uriIndex;
     this.kind = pattern.kind;
     this.methodMask = route.methodMask;
     this.ips = route.ips;
@@ -116,36 +155,37 @@ class Entry<T> {
 }
 
 function byPrecedence<T>(a: Entry<T>, b: Entry<T>): number {
-  return (
-    b.route.priority - a.route.priority || b.pattern.source.length - a.pattern.source.length || a.seq - b.seq
-  );
+  const d = b.route.priority - a.route.priority || b.pattern.source.length - a.pattern.source.length;
+  if (d !== 0) return d;
+  const ao = a.route.order;
+  const bo = b.route.order;
+  if (ao !== bo) return ao < bo ? -1 : 1;
+  return a.uriIndex - b.uriIndex;
 }
 
-/** The routes of one host group, indexed by URI. */
+/** The routes of one host group, indexed by URI. Lists are sorted by precedence once an update commits. */
 class UriTable<T> {
-  readonly exact = new Map<string, Entry<T>[]>();
-  readonly prefixes = new RadixTree<Entry<T>[]>();
-  private readonly lists: Entry<T>[][] = [];
-
-  add(entry: Entry<T>): void {
-    const p = entry.pattern;
-    let list: Entry<T>[];
-    if (p.kind === EXACT) {
-      list = this.exact.get(p.key) ?? [];
-      if (list.length === 0) this.exact.set(p.key, list);
-    } else {
-      list = this.prefixes.upsert(p.key, () => []);
-    }
-    if (list.length === 0) this.lists.push(list);
-    list.push(entry);
+  /** The normalized host pattern of the group; null for the host-less group. */
+  readonly host: string | null;
+  exact = new ChunkedMap<Entry<T>[]>();
+  prefixes = new RadixTree<Entry<T>[]>();
+  constructor(host: string | null) {
+    this.host = host;
   }
 
-  seal(): void {
-    for (const list of this.lists) list.sort(byPrecedence);
+  copy(): UriTable<T> {
+    const t = new UriTable<T>(this.host);
+    t.exact = this.exact;
+    t.prefixes = this.prefixes;
+    return t;
+  }
+
+  get empty(): boolean {
+    return this.exact.size === 0 && this.prefixes.size === 0;
   }
 }
 
-function compileSpec<T>(spec: RouteSpec<T>): CompiledRoute<T> {
+function compileSpec<T>(spec: RouteSpec<T>, order: number | string): CompiledRoute<T> {
   if (!Array.isArray(spec.uris) || spec.uris.length === 0) throw new Error('route has no uri');
   for (const uri of spec.uris) {
     if (typeof uri !== 'string' || uri.length === 0) throw new Error(`invalid uri '${String(uri)}'`);
@@ -156,8 +196,11 @@ function compileSpec<T>(spec: RouteSpec<T>): CompiledRoute<T> {
     if (bit === undefined) throw new Error(`invalid method '${m}'`);
     mask |= bit;
   }
+  const hostKeys: string[] = [];
   for (const h of spec.hosts ?? []) {
     if (typeof h !== 'string' || !isValidHostPattern(h)) throw new Error(`invalid host '${String(h)}'`);
+    const key = normalizeHostPattern(h);
+    if (!hostKeys.includes(key)) hostKeys.push(key);
   }
   let ips: IpMatcher | null = null;
   if (spec.remoteAddrs !== undefined && spec.remoteAddrs.length > 0) ips = IpMatcher.compile(spec.remoteAddrs);
@@ -171,12 +214,161 @@ function compileSpec<T>(spec: RouteSpec<T>): CompiledRoute<T> {
     }
     if (isAlwaysTrue(expr)) expr = null;
   }
-  return new CompiledRoute(spec, mask, ips, expr);
+  return new CompiledRoute(spec, order, mask, ips, expr, hostKeys);
+}
+
+/** Everything a router reads; shared between routers until an update copies the parts it changes. */
+interface RouterState<T> {
+  routes: ChunkedMap<CompiledRoute<T>>;
+  errors: Map<string, string>;
+  hosts: HostTable<UriTable<T>>;
+  anyHost: UriTable<T>;
+  nextOrder: number;
+  readonly opts: BuildRouterOptions;
+}
+
+/** One batch of changes: copies what it touches of `base`, then sorts the URI lists it changed. */
+class RouterEdit<T> {
+  private readonly edit: Edit;
+  private readonly state: RouterState<T>;
+  private readonly dirty = new Map<Entry<T>[], { table: UriTable<T>; pattern: PathPattern }>();
+  private readonly touched = new Set<UriTable<T>>();
+
+  constructor(base: RouterState<T> | null, opts: BuildRouterOptions) {
+    this.edit = new Edit(base === null);
+    this.state =
+      base === null
+        ? { routes: new ChunkedMap(), errors: new Map(), hosts: new HostTable(), anyHost: new UriTable(null), nextOrder: 0, opts }
+        : { ...base, hosts: base.hosts.copy() };
+  }
+
+  private routes(): ChunkedMap<CompiledRoute<T>> {
+    const s = this.state;
+    if (!this.edit.owns(s.routes)) s.routes = this.edit.own(s.routes.copy());
+    return s.routes;
+  }
+
+  private errors(): Map<string, string> {
+    const s = this.state;
+    if (!this.edit.owns(s.errors)) s.errors = this.edit.own(new Map(s.errors));
+    return s.errors;
+  }
+
+  /** The owned table of a host group (null: host-less), created when `create`. */
+  private table(host: string | null, create: boolean): UriTable<T> | undefined {
+    const s = this.state;
+    const edit = this.edit;
+    let t: UriTable<T> | undefined;
+    if (host === null) {
+      if (!edit.owns(s.anyHost)) s.anyHost = edit.own(s.anyHost.copy());
+      t = s.anyHost;
+    } else {
+      t = s.hosts.get(host);
+      if (t === undefined) {
+        if (!create) return undefined;
+        t = edit.own(new UriTable<T>(host));
+        s.hosts.set(host, t, edit);
+      } else if (!edit.owns(t)) {
+        t = edit.own(t.copy());
+        s.hosts.set(host, t, edit);
+      }
+    }
+    this.touched.add(t);
+    return t;
+  }
+
+  /** The owned entry list of `pattern`'s key in `table`, created when `create`. */
+  private list(table: UriTable<T>, pattern: PathPattern, create: boolean): Entry<T>[] | undefined {
+    const edit = this.edit;
+    const key = pattern.key;
+    let list: Entry<T>[] | undefined;
+    if (pattern.kind === EXACT) {
+      list = table.exact.get(key);
+      if (list === undefined && !create) return undefined;
+      if (list === undefined || !edit.owns(list)) {
+        list = edit.own(list === undefined ? [] : list.slice());
+        if (!edit.owns(table.exact)) table.exact = edit.own(table.exact.copy());
+        table.exact.set(key, list, edit);
+      }
+    } else {
+      list = table.prefixes.get(key);
+      if (list === undefined && !create) return undefined;
+      if (list === undefined || !edit.owns(list)) {
+        list = edit.own(list === undefined ? [] : list.slice());
+        if (!edit.owns(table.prefixes)) table.prefixes = edit.own(table.prefixes.copy());
+        table.prefixes.set(key, list, edit);
+      }
+    }
+    if (!this.dirty.has(list)) this.dirty.set(list, { table, pattern });
+    return list;
+  }
+
+  remove(id: string): number | string | undefined {
+    const route = this.state.routes.get(id);
+    if (route === undefined) {
+      if (this.state.errors.has(id)) this.errors().delete(id);
+      return undefined;
+    }
+    const hosts = route.hostKeys.length > 0 ? route.hostKeys : [null];
+    for (const host of hosts) {
+      const table = this.table(host, false);
+      if (table === undefined) continue;
+      for (const pattern of route.patterns) {
+        const list = this.list(table, pattern, false);
+        if (list === undefined) continue;
+        let w = 0;
+        for (let r = 0; r < list.length; r++) if (list[r]!.route !== route) list[w++] = list[r]!;
+        list.length = w;
+      }
+    }
+    this.routes().delete(id, this.edit);
+    return route.order;
+  }
+
+  add(spec: RouteSpec<T>, kept: number | string | undefined): void {
+    const s = this.state;
+    const order = s.opts.order === 'id' ? spec.id : typeof kept === 'number' ? kept : s.nextOrder++;
+    let route: CompiledRoute<T>;
+    try {
+      route = compileSpec(spec, order);
+    } catch (err) {
+      const message = (err as Error).message;
+      this.errors().set(spec.id, message);
+      s.opts.onError?.(spec.id, message);
+      return;
+    }
+    this.routes().set(spec.id, route, this.edit);
+    const hosts = route.hostKeys.length > 0 ? route.hostKeys : [null];
+    for (const host of hosts) {
+      const table = this.table(host, true) as UriTable<T>;
+      for (let i = 0; i < route.patterns.length; i++) {
+        const pattern = route.patterns[i]!;
+        (this.list(table, pattern, true) as Entry<T>[]).push(new Entry(route, pattern, i));
+      }
+    }
+  }
+
+  commit(): RadixRouter<T> {
+    const edit = this.edit;
+    for (const [list, { table, pattern }] of this.dirty) {
+      if (list.length > 1) list.sort(byPrecedence);
+      else if (list.length === 0) {
+        if (pattern.kind === EXACT) {
+          if (table.exact.get(pattern.key) === list) table.exact.delete(pattern.key, edit);
+        } else if (table.prefixes.get(pattern.key) === list) {
+          table.prefixes.delete(pattern.key, edit);
+        }
+      }
+    }
+    for (const t of this.touched) if (t.host !== null && t.empty) this.state.hosts.delete(t.host, edit);
+    return new RadixRouter(this.state);
+  }
 }
 
 class RadixRouter<T> implements BuiltRouter<T> {
   readonly size: number;
   readonly errors: readonly RouteBuildError[];
+  private readonly state: RouterState<T>;
   private readonly hosts: HostTable<UriTable<T>>;
   private readonly hasHosts: boolean;
   private readonly anyHost: UriTable<T>;
@@ -184,45 +376,20 @@ class RadixRouter<T> implements BuiltRouter<T> {
   private readonly hostScratch: UriTable<T>[] = [];
   private readonly keyScratch: Entry<T>[][] = [];
 
-  constructor(specs: readonly RouteSpec<T>[], opts: BuildRouterOptions) {
-    const errors: RouteBuildError[] = [];
-    const hosts = new HostTable<UriTable<T>>();
-    const anyHost = new UriTable<T>();
-    const tables: UriTable<T>[] = [anyHost];
-    let size = 0;
-    let seq = 0;
-    for (const spec of specs) {
-      let route: CompiledRoute<T>;
-      try {
-        route = compileSpec(spec);
-      } catch (err) {
-        const message = (err as Error).message;
-        errors.push({ id: spec.id, message });
-        opts.onError?.(spec.id, message);
-        continue;
-      }
-      size++;
-      const patterns = spec.uris.map((uri) => new PathPattern(uri));
-      const targets =
-        spec.hosts !== undefined && spec.hosts.length > 0
-          ? spec.hosts.map((h) =>
-              hosts.upsert(h, () => {
-                const t = new UriTable<T>();
-                tables.push(t);
-                return t;
-              }),
-            )
-          : [anyHost];
-      for (const table of new Set(targets)) {
-        for (const pattern of patterns) table.add(new Entry(route, pattern, seq++));
-      }
-    }
-    for (const t of tables) t.seal();
-    this.size = size;
-    this.errors = errors;
-    this.hosts = hosts;
-    this.hasHosts = hosts.size > 0;
-    this.anyHost = anyHost;
+  constructor(state: RouterState<T>) {
+    this.state = state;
+    this.size = state.routes.size;
+    this.errors = Array.from(state.errors, ([id, message]) => ({ id, message }));
+    this.hosts = state.hosts;
+    this.hasHosts = state.hosts.size > 0;
+    this.anyHost = state.anyHost;
+  }
+
+  update(changes: RouteChanges<T>): BuiltRouter<T> {
+    const e = new RouterEdit<T>(this.state, this.state.opts);
+    for (const id of changes.remove ?? []) e.remove(id);
+    for (const spec of changes.upsert ?? []) e.add(spec, e.remove(spec.id));
+    return e.commit();
   }
 
   match(input: MatchInput): RouteMatch<T> | null {
@@ -289,7 +456,9 @@ class RadixRouter<T> implements BuiltRouter<T> {
   }
 }
 
-/** Builds an immutable router from enabled routes (status 0 routes are filtered out by the caller). */
+/** Builds a router from enabled routes (status 0 routes are filtered out by the caller). */
 export function buildRouter<T>(routes: readonly RouteSpec<T>[], opts: BuildRouterOptions = {}): BuiltRouter<T> {
-  return new RadixRouter(routes, opts);
+  const e = new RouterEdit<T>(null, opts);
+  for (const spec of routes) e.add(spec, e.remove(spec.id));
+  return e.commit();
 }

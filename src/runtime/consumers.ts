@@ -5,6 +5,11 @@ import type { JsonObject } from '../config/resources.ts';
 import type { ConsumerRef } from '../plugin/context.ts';
 import type { ConsumerDirectory, ConsumerMatch } from '../plugin/plugin.ts';
 
+/** True when consumers, credentials and consumer groups are the same in both snapshots. */
+export function sameConsumers(a: Snapshot, b: Snapshot): boolean {
+  return a.sameKind('consumers', b) && a.sameKind('credentials', b) && a.sameKind('consumer_groups', b);
+}
+
 export class SnapshotConsumers implements ConsumerDirectory {
   private readonly refs = new Map<string, ConsumerRef>();
   /** [consumer ref, plugins conf] for consumers and credentials. */
@@ -63,5 +68,29 @@ export class SnapshotConsumers implements ConsumerDirectory {
       this.lists.set(pluginName, list);
     }
     return list;
+  }
+}
+
+/**
+ * The directory handed to plugin instances: it answers from the newest consumers, so plugin chains that
+ * outlive a consumer change (they are reused across snapshots) authenticate against current credentials.
+ */
+export class LiveConsumers implements ConsumerDirectory {
+  current: SnapshotConsumers;
+
+  constructor(initial: SnapshotConsumers) {
+    this.current = initial;
+  }
+
+  get(username: string): ConsumerRef | undefined {
+    return this.current.get(username);
+  }
+
+  find(pluginName: string, field: string, value: string): ConsumerMatch | undefined {
+    return this.current.find(pluginName, field, value);
+  }
+
+  withPlugin(pluginName: string): readonly ConsumerMatch[] {
+    return this.current.withPlugin(pluginName);
   }
 }

@@ -1,18 +1,31 @@
 // Builds the HTTP data-plane runtime from a snapshot: routes merged with their service and plugin_config,
-// compiled plugin chains, the router, and upstream runtimes (reused across snapshots when unchanged).
-import type { JsonObject } from '../config/resources.ts';
-import type { Snapshot } from '../config/snapshot.ts';
+// compiled plugin chains, the router, and upstream runtimes.
+//
+// Builds are incremental. Snapshot items are the same objects while unchanged, so a route whose own item,
+// service, plugin_config and resolved upstream are the same as in the previous runtime (and whose chain has
+// no plugin with changed plugin_metadata) keeps its HttpRoute payload, compiled chain and router entry; the
+// router is updated with the routes that changed only. The global-rules chain is kept while global_rules
+// and the metadata of its plugins are unchanged; the consumer directory is rebuilt only when consumers,
+// credentials or consumer groups changed.
+//
+// Chain lifecycle: a chain is referenced by the runtime that built it and by every successor that reused
+// it. retire(old, next) destroys the chains of `old` that `next` no longer references, once requests
+// pinned to `old` had their grace period, so each chain is destroyed exactly once, after it left service.
+import type { JsonObject, Kind } from '../config/resources.ts';
+import type { Snapshot, SnapshotItem } from '../config/snapshot.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { ConsumerRef } from '../plugin/context.ts';
-import { PluginChain } from '../plugin/chain.ts';
+import { PluginChain, type EnvFor } from '../plugin/chain.ts';
 import { consumerPluginNames, mergeConsumerPlugins, mergeRoutePlugins } from '../plugin/merge.ts';
 import type { PluginDef, PluginEnv } from '../plugin/plugin.ts';
 import type { PluginRegistry } from '../plugin/registry.ts';
-import { buildRouter, type RouteSpec } from '../router/router.ts';
+import { ChunkedMap } from '../router/chunked-map.ts';
+import { Edit } from '../router/radix.ts';
+import { buildRouter, type BuiltRouter, type RouteSpec } from '../router/router.ts';
 import type { BalancerRegistry, HealthView } from '../upstream/balancer.ts';
 import { Pools } from '../upstream/pools.ts';
 import { UpstreamCache, UpstreamRuntime } from '../upstream/upstream.ts';
-import { SnapshotConsumers } from './consumers.ts';
+import { LiveConsumers, SnapshotConsumers, sameConsumers } from './consumers.ts';
 import type { RuntimeBuilder } from './manager.ts';
 import type { HttpRoute, HttpRuntime, TimeoutConf } from './types.ts';
 
@@ -21,9 +34,32 @@ export interface HttpRuntimeDeps {
   balancers: BalancerRegistry;
   attrs: Record<string, Record<string, unknown>>;
   logger: Logger;
-  /** Health state shared by every upstream (HealthSink owner). */
-  health?: HealthView;
+  /**
+   * The health view of one upstream (UpstreamCache's deps shape). Keys: `upstreams/<id>`, `services/<id>`,
+   * `routes/<id>` for inline upstreams, `inline/<n>` for upstreams chosen at request time. Default: healthy.
+   */
+  health?: (key: string, conf: JsonObject) => HealthView;
 }
+
+/** Every kind but stream_routes. */
+const HTTP_KINDS: readonly Kind[] = [
+  'routes',
+  'services',
+  'upstreams',
+  'consumers',
+  'credentials',
+  'consumer_groups',
+  'ssls',
+  'global_rules',
+  'plugin_configs',
+  'plugin_metadata',
+  'protos',
+  'secrets',
+];
+
+/** Bounds of the per-runtime caches filled by traffic. */
+const MAX_INLINE_UPSTREAMS = 1000;
+const MAX_CONSUMER_CHAINS = 100_000;
 
 function asObj(v: unknown): JsonObject | undefined {
   return v !== null && typeof v === 'object' && !Array.isArray(v) ? (v as JsonObject) : undefined;
@@ -33,86 +69,118 @@ function idOf(v: unknown): string | undefined {
   return typeof v === 'string' ? v : typeof v === 'number' ? String(v) : undefined;
 }
 
+/** What a route's payload was built from; equal inputs (by identity) mean the payload can be reused. */
+interface RouteState {
+  readonly item: SnapshotItem;
+  readonly service: SnapshotItem | undefined;
+  readonly pluginConfig: SnapshotItem | undefined;
+  readonly upstream: UpstreamRuntime | null;
+  readonly spec: RouteSpec<HttpRoute>;
+}
+
+interface ConsumerChainEntry {
+  readonly route: HttpRoute;
+  readonly chain: PluginChain;
+}
+
+/** Per-build helpers a runtime keeps for request-time work (consumer chains, inline upstreams). */
+interface RuntimeTools {
+  readonly plugins: PluginRegistry;
+  readonly withConsumer: (route: HttpRoute, merged: JsonObject, names: ReadonlySet<string>) => PluginChain;
+  readonly inlineFactory: (key: string, conf: JsonObject) => UpstreamRuntime | null;
+}
+
 class Runtime implements HttpRuntime {
   readonly revision: number;
-  readonly router: HttpRuntime['router'];
+  readonly snapshot: Snapshot;
+  readonly router: BuiltRouter<HttpRoute>;
   readonly global: PluginChain | null;
-  private readonly snapshot: Snapshot;
-  private readonly upstreams: UpstreamCache;
-  private readonly consumerChains = new Map<string, PluginChain>();
-  private readonly withConsumer: (route: HttpRoute, merged: JsonObject, names: ReadonlySet<string>) => PluginChain;
-  readonly chains: PluginChain[];
+  readonly routes: ChunkedMap<RouteState>;
   readonly consumers: SnapshotConsumers;
+  readonly consumerChains: Map<string, ConsumerChainEntry>;
+  private readonly upstreams: UpstreamCache;
+  private readonly tools: RuntimeTools;
+  /** Inline upstreams chosen at request time (traffic-split): by conf object, then by conf JSON. */
+  private readonly inlineByConf = new WeakMap<JsonObject, UpstreamRuntime | null>();
+  private readonly inline = new Map<string, UpstreamRuntime | null>();
 
   constructor(
     snapshot: Snapshot,
-    router: HttpRuntime['router'],
+    router: BuiltRouter<HttpRoute>,
     global: PluginChain | null,
-    upstreams: UpstreamCache,
-    chains: PluginChain[],
+    routes: ChunkedMap<RouteState>,
     consumers: SnapshotConsumers,
-    withConsumer: (route: HttpRoute, merged: JsonObject, names: ReadonlySet<string>) => PluginChain,
+    consumerChains: Map<string, ConsumerChainEntry>,
+    upstreams: UpstreamCache,
+    tools: RuntimeTools,
   ) {
     this.revision = snapshot.revision;
     this.snapshot = snapshot;
     this.router = router;
     this.global = global;
-    this.upstreams = upstreams;
-    this.chains = chains;
+    this.routes = routes;
     this.consumers = consumers;
-    this.withConsumer = withConsumer;
+    this.consumerChains = consumerChains;
+    this.upstreams = upstreams;
+    this.tools = tools;
   }
 
   resolveUpstream(ref: string | JsonObject): UpstreamRuntime | null {
     if (typeof ref === 'string') return this.upstreams.get(`upstreams/${ref}`) ?? null;
-    return this.inlineUpstream(ref);
-  }
-
-  /** Inline upstreams chosen at request time (traffic-split): built once per distinct conf, bounded. */
-  private readonly inline = new Map<string, UpstreamRuntime | null>();
-  inlineFactory: ((key: string, conf: JsonObject) => UpstreamRuntime | null) | null = null;
-
-  private inlineUpstream(conf: JsonObject): UpstreamRuntime | null {
-    const key = JSON.stringify(conf);
-    let u = this.inline.get(key);
+    let u = this.inlineByConf.get(ref);
+    if (u !== undefined) return u;
+    const key = JSON.stringify(ref);
+    u = this.inline.get(key);
     if (u === undefined) {
-      u = this.inlineFactory?.(`inline/${this.inline.size}`, conf) ?? null;
-      if (this.inline.size < 1000) this.inline.set(key, u);
+      u = this.tools.inlineFactory(`inline/${this.inline.size}`, ref);
+      if (this.inline.size < MAX_INLINE_UPSTREAMS) this.inline.set(key, u);
+      else u?.close();
     }
+    this.inlineByConf.set(ref, u);
     return u;
   }
 
   consumerChain(route: HttpRoute, consumer: ConsumerRef): PluginChain {
     const key = `${route.id}\0${consumer.username}\0${consumer.credentialId ?? ''}`;
-    let chain = this.consumerChains.get(key);
-    if (chain !== undefined) return chain;
+    const hit = this.consumerChains.get(key);
+    if (hit !== undefined && hit.route === route) return hit.chain;
     const own = this.consumers.get(consumer.username) ?? consumer;
     const groupId = own.group_id;
     const group = groupId !== undefined ? this.snapshot.get('consumer_groups', groupId) : undefined;
-    const groupPlugins = withoutAuth(asObj(group?.value.plugins), this.pluginsRegistry);
-    const consumerPlugins = withoutAuth(asObj(own.plugins), this.pluginsRegistry);
+    const groupPlugins = withoutAuth(asObj(group?.value.plugins), this.tools.plugins);
+    const consumerPlugins = withoutAuth(asObj(own.plugins), this.tools.plugins);
+    let chain: PluginChain;
     if (groupPlugins === undefined && consumerPlugins === undefined) chain = route.chain;
     else {
       const merged = mergeConsumerPlugins(route.plugins, groupPlugins, consumerPlugins);
-      chain = this.withConsumer(route, merged, consumerPluginNames(groupPlugins, consumerPlugins));
+      chain = this.tools.withConsumer(route, merged, consumerPluginNames(groupPlugins, consumerPlugins));
     }
-    // Bounded: one entry per (route, consumer) pair that actually sent traffic in this snapshot.
-    if (this.consumerChains.size < 100_000) this.consumerChains.set(key, chain);
+    // Bounded: one entry per (route, consumer) pair that actually sent traffic. Past the bound a chain is
+    // built per request and left to the garbage collector (it owns only consumer-contributed instances).
+    if (this.consumerChains.size < MAX_CONSUMER_CHAINS) this.consumerChains.set(key, { route, chain });
     return chain;
   }
 
-  pluginsRegistry: PluginRegistry | null = null;
+  /** Every chain this runtime references. */
+  chains(): Set<PluginChain> {
+    const out = new Set<PluginChain>();
+    if (this.global !== null) out.add(this.global);
+    for (const s of this.routes.values()) out.add(s.spec.payload.chain);
+    for (const e of this.consumerChains.values()) out.add(e.chain);
+    return out;
+  }
 
-  destroy(): void {
+  /** Destroys what this runtime references and `keep` does not; closes its request-time upstreams. */
+  release(keep: Runtime | null): void {
+    const live = keep?.chains();
+    for (const c of this.chains()) if (live === undefined || !live.has(c)) c.destroy();
     for (const u of this.inline.values()) u?.close();
-    for (const c of this.chains) c.destroy();
-    for (const c of this.consumerChains.values()) if (!this.chains.includes(c)) c.destroy();
   }
 }
 
 /** Auth plugins of a consumer identify it; they are not re-run after identification (APISIX skips them). */
-function withoutAuth(plugins: JsonObject | undefined, registry: PluginRegistry | null): JsonObject | undefined {
-  if (plugins === undefined || registry === null) return plugins;
+function withoutAuth(plugins: JsonObject | undefined, registry: PluginRegistry): JsonObject | undefined {
+  if (plugins === undefined) return plugins;
   let out: JsonObject | undefined;
   for (const name in plugins) {
     if (registry.known(name)?.type === 'auth') continue;
@@ -121,10 +189,37 @@ function withoutAuth(plugins: JsonObject | undefined, registry: PluginRegistry |
   return out;
 }
 
+/** Names of plugins whose plugin_metadata differs between the snapshots (null `prev`: every plugin). */
+function changedMetadata(snapshot: Snapshot, prev: Snapshot | null): Set<string> | null {
+  if (prev === null) return null;
+  const out = new Set<string>();
+  if (snapshot.sameKind('plugin_metadata', prev)) return out;
+  for (const m of snapshot.list('plugin_metadata')) if (prev.get('plugin_metadata', m.item.id) !== m) out.add(m.item.id);
+  for (const m of prev.list('plugin_metadata')) if (snapshot.get('plugin_metadata', m.item.id) !== m) out.add(m.item.id);
+  return out;
+}
+
+/** Kinds other than routes that HTTP routes depend on. */
+const ROUTE_DEPENDENCIES = HTTP_KINDS.filter((k) => k !== 'routes');
+
+function onlyRoutesChanged(snapshot: Snapshot, prev: Snapshot): boolean {
+  for (const kind of ROUTE_DEPENDENCIES) if (!snapshot.sameKind(kind, prev)) return false;
+  return true;
+}
+
+/** Whether a chain may be kept given the changed metadata (null: nothing may be kept). */
+function metadataUnchanged(chain: PluginChain, changed: Set<string> | null): boolean {
+  if (changed === null) return false;
+  for (const name of changed) if (chain.has(name)) return false;
+  return true;
+}
+
 export class HttpRuntimeBuilder implements RuntimeBuilder<HttpRuntime> {
   readonly name = 'http';
+  readonly kinds = HTTP_KINDS;
   private readonly deps: HttpRuntimeDeps;
   private upstreams: UpstreamCache | null = null;
+  private live: LiveConsumers | null = null;
   readonly pools = new Pools();
 
   constructor(deps: HttpRuntimeDeps) {
@@ -144,10 +239,18 @@ export class HttpRuntimeBuilder implements RuntimeBuilder<HttpRuntime> {
     return out;
   }
 
-  build(snapshot: Snapshot, _previous: HttpRuntime | null): HttpRuntime {
+  build(snapshot: Snapshot, previous: HttpRuntime | null): HttpRuntime {
     const { plugins, logger } = this.deps;
+    const prev = previous instanceof Runtime ? previous : null;
     const log = logger.child({ component: 'http-runtime' });
-    const consumers = new SnapshotConsumers(snapshot);
+
+    const consumersKept = prev !== null && sameConsumers(snapshot, prev.snapshot);
+    const consumers = consumersKept ? prev.consumers : new SnapshotConsumers(snapshot);
+    if (this.live === null) this.live = new LiveConsumers(consumers);
+    else this.live.current = consumers;
+    const directory = this.live;
+    const metaChanged = changedMetadata(snapshot, prev?.snapshot ?? null);
+
     const metadata = new Map<string, JsonObject>();
     for (const m of snapshot.list('plugin_metadata')) metadata.set(m.item.id, m.value);
     const envFor = (scope: string) => (def: PluginDef, _conf: JsonObject): PluginEnv => ({
@@ -155,117 +258,212 @@ export class HttpRuntimeBuilder implements RuntimeBuilder<HttpRuntime> {
       metadata: metadata.get(def.name),
       attr: this.deps.attrs[def.name] as JsonObject | undefined,
       scopeKey: scope,
-      consumers,
+      consumers: directory,
     });
-    const chains: PluginChain[] = [];
-    const compile = (pl: JsonObject, scope: string): PluginChain => {
-      const c = PluginChain.compile(pl, plugins, 'http', envFor(scope), (name, msg) =>
-        log.warn({ scope, plugin: name, error: msg }, 'plugin skipped'),
+    const compileFor = (id: string) => (merged: JsonObject): PluginChain =>
+      PluginChain.compile(merged, plugins, 'http', envFor(`route:${id}`), (name, msg) =>
+        log.warn({ scope: `route:${id}`, plugin: name, error: msg }, 'plugin skipped'),
       );
-      return c;
-    };
 
     const clientCert = (id: string) => {
       const ssl = snapshot.get('ssls', id)?.value;
       if (ssl === undefined || ssl.type !== 'client') return undefined;
       return typeof ssl.cert === 'string' && typeof ssl.key === 'string' ? { cert: ssl.cert, key: ssl.key } : undefined;
     };
-    const health = this.deps.health;
-    const upstreamDeps = {
-      registry: this.deps.balancers,
-      pools: this.pools,
-      health: health === undefined ? undefined : () => health,
-      clientCert,
+    const upstreamDeps = { registry: this.deps.balancers, pools: this.pools, health: this.deps.health, clientCert };
+    const tools: RuntimeTools = {
+      plugins,
+      withConsumer: (route, merged, names) =>
+        route.chain.withConsumer(merged, names, plugins, envFor(`route:${route.id}`), (name, msg) =>
+          log.warn({ route: route.id, plugin: name, error: msg }, 'consumer plugin skipped'),
+        ),
+      inlineFactory: (key, conf) => {
+        try {
+          return new UpstreamRuntime({ key, conf, ...upstreamDeps, health: this.deps.health?.(key, conf) });
+        } catch (err) {
+          log.warn({ upstream: key, error: (err as Error).message }, 'inline upstream skipped');
+          return null;
+        }
+      },
     };
-    const upstreams = UpstreamCache.buildSync(this.upstreams, this.upstreamConfs(snapshot), upstreamDeps);
-    this.upstreams = upstreams;
-    for (const [key, err] of upstreams.errors) log.warn({ upstream: key, error: err }, 'upstream skipped');
 
-    const globalRules = snapshot.list('global_rules').map((g) => ({ id: g.item.id, plugins: asObj(g.value.plugins) ?? {} }));
-    const global =
-      globalRules.length > 0
-        ? PluginChain.compileGlobal(globalRules, plugins, 'http', envFor('global'), (name, msg) =>
-            log.warn({ scope: 'global_rules', plugin: name, error: msg }, 'global plugin skipped'),
-          )
-        : null;
-    if (global !== null) chains.push(global);
-
-    const specs: RouteSpec<HttpRoute>[] = [];
-    for (const { item, value: route } of snapshot.list('routes')) {
-      if (route.status === 0) continue;
-      const serviceId = idOf(route.service_id);
-      const service = serviceId !== undefined ? snapshot.get('services', serviceId) : undefined;
-      const pcId = idOf(route.plugin_config_id);
-      const pc = pcId !== undefined ? snapshot.get('plugin_configs', pcId) : undefined;
-      let broken: HttpRoute['broken'] = null;
-      if (serviceId !== undefined && service === undefined) broken = { status: 404, message: `missing service ${serviceId}` };
-      else if (pcId !== undefined && pc === undefined) broken = { status: 503, message: `missing plugin config ${pcId}` };
-      const svc = service?.value;
-      const merged = mergeRoutePlugins({
-        service: asObj(svc?.plugins),
-        pluginConfig: asObj(pc?.value.plugins),
-        route: asObj(route.plugins),
-      });
-      const chain = compile(merged, `route:${item.id}`);
-      chains.push(chain);
-      let upstream: UpstreamRuntime | null = null;
-      const inline = asObj(route.upstream);
-      const upId = idOf(route.upstream_id);
-      if (inline !== undefined) upstream = upstreams.get(`routes/${item.id}`) ?? null;
-      else if (upId !== undefined) upstream = upstreams.get(`upstreams/${upId}`) ?? null;
-      else if (svc !== undefined) {
-        const sId = idOf(svc.upstream_id);
-        if (asObj(svc.upstream) !== undefined) upstream = upstreams.get(`services/${serviceId}`) ?? null;
-        else if (sId !== undefined) upstream = upstreams.get(`upstreams/${sId}`) ?? null;
+    const prevUpstreams = this.upstreams;
+    let upstreams: UpstreamCache;
+    let global: PluginChain | null;
+    let routes: ChunkedMap<RouteState>;
+    let router: BuiltRouter<HttpRoute>;
+    if (prev !== null && prevUpstreams !== null && onlyRoutesChanged(snapshot, prev.snapshot)) {
+      // The common Admin API write: work in proportion to the routes that changed.
+      const { changed, removed } = snapshot.diff('routes', prev.snapshot);
+      const patch: [string, JsonObject | null][] = [];
+      for (const id of removed) patch.push([`routes/${id}`, null]);
+      for (const item of changed) patch.push([`routes/${item.item.id}`, asObj(item.value.upstream) ?? null]);
+      upstreams = UpstreamCache.patch(prevUpstreams, patch, upstreamDeps);
+      global = prev.global;
+      const edit = new Edit(false);
+      routes = prev.routes.copy();
+      const remove: string[] = [];
+      const upsert: RouteSpec<HttpRoute>[] = [];
+      for (const id of removed) {
+        if (!routes.has(id)) continue;
+        routes.delete(id, edit);
+        remove.push(id);
       }
-      if (upId !== undefined && upstream === null && broken === null) broken = { status: 503, message: `missing upstream ${upId}` };
-      const uris = (route.uris as string[] | undefined) ?? (route.uri !== undefined ? [route.uri as string] : []);
-      const hosts = (route.hosts as string[] | undefined) ?? (route.host !== undefined ? [route.host as string] : (svc?.hosts as string[] | undefined));
-      const remoteAddrs = (route.remote_addrs as string[] | undefined) ?? (route.remote_addr !== undefined ? [route.remote_addr as string] : undefined);
-      const timeout = asObj(route.timeout) as unknown as TimeoutConf | undefined;
-      const payload: HttpRoute = {
-        id: item.id,
-        name: route.name as string | undefined,
-        serviceId,
-        serviceName: svc?.name as string | undefined,
-        upstream,
-        chain,
-        plugins: merged,
-        enableWebsocket: (route.enable_websocket ?? svc?.enable_websocket ?? false) === true,
-        timeout: timeout ?? null,
-        broken,
-      };
-      specs.push({
-        id: item.id,
-        uris,
-        methods: route.methods as string[] | undefined,
-        hosts,
-        remoteAddrs,
-        vars: route.vars,
-        priority: (route.priority as number | undefined) ?? 0,
-        payload,
-      });
+      for (const item of changed) {
+        const id = item.item.id;
+        if (item.value.status === 0) {
+          if (routes.has(id)) remove.push(id);
+          routes.delete(id, edit);
+          continue;
+        }
+        const state = this.routeState(snapshot, item, prev.routes.get(id), upstreams, metaChanged, compileFor(id));
+        routes.set(id, state, edit);
+        upsert.push(state.spec);
+      }
+      router = prev.router.update({ remove, upsert });
+    } else {
+      upstreams = UpstreamCache.buildSync(prevUpstreams, this.upstreamConfs(snapshot), upstreamDeps);
+      global = this.globalChain(snapshot, prev, metaChanged, envFor('global'), log);
+      const edit = new Edit(true);
+      routes = new ChunkedMap<RouteState>();
+      const upsert: RouteSpec<HttpRoute>[] = [];
+      for (const item of snapshot.list('routes')) {
+        if (item.value.status === 0) continue;
+        const old = prev?.routes.get(item.item.id);
+        const state = this.routeState(snapshot, item, old, upstreams, metaChanged, compileFor(item.item.id));
+        routes.set(item.item.id, state, edit);
+        if (state.spec !== old?.spec) upsert.push(state.spec);
+      }
+      if (prev === null) {
+        router = buildRouter(upsert, { order: 'id', onError: (id, msg) => log.warn({ route: id, error: msg }, 'route skipped') });
+      } else {
+        const remove: string[] = [];
+        for (const id of prev.routes.keys()) if (!routes.has(id)) remove.push(id);
+        router = remove.length === 0 && upsert.length === 0 ? prev.router : prev.router.update({ remove, upsert });
+      }
     }
-    const router = buildRouter(specs, { onError: (id, msg) => log.warn({ route: id, error: msg }, 'route skipped') });
-    const withConsumer = (route: HttpRoute, merged: JsonObject, names: ReadonlySet<string>): PluginChain =>
-      route.chain.withConsumer(merged, names, plugins, envFor(`route:${route.id}`), (name, msg) =>
-        log.warn({ route: route.id, plugin: name, error: msg }, 'consumer plugin skipped'),
-      );
-    const rt = new Runtime(snapshot, router, global, upstreams, chains, consumers, withConsumer);
-    rt.pluginsRegistry = plugins;
-    rt.inlineFactory = (key, conf) => {
-      try {
-        return new UpstreamRuntime({ key, conf, ...upstreamDeps, health: health });
-      } catch (err) {
-        log.warn({ upstream: key, error: (err as Error).message }, 'inline upstream skipped');
-        return null;
+    this.upstreams = upstreams;
+    for (const [key, err] of upstreams.errors) {
+      if (prev === null || prevUpstreams?.errors.get(key) !== err) log.warn({ upstream: key, error: err }, 'upstream skipped');
+    }
+
+    // Consumer chains stay valid while their route payload, the consumers and all metadata are unchanged.
+    const consumerChains = new Map<string, ConsumerChainEntry>();
+    if (prev !== null && consumersKept && metaChanged !== null && metaChanged.size === 0) {
+      for (const [key, e] of prev.consumerChains) {
+        if (routes.get(e.route.id)?.spec.payload === e.route) consumerChains.set(key, e);
       }
-    };
-    return rt;
+    }
+    return new Runtime(snapshot, router, global, routes, consumers, consumerChains, upstreams, tools);
   }
 
-  retire(runtime: HttpRuntime): void {
-    (runtime as Runtime).destroy();
+  /** The global-rules chain: the previous one while global_rules and its plugins' metadata are unchanged. */
+  private globalChain(
+    snapshot: Snapshot,
+    prev: Runtime | null,
+    metaChanged: Set<string> | null,
+    env: EnvFor,
+    log: Logger,
+  ): PluginChain | null {
+    if (prev !== null && snapshot.sameKind('global_rules', prev.snapshot)) {
+      if (prev.global === null || metadataUnchanged(prev.global, metaChanged)) return prev.global;
+    }
+    const rules = snapshot.list('global_rules').map((g) => ({ id: g.item.id, plugins: asObj(g.value.plugins) ?? {} }));
+    if (rules.length === 0) return null;
+    return PluginChain.compileGlobal(rules, this.deps.plugins, 'http', env, (name, msg) =>
+      log.warn({ scope: 'global_rules', plugin: name, error: msg }, 'global plugin skipped'),
+    );
+  }
+
+  /** The state of one enabled route: the previous one when its inputs are unchanged, else rebuilt. */
+  private routeState(
+    snapshot: Snapshot,
+    item: SnapshotItem,
+    old: RouteState | undefined,
+    upstreams: UpstreamCache,
+    metaChanged: Set<string> | null,
+    compile: (merged: JsonObject) => PluginChain,
+  ): RouteState {
+    const route = item.value;
+    const id = item.item.id;
+    const serviceId = idOf(route.service_id);
+    const service = serviceId !== undefined ? snapshot.get('services', serviceId) : undefined;
+    const pcId = idOf(route.plugin_config_id);
+    const pluginConfig = pcId !== undefined ? snapshot.get('plugin_configs', pcId) : undefined;
+    const svc = service?.value;
+    let upstream: UpstreamRuntime | null = null;
+    const upId = idOf(route.upstream_id);
+    if (asObj(route.upstream) !== undefined) upstream = upstreams.get(`routes/${id}`) ?? null;
+    else if (upId !== undefined) upstream = upstreams.get(`upstreams/${upId}`) ?? null;
+    else if (svc !== undefined) {
+      const sId = idOf(svc.upstream_id);
+      if (asObj(svc.upstream) !== undefined) upstream = upstreams.get(`services/${serviceId}`) ?? null;
+      else if (sId !== undefined) upstream = upstreams.get(`upstreams/${sId}`) ?? null;
+    }
+
+    const sameInputs =
+      old !== undefined &&
+      old.item === item &&
+      old.service === service &&
+      old.pluginConfig === pluginConfig &&
+      metadataUnchanged(old.spec.payload.chain, metaChanged);
+    if (sameInputs && old.upstream === upstream) return old;
+
+    let broken: HttpRoute['broken'] = null;
+    if (serviceId !== undefined && service === undefined) broken = { status: 404, message: `missing service ${serviceId}` };
+    else if (pcId !== undefined && pluginConfig === undefined) broken = { status: 503, message: `missing plugin config ${pcId}` };
+    else if (upId !== undefined && upstream === null) broken = { status: 503, message: `missing upstream ${upId}` };
+    let merged: JsonObject;
+    let chain: PluginChain;
+    if (sameInputs) {
+      // Only the upstream changed: the chain and merged plugins carry over.
+      merged = old.spec.payload.plugins;
+      chain = old.spec.payload.chain;
+    } else {
+      merged = mergeRoutePlugins({
+        service: asObj(svc?.plugins),
+        pluginConfig: asObj(pluginConfig?.value.plugins),
+        route: asObj(route.plugins),
+      });
+      chain = compile(merged);
+    }
+    const uris = (route.uris as string[] | undefined) ?? (route.uri !== undefined ? [route.uri as string] : []);
+    const hosts = (route.hosts as string[] | undefined) ?? (route.host !== undefined ? [route.host as string] : (svc?.hosts as string[] | undefined));
+    const remoteAddrs = (route.remote_addrs as string[] | undefined) ?? (route.remote_addr !== undefined ? [route.remote_addr as string] : undefined);
+    const timeout = asObj(route.timeout) as unknown as TimeoutConf | undefined;
+    const payload: HttpRoute = {
+      id,
+      name: route.name as string | undefined,
+      serviceId,
+      serviceName: svc?.name as string | undefined,
+      upstream,
+      chain,
+      plugins: merged,
+      enableWebsocket: (route.enable_websocket ?? svc?.enable_websocket ?? false) === true,
+      timeout: timeout ?? null,
+      broken,
+    };
+    const spec: RouteSpec<HttpRoute> = {
+      id,
+      uris,
+      methods: route.methods as string[] | undefined,
+      hosts,
+      remoteAddrs,
+      vars: route.vars,
+      priority: (route.priority as number | undefined) ?? 0,
+      payload,
+    };
+    return { item, service, pluginConfig, upstream, spec };
+  }
+
+  /** Destroys the chains `runtime` referenced that `next` does not, and its request-time upstreams. */
+  retire(runtime: HttpRuntime, next: HttpRuntime): void {
+    if (runtime instanceof Runtime) runtime.release(next instanceof Runtime ? next : null);
+  }
+
+  /** A build that was never published: destroys what it created beyond `current`. */
+  discard(runtime: HttpRuntime, current: HttpRuntime | null): void {
+    if (runtime instanceof Runtime) runtime.release(current instanceof Runtime ? current : null);
   }
 
   async close(): Promise<void> {

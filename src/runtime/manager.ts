@@ -1,7 +1,9 @@
 // Follows a ConfigStore and publishes data-plane runtimes. Store events are coalesced (one rebuild per burst),
 // a snapshot is validated off the request path, runtimes are built from it and swapped atomically.
+// A builder whose kinds did not change keeps its runtime (no build, no swap of that slot).
 // A rebuild failure keeps the last good runtime.
 import { EventEmitter } from 'node:events';
+import type { Kind } from '../config/resources.ts';
 import type { ConfigStore } from '../config/store.ts';
 import { buildSnapshot, type Snapshot } from '../config/snapshot.ts';
 import type { Logger } from '../observability/logger.ts';
@@ -11,15 +13,32 @@ import { checkExpr } from '../router/expr.ts';
 /** One consumer of snapshots (HTTP runtime, stream runtime): builds its view, reusing the previous one. */
 export interface RuntimeBuilder<R> {
   readonly name: string;
+  /**
+   * The resource kinds the runtime is built from. When none of them changed since the snapshot the current
+   * runtime was built from, the manager keeps that runtime. Absent: every kind.
+   */
+  readonly kinds?: readonly Kind[];
+  /** `previous` is null for the first build and for full rebuilds (refresh()). */
   build(snapshot: Snapshot, previous: R | null): R;
-  /** Called for runtimes that were replaced, after in-flight users had a chance to finish. */
-  retire?(runtime: R): void;
+  /** Called once `runtime` was replaced by `next`, after in-flight users had a chance to finish. */
+  retire?(runtime: R, next: R): void;
+  /** A runtime that was built but never published (a later builder failed); `current` stays published. */
+  discard?(runtime: R, current: R | null): void;
+}
+
+export interface RuntimeManagerOptions {
+  /** How long a replaced runtime stays usable by requests pinned to it before it is retired (ms). */
+  retireAfterMs?: number;
 }
 
 interface Slot<R> {
   builder: RuntimeBuilder<R>;
   current: R | null;
+  /** The snapshot `current` was built from. */
+  builtFrom: Snapshot | null;
 }
+
+const DEFAULT_RETIRE_AFTER_MS = 60_000;
 
 /**
  * Events: 'swap' (revision: number, buildMs: number) after every published rebuild;
@@ -29,22 +48,25 @@ export class RuntimeManager extends EventEmitter {
   private readonly store: ConfigStore;
   private readonly plugins: PluginSchemaSource;
   private readonly logger: Logger;
+  private readonly retireAfterMs: number;
   private readonly slots: Slot<unknown>[] = [];
   private snapshot_: Snapshot | null = null;
   private scheduled = false;
   private building = false;
   private dirty = false;
+  private fullPending = false;
   private readonly onChange = (): void => this.schedule();
 
-  constructor(store: ConfigStore, plugins: PluginSchemaSource, logger: Logger) {
+  constructor(store: ConfigStore, plugins: PluginSchemaSource, logger: Logger, opts: RuntimeManagerOptions = {}) {
     super();
     this.store = store;
     this.plugins = plugins;
     this.logger = logger;
+    this.retireAfterMs = opts.retireAfterMs ?? DEFAULT_RETIRE_AFTER_MS;
   }
 
   add<R>(builder: RuntimeBuilder<R>): () => R | null {
-    const slot: Slot<R> = { builder, current: null };
+    const slot: Slot<R> = { builder, current: null, builtFrom: null };
     this.slots.push(slot as Slot<unknown>);
     return () => slot.current;
   }
@@ -69,8 +91,12 @@ export class RuntimeManager extends EventEmitter {
     this.store.off('resync', this.onChange);
   }
 
-  /** Rebuild now (plugin reload, health changes that need new balancers). */
+  /**
+   * Full rebuild soon: every item revalidated and every runtime built without reuse (plugin reload, health
+   * changes that need new balancers).
+   */
   refresh(): void {
+    this.fullPending = true;
     this.schedule();
   }
 
@@ -88,32 +114,54 @@ export class RuntimeManager extends EventEmitter {
     });
   }
 
+  private unchangedFor(slot: Slot<unknown>, snap: Snapshot): boolean {
+    const kinds = slot.builder.kinds;
+    const from = slot.builtFrom;
+    if (kinds === undefined || from === null || slot.current === null) return false;
+    for (const kind of kinds) if (!snap.sameKind(kind, from)) return false;
+    return true;
+  }
+
   private rebuild(): void {
     this.building = true;
+    const full = this.fullPending;
+    this.fullPending = false;
     const started = performance.now();
+    const built: unknown[] = [];
     try {
       const snap = buildSnapshot(this.store.all(), this.store.revision, {
         plugins: this.plugins,
         compileVars: checkExpr,
-        previous: this.snapshot_ ?? undefined,
+        previous: full ? undefined : (this.snapshot_ ?? undefined),
       });
       for (const e of snap.errors) this.logger.warn({ key: e.key, error: e.message }, 'invalid config object skipped');
-      const built: unknown[] = [];
-      for (const slot of this.slots) built.push(slot.builder.build(snap, slot.current));
+      for (const slot of this.slots) {
+        if (!full && this.unchangedFor(slot, snap)) built.push(slot.current);
+        else built.push(slot.builder.build(snap, full ? null : slot.current));
+      }
       this.snapshot_ = snap;
       for (let i = 0; i < this.slots.length; i++) {
         const slot = this.slots[i]!;
         const old = slot.current;
-        slot.current = built[i];
-        if (old !== null && old !== slot.current && slot.builder.retire) {
-          const retire = slot.builder.retire.bind(slot.builder);
+        const next = built[i];
+        if (next === old) continue;
+        slot.current = next;
+        slot.builtFrom = snap;
+        if (old !== null && slot.builder.retire) {
+          const builder = slot.builder;
           // Requests pinned to the old runtime keep running; retire it once they are likely done.
-          setTimeout(() => retire(old), 60_000).unref();
+          setTimeout(() => builder.retire!(old, next), this.retireAfterMs).unref();
         }
       }
+      built.length = 0;
       this.emit('swap', snap.revision, performance.now() - started);
     } catch (err) {
       this.logger.error({ err }, 'config rebuild failed; keeping the last good runtime');
+      for (let i = 0; i < built.length; i++) {
+        const slot = this.slots[i]!;
+        if (built[i] !== slot.current) slot.builder.discard?.(built[i], slot.current);
+      }
+      if (full) this.fullPending = true;
     } finally {
       this.building = false;
       if (this.dirty) {

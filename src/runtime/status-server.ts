@@ -39,6 +39,11 @@ export function createStatusServer(ip: string, port: number, source: ReadinessSo
         server.once('error', reject);
         server.listen(port, ip, () => resolve((server.address() as AddressInfo).port));
       }),
-    close: () => new Promise((resolve) => server.close(() => resolve())),
+    // Answers are immediate, so nothing is drained: idle keep-alive connections (probes) must not hold close().
+    close: () =>
+      new Promise((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
   };
 }

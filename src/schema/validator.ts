@@ -44,6 +44,11 @@ export function validateResource(kind: Kind, value: unknown, opts: ValidateOptio
     return { ok: false, error: `invalid configuration: wrong type: expected object, got ${luaTypeOf(value)}` };
   }
   const work = cloneJson(value);
+  // Credentials may carry their full standalone id `<username>/credentials/<cid>` (APISIX's standalone
+  // layout and what the stores write); the schema's id rule applies to the credential's own part.
+  if (kind === 'credentials' && typeof work.id === 'string' && work.id.includes('/credentials/')) {
+    work.id = work.id.slice(work.id.lastIndexOf('/') + 1);
+  }
   const err = KIND_RULES[kind].check(work, opts);
   if (err !== null) return { ok: false, error: err };
   return { ok: true, value: opts.withDefaults ? work : cloneJson(value) };

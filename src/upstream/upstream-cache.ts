@@ -2,6 +2,8 @@
 // every runtime whose conf JSON is unchanged (keeping balancer state and DNS watches), closes the others, and
 // retires connection pools no live endpoint uses any more.
 import type { JsonObject } from '../config/resources.ts';
+import { ChunkedMap } from '../router/chunked-map.ts';
+import { Edit } from '../router/radix.ts';
 import type { BalancerRegistry, HealthView } from './balancer.ts';
 import type { DnsCache } from './dns.ts';
 import type { Pools } from './pools.ts';
@@ -32,13 +34,32 @@ class Sweeper {
   }
 }
 
+/** Unchanged snapshot items keep their (frozen) conf objects: identity spares the JSON comparison. */
+function unchanged(old: UpstreamRuntime, conf: JsonObject): boolean {
+  return old.conf === conf || old.confJson === JSON.stringify(conf);
+}
+
+function create(key: string, conf: JsonObject, deps: UpstreamCacheDeps, sweeper: Sweeper): UpstreamRuntime {
+  return new UpstreamRuntime({
+    key,
+    conf,
+    registry: deps.registry,
+    health: deps.health?.(key, conf),
+    pools: deps.pools ?? null,
+    dns: deps.dns ?? null,
+    clientCert: deps.clientCert,
+    onEndpointsChanged: () => sweeper.sweep(),
+  });
+}
+
 export class UpstreamCache {
-  private readonly runtimes: ReadonlyMap<string, UpstreamRuntime>;
+  /** Persistent, so patch() shares the untouched part with the previous cache. */
+  private readonly runtimes: ChunkedMap<UpstreamRuntime>;
   /** Upstreams that could not be built, by key, with the reason. */
   readonly errors: ReadonlyMap<string, string>;
   private readonly sweeper: Sweeper;
 
-  private constructor(runtimes: Map<string, UpstreamRuntime>, errors: Map<string, string>, sweeper: Sweeper) {
+  private constructor(runtimes: ChunkedMap<UpstreamRuntime>, errors: Map<string, string>, sweeper: Sweeper) {
     this.runtimes = runtimes;
     this.errors = errors;
     this.sweeper = sweeper;
@@ -73,27 +94,19 @@ export class UpstreamCache {
     deps: UpstreamCacheDeps,
   ): { cache: UpstreamCache; fresh: UpstreamRuntime[] } {
     const sweeper = prev?.sweeper ?? new Sweeper(deps.pools ?? null);
-    const runtimes = new Map<string, UpstreamRuntime>();
+    const edit = new Edit(true);
+    const runtimes = new ChunkedMap<UpstreamRuntime>();
     const errors = new Map<string, string>();
     const fresh: UpstreamRuntime[] = [];
     for (const [key, conf] of confs) {
       const old = prev?.runtimes.get(key);
-      if (old && old.confJson === JSON.stringify(conf)) {
-        runtimes.set(key, old);
+      if (old && unchanged(old, conf)) {
+        runtimes.set(key, old, edit);
         continue;
       }
       try {
-        const u = new UpstreamRuntime({
-          key,
-          conf,
-          registry: deps.registry,
-          health: deps.health?.(key, conf),
-          pools: deps.pools ?? null,
-          dns: deps.dns ?? null,
-          clientCert: deps.clientCert,
-          onEndpointsChanged: () => sweeper.sweep(),
-        });
-        runtimes.set(key, u);
+        const u = create(key, conf, deps, sweeper);
+        runtimes.set(key, u, edit);
         fresh.push(u);
       } catch (err) {
         errors.set(key, err instanceof Error ? err.message : String(err));
@@ -102,10 +115,47 @@ export class UpstreamCache {
     return { cache: new UpstreamCache(runtimes, errors, sweeper), fresh };
   }
 
-  private static activate(prev: UpstreamCache | null, cache: UpstreamCache): UpstreamCache {
-    if (prev) for (const [key, u] of prev.runtimes) if (cache.runtimes.get(key) !== u) u.close();
+  /**
+   * A cache equal to `prev` with some keys replaced (conf) or removed (null): the other runtimes are taken
+   * over without looking at them, so a change costs in proportion to `changes`. Like buildSync otherwise.
+   */
+  static patch(prev: UpstreamCache, changes: Iterable<readonly [string, JsonObject | null]>, deps: UpstreamCacheDeps): UpstreamCache {
+    const edit = new Edit(false);
+    const runtimes = prev.runtimes.copy();
+    const errors = new Map(prev.errors);
+    const replaced: UpstreamRuntime[] = [];
+    for (const [key, conf] of changes) {
+      const old = prev.runtimes.get(key);
+      errors.delete(key);
+      if (old && conf !== null && unchanged(old, conf)) continue;
+      if (old) replaced.push(old);
+      runtimes.delete(key, edit);
+      if (conf === null) continue;
+      try {
+        runtimes.set(key, create(key, conf, deps, prev.sweeper), edit);
+      } catch (err) {
+        errors.set(key, err instanceof Error ? err.message : String(err));
+      }
+    }
+    const cache = new UpstreamCache(runtimes, errors, prev.sweeper);
+    for (const u of replaced) u.close();
     cache.sweeper.current = cache;
-    cache.sweeper.sweep();
+    if (replaced.length > 0) cache.sweeper.sweep();
+    return cache;
+  }
+
+  private static activate(prev: UpstreamCache | null, cache: UpstreamCache): UpstreamCache {
+    let closed = prev === null;
+    if (prev) {
+      for (const [key, u] of prev.runtimes.entries()) {
+        if (cache.runtimes.get(key) === u) continue;
+        u.close();
+        closed = true;
+      }
+    }
+    cache.sweeper.current = cache;
+    // Only a closed runtime can leave a pool unused.
+    if (closed) cache.sweeper.sweep();
     return cache;
   }
 

@@ -6,6 +6,7 @@ import type { JsonObject } from '../config/resources.ts';
 import type { Balancer, BalancerRegistry, Endpoint, HealthView, Outcome, PickContext, PickResult } from './balancer.ts';
 import { ALL_HEALTHY } from './balancer.ts';
 import { createBalancer } from './balancers.ts';
+import { discoveryProviders, discoverySource, type DiscoveryRegistry, type NodeSource } from './discovery.ts';
 import type { DnsCache } from './dns.ts';
 import { buildEndpoints, defaultPort, hostnamesOf, parseNodes, type NodeSpec } from './endpoints.ts';
 import type { PoolHandle, Pools } from './pools.ts';
@@ -44,6 +45,8 @@ export interface UpstreamDeps {
   readonly clientCert?: (id: string) => { cert: string; key: string } | undefined;
   /** Called after a DNS change rebuilt the endpoints (UpstreamCache uses it to retire unused pools). */
   readonly onEndpointsChanged?: (upstream: UpstreamRuntime) => void;
+  /** Providers for `discovery_type` upstreams (default: the process-wide discoveryProviders). */
+  readonly discovery?: DiscoveryRegistry;
 }
 
 export interface UpstreamRuntimeInit extends UpstreamDeps {
@@ -79,7 +82,8 @@ export class UpstreamRuntime {
   readonly poolPrefix: string;
   readonly health: HealthView;
 
-  private readonly nodes: readonly NodeSpec[];
+  /** From `nodes`, or from the discovery source (replaced when it changes). */
+  private nodes: readonly NodeSpec[];
   private readonly explicitRetries: number | null;
   private readonly deps: UpstreamDeps;
   private readonly unwatch: (() => void)[] = [];
@@ -131,8 +135,10 @@ export class UpstreamRuntime {
 
     this.nodes = parseNodes(c);
     if (!init.registry.has(this.type)) throw new Error(`unknown balancer type ${JSON.stringify(this.type)}`);
+    const source = discoverySource(c, init.discovery ?? discoveryProviders);
+    if (source !== null) this.nodes = source.nodes() ?? [];
     this.current = this.rebuild();
-    this.initial = this.watchHostnames();
+    this.initial = source !== null ? this.watchSource(source) : this.watchHostnames();
   }
 
   get endpoints(): readonly Endpoint[] {
@@ -216,6 +222,20 @@ export class UpstreamRuntime {
     this.nodeHosts = nodeHosts;
     this.current = balancer;
     return balancer;
+  }
+
+  /** Discovery: nodes follow the source; discovered nodes are IPs, so no hostname resolution is involved. */
+  private async watchSource(source: NodeSource): Promise<void> {
+    const onChange = (): void => {
+      if (this.closed) return;
+      this.nodes = source.nodes() ?? [];
+      this.rebuild();
+      this.deps.onEndpointsChanged?.(this);
+    };
+    this.unwatch.push(source.watch(onChange));
+    await source.ready();
+    if (this.closed) return;
+    if (!sameKeys(this.endpointList, buildEndpoints(source.nodes() ?? [], () => undefined))) onChange();
   }
 
   private async watchHostnames(): Promise<void> {

@@ -38,7 +38,7 @@ export interface TestGatewayOptions {
 
 export async function startTestGateway(opts: TestGatewayOptions = {}): Promise<TestGateway> {
   const { dir, cleanup } = await tempDir('swy-gw-');
-  const [httpPort, adminPort, statusPort] = [await freePort(), await freePort(), await freePort()];
+  const [httpPort, adminPort, statusPort, metricsPort] = [await freePort(), await freePort(), await freePort(), await freePort()];
   const base: Record<string, any> = {
     apisix: {
       node_listen: [{ ip: '127.0.0.1', port: httpPort }],
@@ -56,6 +56,8 @@ export async function startTestGateway(opts: TestGatewayOptions = {}): Promise<T
       ...(opts.etcd ? { etcd: { host: [opts.etcd.endpoint], prefix: opts.etcd.prefix ?? `/swy${httpPort}` } } : {}),
     },
     switchyard: { worker_processes: 1, access_log: { enable: false } },
+    // Gateways run in parallel in tests: the Prometheus exporter gets its own port too.
+    plugin_attr: { prometheus: { export_addr: { ip: '127.0.0.1', port: metricsPort } } },
   };
   for (const [k, v] of Object.entries(opts.config ?? {})) {
     base[k] = v !== null && typeof v === 'object' && !Array.isArray(v) ? { ...(base[k] ?? {}), ...v } : v;

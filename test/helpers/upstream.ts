@@ -8,6 +8,8 @@ export interface EchoReply {
   url: string;
   headers: http.IncomingHttpHeaders;
   bodyLength: number;
+  /** Request trailers (chunked HTTP/1.1 requests). */
+  trailers: Record<string, string>;
 }
 
 export interface EchoServer {
@@ -19,17 +21,32 @@ export interface EchoServer {
   close(): Promise<void>;
 }
 
+export interface EchoOptions {
+  port?: number;
+  host?: string;
+  /** Delay every answer by this many ms (a slow node). */
+  delayMs?: number;
+}
+
 /**
  * An echo upstream. Paths: `/delay/<ms>` answers after a delay, `/status/<code>` answers that status,
- * `/bytes/<n>` streams n bytes; anything else echoes the request as JSON (body drained, length counted).
+ * `/bytes/<n>` streams n bytes, `/trailers` answers chunked with trailers `x-upstream-trailer: done` and
+ * `x-body-length`; anything else echoes the request as JSON (body drained, length counted, trailers kept).
  */
-export async function startEcho(name: string, opts: { port?: number; host?: string } = {}): Promise<EchoServer> {
+export async function startEcho(name: string, opts: EchoOptions = {}): Promise<EchoServer> {
   const seen: EchoReply[] = [];
   const server = http.createServer((req, res) => {
     let len = 0;
     req.on('data', (c: Buffer) => (len += c.length));
     req.on('end', () => {
-      const reply: EchoReply = { server: name, method: req.method ?? '', url: req.url ?? '', headers: req.headers, bodyLength: len };
+      const reply: EchoReply = {
+        server: name,
+        method: req.method ?? '',
+        url: req.url ?? '',
+        headers: req.headers,
+        bodyLength: len,
+        trailers: req.trailers as Record<string, string>,
+      };
       seen.push(reply);
       const url = req.url ?? '/';
       const delay = /^\/delay\/(\d+)/.exec(url);
@@ -52,10 +69,18 @@ export async function startEcho(name: string, opts: { port?: number; host?: stri
           return;
         }
         const body = JSON.stringify(reply);
+        if (url.startsWith('/trailers')) {
+          res.writeHead(200, { 'content-type': 'application/json', trailer: 'x-upstream-trailer, x-body-length', 'x-upstream': name });
+          res.write(body);
+          res.addTrailers({ 'x-upstream-trailer': 'done', 'x-body-length': String(len) });
+          res.end();
+          return;
+        }
         res.writeHead(status ? Number(status[1]) : 200, { 'content-type': 'application/json', 'x-upstream': name });
         res.end(body);
       };
-      if (delay) setTimeout(send, Number(delay[1]));
+      const wait = (delay ? Number(delay[1]) : 0) + (opts.delayMs ?? 0);
+      if (wait > 0) setTimeout(send, wait);
       else send();
     });
   });

@@ -11,6 +11,15 @@ import { realIpPlugin } from './real-ip.ts';
 import { redirectPlugin } from './redirect.ts';
 import { requestIdPlugin } from './request-id.ts';
 import { responseRewritePlugin } from './response-rewrite.ts';
+import { keyAuthPlugin } from './key-auth.ts';
+import { faultInjectionPlugin } from './fault-injection.ts';
+import { mockingPlugin } from './mocking.ts';
+import { proxyMirrorPlugin } from './proxy-mirror.ts';
+import { clientControlPlugin } from './client-control.ts';
+import { limitCountPlugin } from './limit-count.ts';
+import { trafficSplitPlugin } from './traffic-split.ts';
+import { apiBreakerPlugin } from './api-breaker.ts';
+import { prometheusPlugin } from './prometheus.ts';
 
 export const BUILTIN_PLUGINS: readonly PluginDef[] = [
   corsPlugin,
@@ -22,6 +31,15 @@ export const BUILTIN_PLUGINS: readonly PluginDef[] = [
   redirectPlugin,
   requestIdPlugin,
   responseRewritePlugin,
+  keyAuthPlugin,
+  faultInjectionPlugin,
+  mockingPlugin,
+  proxyMirrorPlugin,
+  clientControlPlugin,
+  limitCountPlugin,
+  trafficSplitPlugin,
+  apiBreakerPlugin,
+  prometheusPlugin,
 ];
 
 export function setupBuiltinPlugins(registry: PluginRegistry): void {

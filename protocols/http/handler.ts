@@ -3,7 +3,7 @@
 // RequestContext.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
-import { Transform, type Readable, type TransformCallback } from 'node:stream';
+import type { Readable } from 'node:stream';
 import { ERRORS } from '../../src/errors.ts';
 import type { Logger } from '../../src/observability/logger.ts';
 import type { PluginChain } from '../../src/plugin/chain.ts';
@@ -19,6 +19,7 @@ import { RequestContext } from './context.ts';
 import { downstreamHeaders, hostWithPort, TrustedProxies, upstreamHeaders } from './forward.ts';
 import { encodeBody, sendLocal, type AnyResponse } from './respond.ts';
 import { BodyLimiter, readBounded } from './body.ts';
+import { streamResponse } from './response-stream.ts';
 
 export type AnyRequest = IncomingMessage | Http2ServerRequest;
 
@@ -308,6 +309,8 @@ export class HttpHandler {
       resp.headers['x-apisix-upstream-status'] = failedAttempts === '' ? String(result.status) : `${failedAttempts}, ${result.status}`;
     }
     runHeaderFilter(rt.global, chain, ctx);
+    const filtering = chain.body_filter.length > 0 || (rt.global !== null && rt.global.body_filter.length > 0);
+    if (filtering) delete resp.headers['content-length'];
     const replacement = resp.replacement;
     if (replacement !== null) {
       result.body.resume();
@@ -316,26 +319,8 @@ export class HttpHandler {
       this.log(ctx, rt, chain, replacement.length);
       return;
     }
-    const filtering = chain.body_filter.length > 0 || (rt.global !== null && rt.global.body_filter.length > 0);
-    if (filtering) delete resp.headers['content-length'];
     (res as ServerResponse).writeHead(resp.status, resp.headers as Record<string, string | string[]>);
-    const upstreamBody = result.body;
-    const src: Readable = filtering ? upstreamBody.pipe(new BodyFilterStream(rt.global, chain, ctx)) : upstreamBody;
-    // The listeners are module-level functions that find this state on the emitter (no per-request closures).
-    const st = new Streaming(this, ctx, rt, chain, result, res);
-    (src as Tagged)[kStreaming] = st;
-    (res as Tagged)[kStreaming] = st;
-    // pipe() gives backpressure both ways; the end is handled here so trailers can go out first.
-    src.pipe(res as ServerResponse, { end: false });
-    src.on('data', countBytes);
-    src.once('end', onBodyEnd);
-    src.once('error', onBodyError);
-    if (filtering) {
-      // pipe() does not forward errors: an aborted upstream body must end the response too.
-      (upstreamBody as Tagged)[kStreaming] = st;
-      upstreamBody.once('error', onBodyError);
-    }
-    res.once('close', onClientClose);
+    streamResponse(this, ctx, rt, chain, result, res, filtering);
   }
 
   /** Answers locally after running header_filter/body_filter/log like a proxied response. */
@@ -392,72 +377,6 @@ function normalizeAddr(a: string): string {
   return a.startsWith('::ffff:') ? a.slice(7) : a;
 }
 
-const kStreaming = Symbol('switchyard.streaming');
-type Tagged = { [kStreaming]?: Streaming };
-
-/** One proxied response being streamed to the client: counts the bytes and logs exactly once. */
-class Streaming {
-  bytes = 0;
-  done = false;
-  readonly handler: HttpHandler;
-  readonly ctx: RequestContext;
-  readonly rt: HttpRuntime;
-  readonly chain: PluginChain;
-  readonly result: Extract<DispatchResult, { ok: true }>;
-  readonly res: AnyResponse;
-
-  constructor(
-    handler: HttpHandler,
-    ctx: RequestContext,
-    rt: HttpRuntime,
-    chain: PluginChain,
-    result: Extract<DispatchResult, { ok: true }>,
-    res: AnyResponse,
-  ) {
-    this.handler = handler;
-    this.ctx = ctx;
-    this.rt = rt;
-    this.chain = chain;
-    this.result = result;
-    this.res = res;
-  }
-
-  finish(): void {
-    if (this.done) return;
-    this.done = true;
-    this.handler.log(this.ctx, this.rt, this.chain, this.bytes);
-  }
-}
-
-// hot path
-function countBytes(this: Readable, chunk: Buffer): void {
-  (this as Tagged)[kStreaming]!.bytes += chunk.length;
-}
-
-function onBodyEnd(this: Readable): void {
-  const st = (this as Tagged)[kStreaming]!;
-  const trailers = st.result.trailers();
-  if (trailers !== null && Object.keys(trailers).length > 0) (st.res as ServerResponse).addTrailers(trailers);
-  st.res.end();
-  st.finish();
-}
-
-function onBodyError(this: Readable, err: Error): void {
-  const st = (this as Tagged)[kStreaming]!;
-  if (st.done) return;
-  st.handler.opts.logger.warn({ err: err.message, route: st.ctx.routeId }, 'upstream body aborted');
-  st.res.destroy();
-  st.finish();
-}
-
-/** The client went away (or the response ended): an unfinished upstream body is aborted and logged. */
-function onClientClose(this: AnyResponse): void {
-  const st = (this as Tagged)[kStreaming]!;
-  if (st.done) return;
-  st.result.body.destroy();
-  st.finish();
-}
-
 /** The client body for plugins that read it whole (bounded). */
 class StreamedBody {
   private readonly req: AnyRequest;
@@ -468,27 +387,6 @@ class StreamedBody {
   }
   read(): Promise<Buffer> {
     return readBounded(this.req, this.limit);
-  }
-}
-
-/** Streams the upstream body through body_filter plugins. */
-class BodyFilterStream extends Transform {
-  private readonly global: PluginChain | null;
-  private readonly chain: PluginChain;
-  private readonly ctx: RequestContext;
-  constructor(global: PluginChain | null, chain: PluginChain, ctx: RequestContext) {
-    super();
-    this.global = global;
-    this.chain = chain;
-    this.ctx = ctx;
-  }
-  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
-    const out = runBodyFilter(this.global, this.chain, this.ctx, chunk, false);
-    cb(null, out ?? undefined);
-  }
-  override _flush(cb: TransformCallback): void {
-    const out = runBodyFilter(this.global, this.chain, this.ctx, Buffer.alloc(0), true);
-    cb(null, out !== null && out.length > 0 ? out : undefined);
   }
 }
 

@@ -10,6 +10,8 @@ export interface EchoReply {
   bodyLength: number;
   /** Request trailers (chunked HTTP/1.1 requests). */
   trailers: Record<string, string>;
+  /** The gateway side's port of the connection (tells connection reuse). */
+  remotePort: number;
 }
 
 export interface EchoServer {
@@ -46,6 +48,7 @@ export async function startEcho(name: string, opts: EchoOptions = {}): Promise<E
         headers: req.headers,
         bodyLength: len,
         trailers: req.trailers as Record<string, string>,
+        remotePort: req.socket.remotePort ?? 0,
       };
       seen.push(reply);
       const url = req.url ?? '/';

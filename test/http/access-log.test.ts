@@ -4,10 +4,10 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { request } from 'undici';
-import type { TestGateway } from '../helpers/gateway.ts';
+import { startTestGateway, type TestGateway } from '../helpers/gateway.ts';
 import { tempDir, waitFor } from '../helpers/proc.ts';
 import { startEcho, type EchoServer } from '../helpers/upstream.ts';
-import { client, gateway } from './client.ts';
+import { client } from './client.ts';
 
 let gw: TestGateway;
 let up: EchoServer;
@@ -20,7 +20,7 @@ beforeAll(async () => {
   cleanup = t.cleanup;
   logFile = path.join(t.dir, 'access.log');
   up = await startEcho('alog');
-  gw = await gateway({ config: { switchyard: { access_log: { enable: true, path: logFile } } } });
+  gw = await startTestGateway({ config: { switchyard: { access_log: { enable: true, path: logFile } } } });
   await gw.put('/routes/plain', { uri: '/*', upstream: { nodes: { [up.addr]: 1 } } });
   await gw.put('/routes/filtered', {
     uri: '/filtered/*',

@@ -1,9 +1,9 @@
 // Malformed requests are answered (400/408/431) without disturbing other clients of the same gateway.
 import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import type { TestGateway } from '../helpers/gateway.ts';
+import { startTestGateway, type TestGateway } from '../helpers/gateway.ts';
 import { startEcho, type EchoServer } from '../helpers/upstream.ts';
-import { client, curl, gateway } from './client.ts';
+import { client, curl } from './client.ts';
 
 let gw: TestGateway;
 let up: EchoServer;
@@ -11,7 +11,7 @@ const cl = client();
 
 beforeAll(async () => {
   up = await startEcho('ok');
-  gw = await gateway({ config: { switchyard: { limits: { max_header_size: 8192, client_header_timeout: 1 } } } });
+  gw = await startTestGateway({ config: { switchyard: { limits: { max_header_size: 8192, client_header_timeout: 1 } } } });
   await gw.put('/routes/any', { uri: '/*', upstream: { nodes: { [up.addr]: 1 } } });
 });
 

@@ -1,10 +1,10 @@
 // Load balancing through the real gateway (apisix-compat 2 upstream, 10.12): roundrobin weights, chash
 // stickiness, least_conn and ewma steering, observed at real upstream servers.
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import type { TestGateway } from '../helpers/gateway.ts';
+import { startTestGateway, type TestGateway } from '../helpers/gateway.ts';
 import { startEcho, type EchoServer } from '../helpers/upstream.ts';
 import { waitFor } from '../helpers/proc.ts';
-import { client, gateway } from './client.ts';
+import { client } from './client.ts';
 
 let gw: TestGateway;
 let nodes: EchoServer[] = [];
@@ -14,7 +14,7 @@ const http = client();
 beforeAll(async () => {
   nodes = await Promise.all(['a', 'b', 'c'].map((n) => startEcho(n)));
   slow = await startEcho('slow', { delayMs: 150 });
-  gw = await gateway();
+  gw = await startTestGateway();
 });
 
 afterAll(async () => {

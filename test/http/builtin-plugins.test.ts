@@ -1,8 +1,8 @@
 // Builtin HTTP plugins end to end through the real gateway, observed at the upstream and the client.
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import type { TestGateway } from '../helpers/gateway.ts';
+import { startTestGateway, type TestGateway } from '../helpers/gateway.ts';
 import { startEcho, type EchoServer } from '../helpers/upstream.ts';
-import { client, curl, gateway } from './client.ts';
+import { client, curl } from './client.ts';
 
 let gw: TestGateway;
 let up: EchoServer;
@@ -11,7 +11,7 @@ let upstream: Record<string, unknown>;
 
 beforeAll(async () => {
   up = await startEcho('builtin');
-  gw = await gateway();
+  gw = await startTestGateway();
   upstream = { nodes: { [up.addr]: 1 } };
 });
 

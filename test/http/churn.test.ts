@@ -1,9 +1,9 @@
 // Config churn under load: the route set is rewritten 100 times through the Admin API while keep-alive
 // clients keep requesting; every request must succeed (atomic runtime swaps, pools drained gracefully).
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import type { TestGateway } from '../helpers/gateway.ts';
+import { startTestGateway, type TestGateway } from '../helpers/gateway.ts';
 import { startEcho, type EchoServer } from '../helpers/upstream.ts';
-import { client, gateway } from './client.ts';
+import { client } from './client.ts';
 
 let gw: TestGateway;
 let a: EchoServer;
@@ -12,7 +12,7 @@ const cl = client();
 
 beforeAll(async () => {
   [a, b] = await Promise.all([startEcho('a'), startEcho('b')]);
-  gw = await gateway();
+  gw = await startTestGateway();
   await gw.put('/routes/main', { uri: '/main/*', upstream: { nodes: { [a.addr]: 1 } } });
 });
 

@@ -1,8 +1,6 @@
 // Real clients for data-plane tests: undici (keep-alive agent) and curl.
 import { execFile } from 'node:child_process';
 import { Agent, request } from 'undici';
-import { startTestGateway, type TestGateway, type TestGatewayOptions } from '../helpers/gateway.ts';
-import { freePort } from '../helpers/ports.ts';
 
 export interface Reply {
   status: number;
@@ -76,14 +74,3 @@ export function curl(args: string[], timeoutMs = 15_000): Promise<CurlReply> {
   });
 }
 
-/**
- * startTestGateway with the Prometheus exporter on a free port (its default 127.0.0.1:9091 would collide
- * between test files running in parallel).
- */
-export async function gateway(opts: TestGatewayOptions = {}): Promise<TestGateway> {
-  const config: Record<string, any> = { ...(opts.config ?? {}) };
-  const attr = { ...(config.plugin_attr ?? {}) };
-  attr.prometheus = { export_addr: { ip: '127.0.0.1', port: await freePort() }, ...(attr.prometheus ?? {}) };
-  config.plugin_attr = attr;
-  return startTestGateway({ ...opts, config });
-}

@@ -3,9 +3,9 @@
 import net from 'node:net';
 import http from 'node:http';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import type { TestGateway } from '../helpers/gateway.ts';
+import { startTestGateway, type TestGateway } from '../helpers/gateway.ts';
 import { startEcho, type EchoServer } from '../helpers/upstream.ts';
-import { client, curl, gateway } from './client.ts';
+import { client, curl } from './client.ts';
 
 let gw: TestGateway;
 let trusting: TestGateway;
@@ -14,7 +14,7 @@ const cl = client();
 
 beforeAll(async () => {
   up = await startEcho('fwd');
-  [gw, trusting] = await Promise.all([gateway(), gateway({ config: { apisix: { trusted_addresses: ['127.0.0.1'] } } })]);
+  [gw, trusting] = await Promise.all([startTestGateway(), startTestGateway({ config: { apisix: { trusted_addresses: ['127.0.0.1'] } } })]);
   const route = { uri: '/*', upstream: { nodes: { [up.addr]: 1 } } };
   await gw.put('/routes/any', route);
   await trusting.put('/routes/any', route);
@@ -62,6 +62,18 @@ describe('forwarding', () => {
     expect((await cl.call(`${gw.url}/ph/rewrite`, { headers: h })).json().headers.host).toBe('backend.internal');
     const c = await curl([`${gw.url}/ph/pass`]);
     expect(JSON.parse(c.body).headers.host).toBe(`127.0.0.1:${port}`);
+  });
+
+  test('keepalive_pool: upstream connections are reused, one request per connection with requests: 1', async () => {
+    await gw.put('/routes/ka', { uri: '/ka/on', upstream: { nodes: { [up.addr]: 1 } } });
+    await gw.put('/routes/ka-off', { uri: '/ka/off', upstream: { nodes: { [up.addr]: 1 }, keepalive_pool: { size: 1, idle_timeout: 60, requests: 1 } } });
+    const ports = async (path: string) => {
+      const seen = new Set<number>();
+      for (let i = 0; i < 10; i++) seen.add((await cl.call(`${gw.url}${path}`)).json().remotePort);
+      return seen.size;
+    };
+    expect(await ports('/ka/on')).toBe(1);
+    expect(await ports('/ka/off')).toBe(10);
   });
 
   test('X-Forwarded-* and X-Real-IP are set; client X-Forwarded-* dropped unless the peer is trusted', async () => {

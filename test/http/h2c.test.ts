@@ -3,9 +3,9 @@
 import http2 from 'node:http2';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import type { TestGateway } from '../helpers/gateway.ts';
+import { startTestGateway, type TestGateway } from '../helpers/gateway.ts';
 import { startEcho, type EchoServer } from '../helpers/upstream.ts';
-import { client, curl, gateway } from './client.ts';
+import { client, curl } from './client.ts';
 
 let gw: TestGateway;
 let h1: EchoServer;
@@ -24,7 +24,7 @@ beforeAll(async () => {
     });
   });
   await new Promise<void>((r) => h2.listen(0, '127.0.0.1', r));
-  gw = await gateway();
+  gw = await startTestGateway();
   await gw.put('/routes/to-h1', { uri: '/h1/*', upstream: { nodes: { [h1.addr]: 1 } } });
   await gw.put('/routes/to-h2', {
     uri: '/h2/*',

@@ -1,9 +1,9 @@
 // Route matching through the real gateway (apisix-compat 2, 3, 10.9-10.10). Every route sends its own id as
 // the upstream Host (pass_host rewrite), so the echo upstream tells which route matched.
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import type { TestGateway } from '../helpers/gateway.ts';
+import { startTestGateway, type TestGateway } from '../helpers/gateway.ts';
 import { startEcho, type EchoServer } from '../helpers/upstream.ts';
-import { client, curl, gateway } from './client.ts';
+import { client, curl } from './client.ts';
 
 let gw: TestGateway;
 let up: EchoServer;
@@ -26,7 +26,7 @@ async function who(path: string, headers: Record<string, string> = {}, method = 
 
 beforeAll(async () => {
   up = await startEcho('match');
-  gw = await gateway();
+  gw = await startTestGateway();
 });
 
 afterAll(async () => {

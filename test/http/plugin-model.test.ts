@@ -1,9 +1,9 @@
 // The plugin execution model through the real gateway (apisix-compat 5, 10.11): priority and
 // _meta.priority, merge precedence, _meta.disable/filter/error_response, global rules.
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import type { TestGateway } from '../helpers/gateway.ts';
+import { startTestGateway, type TestGateway } from '../helpers/gateway.ts';
 import { startEcho, type EchoServer } from '../helpers/upstream.ts';
-import { client, gateway } from './client.ts';
+import { client } from './client.ts';
 
 let gw: TestGateway;
 let up: EchoServer;
@@ -16,7 +16,7 @@ function rr(value: string, extra: Record<string, unknown> = {}): Record<string, 
 
 beforeAll(async () => {
   up = await startEcho('plugins');
-  gw = await gateway();
+  gw = await startTestGateway();
   upstream = { nodes: { [up.addr]: 1 } };
 });
 

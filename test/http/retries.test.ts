@@ -1,10 +1,10 @@
 // Retries, timeouts and upstream status reporting through the real gateway (apisix-compat 2 upstream,
 // 10.12; APISIX t/node/upstream-status-5xx.t).
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import type { TestGateway } from '../helpers/gateway.ts';
+import { startTestGateway, type TestGateway } from '../helpers/gateway.ts';
 import { freePort } from '../helpers/ports.ts';
 import { startEcho, type EchoServer } from '../helpers/upstream.ts';
-import { client, curl, gateway } from './client.ts';
+import { client, curl } from './client.ts';
 
 let gw: TestGateway;
 let live: EchoServer;
@@ -21,7 +21,7 @@ beforeAll(async () => {
   // Free ports nobody listens on: connections are refused at once.
   dead1 = `127.0.0.1:${await freePort()}`;
   dead2 = `127.0.0.1:${await freePort()}`;
-  gw = await gateway();
+  gw = await startTestGateway();
 });
 
 afterAll(async () => {
@@ -53,10 +53,41 @@ describe('retries and timeouts', () => {
     expect(codes.filter((c) => c === 200)).toHaveLength(5);
 
     await gw.put('/routes/r3', { uri: '/r3', upstream: { retries: 2, nodes: { [dead1]: 1, [dead2]: 1, '127.0.0.1:1': 1 } } });
+    await gw.put('/routes/r4', { uri: '/r4', upstream: { nodes: {} } });
+    expect((await http.call(`${gw.url}/r4`)).status).toBe(502);
+
     const c = await curl([`${gw.url}/r3`]);
     expect(c.status).toBe(502);
     expect(c.headers['x-apisix-upstream-status']).toBe('502, 502, 502');
     expect(c.body).toContain('502 Bad Gateway');
+  });
+
+  test('node priorities: the higher priority group serves; a dead one falls back to the next group', async () => {
+    await gw.put('/routes/prio', {
+      uri: '/prio/*',
+      upstream: {
+        nodes: [
+          { host: '127.0.0.1', port: live.port, weight: 1, priority: 10 },
+          { host: '127.0.0.1', port: slowA.port, weight: 1, priority: 0 },
+        ],
+      },
+    });
+    for (let i = 0; i < 5; i++) expect((await http.call(`${gw.url}/prio/${i}`)).json().server).toBe('live');
+    const [host, port] = dead1.split(':');
+    await gw.put('/routes/prio', {
+      uri: '/prio/*',
+      upstream: {
+        nodes: [
+          { host, port: Number(port), weight: 1, priority: 10 },
+          { host: '127.0.0.1', port: live.port, weight: 1, priority: 0 },
+        ],
+      },
+    });
+    for (let i = 0; i < 5; i++) {
+      const r = await http.call(`${gw.url}/prio/${i}`);
+      expect(r.status).toBe(200);
+      expect(r.json().server).toBe('live');
+    }
   });
 
   test('504 on a slow node when timeout.read is small; the route timeout overrides the upstream one', async () => {

@@ -2,8 +2,7 @@
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import WebSocket, { WebSocketServer } from 'ws';
-import type { TestGateway } from '../helpers/gateway.ts';
-import { gateway } from './client.ts';
+import { startTestGateway, type TestGateway } from '../helpers/gateway.ts';
 
 let gw: TestGateway;
 let wss: WebSocketServer;
@@ -24,7 +23,7 @@ beforeAll(async () => {
     });
   });
   const addr = `127.0.0.1:${(wss.address() as AddressInfo).port}`;
-  gw = await gateway();
+  gw = await startTestGateway();
   await gw.put('/routes/ws', { uri: '/ws/*', enable_websocket: true, upstream: { nodes: { [addr]: 1 } } });
   await gw.put('/routes/plain', { uri: '/plain/*', upstream: { nodes: { [addr]: 1 } } });
 });

@@ -74,14 +74,14 @@ function createStore(conf: LocalConfig, configFile: string, writable: boolean, l
       user: e.user,
       password: e.password,
       tls: e.tls,
-      logger: logger.child({ component: 'etcd' }),
+      logger: logger.child({ module: 'etcd' }),
       startupRetries: typeof e.startup_retry === 'number' ? e.startup_retry : undefined,
       codec: fieldCodecFromConfig(conf.apisix, lookup),
     });
   }
   return new FileStore({
     path: standaloneFile(conf, configFile),
-    logger: logger.child({ component: 'standalone' }),
+    logger: logger.child({ module: 'standalone' }),
     writable,
   });
 }
@@ -131,7 +131,7 @@ export async function startGateway(opts: StartOptions): Promise<Gateway> {
   });
 
   if (runsDataPlane) {
-    manager = new RuntimeManager(store, plugins, logger.child({ component: 'runtime' }));
+    manager = new RuntimeManager(store, plugins, logger.child({ module: 'runtime' }));
     const httpBuilder = new HttpRuntimeBuilder({ plugins, balancers, attrs: conf.plugin_attr, logger, health: health.view });
     const getHttp = manager.add<HttpRuntime>(httpBuilder);
     const getStream = streamEnabled(conf)
@@ -152,11 +152,11 @@ export async function startGateway(opts: StartOptions): Promise<Gateway> {
         showUpstreamStatus: conf.apisix.show_upstream_status_in_response_header,
         clientMaxBodySize: conf.switchyard.limits.client_max_body_size,
         serverTokens: conf.apisix.enable_server_tokens,
-        logger: logger.child({ component: 'http' }),
+        logger: logger.child({ module: 'http' }),
         accessLog,
         outcomes: health.outcomes,
       });
-      const upgrade = new UpgradeHandler(handler, logger.child({ component: 'websocket' }));
+      const upgrade = new UpgradeHandler(handler, logger.child({ module: 'websocket' }));
       for (const entry of conf.apisix.node_listen) {
         const a = listenAddr(entry);
         const l = createHttpListener({
@@ -175,7 +175,7 @@ export async function startGateway(opts: StartOptions): Promise<Gateway> {
     }
     if (getStream !== null) {
       const sp = parseStreamProxyConf(conf.apisix.stream_proxy, { proxyProtocol: conf.apisix.proxy_protocol as never });
-      stream = createStreamListeners({ ...sp, getRuntime: getStream as never, logger: logger.child({ component: 'stream' }) });
+      stream = createStreamListeners({ ...sp, getRuntime: getStream as never, logger: logger.child({ module: 'stream' }) });
       await stream.listen();
     }
   }
@@ -190,7 +190,7 @@ export async function startGateway(opts: StartOptions): Promise<Gateway> {
         enablePlugins(plugins, conf.plugins, conf.stream_plugins);
         manager?.refresh();
       },
-      logger: logger.child({ component: 'admin' }),
+      logger: logger.child({ module: 'admin' }),
       version: VERSION,
     });
     await admin.listen();

@@ -82,7 +82,7 @@ function confDigest(conf: JsonObject): string {
 }
 
 export function buildStreamRuntime(snapshot: Snapshot, previous: StreamRuntime | null, deps: StreamRuntimeDeps): StreamRuntime {
-  const log = deps.logger.child({ component: 'stream-runtime' });
+  const log = deps.logger.child({ module: 'stream-runtime' });
   const prev = previous instanceof Runtime ? previous : null;
   const metadata = new Map<string, JsonObject>();
   for (const m of snapshot.list('plugin_metadata')) metadata.set(m.item.id, m.value);

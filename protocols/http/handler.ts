@@ -11,7 +11,7 @@ import type { PluginResponse } from '../../src/plugin/plugin.ts';
 import { runBodyFilter, runHeaderFilter, runLog, runPhase } from '../../src/plugin/runner.ts';
 import type { MatchInput } from '../../src/router/router.ts';
 import type { HttpRoute, HttpRuntime } from '../../src/runtime/types.ts';
-import { dispatch, type DispatchRequest, type DispatchResult } from '../../src/upstream/dispatch.ts';
+import { dispatch, type DispatchRequest, type DispatchResult, type ProxiedResponse } from '../../src/upstream/dispatch.ts';
 import type { UpstreamRuntime } from '../../src/upstream/upstream.ts';
 import type { Endpoint } from '../../src/upstream/balancer.ts';
 import type { AccessLog } from './access-log.ts';
@@ -297,7 +297,7 @@ export class HttpHandler {
     ctx: RequestContext,
     rt: HttpRuntime,
     chain: PluginChain,
-    result: Extract<DispatchResult, { ok: true }>,
+    result: ProxiedResponse,
     res: AnyResponse,
     failedAttempts: string,
   ): void {
@@ -313,7 +313,7 @@ export class HttpHandler {
     if (filtering) delete resp.headers['content-length'];
     const replacement = resp.replacement;
     if (replacement !== null) {
-      result.body.resume();
+      result.discard();
       delete resp.headers['content-encoding'];
       sendLocal(res, resp.status, replacement, resp.headers);
       this.log(ctx, rt, chain, replacement.length);

@@ -101,17 +101,21 @@ export function createHttpListener(opts: HttpListenerOptions): Listener {
     socket.setTimeout(limits.client_header_timeout * 1000, () => socket.destroy());
     socket.once('data', (chunk: Buffer) => {
       sniffing.delete(socket);
-      socket.pause();
       socket.setTimeout(0);
-      socket.unshift(chunk);
       const n = Math.min(chunk.length, PREFACE.length);
       const isH2 = chunk.subarray(0, n).equals(PREFACE.subarray(0, n)) && n >= 3;
-      // The h2 session reads the unshifted preface itself; resuming the JS stream would steal it.
-      if (isH2) h2s.emit('connection', socket);
-      else {
-        h1.emit('connection', socket);
-        socket.resume();
+      if (isH2) {
+        // The h2 session reads the unshifted preface itself; a flowing JS stream would steal it.
+        socket.pause();
+        socket.unshift(chunk);
+        h2s.emit('connection', socket);
+        return;
       }
+      // The http server takes the socket's handle over (its native parser reads it from now on, no JS stream
+      // in between); the first chunk, already read, reaches it as one 'data' event. Unshifting it instead
+      // would leave the connection on the slower JS-stream read path.
+      h1.emit('connection', socket);
+      socket.emit('data', chunk);
     });
   });
   server.on('error', (err) => opts.logger.error({ err }, 'http listener error'));

@@ -55,7 +55,7 @@ export interface HealthWiring {
 export async function setupHealth(opts: HealthWiringOptions): Promise<HealthWiring> {
   const { conf, logger } = opts;
   const closers: (() => void | Promise<void>)[] = [];
-  const dns = DnsDiscovery.fromConfig(conf.discovery, logger.child({ component: 'discovery' }));
+  const dns = DnsDiscovery.fromConfig(conf.discovery, logger.child({ module: 'discovery' }));
   if (dns !== null) {
     discoveryProviders.set(dns);
     closers.push(() => {
@@ -78,7 +78,7 @@ export async function setupHealth(opts: HealthWiringOptions): Promise<HealthWiri
     const resolver = new DnsCache({ servers: conf.apisix.dns_resolver as string[] | undefined });
     const m = new HealthManager({
       balancers: opts.balancers,
-      logger: logger.child({ component: 'health' }),
+      logger: logger.child({ module: 'health' }),
       dns: resolver,
       disabled,
     });
@@ -90,12 +90,12 @@ export async function setupHealth(opts: HealthWiringOptions): Promise<HealthWiri
     });
     if (opts.role === 'primary') {
       closers.push(attachPrimary(m));
-      const feed = new SnapshotFeed(opts.store, opts.plugins, (s) => m.sync(s), logger.child({ component: 'health' }));
+      const feed = new SnapshotFeed(opts.store, opts.plugins, (s) => m.sync(s), logger.child({ module: 'health' }));
       feed.start();
       closers.push(() => feed.stop());
     }
     if (conf.apisix.enable_control) {
-      const c = new ControlServer(conf.apisix.control.ip, conf.apisix.control.port, logger.child({ component: 'control' }));
+      const c = new ControlServer(conf.apisix.control.ip, conf.apisix.control.port, logger.child({ module: 'control' }));
       addHealthRoutes(c, m);
       controlPort = await c.listen();
       control = c;

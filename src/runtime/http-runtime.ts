@@ -11,7 +11,7 @@
 // Chain lifecycle: a chain is referenced by the runtime that built it and by every successor that reused
 // it. retire(old, next) destroys the chains of `old` that `next` no longer references, once requests
 // pinned to `old` had their grace period, so each chain is destroyed exactly once, after it left service.
-import type { JsonObject, Kind } from '../config/resources.ts';
+import { RESOURCE_KINDS, type JsonObject, type Kind } from '../config/resources.ts';
 import type { Snapshot, SnapshotItem } from '../config/snapshot.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { ConsumerRef } from '../plugin/context.ts';
@@ -42,20 +42,7 @@ export interface HttpRuntimeDeps {
 }
 
 /** Every kind but stream_routes. */
-const HTTP_KINDS: readonly Kind[] = [
-  'routes',
-  'services',
-  'upstreams',
-  'consumers',
-  'credentials',
-  'consumer_groups',
-  'ssls',
-  'global_rules',
-  'plugin_configs',
-  'plugin_metadata',
-  'protos',
-  'secrets',
-];
+const HTTP_KINDS: readonly Kind[] = RESOURCE_KINDS.filter((k) => k !== 'stream_routes');
 
 /** Bounds of the per-runtime caches filled by traffic. */
 const MAX_INLINE_UPSTREAMS = 1000;
@@ -242,7 +229,7 @@ export class HttpRuntimeBuilder implements RuntimeBuilder<HttpRuntime> {
   build(snapshot: Snapshot, previous: HttpRuntime | null): HttpRuntime {
     const { plugins, logger } = this.deps;
     const prev = previous instanceof Runtime ? previous : null;
-    const log = logger.child({ component: 'http-runtime' });
+    const log = logger.child({ module: 'http-runtime' });
 
     const consumersKept = prev !== null && sameConsumers(snapshot, prev.snapshot);
     const consumers = consumersKept ? prev.consumers : new SnapshotConsumers(snapshot);

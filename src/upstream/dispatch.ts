@@ -2,7 +2,7 @@
 // TLS, h2c. Request and response bodies stream with backpressure; response trailers are exposed after the
 // body ends. Failures come back as values classified for the retry logic of the proxy. The endpoint's
 // balancer hears begin() at dispatch and end() when the response body closes (or the attempt fails).
-import type { Readable } from 'node:stream';
+import { Readable } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import type { Balancer, Endpoint } from './balancer.ts';
 import type { PoolHandle } from './pools.ts';
@@ -28,16 +28,26 @@ export interface DispatchOptions {
   readTimeoutMs: number;
 }
 
+/**
+ * A response head from the upstream. Its body must be consumed exactly once, by pipeTo(sink), discard() or the
+ * `body` Readable, or stopped with abort() (that is what ends the attempt for the balancer).
+ */
+export interface ProxiedResponse {
+  readonly ok: true;
+  readonly status: number;
+  readonly headers: Record<string, string | string[]>;
+  /** The body as a stream (made on first access; destroying it aborts the attempt). */
+  readonly body: Readable;
+  /** Response trailers; complete once the body has ended. */
+  trailers(): Record<string, string>;
+  pipeTo(sink: BodySink): void;
+  resume(): void;
+  discard(): void;
+  abort(reason?: Error): void;
+}
+
 export type DispatchResult =
-  | {
-      ok: true;
-      status: number;
-      headers: Record<string, string | string[]>;
-      /** Must be consumed or destroyed by the caller (that is what ends the attempt for the balancer). */
-      body: Readable;
-      /** Response trailers; complete once the body has ended. */
-      trailers: () => Record<string, string>;
-    }
+  | ProxiedResponse
   | {
       ok: false;
       kind: 'connect' | 'timeout' | 'reset' | 'protocol';
@@ -76,12 +86,12 @@ class BodyPump {
   private timer: NodeJS.Timeout | null = null;
   private readonly src: Readable;
   private readonly timeoutMs: number;
-  private readonly abort: AbortController;
+  private readonly exchange: Exchange;
 
-  constructor(src: Readable, timeoutMs: number, abort: AbortController) {
+  constructor(src: Readable, timeoutMs: number, exchange: Exchange) {
     this.src = src;
     this.timeoutMs = timeoutMs;
-    this.abort = abort;
+    this.exchange = exchange;
   }
 
   /** The source is not destroyed when the upstream stops early: the caller still owns the client stream. */
@@ -111,32 +121,240 @@ class BodyPump {
     }
     this.timer = setTimeout(() => {
       this.timedOut = true;
-      this.abort.abort(new Error('upstream send timeout'));
+      this.exchange.abort(new Error('upstream send timeout'));
     }, this.timeoutMs);
   }
 }
 
-/** Reports the end of a successful attempt to the balancer when the response body closes. */
-class Flight {
+/**
+ * Where a proxied response body goes chunk by chunk, with no stream in between (see ProxiedResponse.pipeTo).
+ * Calls arrive in order: write* then exactly one of end / error.
+ */
+export interface BodySink {
+  /** False asks for backpressure: the upstream is paused until ProxiedResponse.resume(). */
+  write(chunk: Buffer): boolean;
+  /** The body is complete; `trailers` may be empty. */
+  end(trailers: Record<string, string>): void;
+  /** The upstream failed mid-body (reset, read timeout, protocol error). */
+  error(err: Error): void;
+}
+
+const EMPTY_TRAILERS: Record<string, string> = Object.freeze({}) as Record<string, string>;
+/** Chunks that arrive before the consumer attaches are held up to this many bytes, then the upstream pauses. */
+const PENDING_LIMIT = 64 * 1024;
+
+/** Body state of a response: still flowing, ended (trailers known), failed, or aborted by the consumer. */
+const FLOWING = 0;
+const ENDED = 1;
+const FAILED = 2;
+const ABORTED = 3;
+
+/**
+ * One attempt: the undici dispatch handler (no Readable, no promise per chunk) and, once the head arrived, the
+ * successful DispatchResult itself. The body goes to one consumer: pipeTo(sink) (the proxy's fast path) or the
+ * `body` Readable (made on first access). The balancer hears end() exactly once.
+ */
+class Exchange implements Dispatcher.DispatchHandler {
+  readonly ok = true;
+  status = 0;
+  headers: Record<string, string | string[]> = {};
   private readonly balancer: Balancer;
   private readonly endpoint: Endpoint;
-  private readonly latencyMs: number;
-  private readonly unlink: (() => void) | null;
-  private done = false;
+  private readonly start: number;
+  private readonly method: string;
+  private readonly signal: AbortSignal | undefined;
+  private settle: ((r: DispatchResult) => void) | null = null;
+  pump: BodyPump | null = null;
+  private controller: Dispatcher.DispatchController | null = null;
+  private abortReason: Error | null = null;
+  private headed = false;
+  private state = FLOWING;
+  private failure: Error | null = null;
+  private trailerMap: Record<string, string> = EMPTY_TRAILERS;
+  private pending: Buffer[] | null = null;
+  private pendingBytes = 0;
+  private sink: BodySink | null = null;
+  private stream: Readable | null = null;
+  private latencyMs = 0;
+  private reported = false;
+  private unlink: (() => void) | null = null;
 
-  constructor(balancer: Balancer, endpoint: Endpoint, latencyMs: number, unlink: (() => void) | null) {
+  constructor(balancer: Balancer, endpoint: Endpoint, method: string, signal: AbortSignal | undefined) {
     this.balancer = balancer;
     this.endpoint = endpoint;
-    this.latencyMs = latencyMs;
-    this.unlink = unlink;
+    this.method = method;
+    this.signal = signal;
+    this.start = performance.now();
   }
 
-  readonly finish = (err?: unknown): void => {
-    if (this.done) return;
-    this.done = true;
+  run(dispatcher: Dispatcher, options: Dispatcher.DispatchOptions): Promise<DispatchResult> {
+    const signal = this.signal;
+    if (signal !== undefined) {
+      if (signal.aborted) this.abort(toError(signal.reason));
+      else {
+        const onAbort = (): void => this.abort(toError(signal.reason));
+        signal.addEventListener('abort', onAbort, { once: true });
+        this.unlink = () => signal.removeEventListener('abort', onAbort);
+      }
+    }
+    const result = new Promise<DispatchResult>((resolve) => {
+      this.settle = resolve;
+    });
+    dispatcher.dispatch(options, this);
+    return result;
+  }
+
+  // undici handler -----------------------------------------------------------------------------------------
+
+  onRequestStart(controller: Dispatcher.DispatchController): void {
+    this.controller = controller;
+    if (this.abortReason !== null) controller.abort(this.abortReason);
+  }
+
+  onResponseStart(controller: Dispatcher.DispatchController, statusCode: number, headers: Record<string, string | string[] | undefined>): void {
+    // 1xx (100-continue, 103 Early Hints) are not forwarded.
+    if (statusCode < 200 || this.headed) return;
+    this.controller = controller;
+    this.headed = true;
+    this.status = statusCode;
+    this.headers = headers as Record<string, string | string[]>;
+    this.latencyMs = performance.now() - this.start;
+    const settle = this.settle!;
+    this.settle = null;
+    settle(this);
+  }
+
+  onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
+    // hot path
+    if (this.state !== FLOWING) return;
+    const sink = this.sink;
+    if (sink !== null) {
+      if (!sink.write(chunk)) controller.pause();
+      return;
+    }
+    if (this.pending === null) this.pending = [];
+    this.pending.push(chunk);
+    this.pendingBytes += chunk.length;
+    if (this.pendingBytes > PENDING_LIMIT) controller.pause();
+  }
+
+  onResponseEnd(_controller: Dispatcher.DispatchController, trailers: Record<string, string | string[] | undefined>): void {
+    if (this.state !== FLOWING) return;
+    this.state = ENDED;
+    if (trailers !== null && typeof trailers === 'object') {
+      for (const k in trailers) {
+        const v = trailers[k];
+        if (v === undefined) continue;
+        if (this.trailerMap === EMPTY_TRAILERS) this.trailerMap = {};
+        this.trailerMap[k] = Array.isArray(v) ? v.join(', ') : v;
+      }
+    }
+    this.report(false);
+    if (this.sink !== null) this.sink.end(this.trailerMap);
+  }
+
+  onResponseError(_controller: Dispatcher.DispatchController, err: Error): void {
+    this.pump?.stop();
+    if (!this.headed) {
+      this.headed = true;
+      this.unlink?.();
+      this.balancer.end?.(this.endpoint, { latencyMs: performance.now() - this.start, failed: true });
+      this.reported = true;
+      const settle = this.settle;
+      this.settle = null;
+      settle?.(classify(err, this.method, this.pump, this.signal));
+      return;
+    }
+    if (this.state !== FLOWING) return;
+    this.state = FAILED;
+    this.failure = err;
+    this.report(true);
+    if (this.sink !== null) this.sink.error(err);
+  }
+
+  // DispatchResult (ok) -------------------------------------------------------------------------------------
+
+  /** Response trailers; complete once the body has ended. */
+  trailers(): Record<string, string> {
+    return this.trailerMap;
+  }
+
+  /** Sends the body to `sink` (at most one consumer); what arrived before is written first, synchronously. */
+  pipeTo(sink: BodySink): void {
+    // hot path
+    this.sink = sink;
+    const pending = this.pending;
+    if (pending !== null) {
+      this.pending = null;
+      this.pendingBytes = 0;
+      let more = true;
+      for (let i = 0; i < pending.length; i++) more = sink.write(pending[i]!);
+      if (more && this.state === FLOWING) this.controller?.resume();
+    }
+    if (this.state === ENDED) sink.end(this.trailerMap);
+    else if (this.state === FAILED) sink.error(this.failure!);
+  }
+
+  /** Continues a body paused by a false BodySink.write. */
+  resume(): void {
+    if (this.state === FLOWING) this.controller?.resume();
+  }
+
+  /** Reads and drops the rest of the body (the connection stays reusable). */
+  discard(): void {
+    this.pipeTo(DISCARD);
+  }
+
+  /** Stops the attempt: before the head it fails (reset), afterwards the body is cut off. */
+  abort(reason?: Error): void {
+    const err = reason ?? new Error('request aborted');
+    if (!this.headed) {
+      this.abortReason = err;
+      this.controller?.abort(err);
+      return;
+    }
+    if (this.state !== FLOWING) return;
+    this.state = ABORTED;
+    this.pending = null;
+    this.report(false);
+    this.controller?.abort(err);
+  }
+
+  /** The body as a Readable, for consumers that want a stream (made on first access). */
+  get body(): Readable {
+    if (this.stream === null) {
+      const stream = new Readable({ read: () => this.resume() });
+      stream.once('close', () => this.abort());
+      this.stream = stream;
+      this.pipeTo({
+        write: (chunk) => stream.push(chunk),
+        end: () => {
+          stream.push(null);
+        },
+        error: (err) => {
+          stream.destroy(err);
+        },
+      });
+    }
+    return this.stream;
+  }
+
+  private report(failed: boolean): void {
+    if (this.reported) return;
+    this.reported = true;
     this.unlink?.();
-    this.balancer.end?.(this.endpoint, { latencyMs: this.latencyMs, failed: err instanceof Error });
-  };
+    this.balancer.end?.(this.endpoint, { latencyMs: this.latencyMs, failed });
+  }
+}
+
+const DISCARD: BodySink = {
+  write: () => true,
+  end: () => undefined,
+  error: () => undefined,
+};
+
+function toError(reason: unknown): Error {
+  return reason instanceof Error ? reason : new Error('request aborted');
 }
 
 function finalHeaders(h: Record<string, string | string[]>): Record<string, string | string[]> {
@@ -154,65 +372,30 @@ function finalHeaders(h: Record<string, string | string[]>): Record<string, stri
   return out ?? h;
 }
 
-export async function dispatch(
+export function dispatch(
   pool: PoolHandle,
   req: DispatchRequest,
   opts: DispatchOptions,
   signal?: AbortSignal,
 ): Promise<DispatchResult> {
+  // hot path
   const balancer = pool.upstream.balancer;
-  const endpoint = pool.endpoint;
-  balancer.begin?.(endpoint);
-  const start = performance.now();
-
+  balancer.begin?.(pool.endpoint);
+  const exchange = new Exchange(balancer, pool.endpoint, req.method, signal);
   const src = req.body;
-  const streaming = src !== null && !Buffer.isBuffer(src);
-  let abort: AbortController | null = null;
-  let unlink: (() => void) | null = null;
-  if (streaming || signal) {
-    const ac = new AbortController();
-    abort = ac;
-    if (signal) {
-      if (signal.aborted) ac.abort(signal.reason);
-      const onAbort = (): void => ac.abort(signal.reason);
-      signal.addEventListener('abort', onAbort, { once: true });
-      unlink = () => signal.removeEventListener('abort', onAbort);
-    }
-  }
-  const pump = streaming ? new BodyPump(src, opts.sendTimeoutMs, abort!) : null;
-
-  const options: Dispatcher.RequestOptions & { servername?: string } = {
+  const pump = src !== null && !Buffer.isBuffer(src) ? new BodyPump(src, opts.sendTimeoutMs, exchange) : null;
+  exchange.pump = pump;
+  const options: Dispatcher.DispatchOptions & { servername?: string } = {
     method: req.method as Dispatcher.HttpMethod,
     path: req.path,
     headers: finalHeaders(req.headers),
     // undici accepts any AsyncIterable as a request body (documented in its Dispatcher API).
-    body: pump ? (pump.chunks() as unknown as Readable) : src,
+    body: pump !== null ? (pump.chunks() as unknown as Readable) : src,
     headersTimeout: opts.readTimeoutMs,
     bodyTimeout: opts.readTimeoutMs,
-    signal: abort?.signal ?? null,
   };
   if (req.servername !== undefined) options.servername = req.servername;
-
-  let res: Dispatcher.ResponseData;
-  try {
-    res = await pool.dispatcher.request(options);
-  } catch (err) {
-    pump?.stop();
-    unlink?.();
-    balancer.end?.(endpoint, { latencyMs: performance.now() - start, failed: true });
-    return classify(err, req.method, pump, signal);
-  }
-  const flight = new Flight(balancer, endpoint, performance.now() - start, unlink);
-  res.body.once('close', flight.finish);
-  res.body.once('error', flight.finish);
-  const trailers = res.trailers;
-  return {
-    ok: true,
-    status: res.statusCode,
-    headers: res.headers as Record<string, string | string[]>,
-    body: res.body,
-    trailers: () => trailers,
-  };
+  return exchange.run(pool.dispatcher, options);
 }
 
 function classify(err: unknown, method: string, pump: BodyPump | null, signal?: AbortSignal): DispatchFailure {

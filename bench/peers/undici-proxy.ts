@@ -30,6 +30,8 @@ const server = http.createServer((req, res) => {
     .then(
       (up) => {
         // The client may have gone while the upstream answered; pipeline() throws on a destroyed target.
+        // An aborted upstream body emits 'error'; without a listener that would crash the peer.
+        up.body.on('error', () => undefined);
         if (res.destroyed) {
           up.body.destroy();
           return;

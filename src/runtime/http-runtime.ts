@@ -11,6 +11,9 @@
 // Chain lifecycle: a chain is referenced by the runtime that built it and by every successor that reused
 // it. retire(old, next) destroys the chains of `old` that `next` no longer references, once requests
 // pinned to `old` had their grace period, so each chain is destroyed exactly once, after it left service.
+// detach(old, next) is the same retirement in O(changes): the chains `next` dropped are listed when it is
+// built, and the deferred retirement holds only them and the request-time caches, never a runtime or its
+// snapshot (thousands of swaps within one grace period must not keep thousands of snapshots alive).
 import { RESOURCE_KINDS, type JsonObject, type Kind } from '../config/resources.ts';
 import type { Snapshot, SnapshotItem } from '../config/snapshot.ts';
 import type { Logger } from '../observability/logger.ts';
@@ -77,7 +80,10 @@ interface RuntimeTools {
   readonly inlineFactory: (key: string, conf: JsonObject) => UpstreamRuntime | null;
 }
 
+let runtimeSeq = 0;
+
 class Runtime implements HttpRuntime {
+  readonly seq = ++runtimeSeq;
   readonly revision: number;
   readonly snapshot: Snapshot;
   readonly router: BuiltRouter<HttpRoute>;
@@ -90,6 +96,9 @@ class Runtime implements HttpRuntime {
   /** Inline upstreams chosen at request time (traffic-split): by conf object, then by conf JSON. */
   private readonly inlineByConf = new WeakMap<JsonObject, UpstreamRuntime | null>();
   private readonly inline = new Map<string, UpstreamRuntime | null>();
+  /** `seq` of the runtime this one was built from (0: none), and that runtime's chains this one no longer uses. */
+  readonly base: number;
+  readonly dropped: readonly PluginChain[];
 
   constructor(
     snapshot: Snapshot,
@@ -100,6 +109,8 @@ class Runtime implements HttpRuntime {
     consumerChains: Map<string, ConsumerChainEntry>,
     upstreams: UpstreamCache,
     tools: RuntimeTools,
+    base: number,
+    dropped: readonly PluginChain[],
   ) {
     this.revision = snapshot.revision;
     this.snapshot = snapshot;
@@ -110,6 +121,8 @@ class Runtime implements HttpRuntime {
     this.consumerChains = consumerChains;
     this.upstreams = upstreams;
     this.tools = tools;
+    this.base = base;
+    this.dropped = dropped;
   }
 
   resolveUpstream(ref: string | JsonObject): UpstreamRuntime | null {
@@ -163,6 +176,23 @@ class Runtime implements HttpRuntime {
     for (const c of this.chains()) if (live === undefined || !live.has(c)) c.destroy();
     for (const u of this.inline.values()) u?.close();
   }
+
+  /**
+   * The retirement of this runtime replaced by `next`: destroys `dropped` (its route and global chains `next` does not use),
+   * the consumer chains only this runtime cached (filled until its last request ends) and its request-time
+   * upstreams. Holds the caches and the dropped list only.
+   */
+  detach(next: Runtime, dropped: readonly PluginChain[]): () => void {
+    const own = this.consumerChains;
+    const kept = next.consumerChains;
+    const inline = this.inline;
+    return () => {
+      for (const c of dropped) c.destroy();
+      // A consumer chain equal to its route's chain is the route's; route chains are covered by `dropped`.
+      for (const [key, e] of own) if (e.chain !== e.route.chain && kept.get(key)?.chain !== e.chain) e.chain.destroy();
+      for (const u of inline.values()) u?.close();
+    };
+  }
 }
 
 /** Auth plugins of a consumer identify it; they are not re-run after identification (APISIX skips them). */
@@ -184,6 +214,12 @@ function changedMetadata(snapshot: Snapshot, prev: Snapshot | null): Set<string>
   for (const m of snapshot.list('plugin_metadata')) if (prev.get('plugin_metadata', m.item.id) !== m) out.add(m.item.id);
   for (const m of prev.list('plugin_metadata')) if (snapshot.get('plugin_metadata', m.item.id) !== m) out.add(m.item.id);
   return out;
+}
+
+/** Lists the chain of `old` when the route's new state (undefined: gone) no longer uses it. */
+function dropChain(old: RouteState, now: RouteState | undefined, out: PluginChain[]): void {
+  const chain = old.spec.payload.chain;
+  if (now?.spec.payload.chain !== chain) out.push(chain);
 }
 
 /** Kinds other than routes that HTTP routes depend on. */
@@ -274,6 +310,7 @@ export class HttpRuntimeBuilder implements RuntimeBuilder<HttpRuntime> {
       },
     };
 
+    const dropped: PluginChain[] = [];
     const prevUpstreams = this.upstreams;
     let upstreams: UpstreamCache;
     let global: PluginChain | null;
@@ -293,17 +330,23 @@ export class HttpRuntimeBuilder implements RuntimeBuilder<HttpRuntime> {
       const upsert: RouteSpec<HttpRoute>[] = [];
       for (const id of removed) {
         if (!routes.has(id)) continue;
+        dropChain(routes.get(id)!, undefined, dropped);
         routes.delete(id, edit);
         remove.push(id);
       }
       for (const item of changed) {
         const id = item.item.id;
+        const old = prev.routes.get(id);
         if (item.value.status === 0) {
-          if (routes.has(id)) remove.push(id);
+          if (old !== undefined) {
+            dropChain(old, undefined, dropped);
+            remove.push(id);
+          }
           routes.delete(id, edit);
           continue;
         }
-        const state = this.routeState(snapshot, item, prev.routes.get(id), upstreams, metaChanged, compileFor(id));
+        const state = this.routeState(snapshot, item, old, upstreams, metaChanged, compileFor(id));
+        if (old !== undefined) dropChain(old, state, dropped);
         routes.set(id, state, edit);
         upsert.push(state.spec);
       }
@@ -321,6 +364,7 @@ export class HttpRuntimeBuilder implements RuntimeBuilder<HttpRuntime> {
         routes.set(item.item.id, state, edit);
         if (state.spec !== old?.spec) upsert.push(state.spec);
       }
+      if (prev !== null) for (const [id, old] of prev.routes.entries()) dropChain(old, routes.get(id), dropped);
       if (prev === null) {
         router = buildRouter(upsert, { order: 'id', onError: (id, msg) => log.warn({ route: id, error: msg }, 'route skipped') });
       } else {
@@ -341,7 +385,8 @@ export class HttpRuntimeBuilder implements RuntimeBuilder<HttpRuntime> {
         if (routes.get(e.route.id)?.spec.payload === e.route) consumerChains.set(key, e);
       }
     }
-    return new Runtime(snapshot, router, global, routes, consumers, consumerChains, upstreams, tools);
+    if (prev?.global != null && prev.global !== global) dropped.push(prev.global);
+    return new Runtime(snapshot, router, global, routes, consumers, consumerChains, upstreams, tools, prev?.seq ?? 0, dropped);
   }
 
   /** The global-rules chain: the previous one while global_rules and its plugins' metadata are unchanged. */
@@ -446,6 +491,20 @@ export class HttpRuntimeBuilder implements RuntimeBuilder<HttpRuntime> {
   /** Destroys the chains `runtime` referenced that `next` does not, and its request-time upstreams. */
   retire(runtime: HttpRuntime, next: HttpRuntime): void {
     if (runtime instanceof Runtime) runtime.release(next instanceof Runtime ? next : null);
+  }
+
+  /** The deferred retirement of `runtime` (see the module comment); O(changes) when `next` was built from it. */
+  detach(runtime: HttpRuntime, next: HttpRuntime): () => void {
+    if (runtime instanceof Runtime && next instanceof Runtime) {
+      if (next.base === runtime.seq) return runtime.detach(next, next.dropped);
+      // Not built from `runtime` (full rebuild): compare its route and global chains with next's, once.
+      const live = next.chains();
+      const dropped: PluginChain[] = [];
+      if (runtime.global !== null && !live.has(runtime.global)) dropped.push(runtime.global);
+      for (const s of runtime.routes.values()) if (!live.has(s.spec.payload.chain)) dropped.push(s.spec.payload.chain);
+      return runtime.detach(next, dropped);
+    }
+    return () => {};
   }
 
   /** A build that was never published: destroys what it created beyond `current`. */

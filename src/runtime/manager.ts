@@ -22,6 +22,13 @@ export interface RuntimeBuilder<R> {
   build(snapshot: Snapshot, previous: R | null): R;
   /** Called once `runtime` was replaced by `next`, after in-flight users had a chance to finish. */
   retire?(runtime: R, next: R): void;
+  /**
+   * Preferred over retire: called when `runtime` is replaced by `next`; returns the retirement to run after
+   * the grace period. The returned function must hold only what retirement needs (never the runtimes nor
+   * their snapshots), so a replaced runtime is freed as soon as the requests pinned to it are done, however
+   * many swaps happen within one grace period.
+   */
+  detach?(runtime: R, next: R): () => void;
   /** A runtime that was built but never published (a later builder failed); `current` stays published. */
   discard?(runtime: R, current: R | null): void;
 }
@@ -147,11 +154,11 @@ export class RuntimeManager extends EventEmitter {
         if (next === old) continue;
         slot.current = next;
         slot.builtFrom = snap;
-        if (old !== null && slot.builder.retire) {
-          const builder = slot.builder;
-          // Requests pinned to the old runtime keep running; retire it once they are likely done.
-          setTimeout(() => builder.retire!(old, next), this.retireAfterMs).unref();
-        }
+        if (old === null) continue;
+        // Requests pinned to the old runtime keep running; retire it once they are likely done.
+        const builder = slot.builder;
+        if (builder.detach) setTimeout(builder.detach(old, next), this.retireAfterMs).unref();
+        else if (builder.retire) setTimeout(() => builder.retire!(old, next), this.retireAfterMs).unref();
       }
       built.length = 0;
       this.emit('swap', snap.revision, performance.now() - started);

@@ -196,8 +196,13 @@ describe('incremental HTTP runtime', () => {
     expect(r3.global).toBe(r2.global);
   });
 
-  it('retire destroys the chains of removed or replaced routes, never live ones', () => {
+  // detach(old, next)() is the deferred form of retire(old, next) the RuntimeManager uses: same outcome.
+  it.each(['retire', 'detach'] as const)('%s destroys the chains of removed or replaced routes, never live ones', (mode) => {
     const { config, build, builder, tracker } = setup();
+    const retire = (a: HttpRuntime, b: HttpRuntime): void => {
+      if (mode === 'retire') builder.retire(a, b);
+      else builder.detach(a, b)();
+    };
     config.put('routes', 'keep', { uri: '/keep', plugins: { tracker: { tag: 'keep' } }, upstream: upstream(9001) });
     config.put('routes', 'gone', { uri: '/gone', plugins: { tracker: { tag: 'gone' } }, upstream: upstream(9001) });
     config.put('routes', 'changed', { uri: '/changed', plugins: { tracker: { tag: 'v1' } }, upstream: upstream(9001) });
@@ -209,7 +214,7 @@ describe('incremental HTTP runtime', () => {
     const r2 = build();
     const byTag = (tag: string): TrackerInstance[] => tracker.created.filter((t) => t.tag === tag);
 
-    builder.retire(r1, r2);
+    retire(r1, r2);
     expect(byTag('gone').map((t) => t.destroyed)).toEqual([1]);
     expect(byTag('v1').map((t) => t.destroyed)).toEqual([1]);
     expect(byTag('keep').map((t) => t.destroyed)).toEqual([0]);
@@ -222,7 +227,7 @@ describe('incremental HTTP runtime', () => {
     config.put('consumers', 'jack', { username: 'jack', plugins: { tracker: { tag: 'jack2' } } });
     config.delete('routes', 'keep');
     const r3 = build();
-    builder.retire(r2, r3);
+    retire(r2, r3);
     expect(byTag('keep').map((t) => t.destroyed)).toEqual([1]);
     expect(byTag('jack').map((t) => t.destroyed)).toEqual([1]);
     expect(byTag('v2').map((t) => t.destroyed)).toEqual([0]);

@@ -3,30 +3,15 @@
 import dgram from 'node:dgram';
 import http from 'node:http';
 import net from 'node:net';
-import type { JsonObject, Kind, StoredItem } from '../../src/config/resources.ts';
+import type { StoredItem } from '../../src/config/resources.ts';
 import { buildSnapshot } from '../../src/config/snapshot.ts';
 import { HealthManager, type HealthManagerOptions } from '../../src/health/manager.ts';
 import { silentLogger } from '../../src/observability/logger.ts';
-import { setupBuiltinPlugins } from '../../src/plugin/builtin/index.ts';
-import { PluginRegistry } from '../../src/plugin/registry.ts';
 import { BalancerRegistry } from '../../src/upstream/balancer.ts';
-import { setupBalancers } from '../../src/upstream/balancers.ts';
 import { freePort, freeTcpUdpPort } from '../helpers/ports.ts';
+import { item, registries } from '../helpers/items.ts';
 
-let seq = 0;
-
-export function item(kind: Kind, id: string, value: JsonObject): StoredItem {
-  seq++;
-  return { kind, id, key: `/apisix/${kind}/${id}`, value, createdIndex: seq, modifiedIndex: seq };
-}
-
-export function registries(): { plugins: PluginRegistry; balancers: BalancerRegistry } {
-  const plugins = new PluginRegistry();
-  setupBuiltinPlugins(plugins);
-  const balancers = new BalancerRegistry();
-  setupBalancers(balancers);
-  return { plugins, balancers };
-}
+export { item, registries };
 
 export interface TestManager {
   readonly manager: HealthManager;

@@ -1,12 +1,8 @@
 // Shared set-up for stream proxy tests: a stream runtime built from StoredItems through the real snapshot
 // builder, and stream listeners on loopback ports. The full gateway wiring is tested elsewhere.
-import type { JsonObject, Kind, StoredItem } from '../../src/config/resources.ts';
+import type { StoredItem } from '../../src/config/resources.ts';
 import { buildSnapshot } from '../../src/config/snapshot.ts';
 import { silentLogger } from '../../src/observability/logger.ts';
-import { setupBuiltinPlugins } from '../../src/plugin/builtin/index.ts';
-import { PluginRegistry } from '../../src/plugin/registry.ts';
-import { BalancerRegistry } from '../../src/upstream/balancer.ts';
-import { setupBalancers } from '../../src/upstream/balancers.ts';
 import { createStreamListeners, type StreamListeners } from '../../protocols/stream/index.ts';
 import type { TcpListenSpec, UdpListenSpec } from '../../protocols/stream/conf.ts';
 import type { StreamTimeouts } from '../../protocols/stream/options.ts';
@@ -14,20 +10,9 @@ import type { UdpListenerOptions } from '../../protocols/stream/udp.ts';
 import { StreamRuntimeBuilder } from '../../stream-routes/runtime.ts';
 import type { StreamRuntime } from '../../stream-routes/types.ts';
 
-let seq = 0;
+import { item, registries } from '../helpers/items.ts';
 
-export function item(kind: Kind, id: string, value: JsonObject): StoredItem {
-  seq++;
-  return { kind, id, key: `/apisix/${kind}/${id}`, value, createdIndex: seq, modifiedIndex: seq };
-}
-
-export function registries(): { plugins: PluginRegistry; balancers: BalancerRegistry } {
-  const plugins = new PluginRegistry();
-  setupBuiltinPlugins(plugins);
-  const balancers = new BalancerRegistry();
-  setupBalancers(balancers);
-  return { plugins, balancers };
-}
+export { item, registries };
 
 export interface TestProxy {
   readonly listeners: StreamListeners;

@@ -7,23 +7,10 @@
 // handed out by nextId() in writable mode, so generated ids stay monotonic across restarts.
 import { LineCounter, parseDocument, stringify } from 'yaml';
 import { substituteEnv } from './env-subst.ts';
-import { KIND_SINGULAR, itemKey, parseKey, type Json, type JsonObject, type Kind, type StoredItem } from './resources.ts';
+import { KIND_SINGULAR, RESOURCE_KINDS, itemKey, parseKey, type Json, type JsonObject, type Kind, type StoredItem } from './resources.ts';
 
 /** Collections in file order; credentials are written inside `consumers`. */
-export const STANDALONE_COLLECTIONS = [
-  'routes',
-  'services',
-  'upstreams',
-  'consumers',
-  'consumer_groups',
-  'ssls',
-  'global_rules',
-  'plugin_configs',
-  'plugin_metadata',
-  'stream_routes',
-  'protos',
-  'secrets',
-] as const;
+export const STANDALONE_COLLECTIONS: readonly Kind[] = RESOURCE_KINDS.filter((k) => k !== 'credentials');
 
 export const GEN_ID_KEY = 'switchyard_gen_id';
 const END_MARKER = /#END\s*$/;

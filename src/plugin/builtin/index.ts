@@ -20,6 +20,8 @@ import { limitCountPlugin } from './limit-count.ts';
 import { trafficSplitPlugin } from './traffic-split.ts';
 import { apiBreakerPlugin } from './api-breaker.ts';
 import { prometheusPlugin } from './prometheus.ts';
+import { consumerRestrictionPlugin } from './consumer-restriction.ts';
+import { forwardAuthPlugin } from './forward-auth.ts';
 
 export const BUILTIN_PLUGINS: readonly PluginDef[] = [
   corsPlugin,
@@ -40,6 +42,8 @@ export const BUILTIN_PLUGINS: readonly PluginDef[] = [
   trafficSplitPlugin,
   apiBreakerPlugin,
   prometheusPlugin,
+  consumerRestrictionPlugin,
+  forwardAuthPlugin,
 ];
 
 export function setupBuiltinPlugins(registry: PluginRegistry): void {

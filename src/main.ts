@@ -152,6 +152,7 @@ export async function startGateway(opts: StartOptions): Promise<Gateway> {
         showUpstreamStatus: conf.apisix.show_upstream_status_in_response_header,
         clientMaxBodySize: conf.switchyard.limits.client_max_body_size,
         serverTokens: conf.apisix.enable_server_tokens,
+        uri: { deleteTailSlash: conf.apisix.delete_uri_tail_slash, servlet: conf.apisix.normalize_uri_like_servlet },
         logger: logger.child({ module: 'http' }),
         accessLog,
         outcomes: health.outcomes,

@@ -100,7 +100,10 @@ class ResponseView implements HttpResponseView {
 
 export interface RequestInit {
   method: string;
+  /** Decoded, normalized path (matching, the `uri` var). */
   path: string;
+  /** The path the upstream receives unless a plugin rewrites it (src/router/uri.ts). */
+  forwardPath: string;
   query: string;
   rawUri: string;
   headers: IncomingHttpHeaders;
@@ -118,7 +121,8 @@ export class RequestContext implements HttpContext {
   readonly request: RequestView;
   readonly response: ResponseView = new ResponseView();
   readonly rawUri: string;
-  /** Path as received (still percent-encoded) and as decoded for matching. */
+  /** Path forwarded upstream (encoded: the client's own encoding unless normalization changed the path) and
+   * the decoded, normalized path that was matched. */
   readonly rawPath: string;
   readonly originalPath: string;
   /** The TCP peer address (remote_addr may be changed by real-ip). */
@@ -148,8 +152,7 @@ export class RequestContext implements HttpContext {
   constructor(init: RequestInit) {
     this.request = new RequestView(init);
     this.rawUri = init.rawUri;
-    const q = init.rawUri.indexOf('?');
-    this.rawPath = q < 0 ? init.rawUri : init.rawUri.slice(0, q);
+    this.rawPath = init.forwardPath;
     this.originalPath = init.path;
     this.peerAddr = init.remoteAddr;
     this.vars = new Vars(this);

@@ -20,6 +20,9 @@ import { downstreamHeaders, hostWithPort, TrustedProxies, upstreamHeaders } from
 import { encodeBody, sendLocal, type AnyResponse } from './respond.ts';
 import { BodyLimiter, readBounded } from './body.ts';
 import { streamResponse } from './response-stream.ts';
+import { normalizeHost, normalizeRequestPath, type NormalizeOptions } from '../../src/router/uri.ts';
+
+const ABSOLUTE_FORM = /^https?:\/\//i;
 
 export type AnyRequest = IncomingMessage | Http2ServerRequest;
 
@@ -30,6 +33,8 @@ export interface HandlerOptions {
   /** Bytes; 0 = unlimited. */
   clientMaxBodySize: number;
   serverTokens: boolean;
+  /** apisix.delete_uri_tail_slash / normalize_uri_like_servlet. */
+  uri?: NormalizeOptions;
   logger: Logger;
   accessLog: AccessLog | null;
   /** Passive health: outcomes of upstream attempts. */
@@ -44,53 +49,67 @@ export interface UpstreamOutcomes {
 const NOT_FOUND = Buffer.from(JSON.stringify({ error_msg: ERRORS.SWY_ERR_ROUTE_NOT_FOUND.message }));
 const DEFAULT_TIMEOUT = { connect: 60, send: 60, read: 60 };
 
-/** Percent-decodes the path for matching (APISIX matches ngx.var.uri); null when malformed. */
-function decodePath(raw: string): string | null {
-  if (raw.indexOf('%') < 0) return raw;
-  try {
-    return decodeURIComponent(raw);
-  } catch {
-    return null;
+/**
+ * The request's host, normalized in one place (src/router/uri.ts); null when the request must get 400: an
+ * HTTP/1.1 request without Host or with several Host headers (RFC 9112 3.2), or a malformed host.
+ */
+function hostOf(req: AnyRequest): string | null {
+  const authority = req.headers[':authority'] as string | undefined;
+  if (authority !== undefined) return normalizeHost(authority);
+  if (req.httpVersionMajor === 1) {
+    let seen = 0;
+    const raw = req.rawHeaders;
+    for (let i = 0; i < raw.length; i += 2) {
+      const k = raw[i]!;
+      if (k.length === 4 && k.toLowerCase() === 'host') seen++;
+    }
+    if (seen > 1 || (seen === 0 && req.httpVersionMinor >= 1)) return null;
   }
-}
-
-function hostOf(req: AnyRequest): string {
-  const h = (req.headers[':authority'] as string | undefined) ?? req.headers.host ?? '';
-  let end = h.length;
-  if (h.charCodeAt(0) === 91 /* [ */) {
-    const close = h.indexOf(']');
-    return (close > 0 ? h.slice(1, close) : h).toLowerCase();
-  }
-  const colon = h.lastIndexOf(':');
-  if (colon >= 0) end = colon;
-  return h.slice(0, end).toLowerCase();
+  return normalizeHost(req.headers.host ?? '');
 }
 
 export class HttpHandler {
   readonly opts: HandlerOptions;
   readonly trusted: TrustedProxies;
+  private readonly uriOptions: NormalizeOptions;
 
   constructor(opts: HandlerOptions) {
     this.opts = opts;
+    this.uriOptions = opts.uri ?? { deleteTailSlash: false, servlet: false };
     this.trusted = new TrustedProxies(opts.trustedAddresses);
   }
 
   /** Builds the context; null when the request line is unusable (already answered 400). */
   createContext(req: AnyRequest, res: AnyResponse | null, isTls: boolean): RequestContext | null {
-    const url = req.url ?? '/';
+    let url = req.url ?? '/';
+    // Absolute-form targets (RFC 9112 3.2.2, sent to proxies) are accepted as nginx does: the authority
+    // replaces Host.
+    let absHost: string | null = null;
+    if (url.charCodeAt(0) !== 47 && ABSOLUTE_FORM.test(url)) {
+      const start = url.indexOf('//') + 2;
+      const slash = url.indexOf('/', start);
+      absHost = slash < 0 ? url.slice(start) : url.slice(start, slash);
+      url = slash < 0 ? '/' : url.slice(slash);
+    }
     const q = url.indexOf('?');
-    const path = decodePath(q < 0 ? url : url.slice(0, q));
+    const norm = normalizeRequestPath(q < 0 ? url : url.slice(0, q), this.uriOptions);
     const query = q < 0 ? '' : url.slice(q + 1);
     const sock = req.socket;
-    if (path === null || path.charCodeAt(0) !== 47 /* / */) {
-      if (res !== null) sendLocal(res, 400, Buffer.from(JSON.stringify({ error_msg: 'bad request uri' })), { 'content-type': 'application/json' });
+    const host = absHost !== null ? normalizeHost(absHost) : hostOf(req);
+    if (!norm.ok || host === null) {
+      if (res !== null) {
+        const msg = norm.ok ? 'bad request host' : 'bad request uri';
+        sendLocal(res, 400, Buffer.from(`${JSON.stringify({ error_msg: msg })}\n`), { 'content-type': 'application/json' });
+      }
       return null;
     }
+    if (absHost !== null) req.headers.host = absHost;
     return new RequestContext({
       method: req.method ?? 'GET',
-      path,
+      path: norm.path,
+      forwardPath: norm.forward,
       query,
-      rawUri: url,
+      rawUri: req.url ?? '/',
       // Owned by this request: plugins edit it in place (no copy).
       headers: req.headers,
       remoteAddr: normalizeAddr(sock?.remoteAddress ?? ''),
@@ -99,7 +118,7 @@ export class HttpHandler {
       serverPort: sock?.localPort ?? 0,
       scheme: isTls ? 'https' : 'http',
       httpVersion: req.httpVersion,
-      host: hostOf(req),
+      host,
     });
   }
 

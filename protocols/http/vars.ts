@@ -8,7 +8,9 @@ type Resolver = (ctx: RequestContext) => VarValue;
 
 const NAMED = new Map<string, Resolver>([
   ['uri', (c) => c.originalPath],
-  ['request_uri', (c) => c.rawUri],
+  // APISIX: request_uri is the normalized URI with args; the client's original is real_request_uri.
+  ['request_uri', (c) => (c.request.query === '' ? c.rawPath : `${c.rawPath}?${c.request.query}`)],
+  ['real_request_uri', (c) => c.rawUri],
   ['document_uri', (c) => c.originalPath],
   ['upstream_uri', (c) => c.request.path],
   ['host', (c) => c.request.host],

@@ -2,6 +2,7 @@
 // headers and dispatch to resource kinds, /plugins and /schema. Request bodies are never logged.
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import type { Json } from '../config/resources.ts';
+import { parseJsonSafe } from '../config/safe-json.ts';
 import type { ConfigStore } from '../config/store.ts';
 import type { Logger } from '../observability/logger.ts';
 import { AdminAuth, buildAllowList, isAllowed, type AdminKey } from './auth.ts';
@@ -44,29 +45,50 @@ export interface AdminServer {
 
 type Body = { ok: true; text: string } | { ok: false; reply: Reply };
 
+/**
+ * After a streamed (chunked) body is found too large, the rest is still read and discarded (bounded by LINGER_*) before the 413 is
+ * sent: closing a socket with unread data makes the kernel send a reset, and the client then loses the answer
+ * (nginx's lingering close does the same).
+ */
+const LINGER_BYTES = 64 * 1024 * 1024;
+const LINGER_MS = 5_000;
+
 function readBody(req: IncomingMessage): Promise<Body> {
+  // A declared oversize length is answered at once (curl asks with Expect: 100-continue first, see checkContinue).
   const declared = Number(req.headers['content-length'] ?? 0);
   if (declared > MAX_BODY_BYTES) return Promise.resolve({ ok: false, reply: tooLarge() });
   return new Promise((resolve) => {
     const chunks: Buffer[] = [];
     let size = 0;
     let done = false;
+    let tooBig = false;
+    let linger: NodeJS.Timeout | null = null;
     const finish = (b: Body) => {
       if (done) return;
       done = true;
+      if (linger !== null) clearTimeout(linger);
       req.off('data', onData);
       resolve(b);
     };
+    const startLinger = () => {
+      chunks.length = 0;
+      linger = setTimeout(() => finish({ ok: false, reply: tooLarge() }), LINGER_MS);
+    };
     const onData = (chunk: Buffer) => {
       size += chunk.length;
+      if (tooBig) {
+        if (size > LINGER_BYTES) finish({ ok: false, reply: tooLarge() });
+        return;
+      }
       if (size > MAX_BODY_BYTES) {
-        finish({ ok: false, reply: tooLarge() });
+        tooBig = true;
+        startLinger();
         return;
       }
       chunks.push(chunk);
     };
     req.on('data', onData);
-    req.once('end', () => finish({ ok: true, text: Buffer.concat(chunks).toString('utf8') }));
+    req.once('end', () => finish(tooBig ? { ok: false, reply: tooLarge() } : { ok: true, text: Buffer.concat(chunks).toString('utf8') }));
     req.once('error', (err) => finish({ ok: false, reply: errorReply(400, `invalid request body: ${err.message}`) }));
     req.once('close', () => finish({ ok: false, reply: errorReply(400, 'invalid request body: connection closed') }));
   });
@@ -78,15 +100,10 @@ function tooLarge(): Reply {
 
 function parseBody(text: string): { ok: true; body: Json | undefined } | { ok: false; reply: Reply } {
   if (text.trim() === '') return { ok: true, body: undefined };
-  try {
-    return { ok: true, body: JSON.parse(text) as Json };
-  } catch (err) {
-    const echo = text.length > ECHO_LIMIT ? `${text.slice(0, ECHO_LIMIT)}...` : text;
-    return {
-      ok: false,
-      reply: { status: 400, body: { error_msg: `invalid request body: ${(err as Error).message}`, req_body: echo } },
-    };
-  }
+  const parsed = parseJsonSafe(text);
+  if (parsed.ok) return { ok: true, body: parsed.value as Json };
+  const echo = text.length > ECHO_LIMIT ? `${text.slice(0, ECHO_LIMIT)}...` : text;
+  return { ok: false, reply: { status: 400, body: { error_msg: `invalid request body: ${parsed.error}`, req_body: echo } } };
 }
 
 function parseTtl(query: URLSearchParams): { ok: true; ttl: number | undefined } | { ok: false; reply: Reply } {
@@ -199,6 +216,19 @@ export function createAdminServer(opts: AdminServerOptions): AdminServer {
     },
   );
   server.keepAliveTimeout = 5_000;
+  // A client announcing an oversized body with `Expect: 100-continue` (curl does above 1 MiB) gets the 413
+  // before it sends the body.
+  server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => {
+    if (Number(req.headers['content-length'] ?? 0) > MAX_BODY_BYTES) {
+      res.setHeader('Content-Type', 'application/json');
+      res.setHeader('Server', serverHeader);
+      res.setHeader('Connection', 'close');
+      send(req, res, tooLarge(), new URL(req.url ?? '/', 'http://admin.invalid').pathname);
+      return;
+    }
+    res.writeContinue();
+    server.emit('request', req, res);
+  });
 
   return {
     listen: () =>

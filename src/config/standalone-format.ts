@@ -5,6 +5,7 @@
 // `id: <username>/credentials/<cid>`; secrets use `id: <manager>/<id>`. `<collection>_conf_version` keys are
 // accepted and ignored (revisions are the store's). `switchyard_gen_id` is Switchyard's own key: the last id
 // handed out by nextId() in writable mode, so generated ids stay monotonic across restarts.
+import { unsafeJsonReason } from './safe-json.ts';
 import { LineCounter, parseDocument, stringify } from 'yaml';
 import { substituteEnv } from './env-subst.ts';
 import { KIND_SINGULAR, RESOURCE_KINDS, itemKey, parseKey, type Json, type JsonObject, type Kind, type StoredItem } from './resources.ts';
@@ -103,6 +104,8 @@ export function parseStandalone(text: string, fileName: string): ParseResult {
     where = (coll, i) => `${coll}[${i}]`;
   }
   if (root === null || root === undefined) root = {};
+  const unsafe = unsafeJsonReason(root);
+  if (unsafe !== null) return { ok: false, error: `${fileName}: ${unsafe}; not applied` };
   if (!isObject(root)) return { ok: false, error: `${fileName}: the top level must be a mapping of collections` };
 
   const items: StandaloneItem[] = [];

@@ -1,5 +1,6 @@
 // Pieces shared by the etcd and file ConfigStore backends: the in-memory view, full-reload diffing that keeps
 // the identity of unchanged items, JSON value decoding and retry backoff.
+import { unsafeJsonReason } from './safe-json.ts';
 import type { ConfigEvent } from './store.ts';
 import { parseKey, type JsonObject, type Kind, type StoredItem } from './resources.ts';
 
@@ -69,6 +70,8 @@ export function decodeValue(raw: string): { ok: true; value: JsonObject } | { ok
     return { ok: false, error: (err as Error).message };
   }
   if (v === null || typeof v !== 'object' || Array.isArray(v)) return { ok: false, error: 'value is not a JSON object' };
+  const bad = unsafeJsonReason(v);
+  if (bad !== null) return { ok: false, error: bad };
   return { ok: true, value: v as JsonObject };
 }
 

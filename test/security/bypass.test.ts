@@ -1,0 +1,148 @@
+// Security regressions (issue 20, defects 1-3, 5-7): path tricks, host tricks, duplicate Host, absolute-form
+// targets and prototype keys, against nginx as the upstream, which would serve the protected file if the
+// gateway let the request through to it.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startTestGateway, type TestGateway } from '../helpers/gateway.ts';
+import { rawRequest, startNginxFiles, type NginxUpstream } from '../helpers/nginx.ts';
+
+const SECRET = 'TOP-SECRET-CONTENT';
+let gw: TestGateway;
+let nginx: NginxUpstream;
+
+const get = (target: string, host = 'gw.test', extra = '') =>
+  rawRequest(gw.port, `GET ${target} HTTP/1.1\r\nHost: ${host}\r\n${extra}Connection: close\r\n\r\n`);
+
+beforeAll(async () => {
+  nginx = await startNginxFiles({ 'public/x': 'public', 'admin/x': SECRET, 'keyed/x': SECRET, 'hosted/x': SECRET, 'x': 'root' });
+  gw = await startTestGateway();
+  const upstream = { type: 'roundrobin', nodes: { [`127.0.0.1:${nginx.port}`]: 1 } };
+  await gw.put('/routes/public', { uri: '/public/*', upstream });
+  await gw.put('/routes/admin', { uri: '/admin/*', upstream, plugins: { 'ip-restriction': { blacklist: ['127.0.0.0/8'] } } });
+  await gw.put('/routes/keyed', { uri: '/keyed/*', upstream, plugins: { 'key-auth': {} } });
+  await gw.put('/routes/hosted', { uri: '/hosted/*', hosts: ['secret.local'], upstream, plugins: { 'ip-restriction': { blacklist: ['127.0.0.0/8'] } } });
+  await gw.put('/routes/any-host', { uri: '/hosted/*', upstream, priority: -1 });
+}, 60_000);
+
+afterAll(async () => {
+  await gw?.close();
+  await nginx?.stop();
+});
+
+describe('path normalization before routing', () => {
+  it('the open route serves its own content (control)', async () => {
+    const r = await get('/public/x');
+    expect(r.status).toBe(200);
+    expect(r.body).toBe('public');
+  });
+
+  it.each([
+    '/public/../admin/x',
+    '/public/%2e%2e/admin/x',
+    '/public/%2E%2E/admin/x',
+    '/public%2F..%2Fadmin%2Fx',
+    '/public/..%2fadmin/x',
+    '/public/./../admin/x',
+    '//public//..//admin/x',
+    '/public/x/../../admin/x',
+    '/admin/./x',
+    '//admin/x',
+    '/%61dmin/x',
+  ])('%s is matched as /admin/* and refused by its ip-restriction', async (target) => {
+    const r = await get(target);
+    expect(r.status).toBe(403);
+    expect(r.body).not.toContain(SECRET);
+  });
+
+  it.each(['/public/../keyed/x', '/public/%2e%2e/keyed/x', '/public%2F..%2Fkeyed%2Fx'])('%s needs the key of /keyed/*', async (target) => {
+    const r = await get(target);
+    expect(r.status).toBe(401);
+    expect(r.body).not.toContain(SECRET);
+  });
+
+  it.each(['/../admin/x', '/public/../../admin/x', '/public/%zz', '/public/%00x'])('%s is a bad request', async (target) => {
+    const r = await get(target);
+    expect(r.status).toBe(400);
+  });
+
+  it('a normalized path is forwarded as matched (upstream sees /public/x)', async () => {
+    const r = await get('/admin/../public/./x');
+    expect(r.status).toBe(200);
+    expect(r.body).toBe('public');
+  });
+});
+
+describe('host normalization', () => {
+  it.each(['secret.local', 'secret.local.', 'SECRET.Local', 'secret.local.:80', 'Secret.Local.:9080'])('Host %s reaches the host route', async (host) => {
+    const r = await get('/hosted/x', host);
+    expect(r.status).toBe(403);
+    expect(r.body).not.toContain(SECRET);
+  });
+
+  it('another host falls through to the host-less route (control)', async () => {
+    const r = await get('/hosted/x', 'other.local');
+    expect(r.status).toBe(200);
+    expect(r.body).toBe(SECRET);
+  });
+
+  it('two Host headers are a bad request', async () => {
+    const r = await rawRequest(gw.port, 'GET /hosted/x HTTP/1.1\r\nHost: other.local\r\nHost: secret.local\r\nConnection: close\r\n\r\n');
+    expect(r.status).toBe(400);
+  });
+
+  it('HTTP/1.1 without Host is a bad request', async () => {
+    const r = await rawRequest(gw.port, 'GET /public/x HTTP/1.1\r\nConnection: close\r\n\r\n');
+    expect(r.status).toBe(400);
+  });
+
+  it('an absolute-form target is routed by its authority (nginx accepts it)', async () => {
+    const r = await get('http://secret.local/hosted/x', 'other.local');
+    expect(r.status).toBe(403);
+    const ok = await get('http://other.local/public/x', 'secret.local');
+    expect(ok.status).toBe(200);
+    expect(ok.body).toBe('public');
+  });
+});
+
+describe('Admin API prototype keys and hostile bodies', () => {
+  it('a __proto__ sub-path PATCH is refused and pollutes nothing', async () => {
+    await gw.put('/routes/p1', { uri: '/p1', upstream: { type: 'roundrobin', nodes: { '127.0.0.1:1': 1 } } });
+    const r = await gw.admin('PATCH', '/routes/p1/__proto__/polluted', '"yes"');
+    expect(r.status).toBe(400);
+    expect(r.body.error_msg).toContain('__proto__');
+    expect(({} as Record<string, unknown>).polluted).toBeUndefined();
+    // Later writes still validate.
+    const ok = await gw.admin('PUT', '/routes/p2', { uri: '/p2', upstream: { type: 'roundrobin', nodes: { '127.0.0.1:1': 1 } } });
+    expect(ok.status).toBe(201);
+  });
+
+  it.each([
+    ['nodes', '{"uri":"/p3","upstream":{"type":"roundrobin","nodes":{"__proto__":{"127.0.0.1:1":1}}}}'],
+    ['plugins', '{"uri":"/p3","plugins":{"__proto__":{"x":1}},"upstream":{"type":"roundrobin","nodes":{"127.0.0.1:1":1}}}'],
+    ['constructor', '{"uri":"/p3","labels":{"constructor":"x"},"upstream":{"type":"roundrobin","nodes":{"127.0.0.1:1":1}}}'],
+  ])('an object with a forbidden key inside (%s) is refused, nothing written', async (_name, body) => {
+    const r = await gw.admin('PUT', '/routes/p3', body);
+    expect(r.status).toBe(400);
+    expect(r.body.error_msg).toMatch(/^invalid request body: forbidden key/);
+    expect((await gw.admin('GET', '/routes/p3')).status).toBe(404);
+  });
+
+  it('a PATCH merge body with __proto__ is refused', async () => {
+    const r = await gw.admin('PATCH', '/routes/p1', '{"__proto__":{"polluted":"yes"}}');
+    expect(r.status).toBe(400);
+    expect(({} as Record<string, unknown>).polluted).toBeUndefined();
+  });
+
+  it('JSON nested 5,000 levels gets 400, not a server error', async () => {
+    const deep = `{"uri":"/deep","labels":${'['.repeat(5000)}${']'.repeat(5000)}}`;
+    const r = await gw.admin('PUT', '/routes/deep', deep);
+    expect(r.status).toBe(400);
+    expect(r.body.error_msg).toContain('nesting deeper than');
+  });
+
+  it('a 10 MB body gets a 413 answer, not a reset', async () => {
+    const big = `{"uri":"/big","desc":"${'x'.repeat(10 * 1024 * 1024)}"}`;
+    const r = await gw.admin('PUT', '/routes/big', big);
+    expect(r.status).toBe(413);
+    expect(r.body.error_msg).toContain('request size exceeds');
+  });
+});

@@ -12,6 +12,9 @@ import { redirectPlugin } from './redirect.ts';
 import { requestIdPlugin } from './request-id.ts';
 import { responseRewritePlugin } from './response-rewrite.ts';
 import { keyAuthPlugin } from './key-auth.ts';
+import { basicAuthPlugin } from './basic-auth.ts';
+import { jwtAuthPlugin } from './jwt-auth.ts';
+import { hmacAuthPlugin } from './hmac-auth.ts';
 import { faultInjectionPlugin } from './fault-injection.ts';
 import { mockingPlugin } from './mocking.ts';
 import { proxyMirrorPlugin } from './proxy-mirror.ts';
@@ -22,6 +25,12 @@ import { apiBreakerPlugin } from './api-breaker.ts';
 import { prometheusPlugin } from './prometheus.ts';
 import { consumerRestrictionPlugin } from './consumer-restriction.ts';
 import { forwardAuthPlugin } from './forward-auth.ts';
+import { uriBlockerPlugin } from './uri-blocker.ts';
+import { refererRestrictionPlugin } from './referer-restriction.ts';
+import { uaRestrictionPlugin } from './ua-restriction.ts';
+import { csrfPlugin } from './csrf.ts';
+import { requestValidationPlugin } from './request-validation.ts';
+import { ldapAuthPlugin } from './ldap-auth.ts';
 
 export const BUILTIN_PLUGINS: readonly PluginDef[] = [
   corsPlugin,
@@ -34,6 +43,9 @@ export const BUILTIN_PLUGINS: readonly PluginDef[] = [
   requestIdPlugin,
   responseRewritePlugin,
   keyAuthPlugin,
+  basicAuthPlugin,
+  jwtAuthPlugin,
+  hmacAuthPlugin,
   faultInjectionPlugin,
   mockingPlugin,
   proxyMirrorPlugin,
@@ -44,6 +56,12 @@ export const BUILTIN_PLUGINS: readonly PluginDef[] = [
   prometheusPlugin,
   consumerRestrictionPlugin,
   forwardAuthPlugin,
+  uriBlockerPlugin,
+  refererRestrictionPlugin,
+  uaRestrictionPlugin,
+  csrfPlugin,
+  requestValidationPlugin,
+  ldapAuthPlugin,
 ];
 
 export function setupBuiltinPlugins(registry: PluginRegistry): void {

@@ -9,11 +9,14 @@
 //   replaced (client-supplied values never reach the upstream); `hide_credentials` removes the key header or
 //   query argument.
 // Keys are never logged. The directory lookup is by key; the final check compares SHA-256 digests of the
-// presented and configured keys with crypto.timingSafeEqual.
-import { createHash, timingSafeEqual } from 'node:crypto';
+// presented and configured keys in constant time (auth-common.ts secretEquals).
 import type { JsonObject } from '../../config/resources.ts';
-import type { ConsumerRef, HttpContext } from '../context.ts';
+import type { HttpContext } from '../context.ts';
 import type { ConsumerDirectory, PluginDef, PluginInstance, PluginResponse } from '../plugin.ts';
+import { attachConsumer, failOrAnonymous, firstHeader, removeQueryArg, secretEquals } from './auth-common.ts';
+
+// Re-exported for modules written against key-auth before auth-common.ts existed.
+export { attachConsumer, removeQueryArg, secretEquals } from './auth-common.ts';
 
 const schema: JsonObject = {
   type: 'object',
@@ -37,29 +40,6 @@ const consumerSchema: JsonObject = {
 const MISSING = 'Missing API key in request';
 const INVALID = 'Invalid API key in request';
 const BAD_BEARER = 'Invalid Bearer token format';
-const IDENTITY_HEADERS = ['x-consumer-username', 'x-credential-identifier', 'x-consumer-custom-id'];
-
-function digest(s: string): Buffer {
-  return createHash('sha256').update(s).digest();
-}
-
-/** Constant-time equality of two secrets (digests have equal length whatever the inputs). */
-export function secretEquals(a: string, b: string): boolean {
-  return timingSafeEqual(digest(a), digest(b));
-}
-
-/** Replaces the consumer identity headers sent upstream (APISIX consumer.attach_consumer). */
-export function attachConsumer(ctx: HttpContext, consumer: ConsumerRef): void {
-  const req = ctx.request;
-  for (const h of IDENTITY_HEADERS) req.setHeader(h, null);
-  ctx.consumer = consumer;
-  req.setHeader('x-consumer-username', consumer.username);
-  if (consumer.credentialId !== undefined) req.setHeader('x-credential-identifier', consumer.credentialId);
-}
-
-function first(v: string | string[] | undefined): string | undefined {
-  return Array.isArray(v) ? v[0] : v;
-}
 
 class KeyAuth implements PluginInstance {
   readonly #header: string;
@@ -96,10 +76,10 @@ class KeyAuth implements PluginInstance {
   rewrite(ctx: HttpContext): PluginResponse | undefined {
     const req = ctx.request;
     let fromHeader = true;
-    let key = first(req.headers[this.#header]);
+    let key = firstHeader(req.headers[this.#header]);
     if (key === undefined) {
       fromHeader = false;
-      const q = first(ctx.vars.get(this.#argVar) as string | string[] | undefined);
+      const q = firstHeader(ctx.vars.get(this.#argVar) as string | string[] | undefined);
       key = typeof q === 'string' ? q : undefined;
     }
     if (key === undefined) return this.#fail(ctx, this.#missing);
@@ -121,30 +101,8 @@ class KeyAuth implements PluginInstance {
   }
 
   #fail(ctx: HttpContext, r: PluginResponse): PluginResponse | undefined {
-    if (this.#anonymous === undefined) return r;
-    const anon = this.#consumers.get?.(this.#anonymous);
-    if (anon === undefined) return this.#noAnonymous;
-    attachConsumer(ctx, anon);
-    return undefined;
+    return failOrAnonymous(ctx, this.#consumers, this.#anonymous, r, this.#noAnonymous);
   }
-}
-
-/** The raw query string without every occurrence of argument `name` (other arguments keep their encoding). */
-export function removeQueryArg(query: string, name: string): string {
-  if (query === '') return query;
-  const kept: string[] = [];
-  for (const part of query.split('&')) {
-    const eq = part.indexOf('=');
-    const raw = eq < 0 ? part : part.slice(0, eq);
-    let decoded = raw;
-    try {
-      decoded = decodeURIComponent(raw.replaceAll('+', ' '));
-    } catch {
-      /* malformed escapes: compare raw */
-    }
-    if (decoded !== name) kept.push(part);
-  }
-  return kept.join('&');
 }
 
 export const keyAuthPlugin: PluginDef = {

@@ -1,0 +1,197 @@
+// hmac-auth (APISIX 3.x, priority 2530, type auth, rewrite phase): the client signs selected request headers
+// with a consumer/credential `{key_id, secret_key}` (wire format in hmac-auth/signature.ts).
+// Checks, in APISIX's order: keyId and signature present, algorithm present, key_id known, algorithm in
+// `allowed_algorithms`, Date within `clock_skew` seconds, every `signed_headers` entry listed in the
+// signature's headers, signature equal (constant time), then with `validate_request_body` the
+// `Digest: SHA-256=<base64>` of the body (constant time; a body over `max_req_body_size` is 413).
+// Failures are 401 {"message":"client request can't be validated"} (with ": missing Authorization header" or
+// ": Authorization header does not start with 'Signature'" when there is nothing to check) and
+// `WWW-Authenticate: hmac realm="<realm>"`. There is no replay cache (as in APISIX): the Date window bounds
+// replays. `anonymous_consumer` and `hide_credentials` as in APISIX.
+import { createHash } from 'node:crypto';
+import type { JsonObject } from '../../config/resources.ts';
+import type { Logger } from '../../observability/logger.ts';
+import type { HttpContext } from '../context.ts';
+import type { ConsumerDirectory, ConsumerMatch, PluginDef, PluginInstance, PluginResponse } from '../plugin.ts';
+import {
+  anonymousConsumerSchema,
+  attachConsumer,
+  bytesEqual,
+  decodeBase64Lenient,
+  failOrAnonymous,
+  firstHeader,
+  realmSchema,
+  unauthorized,
+} from './auth-common.ts';
+import { computeSignature, HMAC_ALGORITHMS, parseHttpDate, parseSignatureParams, signingString, type SignedRequest } from './hmac-auth/signature.ts';
+
+const schema: JsonObject = {
+  type: 'object',
+  title: 'work with route or service object',
+  properties: {
+    allowed_algorithms: {
+      type: 'array',
+      minItems: 1,
+      items: { type: 'string', enum: [...HMAC_ALGORITHMS] },
+      default: [...HMAC_ALGORITHMS],
+    },
+    clock_skew: { type: 'integer', default: 300, minimum: 1 },
+    signed_headers: {
+      type: 'array',
+      default: ['date'],
+      items: { type: 'string', minLength: 1, maxLength: 50 },
+    },
+    validate_request_body: { type: 'boolean', default: false },
+    max_req_body_size: { type: 'integer', minimum: 1, default: 67108864 },
+    hide_credentials: { type: 'boolean', default: false },
+    realm: realmSchema('hmac'),
+    anonymous_consumer: anonymousConsumerSchema,
+  },
+};
+
+const consumerSchema: JsonObject = {
+  type: 'object',
+  title: 'work with consumer object',
+  properties: {
+    key_id: { type: 'string', minLength: 1, maxLength: 256 },
+    secret_key: { type: 'string', minLength: 1, maxLength: 256 },
+  },
+  encrypt_fields: ['secret_key'],
+  required: ['key_id', 'secret_key'],
+};
+
+/** Why a request failed: logged (as APISIX warns it), never sent to the client. */
+type Outcome = ConsumerMatch | { readonly reason: string };
+
+class RequestView implements SignedRequest {
+  readonly ctx: HttpContext;
+  constructor(ctx: HttpContext) {
+    this.ctx = ctx;
+  }
+  get method(): string {
+    return this.ctx.request.method;
+  }
+  get requestUri(): string {
+    const v = this.ctx.vars.get('request_uri');
+    return typeof v === 'string' ? v : '';
+  }
+  header(lowerName: string): string | undefined {
+    return firstHeader(this.ctx.request.headers[lowerName]);
+  }
+}
+
+class HmacAuth implements PluginInstance {
+  readonly #allowed: ReadonlySet<string>;
+  readonly #clockSkew: number;
+  readonly #signedHeaders: readonly string[];
+  readonly #validateBody: boolean;
+  readonly #maxBody: number;
+  readonly #hide: boolean;
+  readonly #anonymous: string | undefined;
+  readonly #consumers: ConsumerDirectory;
+  readonly #logger: Logger;
+  readonly #challenge: Readonly<Record<string, string>>;
+  readonly #missingHeader: PluginResponse;
+  readonly #notSignature: PluginResponse;
+  readonly #invalid: PluginResponse;
+  readonly #noAnonymous: PluginResponse;
+
+  constructor(conf: JsonObject, consumers: ConsumerDirectory, logger: Logger) {
+    const allowed = Array.isArray(conf.allowed_algorithms) ? conf.allowed_algorithms.map(String) : [...HMAC_ALGORITHMS];
+    this.#allowed = new Set(allowed);
+    this.#clockSkew = typeof conf.clock_skew === 'number' ? conf.clock_skew : 300;
+    this.#signedHeaders = Array.isArray(conf.signed_headers) ? conf.signed_headers.map(String) : ['date'];
+    this.#validateBody = conf.validate_request_body === true;
+    this.#maxBody = typeof conf.max_req_body_size === 'number' ? conf.max_req_body_size : 67108864;
+    this.#hide = conf.hide_credentials === true;
+    this.#anonymous = typeof conf.anonymous_consumer === 'string' ? conf.anonymous_consumer : undefined;
+    this.#consumers = consumers;
+    this.#logger = logger;
+    this.#challenge = { 'www-authenticate': `hmac realm="${String(conf.realm ?? 'hmac')}"` };
+    const prefix = "client request can't be validated";
+    this.#missingHeader = unauthorized(`${prefix}: missing Authorization header`, this.#challenge);
+    this.#notSignature = unauthorized(`${prefix}: Authorization header does not start with 'Signature'`, this.#challenge);
+    this.#invalid = unauthorized(prefix, this.#challenge);
+    this.#noAnonymous = unauthorized('Invalid user authorization', this.#challenge);
+  }
+
+  // hot path: synchronous unless the body has to be read for its digest.
+  rewrite(ctx: HttpContext): PluginResponse | undefined | Promise<PluginResponse | undefined> {
+    const auth = firstHeader(ctx.request.headers.authorization);
+    if (auth === undefined) return this.#fail(ctx, this.#missingHeader);
+    if (!auth.startsWith('Signature')) return this.#fail(ctx, this.#notSignature);
+    const outcome = this.#validate(ctx, auth);
+    if ('reason' in outcome) {
+      this.#logger.warn({ route: ctx.routeId, reason: outcome.reason }, "hmac-auth: client request can't be validated");
+      return this.#fail(ctx, this.#invalid);
+    }
+    if (!this.#validateBody) return this.#accept(ctx, outcome);
+    return this.#checkBody(ctx, outcome);
+  }
+
+  #validate(ctx: HttpContext, auth: string): Outcome {
+    const params = parseSignatureParams(auth);
+    if (params.keyId === undefined || params.signature === undefined) return { reason: 'keyId or signature missing' };
+    if (params.algorithm === undefined) return { reason: 'algorithm missing' };
+    const match = this.#consumers.find('hmac-auth', 'key_id', params.keyId);
+    const secret = match?.conf.secret_key;
+    if (match === undefined || typeof secret !== 'string') return { reason: 'Invalid key_id' };
+    if (!this.#allowed.has(params.algorithm)) return { reason: 'Invalid algorithm' };
+    const date = firstHeader(ctx.request.headers.date);
+    if (date === undefined) return { reason: 'Date header missing. failed to validate clock skew' };
+    const time = parseHttpDate(date);
+    if (time === null) return { reason: 'Invalid GMT format time' };
+    if (Math.abs(Math.floor(Date.now() / 1000) - time) > this.#clockSkew) return { reason: 'Clock skew exceeded' };
+    const listed = params.headers ?? [];
+    for (const h of this.#signedHeaders) if (!listed.includes(h)) return { reason: `expected header "${h}" missing in signing` };
+    const presented = decodeBase64Lenient(params.signature);
+    const expected = computeSignature(params.algorithm, secret, signingString(params.keyId, params.headers, new RequestView(ctx)));
+    if (presented === null || !bytesEqual(presented, expected)) return { reason: 'Invalid signature' };
+    return match;
+  }
+
+  async #checkBody(ctx: HttpContext, match: ConsumerMatch): Promise<PluginResponse | undefined> {
+    const digestHeader = firstHeader(ctx.request.headers.digest);
+    if (digestHeader === undefined) return this.#fail(ctx, this.#invalid);
+    const declared = Number(firstHeader(ctx.request.headers['content-length']) ?? 0);
+    if (declared > this.#maxBody) return this.#tooLarge(declared);
+    const body = await ctx.request.readBody();
+    if (body.length > this.#maxBody) return this.#tooLarge(body.length);
+    const computed = Buffer.from('SHA-256=' + createHash('sha256').update(body).digest('base64'));
+    if (!bytesEqual(Buffer.from(digestHeader), computed)) return this.#fail(ctx, this.#invalid);
+    return this.#accept(ctx, match);
+  }
+
+  #tooLarge(size: number): PluginResponse {
+    return { status: 413, body: { message: `request size ${size} is greater than the maximum size ${this.#maxBody} allowed` } };
+  }
+
+  #accept(ctx: HttpContext, match: ConsumerMatch): undefined {
+    if (this.#hide) ctx.request.setHeader('authorization', null);
+    attachConsumer(ctx, match.consumer);
+    return undefined;
+  }
+
+  #fail(ctx: HttpContext, r: PluginResponse): PluginResponse | undefined {
+    const res = failOrAnonymous(ctx, this.#consumers, this.#anonymous, r, this.#noAnonymous);
+    if (res === undefined && this.#hide) ctx.request.setHeader('authorization', null);
+    return res;
+  }
+}
+
+export const hmacAuthPlugin: PluginDef = {
+  name: 'hmac-auth',
+  version: '0.1',
+  priority: 2530,
+  type: 'auth',
+  schema,
+  consumerSchema,
+  encryptFields: ['secret_key'],
+  subsystems: ['http'],
+  status: 'stable',
+  create(conf, env) {
+    return new HmacAuth(conf, env.consumers, env.logger);
+  },
+};
+
+export default hmacAuthPlugin;

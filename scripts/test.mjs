@@ -17,6 +17,8 @@ const PEERS = [
   ['nginx', 'nginx'],
   ['haproxy', 'haproxy'],
   ['openssl', 'openssl'],
+  ['slapd', 'slapd'],
+  ['ldapadd', 'ldap-utils'],
 ];
 
 function has(bin) {

@@ -1,0 +1,95 @@
+// A real Dubbo 2 provider for tests, written directly on hessian.js and node:net (it shares no code with
+// protocols/dubbo, so it checks the gateway's codec independently). It answers heartbeats, runs registered
+// methods (sync or async), answers an unknown method with a Java exception and an unknown service with
+// status 60 (SERVICE_NOT_FOUND), and can be killed with calls in flight.
+import net from 'node:net';
+import hessian from 'hessian.js';
+
+export type Method = (args: unknown[], attachments: Record<string, unknown>) => unknown;
+
+export interface DubboProvider {
+  readonly port: number;
+  /** Calls received per "service#method". */
+  readonly calls: Map<string, number>;
+  heartbeats: number;
+  readonly sockets: Set<net.Socket>;
+  /** Stops listening and destroys every connection (calls in flight never get an answer). */
+  kill(): Promise<void>;
+}
+
+function frame(flags: number, status: number, id: Buffer, body: Buffer): Buffer {
+  const h = Buffer.alloc(16);
+  h.writeUInt16BE(0xdabb, 0);
+  h[2] = flags;
+  h[3] = status;
+  id.copy(h, 4);
+  h.writeUInt32BE(body.length, 12);
+  return Buffer.concat([h, body]);
+}
+
+function hs(...values: unknown[]): Buffer {
+  const e = new hessian.EncoderV2();
+  for (const v of values) e.write(v);
+  return e.get();
+}
+
+export async function startDubboProvider(services: Record<string, Record<string, Method>>, name = 'provider'): Promise<DubboProvider> {
+  const calls = new Map<string, number>();
+  const sockets = new Set<net.Socket>();
+  const p = { calls, heartbeats: 0, sockets } as DubboProvider & { heartbeats: number };
+  const answer = async (s: net.Socket, id: Buffer, twoWay: boolean, body: Buffer): Promise<void> => {
+    const d = new hessian.DecoderV2(body);
+    const [, path, , method, desc] = [d.read(), d.read(), d.read(), d.read(), d.read()] as string[];
+    const argc = (desc!.match(/\[*(L[^;]+;|[ZBCSIJFD])/g) ?? []).length;
+    const args = Array.from({ length: argc }, () => d.read());
+    const att = (d.read() ?? {}) as Record<string, unknown>;
+    calls.set(`${path}#${method}`, (calls.get(`${path}#${method}`) ?? 0) + 1);
+    const svc = services[path!];
+    let out: Buffer;
+    if (svc === undefined) out = frame(0x02, 60, id, hs(`service ${path} not found on ${name}`));
+    else if (svc[method!] === undefined) {
+      const ex = { $class: 'java.lang.NoSuchMethodException', $: { detailMessage: `no method ${method} on ${name}`, stackTrace: [], suppressedExceptions: [] } };
+      out = frame(0x02, 20, id, hs(3, ex, { $class: 'java.util.HashMap', $: { dubbo: '2.0.2' } }));
+    } else {
+      try {
+        const v = await svc[method!]!(args, att);
+        out = frame(0x02, 20, id, v === null || v === undefined ? hs(5, { dubbo: '2.0.2' }) : hs(4, v, { dubbo: '2.0.2', provider: name }));
+      } catch (err) {
+        const ex = { $class: 'java.lang.IllegalStateException', $: { detailMessage: (err as Error).message, stackTrace: [], suppressedExceptions: [] } };
+        out = frame(0x02, 20, id, hs(3, ex, { dubbo: '2.0.2' }));
+      }
+    }
+    if (twoWay && !s.destroyed) s.write(out);
+  };
+  const server = net.createServer((s) => {
+    sockets.add(s);
+    s.on('close', () => sockets.delete(s));
+    s.on('error', () => s.destroy());
+    let buf = Buffer.alloc(0);
+    s.on('data', (chunk) => {
+      buf = Buffer.concat([buf, chunk]);
+      while (buf.length >= 16) {
+        if (buf.readUInt16BE(0) !== 0xdabb) return void s.destroy();
+        const len = buf.readUInt32BE(12);
+        if (buf.length < 16 + len) return;
+        const [flags, id, body] = [buf[2]!, Buffer.from(buf.subarray(4, 12)), Buffer.from(buf.subarray(16, 16 + len))];
+        buf = buf.subarray(16 + len);
+        if ((flags & 0x80) === 0) continue;
+        if (flags & 0x20) {
+          p.heartbeats++;
+          if (flags & 0x40) s.write(frame(0x22, 20, id, hs(null)));
+          continue;
+        }
+        void answer(s, id, (flags & 0x40) !== 0, body).catch(() => s.destroy());
+      }
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  return Object.assign(p, {
+    port: (server.address() as net.AddressInfo).port,
+    kill: async () => {
+      for (const s of sockets) s.destroy();
+      await new Promise<void>((r) => server.close(() => r()));
+    },
+  });
+}

@@ -122,7 +122,7 @@ class Csrf implements PluginInstance {
 
   /** A fresh token (APISIX gen_csrf_token); `random` has 14 significant digits, as Lua prints it. */
   #issue(now: number): string {
-    const random = luaNumber(randomBytes(7).readUIntBE(0, 7) / 2 ** 56);
+    const random = luaNumber(randomBytes(6).readUIntBE(0, 6) / 2 ** 48);
     const expires = luaNumber(now);
     const sign = csrfSign(random, expires, this.#key);
     return Buffer.from(`{"random":${random},"expires":${expires},"sign":"${sign}"}`).toString('base64');

@@ -51,6 +51,7 @@ class Runtime implements StreamRuntime {
   readonly upstreams: StreamUpstreams;
   readonly routes: readonly StreamRoute[];
   private readonly inline = new WeakMap<JsonObject, UpstreamRuntime | null>();
+  private readonly subordinates = new Map<string, StreamRoute[]>();
 
   constructor(revision: number, routes: StreamRoute[], certificates: CertificateStore, upstreams: StreamUpstreams) {
     this.revision = revision;
@@ -58,6 +59,18 @@ class Runtime implements StreamRuntime {
     this.router = buildStreamRouter(routes);
     this.certificates = certificates;
     this.upstreams = upstreams;
+    for (const r of routes) {
+      const sup = asObj(r.value.protocol)?.superior_id;
+      const id = idOf(sup);
+      if (id === undefined) continue;
+      let list = this.subordinates.get(id);
+      if (list === undefined) this.subordinates.set(id, (list = []));
+      list.push(r);
+    }
+  }
+
+  subordinatesOf(routeId: string): readonly StreamRoute[] {
+    return this.subordinates.get(routeId) ?? [];
   }
 
   resolveUpstream(ref: string | JsonObject): UpstreamRuntime | null {

@@ -35,4 +35,6 @@ export interface StreamRuntime {
   readonly certificates: ServerCertificates;
   /** traffic-split: an upstream id, or an inline upstream object. */
   resolveUpstream(ref: string | JsonObject): UpstreamRuntime | null;
+  /** xRPC: routes whose `protocol.superior_id` names `routeId`, in storage order. */
+  subordinatesOf?(routeId: string): readonly StreamRoute[];
 }

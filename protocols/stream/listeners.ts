@@ -4,6 +4,7 @@ import net from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Logger } from '../../src/observability/logger.ts';
 import type { StreamRuntime } from '../../stream-routes/types.ts';
+import { xrpcProtocols, type XrpcHandler, type XrpcRegistry } from '../../stream-routes/xrpc.ts';
 import { splitHostPort, type TcpListenSpec, type UdpListenSpec } from './conf.ts';
 import { DEFAULT_TIMEOUTS, type SessionDeps, type StreamTimeouts } from './options.ts';
 import { TcpSessionHandler } from './tcp.ts';
@@ -17,6 +18,8 @@ export interface StreamListenersOptions {
   logger: Logger;
   timeouts?: Partial<StreamTimeouts>;
   udpOptions?: UdpListenerOptions;
+  /** xRPC protocols for routes with `protocol.name` (default: the process-wide registry). */
+  xrpc?: XrpcRegistry;
 }
 
 export interface StreamAddress {
@@ -34,10 +37,21 @@ export interface StreamListeners {
 }
 
 export function createStreamListeners(opts: StreamListenersOptions): StreamListeners {
+  const xrpcRegistry = opts.xrpc ?? xrpcProtocols;
+  const xrpcHandlers = new Map<string, XrpcHandler>();
   const deps: SessionDeps = {
     getRuntime: opts.getRuntime,
     logger: opts.logger,
     timeouts: { ...DEFAULT_TIMEOUTS, ...opts.timeouts },
+    xrpc(name) {
+      let h = xrpcHandlers.get(name);
+      if (h === undefined) {
+        const p = xrpcRegistry.get(name);
+        if (p === undefined) return undefined;
+        xrpcHandlers.set(name, (h = p.create({ logger: opts.logger.child({ xrpc: name }) })));
+      }
+      return h;
+    },
   };
   const live = new Set<Duplex>();
   const servers: { server: net.Server; spec: TcpListenSpec }[] = [];
@@ -79,7 +93,8 @@ export function createStreamListeners(opts: StreamListenersOptions): StreamListe
         while (live.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
       }
       for (const s of [...live]) s.destroy();
-      await Promise.all([closed, ...udps.map((u) => u.close(graceful))]);
+      await Promise.all([closed, ...udps.map((u) => u.close(graceful)), ...[...xrpcHandlers.values()].map((h) => h.close())]);
+      xrpcHandlers.clear();
       servers.length = 0;
     },
 

@@ -1,6 +1,7 @@
 // Tunables of the stream proxy shared by the TCP and UDP paths, with their defaults.
 import type { Logger } from '../../src/observability/logger.ts';
 import type { StreamRuntime } from '../../stream-routes/types.ts';
+import type { XrpcHandler } from '../../stream-routes/xrpc.ts';
 
 export interface StreamTimeouts {
   /** TLS handshake and PROXY protocol header from the client. */
@@ -40,4 +41,6 @@ export interface SessionDeps {
   getRuntime(): StreamRuntime | null;
   logger: Logger;
   timeouts: StreamTimeouts;
+  /** The handler of a registered xRPC protocol (created on first use), undefined when not registered. */
+  xrpc?(name: string): XrpcHandler | undefined;
 }

@@ -10,6 +10,7 @@ import type { Balancer, Endpoint } from '../../src/upstream/balancer.ts';
 import type { UpstreamRuntime } from '../../src/upstream/upstream.ts';
 import { normalizeAddr } from '../../stream-routes/router.ts';
 import type { StreamRoute, StreamRuntime } from '../../stream-routes/types.ts';
+import { xrpcName, type XrpcHandler } from '../../stream-routes/xrpc.ts';
 import { admit, logSession, upstreamTimeouts } from './admission.ts';
 import { parseClientHello, CLIENT_HELLO_MAX } from './client-hello.ts';
 import type { TcpListenSpec } from './conf.ts';
@@ -118,6 +119,9 @@ export class TcpSessionHandler {
       this.finish(runtime, adm.route, session, downstream, null);
       return;
     }
+    const xrpcProto = xrpcName(adm.route);
+    const xrpc = xrpcProto !== undefined ? this.deps.xrpc?.(xrpcProto) : undefined;
+    if (xrpc !== undefined) return this.handOver(xrpc, runtime, adm.route, adm.upstream, session, downstream, pre);
     const conn = await this.connect(adm.upstream, session);
     if (conn !== null && downstream.destroyed) {
       // The client left while we were connecting.
@@ -283,6 +287,23 @@ export class TcpSessionHandler {
     if (pre.ended) up.end();
     else downstream.pipe(up);
     up.pipe(downstream);
+  }
+
+  /** xRPC: the protocol handler owns the connection from here on; the session is logged when it closes. */
+  private async handOver(
+    xrpc: XrpcHandler,
+    runtime: StreamRuntime,
+    route: StreamRoute,
+    upstream: UpstreamRuntime,
+    s: StreamSession,
+    downstream: net.Socket,
+    pre: Prebuffer,
+  ): Promise<void> {
+    const ended = pre.ended;
+    const buffered = pre.release();
+    const { connectMs, idleMs } = upstreamTimeouts(upstream, this.deps.timeouts);
+    s.status = await xrpc.serve({ socket: downstream, buffered, ended, route, upstream, runtime, ctx: s, connectMs, idleMs });
+    this.finish(runtime, route, s, downstream, null);
   }
 
   /** Byte counts are the client's payload bytes (decrypted on tls listeners). */

@@ -114,7 +114,7 @@ describe('callDubbo', () => {
     const p = pool((srv.address() as net.AddressInfo).port);
     const r = await call(p, 'echo', ['x']);
     expect(r).toMatchObject({ ok: false, kind: 'transport', code: 'bad_frame' });
-    expect(r.ok === false && r.message).toMatch(/bad magic byte 0x48/);
+    expect(r.ok === false && r.kind === 'transport' && r.message).toMatch(/bad magic byte 0x48/);
     srv.close();
   });
 

@@ -93,3 +93,78 @@ export async function startDubboProvider(services: Record<string, Record<string,
     },
   });
 }
+
+export interface RawReply {
+  flags: number;
+  status: number;
+  id: bigint;
+  /** Decoded body values: [type, value, attachments] for OK responses, [message] otherwise. */
+  values: unknown[];
+}
+
+/** A raw Dubbo consumer connection built on hessian.js only (independent of protocols/dubbo). */
+export interface DubboTestClient {
+  readonly socket: net.Socket;
+  /** Encodes a two-way hessian2 request frame (one-way when twoWay is false). */
+  frame(id: bigint, service: string, method: string, args: unknown[], opts?: { version?: string; twoWay?: boolean; desc?: string }): Buffer;
+  call(id: bigint, service: string, method: string, args?: unknown[], opts?: { version?: string }): Promise<RawReply>;
+  /** Replies received so far, by request id. */
+  readonly replies: Map<bigint, RawReply>;
+  waitReply(id: bigint, timeoutMs?: number): Promise<RawReply>;
+  /** Resolves when the gateway closes the connection. */
+  readonly closed: Promise<void>;
+}
+
+export async function connectDubboClient(port: number): Promise<DubboTestClient> {
+  const socket = net.connect({ host: '127.0.0.1', port });
+  await new Promise<void>((resolve, reject) => socket.once('connect', resolve).once('error', reject));
+  socket.on('error', () => undefined);
+  const replies = new Map<bigint, RawReply>();
+  const waiters = new Map<bigint, (r: RawReply) => void>();
+  let buf = Buffer.alloc(0);
+  socket.on('data', (chunk) => {
+    buf = Buffer.concat([buf, chunk]);
+    while (buf.length >= 16 && buf.length >= 16 + buf.readUInt32BE(12)) {
+      const len = buf.readUInt32BE(12);
+      const d = new hessian.DecoderV2(buf.subarray(16, 16 + len));
+      const values: unknown[] = [];
+      try {
+        for (let i = 0; i < 3; i++) values.push(d.read());
+      } catch {
+        // Fewer than three values in the body.
+      }
+      const r: RawReply = { flags: buf[2]!, status: buf[3]!, id: buf.readBigUInt64BE(4), values };
+      buf = buf.subarray(16 + len);
+      replies.set(r.id, r);
+      waiters.get(r.id)?.(r);
+      waiters.delete(r.id);
+    }
+  });
+  const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
+  const frameOf: DubboTestClient['frame'] = (id, service, method, args, opts = {}) => {
+    const desc = opts.desc ?? 'Ljava/lang/Object;'.repeat(args.length);
+    const body = hs('2.0.2', service, opts.version ?? '', method, desc, ...args, { $class: 'java.util.HashMap', $: { path: service, interface: service } });
+    const idBuf = Buffer.alloc(8);
+    idBuf.writeBigUInt64BE(id);
+    return frame(0x80 | (opts.twoWay === false ? 0 : 0x40) | 0x02, 0, idBuf, body);
+  };
+  const waitReply = (id: bigint, timeoutMs = 5_000): Promise<RawReply> => {
+    const have = replies.get(id);
+    if (have) return Promise.resolve(have);
+    return new Promise<RawReply>((resolve, reject) => {
+      const t = setTimeout(() => reject(new Error(`no reply for ${id}`)), timeoutMs);
+      waiters.set(id, (r) => (clearTimeout(t), resolve(r)));
+    });
+  };
+  return {
+    socket,
+    replies,
+    closed,
+    frame: frameOf,
+    waitReply,
+    call(id, service, method, args = [], opts = {}) {
+      socket.write(frameOf(id, service, method, args, opts));
+      return waitReply(id);
+    },
+  };
+}

@@ -19,6 +19,7 @@ import { getLogger, type Logger } from './observability/logger.ts';
 import { enableClusterMetrics, gatewayMetrics } from './observability/metrics.ts';
 import { createMetricsExporter, exporterOptionsFromAttr, type MetricsExporter } from './observability/metrics-exporter.ts';
 import { closeRedisCounters } from './plugin/counters/redis.ts';
+import { attachCounterPrimary } from './plugin/counters/cluster.ts';
 import type { HealthManager } from './health/manager.ts';
 import { setupHealth } from './health/wiring.ts';
 import { PluginRegistry } from './plugin/registry.ts';
@@ -285,6 +286,7 @@ export async function runGateway(conf: LocalConfig, configFile: string): Promise
     });
   };
   const gw = await startGateway({ config: conf, configFile, role: 'primary', logger });
+  attachCounterPrimary();
   for (let i = 0; i < n; i++) fork(i);
   logger.info({ workers: n, admin: gw.adminPort(), version: VERSION }, 'switchyard started');
   installSignals(async () => {

@@ -20,6 +20,7 @@ import { mockingPlugin } from './mocking.ts';
 import { proxyMirrorPlugin } from './proxy-mirror.ts';
 import { clientControlPlugin } from './client-control.ts';
 import { limitCountPlugin } from './limit-count.ts';
+import { limitReqPlugin } from './limit-req.ts';
 import { trafficSplitPlugin } from './traffic-split.ts';
 import { apiBreakerPlugin } from './api-breaker.ts';
 import { prometheusPlugin } from './prometheus.ts';
@@ -51,6 +52,7 @@ export const BUILTIN_PLUGINS: readonly PluginDef[] = [
   proxyMirrorPlugin,
   clientControlPlugin,
   limitCountPlugin,
+  limitReqPlugin,
   trafficSplitPlugin,
   apiBreakerPlugin,
   prometheusPlugin,

@@ -1,54 +1,61 @@
-// limit-count (APISIX priority 1002, access phase): at most `count` requests per `time_window` seconds per key.
+// limit-count (APISIX priority 1002, access phase): at most `count` requests per `time_window` seconds per key,
+// or several windows at once through `rules` (each with a key template, skipped when it resolves no variable,
+// and its own header prefix). count/time_window may be templates resolved per request ("${http_n ?? 2}").
 // - key: `key_type` var (default, `key` = remote_addr) | var_combination | constant; see limit-count/key.ts;
-// - window_type fixed (APISIX: the window starts at the key's first request) or sliding (the previous
-//   epoch-aligned window weighted by its remaining share);
-// - counters live in a module-level store keyed by the plugin scope (route/service/global rule) and the
-//   conf's count/window, or by `group` (routes sharing a group share counters), so they survive snapshots;
-// - policy local (per process) or redis (shared through Redis, counters/redis.ts); redis-cluster is refused;
-//   a Redis failure answers 500 {"error_msg":"failed to limit count"} unless `allow_degradation`;
+// - window_type fixed (the window starts at the key's first request) or sliding (the previous epoch-aligned
+//   window weighted by its remaining share);
+// - `group`: routes with the same group share counters and must carry the same conf ("group conf mismatched");
+// - policy local counts per node, exactly, across all workers (as APISIX's nginx shared dict does; see
+//   counters/cluster.ts); redis, redis-cluster and redis-sentinel share counts
+//   between gateways; a Redis failure answers 500 {"error_msg":"failed to limit count"} unless
+//   `allow_degradation`. `sync_interval` (delayed sync) is accepted and validated; counts are synced on every
+//   request;
 // - rejected: `rejected_code` (503) with {"error_msg": rejected_msg} or nginx's error page;
 // - show_limit_quota_header: X-RateLimit-Limit / -Remaining / -Reset (names from plugin_metadata).
 import type { JsonObject } from '../../config/resources.ts';
-import type { Logger } from '../../observability/logger.ts';
-import type { HttpContext } from '../context.ts';
-import type { PhaseResult, PluginDef, PluginInstance, PluginResponse } from '../plugin.ts';
-import type { CounterResult, CounterStore, WindowType } from '../counters/counter.ts';
-import { localCounters } from '../counters/local.ts';
-import { RedisCounterStore } from '../counters/redis.ts';
-import { RequestKey, type KeyType } from './limit-count/key.ts';
+import type { PluginDef } from '../plugin.ts';
+import { policySchema, redisCluster, redisSentinel, redisSingle } from '../counters/redis-schema.ts';
+import { LimitCount } from './limit-count/limiter.ts';
 
-const redisProps: JsonObject = {
-  redis_host: { type: 'string', minLength: 2 },
-  redis_port: { type: 'integer', minimum: 1, default: 6379 },
-  redis_username: { type: 'string', minLength: 1 },
-  redis_password: { type: 'string', minLength: 0 },
-  redis_database: { type: 'integer', minimum: 0, default: 0 },
-  redis_timeout: { type: 'integer', minimum: 1, default: 1000 },
-  redis_ssl: { type: 'boolean', default: false },
-  redis_ssl_verify: { type: 'boolean', default: false },
+const countOrTemplate: JsonObject = { oneOf: [{ type: 'integer', exclusiveMinimum: 0 }, { type: 'string' }] };
+const NO_DELAYED_SYNC = -1;
+
+const properties: JsonObject = {
+  count: countOrTemplate,
+  time_window: countOrTemplate,
+  window_type: { type: 'string', enum: ['fixed', 'sliding'], default: 'fixed' },
+  rules: {
+    type: 'array',
+    items: {
+      type: 'object',
+      properties: {
+        count: countOrTemplate,
+        time_window: countOrTemplate,
+        key: { type: 'string' },
+        header_prefix: { type: 'string', description: 'prefix for rate limit headers' },
+      },
+      required: ['count', 'time_window', 'key'],
+    },
+  },
+  group: { type: 'string' },
+  key: { type: 'string', default: 'remote_addr' },
+  key_type: { type: 'string', enum: ['var', 'var_combination', 'constant'], default: 'var' },
+  rejected_code: { type: 'integer', minimum: 200, maximum: 599, default: 503 },
+  rejected_msg: { type: 'string', minLength: 1 },
+  policy: { type: 'string', enum: ['local', 'redis', 'redis-cluster', 'redis-sentinel'], default: 'local' },
+  allow_degradation: { type: 'boolean', default: false },
+  show_limit_quota_header: { type: 'boolean', default: true },
+  sync_interval: { type: 'number', default: NO_DELAYED_SYNC },
   // Switchyard extension: the prefix of every Redis key this plugin writes.
   redis_prefix: { type: 'string', minLength: 1, pattern: '^[0-9a-zA-Z|_:-]+$', default: 'plugin-limit-count' },
 };
 
 const schema: JsonObject = {
   type: 'object',
-  properties: {
-    count: { type: 'integer', exclusiveMinimum: 0 },
-    time_window: { type: 'integer', exclusiveMinimum: 0 },
-    window_type: { type: 'string', enum: ['fixed', 'sliding'], default: 'fixed' },
-    group: { type: 'string' },
-    key: { type: 'string', default: 'remote_addr' },
-    key_type: { type: 'string', enum: ['var', 'var_combination', 'constant'], default: 'var' },
-    rejected_code: { type: 'integer', minimum: 200, maximum: 599, default: 503 },
-    rejected_msg: { type: 'string', minLength: 1 },
-    policy: { type: 'string', enum: ['local', 'redis', 'redis-cluster'], default: 'local' },
-    allow_degradation: { type: 'boolean', default: false },
-    show_limit_quota_header: { type: 'boolean', default: true },
-    ...redisProps,
-  },
-  required: ['count', 'time_window'],
-  if: { properties: { policy: { enum: ['redis'] } } },
-  then: { required: ['redis_host'] },
+  properties,
+  // APISIX says oneOf and then rewrites the "both" failure into its own message; anyOf + check() gives the same.
+  anyOf: [{ required: ['count', 'time_window'] }, { required: ['rules'] }],
+  ...policySchema(redisSingle, redisCluster, redisSentinel),
 };
 
 const metadataSchema: JsonObject = {
@@ -60,100 +67,39 @@ const metadataSchema: JsonObject = {
   },
 };
 
-const FAILED: PluginResponse = Object.freeze({ status: 500, body: Object.freeze({ error_msg: 'failed to limit count' }) });
+const POLICY_PROPS: Record<string, JsonObject> = {
+  redis: redisSingle.properties as JsonObject,
+  'redis-cluster': redisCluster.properties as JsonObject,
+  'redis-sentinel': redisSentinel.properties as JsonObject,
+};
 
-function str(v: unknown, fallback: string): string {
-  return typeof v === 'string' ? v : fallback;
+// As APISIX: the first conf seen for a group (an LRU of 8 groups kept 5 minutes) is the one every route of the
+// group must repeat, field by field over the schema's properties.
+const GROUP_TTL_MS = 5 * 60_000;
+const GROUP_ITEMS = 8;
+const groupConfs = new Map<string, { readonly text: string; readonly at: number }>();
+
+function groupText(conf: JsonObject): string {
+  const fields = Object.keys(properties);
+  const extra = POLICY_PROPS[conf.policy as string];
+  if (extra !== undefined) fields.push(...Object.keys(extra));
+  fields.sort();
+  return JSON.stringify(fields.map((f) => [f, conf[f] ?? null]));
 }
 
-class LimitCount implements PluginInstance {
-  readonly #limit: number;
-  readonly #windowMs: number;
-  readonly #windowType: WindowType;
-  readonly #key: RequestKey;
-  readonly #prefix: string;
-  readonly #store: CounterStore;
-  readonly #redis: RedisCounterStore | null;
-  readonly #degrade: boolean;
-  readonly #showHeaders: boolean;
-  readonly #rejection: PluginResponse;
-  readonly #limitHeader: string;
-  readonly #remainingHeader: string;
-  readonly #resetHeader: string;
-  readonly #limitText: string;
-  readonly #logger: Logger;
-
-  constructor(conf: JsonObject, scopeKey: string, metadata: JsonObject | undefined, logger: Logger) {
-    this.#limit = conf.count as number;
-    this.#windowMs = (conf.time_window as number) * 1000;
-    this.#windowType = conf.window_type === 'sliding' ? 'sliding' : 'fixed';
-    this.#key = new RequestKey((conf.key_type as KeyType | undefined) ?? 'var', str(conf.key, 'remote_addr'));
-    const scope =
-      typeof conf.group === 'string'
-        ? `group:${conf.group}`
-        : `${scopeKey}:${this.#limit}:${conf.time_window as number}:${this.#windowType}`;
-    if (conf.policy === 'redis') {
-      this.#redis = new RedisCounterStore({
-        host: conf.redis_host as string,
-        port: (conf.redis_port as number | undefined) ?? 6379,
-        username: conf.redis_username as string | undefined,
-        password: conf.redis_password as string | undefined,
-        database: (conf.redis_database as number | undefined) ?? 0,
-        timeoutMs: (conf.redis_timeout as number | undefined) ?? 1000,
-        tls: conf.redis_ssl === true,
-        tlsVerify: conf.redis_ssl_verify === true,
-      });
-      this.#store = this.#redis;
-      this.#prefix = `${str(conf.redis_prefix, 'plugin-limit-count')}:${scope}:`;
-    } else {
-      this.#redis = null;
-      this.#store = localCounters;
-      this.#prefix = `${scope}:`;
-    }
-    this.#degrade = conf.allow_degradation === true;
-    this.#showHeaders = conf.show_limit_quota_header !== false;
-    const status = (conf.rejected_code as number | undefined) ?? 503;
-    this.#rejection =
-      typeof conf.rejected_msg === 'string' ? { status, body: { error_msg: conf.rejected_msg } } : { status };
-    this.#limitHeader = str(metadata?.limit_header, 'X-RateLimit-Limit');
-    this.#remainingHeader = str(metadata?.remaining_header, 'X-RateLimit-Remaining');
-    this.#resetHeader = str(metadata?.reset_header, 'X-RateLimit-Reset');
-    this.#limitText = String(this.#limit);
-    this.#logger = logger;
+function checkGroup(conf: JsonObject, group: string): string | null {
+  const text = groupText(conf);
+  const now = Date.now();
+  const prev = groupConfs.get(group);
+  if (prev !== undefined && now - prev.at < GROUP_TTL_MS) {
+    groupConfs.delete(group);
+    groupConfs.set(group, prev);
+    return prev.text === text ? null : 'group conf mismatched';
   }
-
-  // hot path
-  access(ctx: HttpContext): PhaseResult | Promise<PhaseResult> {
-    const key = this.#prefix + this.#key.resolve(ctx.vars);
-    if (this.#redis !== null) return this.#remote(ctx, key);
-    return this.#decide(ctx, localCounters.incr(key, this.#windowMs, this.#limit, this.#windowType));
-  }
-
-  async #remote(ctx: HttpContext, key: string): Promise<PhaseResult> {
-    let r: CounterResult;
-    try {
-      r = await this.#store.incr(key, this.#windowMs, this.#limit, this.#windowType);
-    } catch (err) {
-      this.#logger.error({ err: (err as Error).message }, 'failed to limit count');
-      return this.#degrade ? undefined : FAILED;
-    }
-    return this.#decide(ctx, r);
-  }
-
-  // hot path
-  #decide(ctx: HttpContext, r: CounterResult): PluginResponse | undefined {
-    if (this.#showHeaders) {
-      const res = ctx.response;
-      res.setHeader(this.#limitHeader, this.#limitText);
-      res.setHeader(this.#remainingHeader, r.allowed ? String(Math.max(0, this.#limit - r.count)) : '0');
-      res.setHeader(this.#resetHeader, String(Math.max(0, Math.ceil(r.resetMs / 1000))));
-    }
-    return r.allowed ? undefined : this.#rejection;
-  }
-
-  destroy(): void {
-    this.#redis?.release();
-  }
+  groupConfs.delete(group);
+  groupConfs.set(group, { text, at: now });
+  if (groupConfs.size > GROUP_ITEMS) groupConfs.delete(groupConfs.keys().next().value!);
+  return null;
 }
 
 export const limitCountPlugin: PluginDef = {
@@ -162,11 +108,29 @@ export const limitCountPlugin: PluginDef = {
   priority: 1002,
   schema,
   metadataSchema,
+  encryptFields: ['redis_password', 'sentinel_password'],
   subsystems: ['http'],
   status: 'stable',
   check(conf, schemaType) {
     if (schemaType === 'metadata') return null;
-    if (conf.policy === 'redis-cluster') return 'policy "redis-cluster" is not supported yet; use "redis"';
+    const hasCount = conf.count !== undefined || conf.time_window !== undefined;
+    if (conf.rules !== undefined && hasCount) return 'count/time_window and rules cannot be specified at the same time';
+    if (typeof conf.group === 'string' && conf.rules !== undefined) return 'group and rules cannot be specified at the same time';
+    if (typeof conf.group === 'string') {
+      const err = checkGroup(conf, conf.group);
+      if (err !== null) return err;
+    }
+    const sync = conf.sync_interval;
+    if (conf.policy !== 'local' && typeof sync === 'number' && sync !== NO_DELAYED_SYNC) {
+      if (sync < 0.1) return 'sync_interval should not be smaller than 0.1';
+      if (typeof conf.time_window === 'number' && sync >= conf.time_window) return 'sync_interval should be smaller than time_window';
+    }
+    const seen = new Set<string>();
+    for (const r of (conf.rules as JsonObject[] | undefined) ?? []) {
+      const key = r.key as string;
+      if (seen.has(key)) return `duplicate key '${key}' in rules`;
+      seen.add(key);
+    }
     return null;
   },
   create(conf, env) {

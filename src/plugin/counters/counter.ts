@@ -1,7 +1,8 @@
-// Counter stores for rate limiting (limit-count and friends): a fixed or sliding window count per key.
-// The local store is per process and answers synchronously; the Redis store is shared by every gateway
-// instance using the same Redis target and answers asynchronously. Keys are built by the caller (plugin
-// scope or group + the request's key), so counters survive config snapshots while the conf is unchanged.
+// Counter stores for rate limiting: a fixed or sliding window count per key (limit-count), a leaky bucket per
+// key (limit-req) and an in-flight count per key (limit-conn). Local stores answer synchronously; the node-wide
+// store of a cluster worker (cluster.ts) and the Redis stores answer asynchronously. Keys are built by the
+// caller (plugin scope or group + the request's key), so counters survive config snapshots while the conf is
+// unchanged.
 
 export type WindowType = 'fixed' | 'sliding';
 
@@ -17,4 +18,19 @@ export interface CounterResult {
 export interface CounterStore {
   /** Counts one request against `key` in a window of `windowMs` allowing `limit` requests. */
   incr(key: string, windowMs: number, limit: number, type: WindowType): CounterResult | Promise<CounterResult>;
+}
+
+/** Leaky bucket answer: the delay in seconds the request must wait, or REJECTED. */
+export const REJECTED = -1;
+
+export interface LeakyBucketStore {
+  /** One request against `key` leaking `rate` requests/s with room for `burst` excess requests. */
+  leak(key: string, rate: number, burst: number): number | Promise<number>;
+}
+
+export interface ConnStore {
+  /** Takes one slot of `key` if fewer than `limit` are held; the new count, or REJECTED. */
+  connIn(key: string, limit: number, id: string): number | Promise<number>;
+  /** Gives back the slot `id` took. */
+  connOut(key: string, id: string): void;
 }

@@ -1,25 +1,22 @@
-// Window counters in Redis, shared by every gateway instance using the same Redis target. One connection per
-// target (host, port, database, user, password, TLS) per process, reference-counted by the plugin instances
-// using it and closed shortly after the last one is destroyed (a config swap re-acquires before releasing).
-// Each count is one atomic Lua script: fixed windows INCR + PEXPIRE on first use; sliding windows keep a
-// counter per epoch-aligned window and weight the previous one, using the Redis clock so that every gateway
-// agrees on window boundaries. Every command is bounded by `timeoutMs` (also while queued during a
-// (re)connect), so an unreachable Redis costs at most that long per request; the client reconnects in the
-// background with a capped backoff.
-import { createHash } from 'node:crypto';
-import { Redis } from 'ioredis';
-import type { CounterResult, CounterStore, WindowType } from './counter.ts';
+// Rate limiting state in Redis, shared by every gateway using the same target (redis-client.ts). Each operation
+// is one atomic Lua script on ONE key, so it runs unchanged on a Redis Cluster (one slot) and never lets two
+// concurrent requests both read a stale value:
+// - window counts (limit-count): fixed windows INCR + PEXPIRE on first use; sliding windows keep the counts of
+//   epoch-aligned windows as fields of one hash and weight the previous one;
+// - leaky buckets (limit-req): a hash {excess, last}, same arithmetic as the local store (leaky.ts);
+// - in-flight slots (limit-conn): a sorted set of request ids scored by their expiry (`key_ttl`), so slots of
+//   a gateway that died expire instead of leaking.
+// Scripts read the Redis clock so that every gateway agrees on windows and drain times.
+import type { Redis } from 'ioredis';
+import { REJECTED, type ConnStore, type CounterResult, type CounterStore, type LeakyBucketStore, type WindowType } from './counter.ts';
+import { RedisHandle, registerScripts, type RedisTarget } from './redis-client.ts';
 
-export interface RedisTarget {
-  readonly host: string;
-  readonly port: number;
-  readonly username?: string;
-  readonly password?: string;
-  readonly database: number;
-  readonly timeoutMs: number;
-  readonly tls: boolean;
-  readonly tlsVerify: boolean;
-}
+export { closeRedisCounters, redisConnectionCount } from './redis-client.ts';
+
+const NOW_MS = `
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+`;
 
 const FIXED_SCRIPT = `
 local n = redis.call('INCR', KEYS[1])
@@ -31,122 +28,125 @@ end
 return {n, ttl}
 `;
 
-const SLIDING_SCRIPT = `
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+const SLIDING_SCRIPT = `${NOW_MS}
 local w = tonumber(ARGV[1])
 local limit = tonumber(ARGV[2])
 local idx = math.floor(now / w)
-local cur_key = KEYS[1] .. ':' .. idx
-local cur = tonumber(redis.call('GET', cur_key) or '0')
-local prev = tonumber(redis.call('GET', KEYS[1] .. ':' .. (idx - 1)) or '0')
+local cur = tonumber(redis.call('HGET', KEYS[1], tostring(idx)) or '0')
+local prev = tonumber(redis.call('HGET', KEYS[1], tostring(idx - 1)) or '0')
 local elapsed = now - idx * w
 local count = math.floor(prev * (w - elapsed) / w) + cur + 1
 if count > limit then
   return {count, w - elapsed, 0}
 end
-redis.call('INCR', cur_key)
-redis.call('PEXPIRE', cur_key, w * 2)
+redis.call('HINCRBY', KEYS[1], tostring(idx), 1)
+redis.call('HDEL', KEYS[1], tostring(idx - 2))
+redis.call('PEXPIRE', KEYS[1], w * 2)
 return {count, w - elapsed, 1}
 `;
+
+const LEAK_SCRIPT = `${NOW_MS}
+local rate = tonumber(ARGV[1])
+local burst = tonumber(ARGV[2])
+local s = redis.call('HMGET', KEYS[1], 'excess', 'last')
+local excess = 0
+if s[1] and s[2] then
+  excess = math.max(tonumber(s[1]) - rate * math.abs(now - tonumber(s[2])) / 1000 + 1, 0)
+  if excess > burst then
+    return {0, tostring(excess)}
+  end
+end
+redis.call('HSET', KEYS[1], 'excess', tostring(excess), 'last', tostring(now))
+redis.call('EXPIRE', KEYS[1], ARGV[3])
+return {1, tostring(excess)}
+`;
+
+const CONN_IN_SCRIPT = `
+local now = tonumber(redis.call('TIME')[1])
+local limit = tonumber(ARGV[1])
+local ttl = tonumber(ARGV[2])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], 0, now)
+local count = redis.call('ZCARD', KEYS[1])
+if count >= limit then
+  return {0, count}
+end
+redis.call('ZADD', KEYS[1], now + ttl, ARGV[3])
+redis.call('EXPIRE', KEYS[1], ttl)
+return {1, count + 1}
+`;
+
+registerScripts([
+  { name: 'swyFixed', lua: FIXED_SCRIPT },
+  { name: 'swySliding', lua: SLIDING_SCRIPT },
+  { name: 'swyLeak', lua: LEAK_SCRIPT },
+  { name: 'swyConnIn', lua: CONN_IN_SCRIPT },
+]);
 
 type Scripted = Redis & {
   swyFixed(key: string, windowMs: number): Promise<[number, number]>;
   swySliding(key: string, windowMs: number, limit: number): Promise<[number, number, number]>;
+  swyLeak(key: string, rate: number, burst: number, ttl: number): Promise<[number, string]>;
+  swyConnIn(key: string, limit: number, ttl: number, id: string): Promise<[number, number]>;
 };
 
-interface Shared {
-  readonly client: Scripted;
-  refs: number;
-  closeTimer: NodeJS.Timeout | null;
-}
-
-const CLOSE_GRACE_MS = 5_000;
-const shared = new Map<string, Shared>();
-
-function targetKey(t: RedisTarget): string {
-  // The password is part of the identity but never kept in clear in a map key.
-  const pw = t.password === undefined ? '' : createHash('sha256').update(t.password).digest('base64url');
-  return `${t.host}\0${t.port}\0${t.database}\0${t.username ?? ''}\0${pw}\0${t.tls}\0${t.tlsVerify}\0${t.timeoutMs}`;
-}
-
-function connect(t: RedisTarget): Scripted {
-  const client = new Redis({
-    host: t.host,
-    port: t.port,
-    username: t.username,
-    password: t.password,
-    db: t.database,
-    connectTimeout: t.timeoutMs,
-    commandTimeout: t.timeoutMs,
-    enableOfflineQueue: true,
-    maxRetriesPerRequest: 0,
-    retryStrategy: (times: number) => Math.min(100 * times, 2_000),
-    tls: t.tls ? { servername: t.host, rejectUnauthorized: t.tlsVerify } : undefined,
-    lazyConnect: false,
+function bounded<T>(p: Promise<T>, ms: number | null): Promise<T> {
+  if (ms === null) return p;
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`redis command timed out after ${ms} ms`)), ms);
+    p.then(
+      (v) => {
+        clearTimeout(timer);
+        resolve(v);
+      },
+      (err: unknown) => {
+        clearTimeout(timer);
+        reject(err as Error);
+      },
+    );
   });
-  // Connection errors surface as command failures; the event must have a listener or Node throws.
-  client.on('error', () => undefined);
-  client.defineCommand('swyFixed', { numberOfKeys: 1, lua: FIXED_SCRIPT });
-  client.defineCommand('swySliding', { numberOfKeys: 1, lua: SLIDING_SCRIPT });
-  return client as Scripted;
 }
 
-export class RedisCounterStore implements CounterStore {
-  readonly #key: string;
-  readonly #entry: Shared;
-  #released = false;
+/** One plugin instance's use of a shared Redis connection; release() when the instance is destroyed. */
+export class RedisCounterStore implements CounterStore, LeakyBucketStore, ConnStore {
+  readonly #handle: RedisHandle;
+  readonly #connTtl: number;
 
-  /** Acquires the shared connection of `target`; call release() when the owner is destroyed. */
-  constructor(target: RedisTarget) {
-    this.#key = targetKey(target);
-    let e = shared.get(this.#key);
-    if (e === undefined) {
-      e = { client: connect(target), refs: 0, closeTimer: null };
-      shared.set(this.#key, e);
-    }
-    if (e.closeTimer !== null) {
-      clearTimeout(e.closeTimer);
-      e.closeTimer = null;
-    }
-    e.refs++;
-    this.#entry = e;
+  constructor(target: RedisTarget, opts: { connTtlSeconds?: number } = {}) {
+    this.#handle = new RedisHandle(target);
+    this.#connTtl = opts.connTtlSeconds ?? 3600;
+  }
+
+  get #c(): Scripted {
+    // Cluster exposes the same defined commands; the cast names them.
+    return this.#handle.client as Scripted;
   }
 
   async incr(key: string, windowMs: number, limit: number, type: WindowType): Promise<CounterResult> {
-    const c = this.#entry.client;
     if (type === 'sliding') {
-      const [count, resetMs, ok] = await c.swySliding(key, windowMs, limit);
+      const [count, resetMs, ok] = await bounded(this.#c.swySliding(key, windowMs, limit), this.#handle.boundMs);
       return { count: Number(count), resetMs: Number(resetMs), allowed: Number(ok) === 1 };
     }
-    const [count, ttl] = await c.swyFixed(key, windowMs);
+    const [count, ttl] = await bounded(this.#c.swyFixed(key, windowMs), this.#handle.boundMs);
     return { count: Number(count), resetMs: Number(ttl), allowed: Number(count) <= limit };
   }
 
+  async leak(key: string, rate: number, burst: number): Promise<number> {
+    const ttl = Math.ceil(burst / rate) + 1;
+    const [ok, excess] = await bounded(this.#c.swyLeak(key, rate, burst, ttl), this.#handle.boundMs);
+    return Number(ok) === 1 ? Number(excess) / rate : REJECTED;
+  }
+
+  async connIn(key: string, limit: number, id: string): Promise<number> {
+    const [ok, n] = await bounded(this.#c.swyConnIn(key, limit, this.#connTtl, id), this.#handle.boundMs);
+    return Number(ok) === 1 ? Number(n) : REJECTED;
+  }
+
+  /** Fire and forget: a failed release expires with key_ttl. */
+  connOut(key: string, id: string): void {
+    this.#c.zrem(key, id).catch(() => undefined);
+  }
+
   release(): void {
-    if (this.#released) return;
-    this.#released = true;
-    const e = this.#entry;
-    if (--e.refs > 0) return;
-    e.closeTimer = setTimeout(() => {
-      if (e.refs > 0 || shared.get(this.#key) !== e) return;
-      shared.delete(this.#key);
-      e.client.disconnect();
-    }, CLOSE_GRACE_MS);
-    e.closeTimer.unref();
+    this.#handle.release();
   }
-}
-
-/** Number of open shared Redis connections (diagnostics, tests). */
-export function redisConnectionCount(): number {
-  return shared.size;
-}
-
-/** Closes every shared connection now (process shutdown). */
-export function closeRedisCounters(): void {
-  for (const e of shared.values()) {
-    if (e.closeTimer !== null) clearTimeout(e.closeTimer);
-    e.client.disconnect();
-  }
-  shared.clear();
 }

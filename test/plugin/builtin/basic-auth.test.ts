@@ -3,6 +3,7 @@ import { fieldCodecFromConfig, lookupFromPluginDefs } from '../../../src/config/
 import { basicAuthPlugin as def, parseBasicAuthorization } from '../../../src/plugin/builtin/basic-auth.ts';
 import { startTestGateway, type TestGateway } from '../../helpers/gateway.ts';
 import { startEcho, type EchoServer } from '../../helpers/upstream.ts';
+import { h2Request, startWsUpstream, wsRoundTrip, type WsUpstream } from './auth-transports.ts';
 import { confError } from '../helpers.ts';
 
 type Echo = { headers: Record<string, string | undefined>; url: string };
@@ -13,10 +14,12 @@ const basic = (user: string, pass: string) => 'Basic ' + Buffer.from(`${user}:${
 describe('basic-auth', () => {
   let gw: TestGateway;
   let up: EchoServer;
+  let wsUp: WsUpstream;
 
   beforeAll(async () => {
     gw = await startTestGateway();
     up = await startEcho('a');
+    wsUp = await startWsUpstream();
     await gw.put('/consumers/jack', { username: 'jack', plugins: { 'basic-auth': { username: 'jack', password: 'jack-pw' } } });
     await gw.put('/consumers/rose', { username: 'rose' });
     const cred = await gw.admin('PUT', '/consumers/rose/credentials/rose-basic', { plugins: { 'basic-auth': { username: 'rose-login', password: 'r:o!se' } } });
@@ -27,11 +30,13 @@ describe('basic-auth', () => {
     await gw.put('/routes/2', { uri: '/hide/*', plugins: { 'basic-auth': { hide_credentials: true, realm: 'secure-zone' } }, upstream });
     await gw.put('/routes/3', { uri: '/anon/*', plugins: { 'basic-auth': { anonymous_consumer: 'anon' } }, upstream });
     await gw.put('/routes/4', { uri: '/ghost/*', plugins: { 'basic-auth': { anonymous_consumer: 'ghost' } }, upstream });
+    await gw.put('/routes/ws', { uri: '/ws/*', enable_websocket: true, plugins: { 'basic-auth': {} }, upstream: { nodes: { [wsUp.addr]: 1 } } });
     await gw.synced();
   });
   afterAll(async () => {
     await gw?.close();
     await up?.close();
+    await wsUp?.close();
   });
 
   it('validates route and consumer confs like APISIX', async () => {
@@ -140,5 +145,28 @@ describe('basic-auth', () => {
     expect(parseBasicAuthorization('Basic YTpiY')).toBeNull();
     expect(parseBasicAuthorization('Basic ' + Buffer.from('a:').toString('base64'))).toBeNull();
     expect(parseBasicAuthorization('Bearer abc')).toBeNull();
+  });
+
+  it('guards h2c requests and WebSocket upgrades the same way', async () => {
+    let r = await h2Request(gw.url, { ':method': 'GET', ':path': '/ba/h2', authorization: basic('jack', 'jack-pw') });
+    expect(r.status).toBe(200);
+    expect((JSON.parse(r.body) as Echo).headers['x-consumer-username']).toBe('jack');
+    r = await h2Request(gw.url, { ':method': 'GET', ':path': '/ba/h2' });
+    expect(r.status).toBe(401);
+    expect(r.headers['www-authenticate']).toBe('Basic realm="basic"');
+    expect(JSON.parse(r.body)).toEqual({ message: 'Missing authorization in request' });
+
+    const wsUrl = `ws://127.0.0.1:${gw.port}/ws/x`;
+    const before = wsUp.upgrades.length;
+    const refused = await wsRoundTrip(wsUrl, { authorization: basic('jack', 'wrong') });
+    expect(refused.ok).toBe(false);
+    if (!refused.ok) {
+      expect(refused.status).toBe(401);
+      expect(JSON.parse(refused.body)).toEqual({ message: 'Invalid user authorization' });
+    }
+    expect(wsUp.upgrades.length).toBe(before);
+    const ok = await wsRoundTrip(wsUrl, { authorization: basic('jack', 'jack-pw'), 'x-consumer-username': 'forged' });
+    expect(ok).toEqual({ ok: true, echo: 'echo:ping' });
+    expect(wsUp.upgrades.at(-1)!['x-consumer-username']).toBe('jack');
   });
 });

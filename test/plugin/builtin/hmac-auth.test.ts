@@ -5,6 +5,7 @@ import { hmacAuthPlugin as def } from '../../../src/plugin/builtin/hmac-auth.ts'
 import { parseHttpDate } from '../../../src/plugin/builtin/hmac-auth/signature.ts';
 import { startTestGateway, type TestGateway } from '../../helpers/gateway.ts';
 import { startEcho, type EchoServer } from '../../helpers/upstream.ts';
+import { h2Request, startWsUpstream, wsRoundTrip, type WsUpstream } from './auth-transports.ts';
 import { confError } from '../helpers.ts';
 
 type Echo = { headers: Record<string, string | undefined>; url: string; bodyLength: number };
@@ -50,10 +51,12 @@ const CANT = "client request can't be validated";
 describe('hmac-auth', () => {
   let gw: TestGateway;
   let up: EchoServer;
+  let wsUp: WsUpstream;
 
   beforeAll(async () => {
     gw = await startTestGateway();
     up = await startEcho('a');
+    wsUp = await startWsUpstream();
     await gw.put('/consumers/jack', { username: 'jack', plugins: { 'hmac-auth': { key_id: 'jack-key', secret_key: 'jack-secret' } } });
     await gw.put('/consumers/rose', { username: 'rose' });
     const cred = await gw.admin('PUT', '/consumers/rose/credentials/rose-hmac', { plugins: { 'hmac-auth': { key_id: 'rose-key', secret_key: 'rose-secret' } } });
@@ -70,11 +73,13 @@ describe('hmac-auth', () => {
     await gw.put('/routes/4', { uri: '/hide/*', plugins: { 'hmac-auth': { hide_credentials: true } }, upstream });
     await gw.put('/routes/5', { uri: '/anon/*', plugins: { 'hmac-auth': { anonymous_consumer: 'anon' } }, upstream });
     await gw.put('/routes/6', { uri: '/ghost/*', plugins: { 'hmac-auth': { anonymous_consumer: 'ghost' } }, upstream });
+    await gw.put('/routes/ws', { uri: '/ws/*', enable_websocket: true, plugins: { 'hmac-auth': {} }, upstream: { nodes: { [wsUp.addr]: 1 } } });
     await gw.synced();
   });
   afterAll(async () => {
     await gw?.close();
     await up?.close();
+    await wsUp?.close();
   });
 
   const send = (target: string, headers: Record<string, string>, init: { method?: string; body?: string } = {}) =>
@@ -219,5 +224,29 @@ describe('hmac-auth', () => {
     expect(parseHttpDate('Sun Nov  6 08:49:37 1994')).toBe(t);
     expect(parseHttpDate('Sun, 31 Feb 1994 08:49:37 GMT')).toBeNull();
     expect(parseHttpDate('1994-11-06T08:49:37Z')).toBeNull();
+  });
+
+  it('guards h2c requests and WebSocket upgrades the same way', async () => {
+    const target = '/hmac/h2?x=1';
+    let r = await h2Request(gw.url, { ':method': 'GET', ':path': target, ...signedHeaders({ ...jack, target }) });
+    expect(r.status).toBe(200);
+    expect((JSON.parse(r.body) as Echo).headers['x-consumer-username']).toBe('jack');
+    r = await h2Request(gw.url, { ':method': 'GET', ':path': target, ...signedHeaders({ ...jack, target: '/hmac/h2' }) });
+    expect(r.status).toBe(401);
+    expect(r.headers['www-authenticate']).toBe('hmac realm="hmac"');
+    expect(JSON.parse(r.body)).toEqual({ message: CANT });
+
+    const wsUrl = `ws://127.0.0.1:${gw.port}/ws/x`;
+    const before = wsUp.upgrades.length;
+    const refused = await wsRoundTrip(wsUrl, signedHeaders({ ...jack, secret: 'wrong', target: '/ws/x' }));
+    expect(refused.ok).toBe(false);
+    if (!refused.ok) {
+      expect(refused.status).toBe(401);
+      expect(JSON.parse(refused.body)).toEqual({ message: CANT });
+    }
+    expect(wsUp.upgrades.length).toBe(before);
+    const ok = await wsRoundTrip(wsUrl, signedHeaders({ ...jack, target: '/ws/x' }));
+    expect(ok).toEqual({ ok: true, echo: 'echo:ping' });
+    expect(wsUp.upgrades.at(-1)!['x-consumer-username']).toBe('jack');
   });
 });

@@ -8,6 +8,7 @@ import { verifyKeyFor } from '../../../src/plugin/builtin/jwt-auth/verify.ts';
 import { silentLogger } from '../../../src/observability/logger.ts';
 import { startTestGateway, type TestGateway } from '../../helpers/gateway.ts';
 import { startEcho, type EchoServer } from '../../helpers/upstream.ts';
+import { h2Request, startWsUpstream, wsRoundTrip, type WsUpstream } from './auth-transports.ts';
 import { confError, fakeContext } from '../helpers.ts';
 
 type Echo = { headers: Record<string, string | undefined>; url: string };
@@ -75,12 +76,14 @@ function nodeRs256(privateKey: KeyObject, payload: object): string {
 describe('jwt-auth', () => {
   let gw: TestGateway;
   let up: EchoServer;
+  let wsUp: WsUpstream;
   const cases = algCases();
   const rsaKeys = rsa();
 
   beforeAll(async () => {
     gw = await startTestGateway();
     up = await startEcho('a');
+    wsUp = await startWsUpstream();
     for (const c of cases) {
       const name = `user-${c.alg.toLowerCase()}`;
       await gw.put(`/consumers/${name}`, { username: name, plugins: { 'jwt-auth': { key: `${name}-key`, algorithm: c.alg, ...c.conf } } });
@@ -103,11 +106,13 @@ describe('jwt-auth', () => {
     await gw.put('/routes/4', { uri: '/anon/*', plugins: { 'jwt-auth': { anonymous_consumer: 'anon' } }, upstream });
     await gw.put('/routes/5', { uri: '/ghost/*', plugins: { 'jwt-auth': { anonymous_consumer: 'ghost' } }, upstream });
     await gw.put('/routes/6', { uri: '/claims/*', plugins: { 'jwt-auth': { claims_to_verify: ['exp'] } }, upstream });
+    await gw.put('/routes/ws', { uri: '/ws/*', enable_websocket: true, plugins: { 'jwt-auth': {} }, upstream: { nodes: { [wsUp.addr]: 1 } } });
     await gw.synced();
   });
   afterAll(async () => {
     await gw?.close();
     await up?.close();
+    await wsUp?.close();
   });
 
   const get = (p: string, headers: Record<string, string> = {}) => fetch(`${gw.url}${p}`, { headers });
@@ -297,5 +302,29 @@ describe('jwt-auth', () => {
     expect(removeCookie('a=1; jwt=x; b=2', 'jwt')).toBe('a=1; b=2');
     expect(removeCookie('jwt=x', 'jwt')).toBeNull();
     expect(removeCookie('jwtx=1;jwt=2', 'jwt')).toBe('jwtx=1');
+  });
+
+  it('guards h2c requests and WebSocket upgrades the same way', async () => {
+    const t = await jack();
+    let r = await h2Request(gw.url, { ':method': 'GET', ':path': `/jwt/h2?jwt=${t}` });
+    expect(r.status).toBe(200);
+    expect((JSON.parse(r.body) as Echo).headers['x-consumer-username']).toBe('jack');
+    r = await h2Request(gw.url, { ':method': 'GET', ':path': '/jwt/h2', authorization: await jack({ exp: now() - 10 }) });
+    expect(r.status).toBe(401);
+    expect(r.headers['www-authenticate']).toBe('Bearer realm="jwt"');
+    expect(JSON.parse(r.body)).toEqual({ message: 'failed to verify jwt' });
+
+    const wsUrl = `ws://127.0.0.1:${gw.port}/ws/x`;
+    const before = wsUp.upgrades.length;
+    const refused = await wsRoundTrip(wsUrl, { authorization: 'Bearer nope' });
+    expect(refused.ok).toBe(false);
+    if (!refused.ok) {
+      expect(refused.status).toBe(401);
+      expect(JSON.parse(refused.body)).toEqual({ message: 'JWT token invalid' });
+    }
+    expect(wsUp.upgrades.length).toBe(before);
+    const ok = await wsRoundTrip(wsUrl, { authorization: `Bearer ${t}` });
+    expect(ok).toEqual({ ok: true, echo: 'echo:ping' });
+    expect(wsUp.upgrades.at(-1)!['x-consumer-username']).toBe('jack');
   });
 });

@@ -1,0 +1,91 @@
+// The Dubbo xRPC route through the whole gateway: stream route created through the Admin API, calls from a
+// raw hessian.js consumer and, when installed, from the reference consumer library apache-dubbo-js
+// (`DirectlyDubbo`; set DUBBO_JS_DIR to a directory whose node_modules holds it, default /tmp/dubbo-ref):
+// values, exceptions and 1,000 concurrent calls over its one connection.
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { setup } from '../../protocols/dubbo/index.ts';
+import { xrpcProtocols } from '../../stream-routes/xrpc.ts';
+import { connectDubboClient, startDubboProvider, type DubboProvider } from '../helpers/dubbo-provider.ts';
+import { startTestGateway, type TestGateway } from '../helpers/gateway.ts';
+import { freePort } from '../helpers/ports.ts';
+
+// The composition root does not register xRPC protocols yet; the process-wide registry is what it uses.
+if (xrpcProtocols.get('dubbo') === undefined) setup(xrpcProtocols);
+
+const SVC = 'org.apache.dubbo.backend.DemoService';
+const dubboJsDir = process.env.DUBBO_JS_DIR ?? '/tmp/dubbo-ref';
+const hasDubboJs = existsSync(path.join(dubboJsDir, 'node_modules/apache-dubbo-js/package.json'));
+
+let gw: TestGateway;
+let port = 0;
+const providers: DubboProvider[] = [];
+
+beforeAll(async () => {
+  for (const name of ['p1', 'p2']) {
+    providers.push(
+      await startDubboProvider(
+        {
+          [SVC]: {
+            sayHello: ([n]) => `hello ${String(n)} from ${name}`,
+            add: ([a, b]) => Number(a) + Number(b),
+            fail: () => {
+              throw new Error(`refused by ${name}`);
+            },
+          },
+        },
+        name,
+      ),
+    );
+  }
+  port = await freePort();
+  gw = await startTestGateway({ config: { apisix: { proxy_mode: 'http&stream', stream_proxy: { tcp: [`127.0.0.1:${port}`] } } } });
+  await gw.put('/stream_routes/dubbo', {
+    server_port: port,
+    protocol: { name: 'dubbo' },
+    upstream: { type: 'roundrobin', nodes: providers.map((p) => ({ host: '127.0.0.1', port: p.port, weight: 1 })) },
+  });
+}, 20_000);
+
+afterAll(async () => {
+  await gw?.close();
+  for (const p of providers) await p.kill();
+});
+
+describe('dubbo through the gateway', () => {
+  it('routes calls of a raw consumer over both providers', async () => {
+    const c = await connectDubboClient(port);
+    const r = await Promise.all([1n, 2n, 3n, 4n].map((id) => c.call(id, SVC, 'sayHello', [`n${id}`])));
+    const from = r.map((x) => String(x.values[1]).split(' from ')[1]).sort();
+    expect(from).toEqual(['p1', 'p1', 'p2', 'p2']);
+    c.socket.destroy();
+  });
+
+  it.skipIf(!hasDubboJs)('serves the apache-dubbo-js reference consumer: values, exceptions, 1,000 concurrent calls', async () => {
+    const req = createRequire(path.join(dubboJsDir, 'index.js'));
+    const { DirectlyDubbo, java } = req('apache-dubbo-js');
+    const dubbo = DirectlyDubbo.from({ dubboAddress: `127.0.0.1:${port}`, dubboVersion: '2.0.2', dubboInvokeTimeout: 10 });
+    const svc = dubbo.proxyService({
+      dubboInterface: SVC,
+      version: '',
+      methods: {
+        sayHello: (n: string) => [java.String(n)],
+        add: (a: number, b: number) => [java.int(a), java.int(b)],
+        fail: () => [],
+      },
+    });
+    const hello = await svc.sayHello('zhangsan');
+    expect(hello.err).toBe(null);
+    expect(hello.res).toMatch(/^hello zhangsan from p[12]$/);
+    const failed = await svc.fail();
+    expect(String(failed.err?.message ?? failed.err)).toMatch(/refused by p[12]/);
+    const n = 1000;
+    const sums = await Promise.all(Array.from({ length: n }, (_, i) => svc.add(i, 1000)));
+    sums.forEach((s: { res: unknown; err: unknown }, i: number) => {
+      expect(s.err).toBe(null);
+      expect(s.res).toBe(i + 1000);
+    });
+  });
+});

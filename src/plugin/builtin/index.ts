@@ -32,6 +32,7 @@ import { uaRestrictionPlugin } from './ua-restriction.ts';
 import { csrfPlugin } from './csrf.ts';
 import { requestValidationPlugin } from './request-validation.ts';
 import { ldapAuthPlugin } from './ldap-auth.ts';
+import { multiAuthPlugin } from './multi-auth.ts';
 
 export const BUILTIN_PLUGINS: readonly PluginDef[] = [
   corsPlugin,
@@ -64,6 +65,7 @@ export const BUILTIN_PLUGINS: readonly PluginDef[] = [
   csrfPlugin,
   requestValidationPlugin,
   ldapAuthPlugin,
+  multiAuthPlugin,
 ];
 
 export function setupBuiltinPlugins(registry: PluginRegistry): void {

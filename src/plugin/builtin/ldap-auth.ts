@@ -14,7 +14,7 @@ import type { JsonObject } from '../../config/resources.ts';
 import type { Logger } from '../../observability/logger.ts';
 import type { HttpContext } from '../context.ts';
 import type { ConsumerDirectory, PluginDef, PluginInstance, PluginResponse } from '../plugin.ts';
-import { attachConsumer } from './key-auth.ts';
+import { attachConsumer } from './auth-common.ts';
 
 const schema: JsonObject = {
   type: 'object',

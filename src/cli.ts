@@ -39,6 +39,7 @@ async function main(): Promise<number> {
   }
   const conf = loaded.config;
   if (cmd === 'validate') {
+    for (const w of loaded.warnings) console.error(`warning: ${w}`);
     const provider = configProvider(conf);
     if (provider !== 'etcd') {
       const { validateStandaloneFile } = await import('./config/validate-standalone.ts');
@@ -75,6 +76,11 @@ async function main(): Promise<number> {
           ? `generated admin API key "${k.key}" for "${k.name}" (saved to ${loaded.file})\n`
           : `generated admin API key "${k.key}" for "${k.name}" for this run only (${k.reason})\n`,
       );
+    }
+    if (!cluster.isWorker && loaded.warnings.length > 0) {
+      const { getLogger } = await import('./observability/logger.ts');
+      const log = getLogger('config');
+      for (const w of loaded.warnings) log.warn({ file: loaded.file }, w);
     }
     const { runGateway } = await import('./main.ts');
     await runGateway(conf, loaded.file);

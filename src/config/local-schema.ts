@@ -49,7 +49,9 @@ export const LOCAL_CONFIG_SCHEMA: Record<string, unknown> = {
       additionalProperties: false,
       default: {},
       properties: {
-        node_listen: { type: 'array', items: listenEntry, default: [9080] },
+        // APISIX also takes a bare port (`node_listen: 9080`, as in its Docker examples); the loader turns it
+        // into a one-entry list.
+        node_listen: { oneOf: [port, { type: 'array', items: listenEntry }], default: [9080] },
         proxy_mode: { enum: ['http', 'stream', 'http&stream'], default: 'http' },
         stream_proxy: {
           type: 'object',
@@ -62,6 +64,14 @@ export const LOCAL_CONFIG_SCHEMA: Record<string, unknown> = {
         },
         enable_http2: { type: 'boolean', default: true },
         enable_admin: { type: 'boolean', default: true },
+        enable_dev_mode: { type: 'boolean', default: false },
+        enable_reuseport: { type: 'boolean' },
+        match_uri_encoded_slash: { type: 'boolean' },
+        max_post_args_readable_size: { type: 'integer', minimum: 0 },
+        enable_resolv_search_opt: { type: 'boolean' },
+        disable_sync_configuration_during_start: { type: 'boolean' },
+        worker_startup_time_threshold: { type: 'number', minimum: 0 },
+        lua_module_hook: { type: 'string', pattern: '^[a-zA-Z._-]+$' },
         enable_ipv6: { type: 'boolean', default: true },
         enable_server_tokens: { type: 'boolean', default: true },
         enable_control: { type: 'boolean', default: true },
@@ -80,7 +90,14 @@ export const LOCAL_CONFIG_SCHEMA: Record<string, unknown> = {
           default: {},
           properties: {
             enable: { type: 'boolean', default: true },
-            listen: { type: 'array', items: anyObject },
+            listen: {
+              type: 'array',
+              items: {
+                type: 'object',
+                additionalProperties: false,
+                properties: { ip: { type: 'string' }, port, enable_http3: { type: 'boolean' } },
+              },
+            },
             ssl_protocols: { type: 'string' },
             ssl_ciphers: { type: 'string' },
             ssl_session_tickets: { type: 'boolean' },
@@ -248,7 +265,13 @@ export const LOCAL_CONFIG_SCHEMA: Record<string, unknown> = {
     stream_plugins: { type: 'array', items: { type: 'string' }, uniqueItems: true },
     plugin_attr: { type: 'object', default: {} },
     nginx_config: anyObject,
-    discovery: anyObject,
+    discovery: {
+      type: 'object',
+      additionalProperties: false,
+      // APISIX's discovery modules (apisix/discovery/*); only dns is implemented, the others load with a
+      // warning (see local-compat.ts).
+      properties: Object.fromEntries(['dns', 'consul', 'consul_kv', 'eureka', 'nacos', 'kubernetes', 'tars'].map((k) => [k, anyObject])),
+    },
     graphql: anyObject,
     wasm: anyObject,
     'ext-plugin': anyObject,

@@ -7,7 +7,9 @@ import path from 'node:path';
 import { Ajv, type ErrorObject } from 'ajv';
 import { parseDocument, isMap } from 'yaml';
 import { substituteEnv } from './env-subst.ts';
+import { APISIX_DISCOVERY_TYPES, applyApisixAliases, compatWarnings, normalizeApisixShapes } from './local-compat.ts';
 import { LOCAL_CONFIG_SCHEMA } from './local-schema.ts';
+import { unsafeJsonReason } from './safe-json.ts';
 
 export interface AdminKey {
   name: string;
@@ -29,6 +31,7 @@ export interface LocalConfig {
     stream_proxy: { tcp: StreamEntry[]; udp: (number | string)[] };
     enable_http2: boolean;
     enable_admin: boolean;
+    enable_dev_mode: boolean;
     enable_server_tokens: boolean;
     enable_control: boolean;
     control: { ip: string; port: number };
@@ -84,7 +87,12 @@ export interface LocalConfig {
   [k: string]: unknown;
 }
 
-export type LoadResult = { ok: true; config: LocalConfig; file: string } | { ok: false; errors: string[] };
+/**
+ * `warnings`: APISIX keys of the file that have no effect here (reported once at start and by `validate`).
+ */
+export type LoadResult =
+  | { ok: true; config: LocalConfig; file: string; warnings: string[] }
+  | { ok: false; errors: string[] };
 
 const ajv = new Ajv({ allErrors: true, useDefaults: true, strict: false });
 const validate = ajv.compile(LOCAL_CONFIG_SCHEMA);
@@ -101,6 +109,9 @@ function keyPath(instancePath: string, extra?: string): string {
 function describe(e: ErrorObject): string {
   switch (e.keyword) {
     case 'additionalProperties':
+      if (e.instancePath === '/discovery') {
+        return `discovery.${String(e.params.additionalProperty)}: unknown discovery type (APISIX has ${APISIX_DISCOVERY_TYPES.join(', ')})`;
+      }
       return `${keyPath(e.instancePath, String(e.params.additionalProperty))}: unknown key`;
     case 'required':
       return `${keyPath(e.instancePath, String(e.params.missingProperty))}: is required`;
@@ -169,8 +180,14 @@ export function parseLocalConfig(text: string, env: NodeJS.ProcessEnv = process.
   if (typeof data !== 'object' || data === null || Array.isArray(data)) {
     return { ok: false, errors: ['(root): must be a mapping'] };
   }
+  const unsafe = unsafeJsonReason(data);
+  if (unsafe !== null) return { ok: false, errors: [`(root): ${unsafe}`] };
+  // Warnings describe the file as written, before aliases and defaults fill keys in.
+  const warnings = compatWarnings(structuredClone(data) as Record<string, unknown>);
+  applyApisixAliases(data as Record<string, unknown>);
   if (!validate(data)) return { ok: false, errors: collectErrors(validate.errors ?? []) };
-  return { ok: true, config: data as LocalConfig, file: '' };
+  normalizeApisixShapes(data as Record<string, unknown>);
+  return { ok: true, config: data as LocalConfig, file: '', warnings };
 }
 
 export async function loadLocalConfig(file: string): Promise<LoadResult> {

@@ -1,7 +1,7 @@
 // APISIX standalone format (conf/apisix.yaml, apisix.json) <-> store items.
 //
 // Top-level keys are collection arrays. Each item carries its own id: `id` for most kinds, `username` for
-// consumers, the plugin name as `id` for plugin_metadata. Credentials live in `consumers:` with
+// consumers, the plugin name as `id` for plugin_metadata; an object without one gets APISIX's `arr_<n>`. Credentials live in `consumers:` with
 // `id: <username>/credentials/<cid>`; secrets use `id: <manager>/<id>`. `<collection>_conf_version` keys are
 // accepted and ignored (revisions are the store's). `switchyard_gen_id` is Switchyard's own key: the last id
 // handed out by nextId() in writable mode, so generated ids stay monotonic across restarts.
@@ -137,11 +137,20 @@ export function parseStandalone(text: string, fileName: string): ParseResult {
       if (!isObject(v)) return { ok: false, error: `${fileName}: ${where(key, i)} must be an object` };
       let kind = key as Kind;
       let id: string | null;
+      let value = v;
       if (key === 'consumers' && typeof v.id === 'string' && v.id.includes('/credentials/')) {
         kind = 'credentials';
         id = v.id;
       } else {
-        id = itemId(v[idField(kind)]);
+        const raw = v[idField(kind)];
+        id = itemId(raw);
+        if (id === null && (raw === undefined || raw === null)) {
+          // APISIX (core/config_yaml.lua) names an object without id `arr_<n>`, n its 1-based position in the
+          // collection, and sets that id on the value. A consumer's id is its username, which the schema requires.
+          if (kind === 'consumers') return { ok: false, error: `${fileName}: ${where(key, i)} has no valid "username"` };
+          id = `arr_${i + 1}`;
+          value = standaloneValue(kind, id, v);
+        }
       }
       if (id === null) {
         return { ok: false, error: `${fileName}: ${where(key, i)} has no valid "${idField(kind)}"` };
@@ -158,7 +167,7 @@ export function parseStandalone(text: string, fileName: string): ParseResult {
         };
       }
       seen.set(k, where(key, i));
-      items.push({ kind, id, value: v });
+      items.push({ kind, id, value });
     }
   }
   return { ok: true, items, genId, warnings };

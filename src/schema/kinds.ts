@@ -23,12 +23,13 @@ import {
   type CompileVars,
   type PluginSchemaSource,
 } from './plugins.ts';
+import { checkProtoContent } from './proto.ts';
 import { SECRET_SCHEMAS, secretManagerOf, secretShape } from './secret.ts';
 import {
   checkInlineUpstream,
   checkRouteExclusive,
   checkRouteVars,
-  checkSslPairs,
+  checkSslConf,
   checkStreamLoggerFilters,
   checkUpstream,
   fillNodeDefaults,
@@ -145,7 +146,7 @@ export const KIND_RULES: Readonly<Record<Kind, KindRule>> = {
     schemaStep(consumerGroupSchema),
     plugins('route', false, ''),
   ]),
-  ssls: rule('ssl', sslSchema, [schemaStep(sslSchema), checkSslPairs]),
+  ssls: rule('ssl', sslSchema, [schemaStep(sslSchema), checkSslConf]),
   global_rules: rule('global_rule', globalRuleSchema, [schemaStep(globalRuleSchema), plugins('route', false, '')]),
   plugin_configs: rule('plugin_config', pluginConfigSchema, [
     schemaStep(pluginConfigSchema),
@@ -158,6 +159,6 @@ export const KIND_RULES: Readonly<Record<Kind, KindRule>> = {
     plugins('route', true, ''),
     (v, ctx) => checkStreamLoggerFilters(v, ctx.compileVars),
   ]),
-  protos: rule('proto', protoSchema, [schemaStep(protoSchema)]),
+  protos: rule('proto', protoSchema, [schemaStep(protoSchema), (v) => checkProtoContent(v.content)]),
   secrets: rule('secret', secretShape, [secret]),
 };

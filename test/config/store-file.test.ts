@@ -122,7 +122,8 @@ describe('standalone format', () => {
     expect(bad('routes:\n  - id: 1\n    uri: [\n#END\n')).toMatch(/^apisix\.yaml:\d+:\d+: /);
     expect(bad('routes:\n  - id: 1\n')).toMatch(/#END/);
     expect(bad('routes:\n  - id: 1\n  - id: "1"\n#END')).toMatch(/routes\[1\] \(line 3\): duplicate route id "1" \(first at routes\[0\] \(line 2\)\)/);
-    expect(bad('routes:\n  - uri: /a\n#END')).toMatch(/routes\[0\] \(line 2\) has no valid "id"/);
+    expect(bad('routes:\n  - id: true\n    uri: /a\n#END')).toMatch(/routes\[0\] \(line 2\) has no valid "id"/);
+    expect(bad('consumers:\n  - plugins: {}\n#END')).toMatch(/consumers\[0\] \(line 2\) has no valid "username"/);
     expect(bad('secrets:\n  - id: plain\n#END')).toMatch(/invalid secret id "plain"/);
     expect(bad('routes: {}\n#END')).toMatch(/"routes" must be an array/);
     expect(bad('routes: ${{SWY_TEST_MISSING_VAR}}\n#END')).toMatch(/SWY_TEST_MISSING_VAR/);

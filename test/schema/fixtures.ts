@@ -85,8 +85,22 @@ export function compileVars(v: unknown): string | null {
   return null;
 }
 
-export const CERT = `-----BEGIN CERTIFICATE-----\n${'MIIDSjCCAjKgAwIBAgIQ'.repeat(10)}\n-----END CERTIFICATE-----`;
-export const KEY = `-----BEGIN PRIVATE KEY-----\n${'MIIEvQIBADANBgkqhkiG'.repeat(6)}\n-----END PRIVATE KEY-----`;
+// A real self-signed P-256 pair (openssl req -x509, CN=test.com, 100 years): SSL validation parses PEM.
+export const CERT = `-----BEGIN CERTIFICATE-----
+MIIBfDCCASOgAwIBAgIUDPB3LpZn2t49arnDg9EhlkXw2ZIwCgYIKoZIzj0EAwIw
+EzERMA8GA1UEAwwIdGVzdC5jb20wIBcNMjYxMjA2MTkyOTM1WhgPMjEyNjExMTIx
+OTI5MzVaMBMxETAPBgNVBAMMCHRlc3QuY29tMFkwEwYHKoZIzj0CAQYIKoZIzj0D
+AQcDQgAERWHShRcH5oC9KYerdnHn7UXF4blGMD+pIagRxURstAO4oG2GmitElSBe
+vKdsJUb9AxeRVQdaVq4oDVmoQ2WEsqNTMFEwHQYDVR0OBBYEFLAJ1dg7D++f5p11
+FZ+QS3RCimz6MB8GA1UdIwQYMBaAFLAJ1dg7D++f5p11FZ+QS3RCimz6MA8GA1Ud
+EwEB/wQFMAMBAf8wCgYIKoZIzj0EAwIDRwAwRAIgKgkjq4I0ZlNTODyKd9Yrordl
+5PcmZT7fk5oHiBpwL1ACIEkFNmf1dU2OVndsj/dt0OxtGGWjlFK6Xp89Z6gtqLZQ
+-----END CERTIFICATE-----`;
+export const KEY = `-----BEGIN PRIVATE KEY-----
+MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgwZ0DDSjmDBG2bKWX
+s/cvWQWH+cDL/UWk/9Q7g+2Idw6hRANCAARFYdKFFwfmgL0ph6t2ceftRcXhuUYw
+P6khqBHFRGy0A7igbYaaK0SVIF68p2wlRv0DF5FVB1pWrigNWahDZYSy
+-----END PRIVATE KEY-----`;
 
 export function deepFreeze<T>(v: T): T {
   if (typeof v === 'object' && v !== null) {

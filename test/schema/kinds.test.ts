@@ -45,7 +45,7 @@ const VALID: Record<Kind, JsonObject[]> = {
   upstreams: [
     { type: 'chash', key: 'remote_addr', nodes: { '127.0.0.1:80': 1, 'foo.com:80': 2 } },
     { type: 'roundrobin', nodes: [{ host: '127.0.0.1', port: 80, weight: 1, metadata: { a: 1 } }] },
-    { service_name: 'APISIX-NACOS', discovery_type: 'nacos', discovery_args: { namespace_id: 'ns' } },
+    { service_name: 'a.svc:80', discovery_type: 'dns', discovery_args: { namespace_id: 'ns' } },
     { nodes: {}, scheme: 'grpcs', pass_host: 'rewrite', upstream_host: 'example.com', retries: 2, retry_timeout: 5 },
     { nodes: { '[::1]:80': 1 }, scheme: 'kafka', tls: { verify: true } },
     { nodes: { 'a:1': 1 }, tls: { client_cert: CERT, client_key: KEY } },
@@ -88,6 +88,9 @@ const VALID: Record<Kind, JsonObject[]> = {
   ],
 };
 
+const BAD_CERT = `-----BEGIN CERTIFICATE-----\n${'MIIEojCCAwqgAwIBAgIJAK253pMhgCkx'.repeat(6)}\n-----END CERTIFICATE-----`;
+const BAD_KEY = `-----BEGIN PRIVATE KEY-----\n${'MIIG5AIBAAKCAYEAyCM0rqJecvgnCf'.repeat(6)}\n-----END PRIVATE KEY-----`;
+
 const INVALID: Record<Kind, [JsonObject | unknown, string][]> = {
   routes: [
     [{ uri: 123, upstream_id: 1 }, 'invalid configuration: property "uri" validation failed: wrong type: expected string, got number'],
@@ -119,6 +122,11 @@ const INVALID: Record<Kind, [JsonObject | unknown, string][]> = {
   upstreams: [
     [{}, 'invalid configuration: value should match only one schema, but matches none'],
     [{ nodes: {}, service_name: 'a', discovery_type: 'dns' }, 'invalid configuration: value should match only one schema, but matches both schemas 1 and 2'],
+    // Switchyard deviation: a discovery type without an implementation is refused up front (APISIX answers 503
+    // per request); the documented nacos example is the case.
+    [{ service_name: 'APISIX-NACOS', discovery_type: 'nacos', discovery_args: { namespace_id: 'ns' } }, 'invalid configuration: discovery_type nacos is not supported (implemented: dns)'],
+    // t/admin/upstream.t TEST 23.
+    [{ nodes: [{ host: '::1', port: 80, weight: 1 }], type: 'roundrobin' }, "invalid configuration: IPv6 address must be enclosed with '[' and ']'"],
     [{ nodes: [{ host: 'a', port: 70000, weight: 1 }] }, 'invalid configuration: property "nodes" validation failed: object matches none of the required'],
     [{ nodes: {}, type: 'chash' }, 'missing key'],
     [{ nodes: {}, type: 'chash', key: 'http_x' }, 'invalid configuration: failed to match pattern "^((uri|server_name|server_addr|request_uri|remote_port|remote_addr|query_string|host|hostname|mqtt_client_id)|arg_[0-9a-zA-z_-]+)$" with "http_x"'],
@@ -163,6 +171,12 @@ const INVALID: Record<Kind, [JsonObject | unknown, string][]> = {
     [{ cert: CERT, key: KEY, sni: 'a.com', ssl_protocols: ['SSLv3'] }, 'invalid configuration: property "ssl_protocols" validation failed: failed to validate item 1: matches none of the enum values'],
     [{ cert: CERT, key: KEY, sni: 'a.com', certs: [CERT] }, 'mismatched number of certs and keys'],
     [{ cert: CERT, key: KEY, sni: 'a.com', client: {} }, 'invalid configuration: property "client" validation failed: property "ca" is required'],
+    // t/admin/ssl2.t TESTs 6-9: PEM that does not parse.
+    [{ cert: BAD_CERT, key: KEY, sni: 'test.com' }, 'failed to parse cert: PEM_read_bio_X509_AUX() failed'],
+    [{ cert: CERT, key: BAD_KEY, sni: 'test.com' }, 'failed to parse key: PEM_read_bio_PrivateKey() failed'],
+    [{ cert: CERT, key: KEY, sni: 't.com', certs: [BAD_CERT], keys: [KEY] }, 'failed to handle cert-key pair[1]: failed to parse cert: PEM_read_bio_X509_AUX() failed'],
+    [{ cert: CERT, key: KEY, sni: 't.com', certs: [CERT], keys: [BAD_KEY] }, 'failed to handle cert-key pair[1]: failed to parse key: PEM_read_bio_PrivateKey() failed'],
+    [{ cert: CERT, key: KEY, sni: 'a.com', client: { ca: BAD_CERT } }, 'failed to validate client_cert: failed to parse cert: PEM_read_bio_X509_AUX() failed'],
   ],
   global_rules: [
     [{ id: 1 }, 'invalid configuration: property "plugins" is required'],
@@ -186,6 +200,7 @@ const INVALID: Record<Kind, [JsonObject | unknown, string][]> = {
   protos: [
     [{}, 'invalid configuration: property "content" is required'],
     [{ content: '' }, 'invalid configuration: property "content" validation failed: string too short, expected at least 1, got 0'],
+    [{ content: 'syntax = "proto3"; message M { string x = 1 }' }, "invalid content: illegal token '}', ';' expected (line 1)"],
   ],
   secrets: [
     [{ id: 'vault/1', uri: 'localhost', prefix: 'p', token: 't' }, 'invalid configuration: property "uri" validation failed: failed to match pattern "^[^\\\\/]+:\\\\/\\\\/([\\\\da-zA-Z.-]+|\\\\[[\\\\da-fA-F:]+\\\\])(:\\\\d+)?" with "localhost"'],

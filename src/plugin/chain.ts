@@ -16,6 +16,7 @@ import type { Logger } from '../observability/logger.ts';
 import { compileExpr, isAlwaysTrue, type CompiledExpr } from '../router/expr.ts';
 import type { PluginDef, PluginEnv, PluginInstance, PluginResponse } from './plugin.ts';
 import type { PluginRegistry, Subsystem } from './registry.ts';
+import { resolveSecretRefs } from './secret-refs.ts';
 
 /** Builds the environment of one plugin instance; `ownerId` is the global rule id in compileGlobal. */
 export type EnvFor = (def: PluginDef, conf: JsonObject, ownerId?: string) => PluginEnv;
@@ -232,7 +233,7 @@ export class PluginChain {
       if (borrowed !== undefined && borrowed.conf === conf && borrowed.owned) {
         return { ...base, filter, instance: borrowed.instance, logger: env.logger, owned: false };
       }
-      return { ...base, filter, instance: def.create(conf, env), logger: env.logger, owned: true };
+      return { ...base, filter, instance: def.create(resolveSecretRefs(conf, env.secrets), env), logger: env.logger, owned: true };
     } catch (err) {
       onError(name, `plugin ${name} failed to initialise: ${(err as Error).message}`);
       const logger = env?.logger;

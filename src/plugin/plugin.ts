@@ -3,6 +3,7 @@
 import type { JsonObject } from '../config/resources.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { ConsumerRef, HttpContext, StreamContext } from './context.ts';
+import type { SecretStore } from './secret-refs.ts';
 
 export type HttpPhase = 'rewrite' | 'access' | 'before_proxy' | 'header_filter' | 'body_filter' | 'log';
 export type StreamPhase = 'preread' | 'log';
@@ -42,6 +43,8 @@ export interface PluginEnv {
   readonly scopeKey: string;
   /** Consumers of the snapshot, for auth plugins. */
   readonly consumers: ConsumerDirectory;
+  /** The secrets resource, for `$secret://` references in confs (resolved by the chain, secret-refs.ts). */
+  readonly secrets?: SecretStore;
 }
 
 /** Consumer lookup by an auth plugin's credential field (key-auth `key`, basic-auth `username`, ...). */

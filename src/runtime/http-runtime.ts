@@ -282,6 +282,7 @@ export class HttpRuntimeBuilder implements RuntimeBuilder<HttpRuntime> {
       attr: this.deps.attrs[def.name] as JsonObject | undefined,
       scopeKey: scope,
       consumers: directory,
+      secrets: snapshot,
     });
     const compileFor = (id: string) => (merged: JsonObject): PluginChain =>
       PluginChain.compile(merged, plugins, 'http', envFor(`route:${id}`), (name, msg) =>

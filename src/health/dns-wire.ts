@@ -98,7 +98,8 @@ function encodeName(name: string): Buffer {
   return Buffer.concat(parts);
 }
 
-function encodeQuery(id: number, name: string, qtype: number): Buffer {
+/** A recursive query for `name` with an EDNS0 OPT record (exported for the wire-format fuzz tests). */
+export function encodeQuery(id: number, name: string, qtype: number): Buffer {
   const header = Buffer.alloc(12);
   header.writeUInt16BE(id, 0);
   header.writeUInt16BE(0x0100, 2); // RD
@@ -183,7 +184,8 @@ function readName(msg: Buffer, off: number): { name: string; next: number } {
       continue;
     }
     if (pos + 1 + len > msg.length) throw new Error('dns: label out of bounds');
-    labels.push(msg.toString('ascii', pos + 1, pos + 1 + len));
+    // latin1 maps each byte to its own character: 'ascii' would drop the high bit and read 0xE1 as 'a'.
+    labels.push(msg.toString('latin1', pos + 1, pos + 1 + len));
     pos += 1 + len;
   }
   return { name: labels.join('.').toLowerCase(), next };
@@ -196,7 +198,8 @@ function ipv6(b: Buffer): string {
   return new net.SocketAddress({ address: parts.join(':'), family: 'ipv6' }).address;
 }
 
-function parseAnswer(msg: Buffer, id: number): { truncated: boolean; answer: DnsAnswer } {
+/** Parses a response to query `id`; throws an Error whose message starts with `dns:` on malformed input. */
+export function parseAnswer(msg: Buffer, id: number): { truncated: boolean; answer: DnsAnswer } {
   if (msg.length < 12 || msg.readUInt16BE(0) !== id) throw new Error('dns: malformed answer');
   const flags = msg.readUInt16BE(2);
   const counts = [msg.readUInt16BE(4), msg.readUInt16BE(6), msg.readUInt16BE(8), msg.readUInt16BE(10)];

@@ -33,6 +33,7 @@ import { csrfPlugin } from './csrf.ts';
 import { requestValidationPlugin } from './request-validation.ts';
 import { ldapAuthPlugin } from './ldap-auth.ts';
 import { multiAuthPlugin } from './multi-auth.ts';
+import { openidConnectPlugin } from './openid-connect.ts';
 
 export const BUILTIN_PLUGINS: readonly PluginDef[] = [
   corsPlugin,
@@ -66,6 +67,7 @@ export const BUILTIN_PLUGINS: readonly PluginDef[] = [
   requestValidationPlugin,
   ldapAuthPlugin,
   multiAuthPlugin,
+  openidConnectPlugin,
 ];
 
 export function setupBuiltinPlugins(registry: PluginRegistry): void {

@@ -1,5 +1,5 @@
-// uri-blocker (APISIX priority 2900, rewrite phase): rejects requests whose `request_uri` (path and query
-// string) matches any of `block_rules`. The answer is `rejected_code` (default 403) with
+// uri-blocker (APISIX priority 2900, rewrite phase): rejects requests whose `request_uri` (decoded, normalized
+// path and query string) matches any of `block_rules`. The answer is `rejected_code` (default 403) with
 // {"error_msg": rejected_msg}, or with no body (nginx's HTML error page) when `rejected_msg` is unset.
 // APISIX joins the rules with `|` into one PCRE; here they are joined the same way into one pattern run by
 // the linear-time engine (user-regex.ts), so a rule cannot be turned into a ReDoS. Each rule is also checked
@@ -46,9 +46,12 @@ class UriBlocker implements PluginInstance {
 
   // hot path
   rewrite(ctx: HttpContext): PluginResponse | undefined {
-    const uri = ctx.vars.get('request_uri');
-    if (typeof uri === 'string' && this.#rule.test(uri)) return this.#rejection;
-    return undefined;
+    // APISIX's request_uri at this point: the decoded, normalized path plus the raw query string. Matching
+    // the client's encoding instead would let `/root%2eexe` slip past a `root.exe` rule.
+    const path = ctx.vars.get('uri');
+    if (typeof path !== 'string') return undefined;
+    const query = ctx.request.query;
+    return this.#rule.test(query === '' ? path : `${path}?${query}`) ? this.#rejection : undefined;
   }
 }
 

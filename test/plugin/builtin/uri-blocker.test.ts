@@ -53,6 +53,9 @@ describe('uri-blocker', () => {
     expect(JSON.parse(r.body)).toEqual({ error_msg: 'access is not allowed' });
     const r2 = await curl(`${gw.url}/msg/x/root.mmm?a=1`);
     expect(r2.status).toBe(403);
+    // Percent-encoding and dot segments do not hide a rule: the decoded, normalized path is matched.
+    expect((await curl(`${gw.url}/msg/root%2Eexe`, ['--path-as-is'])).status).toBe(403);
+    expect((await curl(`${gw.url}/msg/a/../root%2eexe`, ['--path-as-is'])).status).toBe(403);
     expect(up.seen.length).toBe(before);
     const ok = await curl(`${gw.url}/msg/index.html`);
     expect(ok.status).toBe(200);

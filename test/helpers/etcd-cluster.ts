@@ -42,7 +42,7 @@ export interface EtcdCluster {
   leader(): Promise<EtcdMember>;
   /** Runs etcdctl (API v3) against the running members; resolves to stdout. */
   etcdctl(...args: string[]): Promise<string>;
-  /** SIGTERMs every member and removes the data dirs. */
+  /** SIGKILLs every running member (nothing to flush: the data dirs are temporary) and removes the data dirs. */
   stop(): Promise<void>;
 }
 

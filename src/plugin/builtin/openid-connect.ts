@@ -214,7 +214,9 @@ class OpenIdConnect implements PluginInstance {
     const action = this.#c.unauth_action;
     if (action === 'pass') return undefined;
     if (action === 'deny') return { status: 401 };
-    const original = ctx.request.query === '' ? ctx.request.path : `${ctx.request.path}?${ctx.request.query}`;
+    // The original URL becomes a Location after login: a leading run of slashes or backslashes would name another host.
+    const path = ctx.request.path.replace(/^[/\\]+/, '/');
+    const original = ctx.request.query === '' ? path : `${path}?${ctx.request.query}`;
     const { location, session } = await startLogin(this.#flow!, redirectUri, original);
     return { status: 302, headers: { location, 'set-cookie': this.#cookie(ctx, this.#codec!, session, https) } };
   }

@@ -209,6 +209,15 @@ describe('openid-connect against a real OpenID provider (oidc-provider)', () => 
     await tampered.arrayBuffer();
   });
 
+  it('the URL kept for after the login is always a path on the gateway', async () => {
+    const r = await fetch(`${gw.url}//app/x?y=1`, { redirect: 'manual' });
+    expect(r.status).toBe(302);
+    await r.arrayBuffer();
+    const cookie = r.headers.getSetCookie().find((c) => c.startsWith('session='))!;
+    const pending = new SessionCodec({ secret: SESSION_SECRET }).open(cookie.slice(8).split(';')[0]!);
+    expect(pending?.original_url).toBe('/app/x?y=1');
+  });
+
   it('a callback with a wrong state is refused', async () => {
     const b = new Browser();
     const first = await b.get(`${gw.url}/app/page`);

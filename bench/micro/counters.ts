@@ -88,7 +88,7 @@ export async function run(opts: { smoke: boolean }): Promise<Record<string, numb
   const w = cluster.fork();
   let phaseCpu = 0;
   await new Promise<void>((resolve, reject) => {
-    w.on('message', (m: { type?: string } & Partial<WorkerReport>) => {
+    w.on('message', (m: Partial<Omit<WorkerReport, 'type'>> & { type?: string }) => {
       if (m.type === 'bench-phase') phaseCpu = cpuUs();
       else if (m.type === 'bench-report') {
         const primaryCpuUs = cpuUs() - phaseCpu;

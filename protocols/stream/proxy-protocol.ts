@@ -1,6 +1,6 @@
 // PROXY protocol (HAProxy spec) v1 (text) and v2 (binary): parsing a header sent by a load balancer in front
 // of the gateway, and building one for the upstream.
-import { isIPv4, isIPv6 } from 'node:net';
+import { isIPv4, isIPv6, SocketAddress } from 'node:net';
 import type { ProxyProtocolVersion } from './conf.ts';
 
 const V2_SIG = Buffer.from([0x0d, 0x0a, 0x0d, 0x0a, 0x00, 0x0d, 0x0a, 0x51, 0x55, 0x49, 0x54, 0x0a]);
@@ -53,13 +53,22 @@ function parseV1(buf: Buffer): PPResult {
   const sport = parsePort(parts[4]);
   const dport = parsePort(parts[5]);
   if (!check(parts[2]!) || !check(parts[3]!) || sport < 0 || dport < 0) return { kind: 'error', reason: 'malformed PROXY v1 addresses' };
-  return { kind: 'ok', length: lf + 1, source: { addr: parts[2]!, port: sport }, dest: { addr: parts[3]!, port: dport } };
+  const addr = parts[1] === 'TCP4' ? (a: string) => a : canonicalV6;
+  return { kind: 'ok', length: lf + 1, source: { addr: addr(parts[2]!), port: sport }, dest: { addr: addr(parts[3]!), port: dport } };
+}
+
+/**
+ * The canonical (RFC 5952, as nginx's realip and node:net print it) text of a valid IPv6 address, so one
+ * client has one remote_addr whichever header version or spelling announced it (limit keys, logs, ACLs).
+ */
+function canonicalV6(addr: string): string {
+  return new SocketAddress({ address: addr, family: 'ipv6' }).address;
 }
 
 function ipv6At(buf: Buffer, off: number): string {
   const groups: string[] = [];
   for (let i = 0; i < 8; i++) groups.push(buf.readUInt16BE(off + i * 2).toString(16));
-  return groups.join(':');
+  return canonicalV6(groups.join(':'));
 }
 
 function parseV2(buf: Buffer): PPResult {

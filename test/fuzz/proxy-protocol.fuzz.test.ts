@@ -21,6 +21,7 @@ function parse(buf: Buffer): PPResult {
     for (const a of [r.source, r.dest]) {
       if (a === undefined) continue;
       expect(net.isIP(a.addr)).not.toBe(0);
+      expect(a.addr).toBe(canon(a.addr));
       expect(a.port >= 0 && a.port <= 65535).toBe(true);
     }
   } else expect(r.reason.length).toBeGreaterThan(0);
@@ -88,6 +89,7 @@ const SEEDS = [
   Buffer.from('PROXY TCP4 192.168.0.1 192.168.0.11 56324 443\r\n'),
   Buffer.from('PROXY TCP6 2001:db8::1 ::1 1 65535\r\nGET /'),
   Buffer.from('PROXY UNKNOWN\r\n'),
+  Buffer.from('PROXY TCP6 fe80::1%eth0 ::ffff:10.0.0.1 1 2\r\n'),
   Buffer.from('PROXY UNKNOWN ffff:f...f:ffff ffff:f...f:ffff 65535 65535\r\n'),
   v2(0, 0, Buffer.alloc(0)),
   v2(1, 0x11, Buffer.from('7f0000017f000002d4310050', 'hex')),
@@ -112,7 +114,10 @@ describe('fuzz: PROXY protocol parser', () => {
   it(`valid v1/v2 headers: every prefix needs more, the whole parses to its addresses (${N_VALID} inputs)`, () => {
     fc.assert(
       fc.property(validHeader, fc.uint8Array({ maxLength: 64 }), ({ buf, src, dst, sp, dp }, tail) => {
-        for (let i = 0; i < buf.length; i++) expect(parse(buf.subarray(0, i)).kind).toBe('need');
+        for (let i = 0; i < buf.length; i++) {
+          const p = parseProxyHeader(buf.subarray(0, i));
+          if (p.kind !== 'need' || p.bytes <= i) expect.fail(`prefix ${i} of ${buf.toString('hex')} gave ${JSON.stringify(p)}`);
+        }
         const r = parse(Buffer.concat([buf, tail]));
         expect(r.kind).toBe('ok');
         if (r.kind !== 'ok') return;
@@ -139,6 +144,24 @@ describe('fuzz: PROXY protocol parser', () => {
       }),
       params(N_VALID),
     );
+  });
+
+  it('regression: IPv6 sources come out in canonical form (v2 gave "0:0:0:0:0:0:0:1" for ::1)', () => {
+    // Found by the haproxy test: a v2 AF_INET6 block was printed group by group, so the same client had
+    // remote_addr "::1" behind send-proxy and "0:0:0:0:0:0:0:1" behind send-proxy-v2 (distinct limit keys,
+    // log lines and string comparisons). v1 texts are canonicalised too ("0:0::1" is "::1").
+    const block = Buffer.alloc(36);
+    block[15] = 1;
+    block[31] = 1;
+    block.writeUInt16BE(40000, 32);
+    block.writeUInt16BE(443, 34);
+    const r2 = parse(v2(1, 0x21, block));
+    const r1 = parse(Buffer.from('PROXY TCP6 0:0::1 2001:DB8:0:0:0:0:0:1 40000 443\r\n'));
+    for (const r of [r2, r1]) {
+      expect(r.kind).toBe('ok');
+      if (r.kind === 'ok') expect(r.source).toEqual({ addr: '::1', port: 40000 });
+    }
+    if (r1.kind === 'ok') expect(r1.dest?.addr).toBe('2001:db8::1');
   });
 
   it('mixed families build a header without addresses (v1 UNKNOWN, v2 LOCAL)', () => {

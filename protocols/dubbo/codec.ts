@@ -174,8 +174,42 @@ function str(v: unknown): string | null {
   return typeof v === 'string' ? v : v === null ? '' : null;
 }
 
+/**
+ * Fast path for the head: hessian2 strings in the compact forms (0x00-0x1f, 0x30-0x33 + byte) whose
+ * length, counted in characters, equals their byte length because all are ASCII. Anything else (chunked or
+ * non-ASCII strings, null) returns null and the full decoder runs.
+ */
+function asciiHead(body: Buffer): RequestHead | null {
+  // hot path
+  const out: string[] = [];
+  let off = 0;
+  for (let k = 0; k < 4; k++) {
+    const tag = body[off];
+    if (tag === undefined) return null;
+    let len: number;
+    if (tag <= 0x1f) {
+      len = tag;
+      off += 1;
+    } else if (tag >= 0x30 && tag <= 0x33) {
+      const low = body[off + 1];
+      if (low === undefined) return null;
+      len = ((tag - 0x30) << 8) | low;
+      off += 2;
+    } else return null;
+    const end = off + len;
+    if (end > body.length) return null;
+    for (let i = off; i < end; i++) if (body[i]! >= 0x80) return null;
+    out.push(body.toString('latin1', off, end));
+    off = end;
+  }
+  if (out[1] === '' || out[3] === '') return null;
+  return { dubboVersion: out[0]!, service: out[1]!, version: out[2]!, method: out[3]! };
+}
+
 /** Reads the routing head of a hessian2 request body; never throws. */
 export function decodeRequestHead(body: Buffer): Decoded<RequestHead> {
+  const fast = asciiHead(body);
+  if (fast !== null) return { ok: true, value: fast };
   try {
     const d = new hessian.DecoderV2(body);
     const dubboVersion = str(d.read());

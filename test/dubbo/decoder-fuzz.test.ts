@@ -3,6 +3,7 @@
 // returns a body above its bound, never retains HEADER + bound bytes once it asks for more, and the body
 // decoders (request head, request body, response) return values instead of throwing.
 import fc from 'fast-check';
+import hessian from 'hessian.js';
 import { describe, expect, it } from 'vitest';
 import { HEADER_LENGTH, decodeRequestBody, decodeRequestHead, decodeResponse } from '../../protocols/dubbo/codec.ts';
 import { FrameDecoder } from '../../protocols/dubbo/frame-decoder.ts';
@@ -77,5 +78,18 @@ describe('dubbo decoder fuzz', () => {
     // The generator reaches both outcomes often (the property is not vacuous).
     expect(seen.frames).toBeGreaterThan(200);
     expect(seen.errors).toBeGreaterThan(200);
+  });
+
+  it('reads the routing head as hessian.js wrote it, for any strings (ASCII fast path and fallback)', () => {
+    const text = fc.oneof(fc.string({ maxLength: 300 }), fc.string({ unit: 'binary', maxLength: 40 }));
+    fc.assert(
+      fc.property(text, text.filter((x) => x !== ''), text, text.filter((x) => x !== ''), fc.uint8Array({ maxLength: 20 }), (v, svc, ver, m, tail) => {
+        const e = new hessian.EncoderV2();
+        for (const x of [v, svc, ver, m]) e.write(x);
+        const body = Buffer.concat([e.get(), Buffer.from(tail)]);
+        expect(decodeRequestHead(body)).toEqual({ ok: true, value: { dubboVersion: v, service: svc, version: ver, method: m } });
+      }),
+      { numRuns: 1000, seed: 0x4ead },
+    );
   });
 });

@@ -11,7 +11,7 @@ import { MapVars } from '../../../src/router/vars.ts';
 import { startTestGateway, type TestGateway } from '../../helpers/gateway.ts';
 import { startEcho, type EchoServer } from '../../helpers/upstream.ts';
 import { confError } from '../helpers.ts';
-import { startRedis, type RedisPeer } from '../counters/redis-peers.ts';
+import { startRedis, startRedisCluster, type RedisPeer } from '../counters/redis-peers.ts';
 
 interface Timed {
   status: number;
@@ -43,16 +43,17 @@ describe('limit-conn', () => {
   let gw2: TestGateway;
   let up: EchoServer;
   let redis: RedisPeer;
+  let cluster: RedisPeer;
 
   beforeAll(async () => {
-    [gw, gw2, up, redis] = await Promise.all([startTestGateway(), startTestGateway(), startEcho('a'), startRedis()]);
+    [gw, gw2, up, redis, cluster] = await Promise.all([startTestGateway(), startTestGateway(), startEcho('a'), startRedis(), startRedisCluster()]);
   }, 30_000);
   afterAll(async () => {
     await gw?.close();
     await gw2?.close();
     await up?.close();
     closeRedisCounters();
-    await redis?.stop();
+    await Promise.all([redis?.stop(), cluster?.stop()]);
   });
 
   const upstream = () => ({ nodes: { [up.addr]: 1 } });
@@ -87,6 +88,17 @@ describe('limit-conn', () => {
     expect(limitConnTrackedKeys()).toBe(0);
   });
 
+  it('follows the observed latency unless only_use_default_delay', async () => {
+    const conf = { conn: 1, burst: 1, default_conn_delay: 0.01, key: 'remote_addr' };
+    await route(gw, '4', '/delay/301', conf);
+    // One lone 300 ms request: unit_delay becomes (0.01 + 0.3) / 2, about 155 ms.
+    expect((await timed(`${gw.url}/delay/301`)).status).toBe(200);
+    const two = (await Promise.all([timed(`${gw.url}/delay/301`), timed(`${gw.url}/delay/301`)])).sort((a, b) => a.ms - b.ms);
+    expect(two.map((r) => r.status)).toEqual([200, 200]);
+    // With the default delay only it would have waited 10 ms before its 300 ms upstream call.
+    expect(two[1]!.ms).toBeGreaterThanOrEqual(430);
+  });
+
   it('applies rules whose key resolves', async () => {
     await route(gw, '2', '/delay/200', { default_conn_delay: 0.1, rules: [{ conn: 1, burst: 0, key: '${http_user}' }], rejected_code: 429 });
     expect((await timed(`${gw.url}/delay/200`)).status).toBe(500);
@@ -107,6 +119,25 @@ describe('limit-conn', () => {
     expect((await slow).status).toBe(200);
     // The release is asynchronous (fire and forget); the slot frees within moments.
     await expect.poll(async () => (await timed(`${gw2.url}/delay/400`)).status, { timeout: 5000, interval: 100 }).toBe(200);
+  });
+
+  it('counts in-flight requests through a Redis Cluster', async () => {
+    const conf = {
+      conn: 1,
+      burst: 0,
+      default_conn_delay: 0.1,
+      key: 'remote_addr',
+      policy: 'redis-cluster',
+      redis_cluster_nodes: [`127.0.0.1:${cluster.port}`],
+      redis_cluster_name: 'test',
+    };
+    await route(gw, '5', '/delay/401', conf);
+    await route(gw2, '5', '/delay/401', conf);
+    const slow = timed(`${gw.url}/delay/401`);
+    await new Promise((r) => setTimeout(r, 150));
+    expect((await timed(`${gw2.url}/delay/401`)).status).toBe(503);
+    expect((await slow).status).toBe(200);
+    await expect.poll(async () => (await timed(`${gw2.url}/delay/401`)).status, { timeout: 5000, interval: 100 }).toBe(200);
   });
 
   it('counts stream sessions through Redis and releases them at log', async () => {

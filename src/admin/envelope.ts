@@ -9,6 +9,8 @@ export interface Reply {
   readonly body?: unknown;
   /** The body is sent as-is (APISIX answers a few cases with a bare string). */
   readonly raw?: boolean;
+  /** Extra response headers (e.g. X-Digest of /configs). */
+  readonly headers?: Readonly<Record<string, string>>;
 }
 
 export function reply(status: number, body?: unknown): Reply {

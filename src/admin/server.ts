@@ -1,6 +1,7 @@
 // The Admin API v3 listener (APISIX admin/init.lua compatible): access control, body limits, CORS, common
 // headers and dispatch to resource kinds, /plugins and /schema. Request bodies are never logged.
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
+import { APISIX_COMPAT_VERSION } from '../apisix-compat.ts';
 import type { Json } from '../config/resources.ts';
 import { parseJsonSafe } from '../config/safe-json.ts';
 import type { ConfigStore } from '../config/store.ts';
@@ -9,12 +10,13 @@ import { AdminAuth, buildAllowList, isAllowed, type AdminKey } from './auth.ts';
 import { errorReply, NOT_FOUND, type Reply } from './envelope.ts';
 import type { AdminContext, AdminPlugins, Method } from './kind.ts';
 import { KIND_SPECS, specOf } from './kinds.ts';
+import { handleConfigs } from './configs.ts';
 import { handlePlugins } from './plugins-endpoints.ts';
 import { handleResource } from './resources.ts';
 import { handleSchema } from './schema-endpoints.ts';
 
 export const ADMIN_PREFIX = '/apisix/admin';
-/** APISIX's MAX_REQ_BODY: 1.5 MiB. Larger bodies get 413. */
+/** APISIX's MAX_REQ_BODY: 1.5 MiB. Larger bodies get APISIX's 400 (core.request.get_body). */
 export const MAX_BODY_BYTES = 1.5 * 1024 * 1024;
 const ECHO_LIMIT = 512;
 const METHODS: ReadonlySet<string> = new Set(['GET', 'PUT', 'POST', 'PATCH', 'DELETE']);
@@ -46,7 +48,7 @@ export interface AdminServer {
 type Body = { ok: true; text: string } | { ok: false; reply: Reply };
 
 /**
- * After a streamed (chunked) body is found too large, the rest is still read and discarded (bounded by LINGER_*) before the 413 is
+ * After a streamed (chunked) body is found too large, the rest is still read and discarded (bounded by LINGER_*) before the 400 is
  * sent: closing a socket with unread data makes the kernel send a reset, and the client then loses the answer
  * (nginx's lingering close does the same).
  */
@@ -56,7 +58,7 @@ const LINGER_MS = 5_000;
 function readBody(req: IncomingMessage): Promise<Body> {
   // A declared oversize length is answered at once (curl asks with Expect: 100-continue first, see checkContinue).
   const declared = Number(req.headers['content-length'] ?? 0);
-  if (declared > MAX_BODY_BYTES) return Promise.resolve({ ok: false, reply: tooLarge() });
+  if (declared > MAX_BODY_BYTES) return Promise.resolve({ ok: false, reply: tooLarge(declared) });
   return new Promise((resolve) => {
     const chunks: Buffer[] = [];
     let size = 0;
@@ -72,12 +74,12 @@ function readBody(req: IncomingMessage): Promise<Body> {
     };
     const startLinger = () => {
       chunks.length = 0;
-      linger = setTimeout(() => finish({ ok: false, reply: tooLarge() }), LINGER_MS);
+      linger = setTimeout(() => finish({ ok: false, reply: tooLarge(size) }), LINGER_MS);
     };
     const onData = (chunk: Buffer) => {
       size += chunk.length;
       if (tooBig) {
-        if (size > LINGER_BYTES) finish({ ok: false, reply: tooLarge() });
+        if (size > LINGER_BYTES) finish({ ok: false, reply: tooLarge(size) });
         return;
       }
       if (size > MAX_BODY_BYTES) {
@@ -88,14 +90,15 @@ function readBody(req: IncomingMessage): Promise<Body> {
       chunks.push(chunk);
     };
     req.on('data', onData);
-    req.once('end', () => finish(tooBig ? { ok: false, reply: tooLarge() } : { ok: true, text: Buffer.concat(chunks).toString('utf8') }));
+    req.once('end', () => finish(tooBig ? { ok: false, reply: tooLarge(size) } : { ok: true, text: Buffer.concat(chunks).toString('utf8') }));
     req.once('error', (err) => finish({ ok: false, reply: errorReply(400, `invalid request body: ${err.message}`) }));
     req.once('close', () => finish({ ok: false, reply: errorReply(400, 'invalid request body: connection closed') }));
   });
 }
 
-function tooLarge(): Reply {
-  return errorReply(413, `invalid request body: request size exceeds the limit of ${MAX_BODY_BYTES} bytes`);
+/** APISIX's text and status (admin/init.lua: 400 with core.request.get_body's error). */
+function tooLarge(size: number): Reply {
+  return errorReply(400, `invalid request body: request size ${size} is greater than the maximum size ${MAX_BODY_BYTES} allowed`);
 }
 
 function parseBody(text: string): { ok: true; body: Json | undefined } | { ok: false; reply: Reply } {
@@ -115,6 +118,11 @@ function parseTtl(query: URLSearchParams): { ok: true; ttl: number | undefined }
   return { ok: true, ttl };
 }
 
+function tooBigReply(r: Reply): boolean {
+  const b = r.body as { error_msg?: unknown } | undefined;
+  return typeof b?.error_msg === 'string' && b.error_msg.startsWith('invalid request body: request size ');
+}
+
 export function createAdminServer(opts: AdminServerOptions): AdminServer {
   const { conf, logger } = opts;
   const allow = buildAllowList(conf.allow_admin);
@@ -122,12 +130,13 @@ export function createAdminServer(opts: AdminServerOptions): AdminServer {
   if (!auth.enabled) logger.warn('admin API key check is disabled');
   const ctx: AdminContext = { store: opts.store, plugins: opts.plugins, streamEnabled: opts.streamEnabled, logger };
   const credentials = specOf('credentials');
-  const serverHeader = `Switchyard/${opts.version}`;
+  const serverHeader = `APISIX/${APISIX_COMPAT_VERSION}`;
 
   function send(req: IncomingMessage, res: ServerResponse, r: Reply, path: string): void {
     const payload =
       r.body === undefined ? '' : r.raw && typeof r.body === 'string' ? r.body : JSON.stringify(r.body);
     res.statusCode = r.status;
+    if (r.headers) for (const [k, v] of Object.entries(r.headers)) res.setHeader(k, v);
     res.setHeader('Content-Length', Buffer.byteLength(payload));
     res.end(req.method === 'HEAD' ? undefined : payload);
     logger.info({ method: req.method, path, status: r.status }, 'admin request');
@@ -141,6 +150,17 @@ export function createAdminServer(opts: AdminServerOptions): AdminServer {
   ): Promise<Reply> {
     const read = await readBody(req);
     if (!read.ok) return read.reply;
+    if (segs[0] === 'configs') {
+      const digest = req.headers['x-digest'];
+      return await handleConfigs(ctx, {
+        method,
+        segs,
+        text: read.text,
+        contentType: String(req.headers['content-type'] ?? 'application/json'),
+        accept: String(req.headers.accept ?? 'application/json'),
+        digest: Array.isArray(digest) ? digest[0] : digest,
+      });
+    }
     const parsed = parseBody(read.text);
     if (!parsed.ok) return parsed.reply;
     const ttl = parseTtl(query);
@@ -160,6 +180,7 @@ export function createAdminServer(opts: AdminServerOptions): AdminServer {
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     res.setHeader('Content-Type', 'application/json');
     res.setHeader('Server', serverHeader);
+    res.setHeader('X-Switchyard-Version', opts.version);
     res.setHeader('X-API-VERSION', 'v3');
     const url = new URL(req.url ?? '/', 'http://admin.invalid');
     const path = url.pathname;
@@ -196,7 +217,7 @@ export function createAdminServer(opts: AdminServerOptions): AdminServer {
       logger.error({ method, path, err: (err as Error).message }, 'admin request failed');
       reply = errorReply(500, 'internal error');
     }
-    if (reply.status === 413) res.setHeader('Connection', 'close');
+    if (reply.status === 400 && tooBigReply(reply)) res.setHeader('Connection', 'close');
     send(req, res, reply, path);
   }
 
@@ -216,14 +237,14 @@ export function createAdminServer(opts: AdminServerOptions): AdminServer {
     },
   );
   server.keepAliveTimeout = 5_000;
-  // A client announcing an oversized body with `Expect: 100-continue` (curl does above 1 MiB) gets the 413
+  // A client announcing an oversized body with `Expect: 100-continue` (curl does above 1 MiB) gets the 400
   // before it sends the body.
   server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => {
     if (Number(req.headers['content-length'] ?? 0) > MAX_BODY_BYTES) {
       res.setHeader('Content-Type', 'application/json');
       res.setHeader('Server', serverHeader);
       res.setHeader('Connection', 'close');
-      send(req, res, tooLarge(), new URL(req.url ?? '/', 'http://admin.invalid').pathname);
+      send(req, res, tooLarge(Number(req.headers['content-length'])), new URL(req.url ?? '/', 'http://admin.invalid').pathname);
       return;
     }
     res.writeContinue();

@@ -24,7 +24,7 @@ export interface StandaloneItem {
 }
 
 export type ParseResult =
-  | { ok: true; items: StandaloneItem[]; genId: bigint; warnings: string[] }
+  | { ok: true; items: StandaloneItem[]; genId: bigint; warnings: string[]; confVersions: Map<string, number> }
   | { ok: false; error: string };
 
 export function isYamlFile(fileName: string): boolean {
@@ -103,6 +103,20 @@ export function parseStandalone(text: string, fileName: string): ParseResult {
     }
     where = (coll, i) => `${coll}[${i}]`;
   }
+  return itemsFromRoot(root, fileName, where);
+}
+
+/**
+ * The items of an already parsed standalone document (a file, or an Admin API /configs body): ids assigned as
+ * APISIX does, forbidden keys and duplicates refused. `label` prefixes error texts.
+ */
+export function itemsFromRoot(
+  rootIn: unknown,
+  label: string,
+  where: (coll: string, i: number) => string = (coll, i) => `${coll}[${i}]`,
+): ParseResult {
+  let root = rootIn;
+  const fileName = label;
   if (root === null || root === undefined) root = {};
   const unsafe = unsafeJsonReason(root);
   if (unsafe !== null) return { ok: false, error: `${fileName}: ${unsafe}; not applied` };
@@ -113,6 +127,7 @@ export function parseStandalone(text: string, fileName: string): ParseResult {
   const seen = new Map<string, string>();
   const known = new Set<string>(STANDALONE_COLLECTIONS);
   let genId = 0n;
+  const confVersions = new Map<string, number>();
   for (const [key, val] of Object.entries(root)) {
     if (key === GEN_ID_KEY) {
       const g = parseGenId(val);
@@ -124,6 +139,7 @@ export function parseStandalone(text: string, fileName: string): ParseResult {
       if (typeof val !== 'number' || !Number.isInteger(val)) {
         return { ok: false, error: `${fileName}: ${key} must be an integer` };
       }
+      confVersions.set(key.slice(0, -'_conf_version'.length), val);
       continue;
     }
     if (!known.has(key)) {
@@ -170,14 +186,14 @@ export function parseStandalone(text: string, fileName: string): ParseResult {
       items.push({ kind, id, value });
     }
   }
-  return { ok: true, items, genId, warnings };
+  return { ok: true, items, genId, warnings, confVersions };
 }
 
 /** Renders items as a standalone file; parseStandalone() of the result yields the same items and values. */
 export function renderStandalone(
   items: readonly StoredItem[],
   format: 'yaml' | 'json',
-  opts: { genId?: bigint } = {},
+  opts: { genId?: bigint; confVersions?: ReadonlyMap<string, number> } = {},
 ): string {
   const groups = new Map<string, JsonObject[]>();
   const credentials: JsonObject[] = [];
@@ -197,6 +213,7 @@ export function renderStandalone(
     const g = groups.get(coll);
     if (g && g.length > 0) doc[coll] = g;
   }
+  for (const [coll, v] of opts.confVersions ?? []) doc[`${coll}_conf_version`] = v;
   const gen = opts.genId ?? 0n;
   if (gen > 0n) doc[GEN_ID_KEY] = gen <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(gen) : gen.toString();
   if (format === 'json') return JSON.stringify(doc, null, 2) + '\n';

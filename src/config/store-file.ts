@@ -21,7 +21,32 @@ import type { FieldCodec } from './encryption.ts';
 import { itemKey, type JsonObject, type Kind, type StoredItem } from './resources.ts';
 import type { ConfigEvent, ConfigStore, WriteOptions, WriteResult } from './store.ts';
 import { ItemView, makeItem, padId, replaceView } from './store-common.ts';
-import { isYamlFile, parseStandalone, renderStandalone, standaloneValue } from './standalone-format.ts';
+import {
+  STANDALONE_COLLECTIONS,
+  isYamlFile,
+  itemsFromRoot,
+  parseStandalone,
+  renderStandalone,
+  standaloneValue,
+} from './standalone-format.ts';
+
+/** State of the API-driven standalone mode (APISIX admin/standalone.lua): per-collection versions and metadata. */
+export interface ConfigsState {
+  /** `<collection>` -> conf_version; collections never set are 0. */
+  readonly confVersions: ReadonlyMap<string, number>;
+  /** The client's X-Digest of the last accepted PUT, null before the first. */
+  readonly digest: string | null;
+  /** Unix seconds of the last accepted PUT, null before the first. */
+  readonly lastModified: number | null;
+}
+
+/** One PUT /apisix/admin/configs, already validated: `collections` maps a collection to its new items or `keep`. */
+export interface ConfigsUpdate {
+  readonly collections: ReadonlyMap<string, readonly JsonObject[] | 'keep'>;
+  readonly confVersions: ReadonlyMap<string, number>;
+  readonly digest: string;
+  readonly lastModified: number;
+}
 
 export interface FileStoreOptions {
   path: string;
@@ -62,6 +87,9 @@ export class FileStore extends EventEmitter implements ConfigStore {
   private readonly ttlTimers = new Map<string, NodeJS.Timeout>();
   private rev = 0;
   private genId = 0n;
+  private confVersions = new Map<string, number>();
+  private digest: string | null = null;
+  private lastModified: number | null = null;
   private isReady = false;
   private closed = false;
   /** Signature and text of the content last applied or written by us. */
@@ -223,6 +251,7 @@ export class FileStore extends EventEmitter implements ConfigStore {
     }
     for (const w of parsed.warnings) this.log.warn({ file: this.file }, `standalone: ${w}`);
     this.genId = maxBig(this.genId, parsed.genId, maxNumericId(parsed.items));
+    this.confVersions = new Map(parsed.confVersions);
     this.text = text;
     this.sig = sig;
     this.badText = null;
@@ -272,7 +301,7 @@ export class FileStore extends EventEmitter implements ConfigStore {
   private async persist(items: StoredItem[]): Promise<void> {
     const codec = this.codec;
     const stored = codec?.active ? items.map((it) => ({ ...it, value: codec.encode(it.kind, it.value, it.id) })) : items;
-    const text = renderStandalone(stored, this.format, { genId: this.genId });
+    const text = renderStandalone(stored, this.format, { genId: this.genId, confVersions: this.confVersions });
     const dir = path.dirname(this.file);
     const tmp = path.join(dir, `.${path.basename(this.file)}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`);
     let sig: FileSig;
@@ -369,6 +398,66 @@ export class FileStore extends EventEmitter implements ConfigStore {
     });
   }
 
+  /** Whether the Admin API may write (traditional role with the yaml provider). */
+  get isWritable(): boolean {
+    return this.writable;
+  }
+
+  configsState(): ConfigsState {
+    return { confVersions: this.confVersions, digest: this.digest, lastModified: this.lastModified };
+  }
+
+  /**
+   * Replaces whole collections at once (PUT /apisix/admin/configs). Items are numbered and checked like a file;
+   * an error leaves everything unchanged. Unchanged items keep their identity, so only real differences are
+   * emitted.
+   */
+  async replaceCollections(update: ConfigsUpdate): Promise<{ ok: true } | { ok: false; error: string }> {
+    this.assertWritable();
+    return await this.enqueue(async () => {
+      const incoming: Record<string, JsonObject[]> = {};
+      for (const [coll, items] of update.collections) {
+        if (items !== 'keep') incoming[coll] = items.map(withoutModifiedIndex);
+      }
+      const parsed = itemsFromRoot(incoming, 'configs');
+      if (!parsed.ok) return { ok: false, error: parsed.error.replace(/^configs: /, '') };
+      const keep = new Set<string>();
+      for (const [coll, items] of update.collections) if (items === 'keep') keep.add(coll);
+      const next = this.rev + 1;
+      const fresh = new Map<string, StoredItem>();
+      for (const it of this.view.all()) {
+        if (keep.has(it.kind === 'credentials' ? 'consumers' : it.kind)) fresh.set(it.key, it);
+      }
+      for (const { kind, id, value } of parsed.items) {
+        const key = itemKey(this.prefix, kind, id);
+        const old = this.view.getByKey(key);
+        if (old && JSON.stringify(old.value) === JSON.stringify(value)) {
+          fresh.set(key, old);
+          continue;
+        }
+        const item = makeItem(this.prefix, key, value, old ? old.createdIndex : next, next);
+        if (item) fresh.set(key, item);
+      }
+      const prevVersions = this.confVersions;
+      this.confVersions = new Map(update.confVersions);
+      try {
+        await this.persist(Array.from(fresh.values()));
+      } catch (err) {
+        this.confVersions = prevVersions;
+        throw err;
+      }
+      this.genId = maxBig(this.genId, maxNumericId(parsed.items));
+      this.digest = update.digest;
+      this.lastModified = update.lastModified;
+      const events = replaceView(this.view, fresh, new Set());
+      for (const ev of events) this.clearTtl(itemKey(this.prefix, ev.kind, ev.id));
+      this.rev = next;
+      if (events.length > 0) this.emit('change', events, next);
+      this.log.info({ revision: next, changes: events.length }, 'standalone: configuration replaced through the Admin API');
+      return { ok: true };
+    });
+  }
+
   async nextId(): Promise<string> {
     this.assertWritable();
     return await this.enqueue(async () => {
@@ -400,6 +489,16 @@ export class FileStore extends EventEmitter implements ConfigStore {
     this.ttlTimers.set(item.key, timer);
   }
 }
+
+/** APISIX lets /configs items carry `modifiedIndex`; the store keeps its own revisions instead. */
+function withoutModifiedIndex(v: JsonObject): JsonObject {
+  if (!Object.hasOwn(v, 'modifiedIndex')) return v;
+  const out: JsonObject = {};
+  for (const [k, x] of Object.entries(v)) if (k !== 'modifiedIndex') out[k] = x;
+  return out;
+}
+
+export const CONFIGS_COLLECTIONS: readonly string[] = STANDALONE_COLLECTIONS;
 
 function maxBig(...xs: bigint[]): bigint {
   let m = 0n;

@@ -43,7 +43,7 @@ describe('routes envelopes and id rules', () => {
     const r1 = await h.api('PUT', '/apisix/admin/routes/1', { body: { uri: '/a', upstream: UPSTREAM } });
     expect(r1.status).toBe(201);
     expect(r1.headers.get('content-type')).toBe('application/json');
-    expect(r1.headers.get('server')).toBe('Switchyard/0.1.0');
+    expect(r1.headers.get('server')).toBe('APISIX/3.13.0');
     expect(r1.headers.get('x-api-version')).toBe('v3');
     expect(Object.keys(r1.json).sort()).toEqual(['key', 'value']);
     expect(r1.json.key).toBe('/apisix/routes/1');

@@ -98,7 +98,7 @@ export async function startAdmin(opts: {
       if (key !== null) headers['X-API-KEY'] = key;
       let body: string | undefined = o.rawBody;
       if (o.body !== undefined) body = JSON.stringify(o.body);
-      if (body !== undefined) headers['Content-Type'] = 'application/json';
+      if (body !== undefined) headers['Content-Type'] ??= 'application/json';
       const res = await fetch(`${h.base}${path}`, { method, headers, body, signal: AbortSignal.timeout(10_000) });
       const text = await res.text();
       let json: unknown;

@@ -74,11 +74,16 @@ describe('standalone files of the deployment-modes documentation', () => {
   if (!base.ok) throw new Error('empty config invalid');
   // Plugins the examples use that Switchyard does not implement (the file itself is valid).
   const missingPlugins = /unknown plugin \[http-logger\]/;
+  // The YAML SSL example's certificate differs from the JSON one in one character (line 9: MA0GA1UE for
+  // MA8GA1UE), so it does not parse; APISIX's ssl.validate refuses it the same way.
+  const expected: Record<string, string[]> = {
+    'standalone-26-L721.yaml': ['/apisix/ssls/arr_1: failed to parse cert: PEM_read_bio_X509_AUX() failed'],
+  };
   for (const f of readdirSync(DM).filter((n) => n.startsWith('standalone-'))) {
     it(`validates ${f}`, () => {
       process.env.UPSTREAM_ADDR = '127.0.0.1:1980';
       const errors = validateStandaloneFile(read(path.join(DM, f)), f, base.config).filter((e) => !missingPlugins.test(e));
-      expect(errors).toEqual([]);
+      expect(errors).toEqual(expected[f] ?? []);
     });
   }
 

@@ -3,6 +3,7 @@
 // gateway, request ids rewritten over shared provider connections, a provider killed mid-call, garbage,
 // truncated and oversized frames (only that connection closes), byte-at-a-time delivery and 1,000
 // interleaved calls on one connection.
+import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { setup } from '../../protocols/dubbo/index.ts';
 import { xrpcProtocols } from '../../stream-routes/xrpc.ts';
@@ -17,6 +18,7 @@ const OTHER = 'org.demo.Other';
 const ports: Record<string, number> = {};
 const providers: Record<string, DubboProvider> = {};
 let proxy: TestProxy;
+let echo: net.Server;
 
 function demo(name: string) {
   return {
@@ -41,7 +43,9 @@ beforeAll(async () => {
   providers.b = await startDubboProvider(demo('b'), 'b');
   providers.other = await startDubboProvider({ [OTHER]: { who: () => 'other' } }, 'other');
   providers.victim = await startDubboProvider(demo('victim'), 'victim');
-  for (const k of ['main', 'small', 'failover']) ports[k] = await freePort();
+  echo = net.createServer((c) => c.pipe(c));
+  await new Promise<void>((r) => echo.listen(0, '127.0.0.1', () => r()));
+  for (const k of ['main', 'small', 'failover', 'plain']) ports[k] = await freePort();
   proxy = await startProxy({
     items: [
       item('stream_routes', 'main', {
@@ -63,6 +67,12 @@ beforeAll(async () => {
         protocol: { name: 'dubbo' },
         upstream: { type: 'roundrobin', nodes: [{ ...node(providers.victim), priority: 1 }, node(providers.b)] },
       }),
+      // A protocol no handler is registered for keeps the plain TCP proxy.
+      item('stream_routes', 'plain', {
+        server_port: ports.plain!,
+        protocol: { name: 'redis' },
+        upstream: { type: 'roundrobin', nodes: [{ host: '127.0.0.1', port: (echo.address() as net.AddressInfo).port, weight: 1 }] },
+      }),
     ],
     tcp: Object.values(ports).map((p) => ({ addr: `127.0.0.1:${p}`, tls: false })),
   });
@@ -71,6 +81,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await proxy?.close();
   for (const p of Object.values(providers)) await p.kill();
+  echo?.close();
 });
 
 describe('L4 dubbo proxy', () => {
@@ -184,5 +195,13 @@ describe('L4 dubbo proxy', () => {
     expect((await bystander.call(4n, SVC, 'echo', ['ok'])).values[1]).toBe('ok');
     c.socket.destroy();
     bystander.socket.destroy();
+  });
+
+  it('leaves routes of unregistered xRPC protocols on the plain TCP proxy', async () => {
+    const c = net.connect({ host: '127.0.0.1', port: ports.plain! });
+    c.end('PING\r\n');
+    const chunks: Buffer[] = [];
+    for await (const d of c) chunks.push(d as Buffer);
+    expect(Buffer.concat(chunks).toString()).toBe('PING\r\n');
   });
 });

@@ -198,13 +198,13 @@ export class RedisHandle {
   readonly #entry: Shared;
   #released = false;
   /**
-   * Set for cluster targets: ioredis' Cluster keeps commands queued while it cannot fetch the slot map, past
-   * commandTimeout, so the store bounds each call itself.
+   * Set for cluster and sentinel targets: ioredis keeps their commands queued past commandTimeout while it
+   * cannot fetch the slot map or resolve the master, so the store bounds each call itself.
    */
   readonly boundMs: number | null;
 
   constructor(target: RedisTarget) {
-    this.boundMs = target.kind === 'cluster' ? target.timeoutMs : null;
+    this.boundMs = target.kind === 'single' ? null : target.timeoutMs;
     this.#key = identity(target);
     let e = shared.get(this.#key);
     if (e === undefined) {

@@ -67,4 +67,20 @@ describe('local policy across 2 workers of one node', () => {
     expect((await slow).status).toBe(200);
     await expect.poll(async () => (await only(node, b!, () => get(`${base}/delay/1`, k))).status, { timeout: 5000, interval: 100 }).toBe(200);
   });
+
+  it('limit-conn slots of a worker that dies are released by the primary', async () => {
+    const [a, b] = await workerPids(node);
+    const base = `http://127.0.0.1:${node.p.http}`;
+    let slow: Promise<unknown> = Promise.resolve();
+    await only(node, a!, async () => {
+      slow = get(`${base}/delay/5000`, k).catch(() => undefined);
+      await new Promise((r) => setTimeout(r, 300));
+    });
+    expect((await only(node, b!, () => get(`${base}/delay/1`, k))).status).toBe(503);
+    process.kill(a!, 'SIGKILL');
+    await slow;
+    await expect.poll(async () => (await get(`${base}/delay/1`, k)).status, { timeout: 5000, interval: 100 }).toBe(200);
+    // Let the replacement the primary starts come up before the node is torn down.
+    await expect.poll(async () => (await workerPids(node)).length, { timeout: 20_000, interval: 200 }).toBe(2);
+  });
 });

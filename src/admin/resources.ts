@@ -137,6 +137,9 @@ async function get(ctx: AdminContext, spec: KindSpec, target: Target, query: URL
     if (!item) return KEY_NOT_FOUND;
     return { status: 200, body: node(item, spec.view) };
   }
+  // A sub-collection of a parent that does not exist (credentials of a deleted consumer) has no etcd
+  // directory in APISIX: its list answers 404, not an empty list.
+  if (spec.requireParent && (await spec.requireParent(ctx, target)) !== null) return KEY_NOT_FOUND;
   let items = await ctx.store.fetchList(spec.kind);
   if (target.scope !== '') items = items.filter((it) => it.id.startsWith(target.scope));
   return listReply(items, query, { view: spec.view, filterFields: spec.filterFields });

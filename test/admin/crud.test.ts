@@ -226,6 +226,8 @@ describe('each kind', () => {
     const del = await h.api('DELETE', '/apisix/admin/consumers/jack');
     expect(del.json).toEqual({ deleted: '1', key: '/apisix/consumers/jack' });
     expect((await h.api('GET', '/apisix/admin/consumers/jack/credentials/c1')).status).toBe(404);
+    const gone = await h.api('GET', '/apisix/admin/consumers/jack/credentials');
+    expect([gone.status, gone.json]).toEqual([404, { message: 'Key not found' }]);
   });
 
   it('ssls never answer private keys', async () => {

@@ -8,7 +8,6 @@ import {
   standaloneFile,
   streamEnabled,
   workerCount,
-  type ListenEntry,
   type LocalConfig,
 } from './config/local.ts';
 import { fieldCodecFromConfig, lookupFromPluginDefs } from './config/encryption.ts';
@@ -31,12 +30,16 @@ import type { HttpRuntime } from './runtime/types.ts';
 import { BalancerRegistry } from './upstream/balancer.ts';
 import { setupBalancers } from './upstream/balancers.ts';
 import { VERSION } from './version.ts';
-import { HttpHandler } from '../protocols/http/handler.ts';
-import { createHttpListener, type Listener } from '../protocols/http/listener.ts';
-import { UpgradeHandler } from '../protocols/http/upgrade.ts';
-import { AccessLog } from '../protocols/http/access-log.ts';
-import { createStreamListeners, parseStreamProxyConf } from '../protocols/stream/index.ts';
+import { ListenerRegistry, type Listener, type ListenerAddress, type ListenerContext } from './listener/registry.ts';
+import { AccessLog } from './pipeline/access-log.ts';
+import { HttpPipeline } from './pipeline/pipeline.ts';
+import { TlsRuntimeBuilder, type CertificateStore } from './tls/store.ts';
+import { setup as setupHttpListeners } from '../protocols/http/index.ts';
+import { setup as setupStreamListeners } from '../protocols/stream/index.ts';
 import { StreamRuntimeBuilder } from '../stream-routes/runtime.ts';
+
+/** Every protocol's listener kinds: one line per protocols/<name>/ folder. */
+const LISTENER_SETUPS: readonly ((r: ListenerRegistry) => void)[] = [setupHttpListeners, setupStreamListeners];
 
 export type GatewayRole = 'all' | 'primary' | 'worker';
 
@@ -56,8 +59,8 @@ export interface Gateway {
   readonly health: HealthManager | null;
   /** Control API port (127.0.0.1:9090 by default), null when not running in this process. */
   controlPort(): number | null;
-  httpAddresses(): { host: string; port: number }[];
-  streamAddresses(): { protocol: 'tcp' | 'udp'; host: string; port: number }[];
+  /** Bound addresses of every listener of this process ('http', 'https', 'tcp', 'udp', ...). */
+  addresses(): ListenerAddress[];
   adminPort(): number | null;
   statusPort(): number | null;
   close(opts?: { graceful?: boolean }): Promise<void>;
@@ -87,10 +90,6 @@ function createStore(conf: LocalConfig, configFile: string, writable: boolean, l
   });
 }
 
-function listenAddr(e: ListenEntry): { host: string; port: number; h2?: boolean } {
-  return typeof e === 'number' ? { host: '0.0.0.0', port: e } : { host: e.ip ?? '0.0.0.0', port: e.port, h2: e.enable_http2 };
-}
-
 /** Starts the parts of the gateway this process runs. Resolves once listeners are bound. */
 export async function startGateway(opts: StartOptions): Promise<Gateway> {
   const conf = opts.config;
@@ -114,8 +113,7 @@ export async function startGateway(opts: StartOptions): Promise<Gateway> {
 
   const closers: (() => Promise<void>)[] = [];
   let manager: RuntimeManager | null = null;
-  const httpListeners: Listener[] = [];
-  let stream: ReturnType<typeof createStreamListeners> | null = null;
+  const listeners: Listener[] = [];
   let admin: AdminServer | null = null;
   let status: StatusServer | null = null;
   let statusPort: number | null = null;
@@ -145,9 +143,16 @@ export async function startGateway(opts: StartOptions): Promise<Gateway> {
       await httpBuilder.close();
     });
 
+    const getCerts = manager.add<CertificateStore>(
+      new TlsRuntimeBuilder(logger.child({ module: 'tls' }), {
+        protocols: (conf.apisix.ssl as { ssl_protocols?: string } | undefined)?.ssl_protocols,
+        ciphers: (conf.apisix.ssl as { ssl_ciphers?: string } | undefined)?.ssl_ciphers,
+      }),
+    );
+    let pipeline: HttpPipeline | null = null;
     if (httpEnabled(conf)) {
       const accessLog = conf.switchyard.access_log.enable ? new AccessLog(conf.switchyard.access_log.path) : null;
-      const handler = new HttpHandler({
+      pipeline = new HttpPipeline({
         getRuntime: getHttp as () => HttpRuntime,
         trustedAddresses: conf.apisix.trusted_addresses,
         showUpstreamStatus: conf.apisix.show_upstream_status_in_response_header,
@@ -158,27 +163,24 @@ export async function startGateway(opts: StartOptions): Promise<Gateway> {
         accessLog,
         outcomes: health.outcomes,
       });
-      const upgrade = new UpgradeHandler(handler, logger.child({ module: 'websocket' }));
-      for (const entry of conf.apisix.node_listen) {
-        const a = listenAddr(entry);
-        const l = createHttpListener({
-          host: a.host,
-          port: a.port,
-          h2c: a.h2 ?? conf.apisix.enable_http2,
-          limits: conf.switchyard.limits,
-          handler,
-          upgrade,
-          logger,
-        });
-        await l.listen();
-        httpListeners.push(l);
-      }
       if (accessLog) closers.push(async () => accessLog.flush());
     }
-    if (getStream !== null) {
-      const sp = parseStreamProxyConf(conf.apisix.stream_proxy, { proxyProtocol: conf.apisix.proxy_protocol as never });
-      stream = createStreamListeners({ ...sp, getRuntime: getStream as never, logger: logger.child({ module: 'stream' }) });
-      await stream.listen();
+    const runtimes = new Map<string, () => unknown>();
+    if (getStream !== null) runtimes.set('stream', getStream);
+    const lctx: ListenerContext = {
+      conf,
+      logger,
+      http: pipeline,
+      certificates: () => (getCerts() as CertificateStore | null) ?? null,
+      runtime: <R>(name: string) => (runtimes.get(name) as (() => R) | undefined) ?? null,
+    };
+    const registry = new ListenerRegistry();
+    for (const setup of LISTENER_SETUPS) setup(registry);
+    for (const kind of registry.kinds()) {
+      for (const l of kind.create(lctx)) {
+        await l.listen();
+        listeners.push(l);
+      }
     }
   }
 
@@ -229,13 +231,11 @@ export async function startGateway(opts: StartOptions): Promise<Gateway> {
     plugins,
     health: health.manager,
     controlPort: () => health.controlPort(),
-    httpAddresses: () => httpListeners.map((l) => l.address()),
-    streamAddresses: () => stream?.addresses() ?? [],
+    addresses: () => listeners.flatMap((l) => l.addresses()),
     adminPort: () => admin?.address().port ?? null,
     statusPort: () => statusPort,
     close: async ({ graceful = true } = {}) => {
-      await Promise.all(httpListeners.map((l) => l.close({ graceful })));
-      await stream?.close({ graceful });
+      await Promise.all(listeners.map((l) => l.close({ graceful })));
       await admin?.close();
       await status?.close();
       await exporter?.close();
@@ -258,7 +258,7 @@ export async function runGateway(conf: LocalConfig, configFile: string): Promise
   if (cluster.isWorker) return await runWorker(conf, configFile, logger, drainMs);
   if (n <= 1) {
     const gw = await startGateway({ config: conf, configFile, role: 'all', logger });
-    logger.info({ http: gw.httpAddresses(), admin: gw.adminPort(), version: VERSION }, 'switchyard started');
+    logger.info({ listen: gw.addresses(), admin: gw.adminPort(), version: VERSION }, 'switchyard started');
     installSignals(async () => gw.close({ graceful: true }), drainMs);
     return;
   }

@@ -13,7 +13,7 @@ import type { PluginRegistry } from '../src/plugin/registry.ts';
 import type { BalancerRegistry, HealthView } from '../src/upstream/balancer.ts';
 import type { DnsCache } from '../src/upstream/dns.ts';
 import type { UpstreamRuntime } from '../src/upstream/upstream.ts';
-import { CertificateStore } from './certificates.ts';
+import { buildCertificateStore, type CertificateStore } from '../src/tls/store.ts';
 import { buildStreamRouter } from './router.ts';
 import type { StreamRoute, StreamRuntime } from './types.ts';
 import { StreamUpstreams } from './upstreams.ts';
@@ -152,8 +152,7 @@ export function buildStreamRuntime(snapshot: Snapshot, previous: StreamRuntime |
       broken,
     });
   }
-  const ssls = snapshot.list('ssls').map((s) => ({ id: s.item.id, modifiedIndex: s.item.modifiedIndex, value: s.value }));
-  const certificates = new CertificateStore(ssls, prev?.certificates ?? null, log);
+  const certificates = buildCertificateStore(snapshot, prev?.certificates ?? null, log);
   return new Runtime(snapshot.revision, routes, certificates, upstreams);
 }
 

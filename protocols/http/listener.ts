@@ -1,11 +1,15 @@
-// HTTP listener: HTTP/1.1 and cleartext HTTP/2 (prior knowledge) on one port. The first bytes of a connection
-// decide: the HTTP/2 preface goes to the h2 server, anything else to the HTTP/1.1 server.
+// HTTP listeners on the shared pipeline: cleartext (HTTP/1.1 and h2c prior knowledge on one port: the first
+// bytes decide) and TLS (HTTP/1.1 and h2 by ALPN, certificates by SNI from the shared certificate store). Both
+// hand connections to one pair of node servers whose requests go through the node adapter.
 import http from 'node:http';
 import http2 from 'node:http2';
 import net from 'node:net';
+import tls from 'node:tls';
+import type { Listener, ListenerAddress } from '../../src/listener/registry.ts';
 import type { Logger } from '../../src/observability/logger.ts';
-import type { HttpHandler } from './handler.ts';
-import type { UpgradeHandler } from './upgrade.ts';
+import type { HttpPipeline } from '../../src/pipeline/pipeline.ts';
+import { sniCallback, versionRange, type CertificateStore } from '../../src/tls/store.ts';
+import { handleNodeRequest, handleNodeUpgrade, wantsUpgrade } from './node-adapter.ts';
 
 export interface HttpLimits {
   max_header_size: number;
@@ -16,86 +20,120 @@ export interface HttpLimits {
   graceful_shutdown_timeout: number;
 }
 
+const PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n');
+
+/** The node servers behind one listener; they never listen themselves (the listener hands them sockets). */
+class NodeServers {
+  readonly h1: http.Server;
+  readonly h2: http2.Http2Server;
+  readonly sessions = new Set<http2.ServerHttp2Session>();
+  private readonly limits: HttpLimits;
+
+  constructor(pipeline: HttpPipeline, limits: HttpLimits) {
+    this.limits = limits;
+    const h1 = http.createServer(
+      {
+        maxHeaderSize: limits.max_header_size,
+        headersTimeout: limits.client_header_timeout * 1000,
+        // How often headersTimeout is enforced (node's default of 30 s would let slow-header clients linger).
+        connectionsCheckingInterval: Math.min(1000, limits.client_header_timeout * 1000),
+        requestTimeout: 0,
+        keepAliveTimeout: limits.keepalive_timeout * 1000,
+        // Host rules (none on HTTP/1.1, duplicates) are the pipeline's, answered 400 with the catalog's body.
+        requireHostHeader: false,
+        noDelay: true,
+        // Upgrades leave the request path only for routes that tunnel them (APISIX proxies others as plain).
+        shouldUpgradeCallback: (req) => wantsUpgrade(pipeline, req),
+      },
+      (req, res) => handleNodeRequest(pipeline, req, res),
+    );
+    h1.maxHeadersCount = limits.max_headers_count;
+    // h1 never listens itself, so start what node's http server starts on 'listening': connection tracking
+    // (closeAllConnections/closeIdleConnections) and the periodic headersTimeout check.
+    h1.emit('listening');
+    // Idle socket timeout: covers slow request bodies and stalled keep-alive connections.
+    h1.setTimeout(limits.client_body_timeout * 1000);
+    h1.on('upgrade', (req, socket, head) => handleNodeUpgrade(pipeline, req, socket, head));
+    h1.on('clientError', (err: NodeJS.ErrnoException, socket) => {
+      if (!socket.writable) return socket.destroy();
+      const status = err.code === 'HPE_HEADER_OVERFLOW' ? 431 : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400;
+      socket.end(`HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
+    });
+    this.h1 = h1;
+
+    const h2 = http2.createServer(
+      {
+        maxHeaderListPairs: limits.max_headers_count,
+        maxSessionMemory: 32,
+        settings: { maxHeaderListSize: limits.max_header_size, maxConcurrentStreams: 128 },
+      },
+      (req, res) => handleNodeRequest(pipeline, req, res),
+    );
+    h2.setTimeout(limits.keepalive_timeout * 1000);
+    h2.on('session', (s) => {
+      this.sessions.add(s);
+      s.once('close', () => this.sessions.delete(s));
+    });
+    this.h2 = h2;
+  }
+
+  async close(graceful: boolean, stopAccepting: Promise<void>): Promise<void> {
+    // Stops h1's connection-checking timer; the "not running" error of a never-listening server is expected.
+    this.h1.close(() => undefined);
+    if (!graceful) {
+      this.h1.closeAllConnections();
+      for (const s of this.sessions) s.destroy();
+      await stopAccepting;
+      return;
+    }
+    this.h1.closeIdleConnections();
+    for (const s of this.sessions) s.close();
+    const deadline = setTimeout(() => {
+      this.h1.closeAllConnections();
+      for (const s of this.sessions) s.destroy();
+    }, this.limits.graceful_shutdown_timeout * 1000);
+    deadline.unref();
+    // In-flight HTTP/1.1 requests finish; their connections close after the response.
+    const idle = setInterval(() => this.h1.closeIdleConnections(), 200);
+    idle.unref();
+    await stopAccepting;
+    clearInterval(idle);
+    clearTimeout(deadline);
+  }
+}
+
+function bind(server: net.Server, host: string, port: number): Promise<{ host: string; port: number }> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen({ host, port, exclusive: false }, () => {
+      server.off('error', reject);
+      const a = server.address() as net.AddressInfo;
+      resolve({ host: a.address, port: a.port });
+    });
+  });
+}
+
 export interface HttpListenerOptions {
   host: string;
   port: number;
   h2c: boolean;
   limits: HttpLimits;
-  handler: HttpHandler;
-  upgrade: UpgradeHandler;
+  pipeline: HttpPipeline;
   logger: Logger;
 }
 
-export interface Listener {
-  readonly protocol: string;
-  listen(): Promise<void>;
-  close(opts: { graceful: boolean }): Promise<void>;
-  address(): { host: string; port: number };
-}
-
-const PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n');
-
-/**
- * Only WebSocket upgrades take the upgrade path. Any other `Upgrade` (curl --http2 sends `Upgrade: h2c` over
- * plain HTTP) is an ordinary request, as with nginx: the Upgrade header is dropped as hop-by-hop.
- */
-function isWebSocketUpgrade(req: http.IncomingMessage): boolean {
-  const up = req.headers.upgrade;
-  return up !== undefined && up.toLowerCase().includes('websocket');
-}
-
+/** Cleartext HTTP/1.1 and (optionally) h2c prior knowledge on one port. */
 export function createHttpListener(opts: HttpListenerOptions): Listener {
-  const { limits, handler } = opts;
-  const h1 = http.createServer(
-    {
-      maxHeaderSize: limits.max_header_size,
-      headersTimeout: limits.client_header_timeout * 1000,
-      // How often headersTimeout is enforced (node's default of 30 s would let slow-header clients linger).
-      connectionsCheckingInterval: Math.min(1000, limits.client_header_timeout * 1000),
-      requestTimeout: 0,
-      keepAliveTimeout: limits.keepalive_timeout * 1000,
-      requireHostHeader: false,
-      noDelay: true,
-      shouldUpgradeCallback: isWebSocketUpgrade,
-    },
-    (req, res) => handler.handle(req, res, false),
-  );
-  h1.maxHeadersCount = limits.max_headers_count;
-  // h1 never listens itself (the net server below hands it sockets), so start what node's http server starts
-  // on 'listening': connection tracking (closeAllConnections/closeIdleConnections are no-ops without it) and
-  // the periodic headersTimeout check (slow-header clients are never cut off without it).
-  h1.emit('listening');
-  // Idle socket timeout: covers slow request bodies and stalled keep-alive connections.
-  h1.setTimeout(limits.client_body_timeout * 1000);
-  h1.on('upgrade', (req, socket, head) => opts.upgrade.handle(req, socket as net.Socket, head, false));
-  h1.on('clientError', (err: NodeJS.ErrnoException, socket) => {
-    if (!socket.writable) return socket.destroy();
-    const status = err.code === 'HPE_HEADER_OVERFLOW' ? 431 : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400;
-    socket.end(`HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
-  });
-
-  let h2: http2.Http2Server | null = null;
-  const sessions = new Set<http2.ServerHttp2Session>();
-  if (opts.h2c) {
-    h2 = http2.createServer(
-      { maxHeaderListPairs: limits.max_headers_count, maxSessionMemory: 32, settings: { maxHeaderListSize: limits.max_header_size } },
-      (req, res) => handler.handle(req, res, false),
-    );
-    h2.setTimeout(limits.keepalive_timeout * 1000);
-    h2.on('session', (s) => {
-      sessions.add(s);
-      s.once('close', () => sessions.delete(s));
-    });
-  }
-
+  const { limits } = opts;
+  const servers = new NodeServers(opts.pipeline, limits);
+  const { h1, h2 } = servers;
   // Sockets whose first bytes have not arrived yet belong to neither server; a forced close must end them too.
   const sniffing = new Set<net.Socket>();
   const server = net.createServer({ noDelay: true, pauseOnConnect: false }, (socket) => {
-    if (h2 === null) {
+    if (!opts.h2c) {
       h1.emit('connection', socket);
       return;
     }
-    const h2s = h2;
     sniffing.add(socket);
     socket.once('close', () => sniffing.delete(socket));
     socket.setTimeout(limits.client_header_timeout * 1000, () => socket.destroy());
@@ -108,57 +146,91 @@ export function createHttpListener(opts: HttpListenerOptions): Listener {
         // The h2 session reads the unshifted preface itself; a flowing JS stream would steal it.
         socket.pause();
         socket.unshift(chunk);
-        h2s.emit('connection', socket);
+        h2.emit('connection', socket);
         return;
       }
-      // The http server takes the socket's handle over (its native parser reads it from now on, no JS stream
-      // in between); the first chunk, already read, reaches it as one 'data' event. Unshifting it instead
-      // would leave the connection on the slower JS-stream read path.
+      // The http server takes the socket's handle over (its native parser reads it from now on); the first
+      // chunk, already read, reaches it as one 'data' event.
       h1.emit('connection', socket);
       socket.emit('data', chunk);
     });
   });
   server.on('error', (err) => opts.logger.error({ err }, 'http listener error'));
-
   let bound = { host: opts.host, port: opts.port };
   return {
-    protocol: 'http',
-    listen: () =>
-      new Promise<void>((resolve, reject) => {
-        server.once('error', reject);
-        server.listen({ host: opts.host, port: opts.port, exclusive: false }, () => {
-          server.off('error', reject);
-          const a = server.address() as net.AddressInfo;
-          bound = { host: a.address, port: a.port };
-          resolve();
-        });
-      }),
+    kind: 'http',
+    listen: async () => {
+      bound = await bind(server, opts.host, opts.port);
+    },
     close: async ({ graceful }) => {
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
-      // Stops h1's connection-checking timer; the "not running" error of a never-listening server is expected.
-      h1.close(() => undefined);
       for (const s of sniffing) s.destroy();
-      if (!graceful) {
-        h1.closeAllConnections();
-        for (const s of sessions) s.destroy();
-      } else {
-        h1.closeIdleConnections();
-        for (const s of sessions) s.close();
-        const deadline = setTimeout(() => {
-          h1.closeAllConnections();
-          for (const s of sessions) s.destroy();
-        }, limits.graceful_shutdown_timeout * 1000);
-        deadline.unref();
-        // In-flight HTTP/1.1 requests finish; their connections close after the response.
-        const idle = setInterval(() => h1.closeIdleConnections(), 200);
-        idle.unref();
-        await closed;
-        clearInterval(idle);
-        clearTimeout(deadline);
-        return;
-      }
-      await closed;
+      await servers.close(graceful, closed);
     },
-    address: () => bound,
+    addresses: (): ListenerAddress[] => [{ protocol: 'http', ...bound }],
+  };
+}
+
+export interface HttpsListenerOptions {
+  host: string;
+  port: number;
+  /** ALPN h2 (apisix.enable_http2). */
+  h2: boolean;
+  limits: HttpLimits;
+  pipeline: HttpPipeline;
+  certificates: () => CertificateStore | null;
+  /** apisix.ssl: ssl_protocols, ssl_ciphers, fallback_sni. */
+  sslProtocols?: string;
+  sslCiphers?: string;
+  fallbackSni?: string;
+  logger: Logger;
+}
+
+/**
+ * TLS termination with certificates chosen per handshake from the shared store (a certificate changed through
+ * the Admin API or etcd serves the next handshake; open connections keep theirs), then HTTP/1.1 or h2 by ALPN.
+ */
+export function createHttpsListener(opts: HttpsListenerOptions): Listener {
+  const { limits } = opts;
+  const servers = new NodeServers(opts.pipeline, limits);
+  const { h1, h2 } = servers;
+  const server = tls.createServer({
+    SNICallback: sniCallback(opts.certificates, opts.fallbackSni),
+    ALPNProtocols: opts.h2 ? ['h2', 'http/1.1'] : ['http/1.1'],
+    handshakeTimeout: limits.client_header_timeout * 1000,
+    requestCert: false,
+    rejectUnauthorized: false,
+    ...versionRange(opts.sslProtocols),
+    ...(opts.sslCiphers !== undefined ? { ciphers: opts.sslCiphers } : {}),
+  });
+  // Clients without SNI get fallback_sni's certificate: the default context follows the store.
+  let seen: CertificateStore | null = null;
+  const followFallback = (): void => {
+    const store = opts.certificates();
+    if (store === seen || opts.fallbackSni === undefined) return;
+    seen = store;
+    const choice = store?.lookup(opts.fallbackSni);
+    if (choice !== undefined) server.setSecureContext(choice.options);
+  };
+  server.on('connection', followFallback);
+  server.on('secureConnection', (socket: tls.TLSSocket) => {
+    if (socket.alpnProtocol === 'h2') h2.emit('connection', socket);
+    else h1.emit('connection', socket);
+  });
+  server.on('tlsClientError', (err, socket) => {
+    opts.logger.debug?.({ err: err.message, remote: socket.remoteAddress }, 'TLS handshake failed');
+  });
+  server.on('error', (err) => opts.logger.error({ err }, 'https listener error'));
+  let bound = { host: opts.host, port: opts.port };
+  return {
+    kind: 'https',
+    listen: async () => {
+      bound = await bind(server, opts.host, opts.port);
+    },
+    close: async ({ graceful }) => {
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      await servers.close(graceful, closed);
+    },
+    addresses: (): ListenerAddress[] => [{ protocol: 'https', ...bound }],
   };
 }

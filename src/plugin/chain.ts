@@ -92,13 +92,13 @@ export class PluginChain {
   readonly before_proxy: readonly ChainStep[];
   readonly header_filter: readonly ChainStep[];
   readonly body_filter: readonly ChainStep[];
+  /** Streaming request-body transforms (protocol-translating plugins), run after before_proxy. */
+  readonly request_body_filter: readonly ChainStep[];
   readonly log: readonly ChainStep[];
   readonly preread: readonly ChainStep[];
   readonly streamLog: readonly ChainStep[];
   /** Rewrite steps of consumer-contributed, non-auth plugins (APISIX "rewrite_in_consumer"). */
   readonly consumerRewrite: readonly ChainStep[];
-  /** Whether any step has `preferRoute` (lets the runner skip the per-step route lookup). */
-  readonly hasPreferRoute: boolean;
   readonly subsystem: Subsystem;
   readonly #byName: ReadonlyMap<string, ChainStep>;
 
@@ -110,11 +110,11 @@ export class PluginChain {
     this.before_proxy = steps.filter((s) => s.instance.before_proxy !== undefined);
     this.header_filter = steps.filter((s) => s.instance.header_filter !== undefined);
     this.body_filter = steps.filter((s) => s.instance.body_filter !== undefined);
+    this.request_body_filter = steps.filter((s) => s.instance.request_body_filter !== undefined);
     this.log = steps.filter((s) => s.instance.log !== undefined);
     this.preread = steps.filter((s) => s.instance.preread !== undefined);
     this.streamLog = steps.filter((s) => s.instance.streamLog !== undefined);
     this.consumerRewrite = this.rewrite.filter((s) => s.fromConsumer && s.def.type !== 'auth');
-    this.hasPreferRoute = steps.some((s) => s.preferRoute);
     this.#byName = new Map(steps.map((s) => [s.name, s]));
   }
 

@@ -49,7 +49,12 @@ export interface HttpResponseView {
   setHeader(name: string, value: HeaderValue | null): void;
   /** In header_filter: replace the whole upstream body with this one (response-rewrite). */
   replaceBody(body: Buffer | string): void;
+  /** Response trailers: set from the upstream before the final body_filter call; plugins may change them. */
+  trailers: Record<string, string> | null;
 }
+
+/** The protocol spoken to the upstream for one request: as configured, or chosen by a plugin. */
+export type UpstreamProtocol = 'http/1.1' | 'h2';
 
 export interface HttpContext {
   readonly vars: MutableVars;
@@ -61,6 +66,12 @@ export interface HttpContext {
   consumer: ConsumerRef | null;
   /** Override the route's upstream (traffic-split): an upstream id, or an inline upstream object. */
   setUpstream(upstream: string | JsonObject): void;
+  /**
+   * Speak this protocol to the upstream for this request (h2: h2c for http nodes, h2 over TLS for https),
+   * whatever the upstream configures; protocol-translating plugins (grpc-web, grpc-transcode) use it together
+   * with request.path and request_body_filter.
+   */
+  setUpstreamProtocol(protocol: UpstreamProtocol): void;
   /** Upstream address picked by the balancer (`ip:port`), set before before_proxy. */
   readonly upstreamAddr: string | undefined;
   /** Final upstream status, available in header_filter/log (undefined when answered locally). */

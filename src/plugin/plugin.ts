@@ -23,8 +23,18 @@ export interface PluginInstance {
   before_proxy?(ctx: HttpContext): PhaseResult | Promise<PhaseResult>;
   /** May change ctx.response.status / headers; may ask for the body to be replaced via ctx.response.replaceBody. */
   header_filter?(ctx: HttpContext): void;
-  /** Streaming transform: return the chunk to send (possibly changed), or null to hold it back. */
+  /**
+   * Streaming response transform: return the chunk to send (possibly changed), or null to hold it back. At
+   * eof, ctx.response.trailers holds the upstream's trailers, which the plugin may change or clear (gRPC-Web
+   * moves them into the body).
+   */
   body_filter?(ctx: HttpContext, chunk: Buffer, eof: boolean): Buffer | null;
+  /**
+   * Streaming request-body transform, applied to the body on its way upstream (after before_proxy): return
+   * the bytes to send (possibly changed, possibly empty), or null to hold them back until more arrive. Called
+   * once more with an empty chunk and eof=true.
+   */
+  request_body_filter?(ctx: HttpContext, chunk: Buffer, eof: boolean): Buffer | null;
   log?(ctx: HttpContext): void;
   /** Stream subsystem. A PluginResponse (any status) closes the session. */
   preread?(ctx: StreamContext): PhaseResult | Promise<PhaseResult>;

@@ -58,6 +58,16 @@ export type DispatchResult =
 
 export type DispatchFailure = Extract<DispatchResult, { ok: false }>;
 
+/**
+ * Who may cancel an attempt without an AbortSignal (no per-request AbortController or listener): dispatch()
+ * puts the running attempt in `current`; the owner sets `cancelled` and calls current.abort() when its client
+ * goes away.
+ */
+export interface AttemptOwner {
+  current: { abort(reason?: Error): void } | null;
+  cancelled: boolean;
+}
+
 /** Headers undici rejects or manages itself; a proxy never forwards them as-is. */
 const SKIP_HEADERS = new Set(['connection', 'keep-alive', 'transfer-encoding', 'upgrade', 'expect', 'proxy-connection']);
 /** Methods nginx may resend to another upstream after the request was sent (proxy_next_upstream non_idempotent). */
@@ -163,6 +173,7 @@ class Exchange implements Dispatcher.DispatchHandler {
   private readonly start: number;
   private readonly method: string;
   private readonly signal: AbortSignal | undefined;
+  private readonly owner: AttemptOwner | undefined;
   private settle: ((r: DispatchResult) => void) | null = null;
   pump: BodyPump | null = null;
   private controller: Dispatcher.DispatchController | null = null;
@@ -179,15 +190,17 @@ class Exchange implements Dispatcher.DispatchHandler {
   private reported = false;
   private unlink: (() => void) | null = null;
 
-  constructor(balancer: Balancer, endpoint: Endpoint, method: string, signal: AbortSignal | undefined) {
+  constructor(balancer: Balancer, endpoint: Endpoint, method: string, signal: AbortSignal | undefined, owner: AttemptOwner | undefined) {
     this.balancer = balancer;
     this.endpoint = endpoint;
     this.method = method;
     this.signal = signal;
+    this.owner = owner;
     this.start = performance.now();
   }
 
   run(dispatcher: Dispatcher, options: Dispatcher.DispatchOptions): Promise<DispatchResult> {
+    if (this.owner !== undefined) this.owner.current = this;
     const signal = this.signal;
     if (signal !== undefined) {
       if (signal.aborted) this.abort(toError(signal.reason));
@@ -262,7 +275,7 @@ class Exchange implements Dispatcher.DispatchHandler {
       this.reported = true;
       const settle = this.settle;
       this.settle = null;
-      settle?.(classify(err, this.method, this.pump, this.signal));
+      settle?.(classify(err, this.method, this.pump, this.signal, this.owner));
       return;
     }
     if (this.state !== FLOWING) return;
@@ -377,11 +390,12 @@ export function dispatch(
   req: DispatchRequest,
   opts: DispatchOptions,
   signal?: AbortSignal,
+  owner?: AttemptOwner,
 ): Promise<DispatchResult> {
   // hot path
   const balancer = pool.upstream.balancer;
   balancer.begin?.(pool.endpoint);
-  const exchange = new Exchange(balancer, pool.endpoint, req.method, signal);
+  const exchange = new Exchange(balancer, pool.endpoint, req.method, signal, owner);
   const src = req.body;
   const pump = src !== null && !Buffer.isBuffer(src) ? new BodyPump(src, opts.sendTimeoutMs, exchange) : null;
   exchange.pump = pump;
@@ -398,14 +412,14 @@ export function dispatch(
   return exchange.run(pool.dispatcher, options);
 }
 
-function classify(err: unknown, method: string, pump: BodyPump | null, signal?: AbortSignal): DispatchFailure {
+function classify(err: unknown, method: string, pump: BodyPump | null, signal?: AbortSignal, owner?: AttemptOwner): DispatchFailure {
   const e = err as { code?: string; message?: string; name?: string; cause?: { code?: string } };
   const code = e.code ?? e.cause?.code ?? '';
   const message = e.message ?? String(err);
   const replayable = pump === null || !pump.started;
   const resendable = replayable && IDEMPOTENT.has(method.toUpperCase());
   if (pump?.timedOut) return { ok: false, kind: 'timeout', message: 'upstream send timeout', retryable: false };
-  if (signal?.aborted) return { ok: false, kind: 'reset', message: 'request aborted', retryable: false };
+  if (signal?.aborted || owner?.cancelled) return { ok: false, kind: 'reset', message: 'request aborted', retryable: false };
   if (CONNECT_CODES.has(code) || code.startsWith('ERR_SSL') || code.startsWith('ERR_TLS')) {
     return { ok: false, kind: 'connect', message, retryable: replayable };
   }

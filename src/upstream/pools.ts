@@ -35,10 +35,12 @@ export class Pools {
    * The pool for `endpoint` of `upstream`. A `connectTimeoutMs` different from the upstream's own (a route
    * timeout override) selects a separate pool, because the connect timeout is a property of the connector.
    */
-  get(upstream: UpstreamRuntime, endpoint: Endpoint, connectTimeoutMs?: number): PoolHandle {
+  get(upstream: UpstreamRuntime, endpoint: Endpoint, connectTimeoutMs?: number, http2?: boolean): PoolHandle {
     // hot path
     const override = connectTimeoutMs !== undefined && connectTimeoutMs !== upstream.connectTimeoutMs;
-    const memoKey = override ? `${connectTimeoutMs}|${endpoint.key}` : endpoint.key;
+    // A plugin may ask for another protocol than configured for one request (grpc-web -> gRPC over h2).
+    const proto = http2 !== undefined && http2 !== upstream.http2;
+    const memoKey = override || proto ? `${connectTimeoutMs}|${proto ? 'p' : ''}|${endpoint.key}` : endpoint.key;
     let memo = this.handles.get(upstream);
     if (memo === undefined) {
       memo = new Map();
@@ -47,8 +49,9 @@ export class Pools {
     const h = memo.get(memoKey);
     if (h !== undefined && h.endpoint === endpoint && this.pools.get(h.key) === h.dispatcher) return h;
     const timeout = override ? connectTimeoutMs : upstream.connectTimeoutMs;
-    const key = poolKey(upstream, endpoint, timeout);
-    const created: PoolHandle = { key, dispatcher: this.pool(key, upstream, endpoint, timeout), upstream, endpoint };
+    const h2 = proto ? http2 : upstream.http2;
+    const key = poolKey(upstream, endpoint, timeout, h2);
+    const created: PoolHandle = { key, dispatcher: this.pool(key, upstream, endpoint, timeout, h2), upstream, endpoint };
     memo.set(memoKey, created);
     return created;
   }
@@ -61,7 +64,9 @@ export class Pools {
   /** Closes, in the background, every pool whose `liveKey` is not in `live`. */
   retain(live: ReadonlySet<string>): void {
     for (const [key, pool] of this.pools) {
-      if (live.has(key.slice(0, key.lastIndexOf('#')))) continue;
+      let base = key.slice(0, key.lastIndexOf('#'));
+      if (base.endsWith('+h2') || base.endsWith('+h1')) base = base.slice(0, -3);
+      if (live.has(base)) continue;
       this.pools.delete(key);
       this.retire(pool);
     }
@@ -84,11 +89,11 @@ export class Pools {
     void p.finally(() => this.retiring.delete(p));
   }
 
-  private pool(key: string, upstream: UpstreamRuntime, endpoint: Endpoint, connectTimeoutMs: number): Pool {
+  private pool(key: string, upstream: UpstreamRuntime, endpoint: Endpoint, connectTimeoutMs: number, h2: boolean): Pool {
     const existing = this.pools.get(key);
     if (existing !== undefined) return existing;
     if (this.closed) throw new Error('pools closed');
-    const pool = new Pool(origin(upstream, endpoint), poolOptions(upstream, connectTimeoutMs, this.opts));
+    const pool = new Pool(origin(upstream, endpoint), poolOptions(upstream, connectTimeoutMs, h2, this.opts));
     this.pools.set(key, pool);
     return pool;
   }
@@ -103,11 +108,12 @@ function origin(upstream: UpstreamRuntime, endpoint: Endpoint): string {
   return `${isTlsScheme(upstream.scheme) ? 'https' : 'http'}://${host}:${endpoint.port}`;
 }
 
-function poolKey(upstream: UpstreamRuntime, endpoint: Endpoint, connectTimeoutMs: number): string {
-  return `${upstream.poolPrefix}#${endpoint.key}#${connectTimeoutMs}`;
+function poolKey(upstream: UpstreamRuntime, endpoint: Endpoint, connectTimeoutMs: number, h2: boolean): string {
+  const p = h2 === upstream.http2 ? '' : h2 ? '+h2' : '+h1';
+  return `${upstream.poolPrefix}#${endpoint.key}${p}#${connectTimeoutMs}`;
 }
 
-function poolOptions(upstream: UpstreamRuntime, connectTimeoutMs: number, opts: PoolsOptions): Pool.Options {
+function poolOptions(upstream: UpstreamRuntime, connectTimeoutMs: number, h2: boolean, opts: PoolsOptions): Pool.Options {
   const ka = upstream.keepalivePool;
   const keepalive = ka.size > 0 && ka.idleTimeout > 0;
   const tls = isTlsScheme(upstream.scheme);
@@ -119,19 +125,19 @@ function poolOptions(upstream: UpstreamRuntime, connectTimeoutMs: number, opts: 
     maxRequestsPerClient: ka.requests > 0 ? ka.requests : 0,
     pipelining: keepalive ? 1 : 0,
     maxHeaderSize: opts.maxHeaderSize ?? 16 * 1024,
-    allowH2: upstream.http2,
+    allowH2: h2,
     // Timeouts are set per request from the route/upstream timeouts.
     headersTimeout: 0,
     bodyTimeout: 0,
   };
   // Pool reads the top-level useH2c when it builds the connector (h2Options.useH2c only reaches Clients).
-  if (upstream.http2 && !tls) Object.assign(o, { useH2c: true });
+  if (h2 && !tls) Object.assign(o, { useH2c: true });
   if (tls) {
     const t = upstream.tls;
     o.connect = {
       rejectUnauthorized: t.verify,
       ...(t.clientCert !== undefined && t.clientKey !== undefined ? { cert: t.clientCert, key: t.clientKey } : {}),
-      ...(upstream.http2 ? { preferH2: true } : {}),
+      ...(h2 ? { preferH2: true } : {}),
     } as Pool.Options['connect'];
   }
   return o;

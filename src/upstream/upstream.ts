@@ -165,11 +165,11 @@ export class UpstreamRuntime {
   }
 
   /** The connection pool of `endpoint` for dispatch(); needs `pools` in the deps. */
-  pool(endpoint: Endpoint, connectTimeoutMs?: number): PoolHandle {
+  pool(endpoint: Endpoint, connectTimeoutMs?: number, http2?: boolean): PoolHandle {
     // hot path
     const pools = this.deps.pools;
     if (!pools) throw new Error(`upstream ${this.key} has no connection pools`);
-    return pools.get(this, endpoint, connectTimeoutMs);
+    return pools.get(this, endpoint, connectTimeoutMs, http2);
   }
 
   /**

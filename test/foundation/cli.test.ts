@@ -221,7 +221,8 @@ describe('switchyard start: admin key', () => {
   }, 60_000);
 
   it('fails start-up on an invalid config with the key path', async () => {
-    const f = await file('bad-start.yaml', 'apisix:\n  node_listen: 9080\n');
+    // node_listen: 9080 (a number) is valid, as in APISIX; a string that is not a port is not.
+    const f = await file('bad-start.yaml', 'apisix:\n  node_listen: "not-a-port"\n');
     const r = await runCli(['start', '-c', f]);
     expect(r.code).not.toBe(0);
     expect(r.stderr).toContain('apisix.node_listen');

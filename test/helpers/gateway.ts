@@ -15,6 +15,8 @@ export interface TestGateway {
   readonly gw: Gateway;
   readonly url: string;
   readonly port: number;
+  /** The HTTPS listener (apisix.ssl.listen) on its own random loopback port. */
+  readonly httpsPort: number;
   readonly adminUrl: string;
   readonly dir: string;
   readonly config: LocalConfig;
@@ -38,10 +40,11 @@ export interface TestGatewayOptions {
 
 export async function startTestGateway(opts: TestGatewayOptions = {}): Promise<TestGateway> {
   const { dir, cleanup } = await tempDir('swy-gw-');
-  const [httpPort, adminPort, statusPort, metricsPort] = [await freePort(), await freePort(), await freePort(), await freePort()];
+  const [httpPort, adminPort, statusPort, metricsPort, httpsPort] = [await freePort(), await freePort(), await freePort(), await freePort(), await freePort()];
   const base: Record<string, any> = {
     apisix: {
       node_listen: [{ ip: '127.0.0.1', port: httpPort }],
+      ssl: { listen: [{ ip: '127.0.0.1', port: httpsPort }] },
       status: { ip: '127.0.0.1', port: statusPort },
       enable_control: false,
     },
@@ -95,6 +98,7 @@ export async function startTestGateway(opts: TestGatewayOptions = {}): Promise<T
     gw,
     url: `http://127.0.0.1:${httpPort}`,
     port: httpPort,
+    httpsPort,
     adminUrl,
     dir,
     config: parsed.config,

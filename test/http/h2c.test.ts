@@ -73,7 +73,7 @@ describe('h2c', () => {
       expect(JSON.parse(post.body).bodyLength).toBe(300_000);
       const miss = await h2request(session, { ':method': 'GET', ':path': '/nowhere' });
       expect(miss.headers[':status']).toBe(404);
-      expect(miss.body).toBe('{"error_msg":"404 Route Not Found"}');
+      expect(miss.body).toBe('{"error_msg":"404 Route Not Found"}\n');
     } finally {
       session.close();
     }

@@ -123,12 +123,12 @@ describe('HTTP route matching', () => {
     await route('st-off', { uri: '/st', status: 0 });
     const r = await http.call(gw.url + '/st');
     expect(r.status).toBe(404);
-    expect(r.text).toBe('{"error_msg":"404 Route Not Found"}');
+    expect(r.text).toBe('{"error_msg":"404 Route Not Found"}\n');
     expect(r.headers['content-type']).toBe('application/json');
     await route('st-off', { uri: '/st', status: 1 });
     expect(await who('/st')).toBe('st-off');
     const c = await curl([`${gw.url}/nothing/here`]);
     expect(c.status).toBe(404);
-    expect(c.body).toBe('{"error_msg":"404 Route Not Found"}');
+    expect(c.body).toBe('{"error_msg":"404 Route Not Found"}\n');
   });
 });

@@ -116,7 +116,7 @@ describe('plugin execution model', () => {
     const miss = await cl.call(`${gw.url}/no-such-route`);
     expect(miss.status).toBe(404);
     expect(miss.headers['x-global']).toBe('yes');
-    expect(miss.text).toBe('{"error_msg":"404 Route Not Found"}');
+    expect(miss.text).toBe('{"error_msg":"404 Route Not Found"}\n');
     const blocked = await cl.call(`${gw.url}/no-such-route`, { headers: { 'x-block': '1' } });
     expect(blocked.status).toBe(403);
     await gw.admin('DELETE', '/global_rules/g1');

@@ -109,7 +109,6 @@ describe('PluginChain.compileGlobal', () => {
     expect(chain.names()).toEqual(['prom', 'a', 'b']);
     expect(chain.step('a')?.conf).toBe(confA);
     expect(errors).toEqual(['a: plugin a is configured in global rules 1 and 2; using 1']);
-    expect(chain.hasPreferRoute).toBe(true);
     expect(chain.step('prom')?.preferRoute).toBe(true);
   });
 

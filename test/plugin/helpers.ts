@@ -94,6 +94,7 @@ export function fakeContext(init: FakeInit = {}): FakeContext {
     replaceBody(b: Buffer | string) {
       this.body = b;
     },
+    trailers: null as Record<string, string> | null,
   };
   return {
     vars,
@@ -118,6 +119,7 @@ export function fakeContext(init: FakeInit = {}): FakeContext {
     serviceId: undefined,
     consumer: null,
     setUpstream: () => undefined,
+    setUpstreamProtocol: () => undefined,
     upstreamAddr: undefined,
     upstreamStatus: undefined,
     startNs: 0n,

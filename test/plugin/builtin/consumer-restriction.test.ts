@@ -56,11 +56,11 @@ describe('consumer-restriction', () => {
 
   it('whitelist by consumer name', async () => {
     expect((await call('/wl', 'jack-key')).status).toBe(200);
-    expect(await call('/wl', 'rose-key')).toEqual({ status: 403, text: '{"message":"The consumer_name is forbidden."}' });
+    expect(await call('/wl', 'rose-key')).toEqual({ status: 403, text: '{"message":"The consumer_name is forbidden."}\n' });
   });
 
   it('blacklist with rejected_code and rejected_msg', async () => {
-    expect(await call('/bl', 'jack-key')).toEqual({ status: 401, text: '{"message":"go away"}' });
+    expect(await call('/bl', 'jack-key')).toEqual({ status: 401, text: '{"message":"go away"}\n' });
     expect((await call('/bl', 'rose-key')).status).toBe(200);
   });
 
@@ -69,7 +69,7 @@ describe('consumer-restriction', () => {
     // rose has no group: the value is absent
     expect(await call('/grp', 'rose-key')).toEqual({
       status: 401,
-      text: '{"message":"The request is rejected, please check the consumer_group_id for this request"}',
+      text: '{"message":"The request is rejected, please check the consumer_group_id for this request"}\n',
     });
   });
 
@@ -82,12 +82,12 @@ describe('consumer-restriction', () => {
   it('without an identified consumer the request is rejected with 401', async () => {
     expect(await call('/noauth')).toEqual({
       status: 401,
-      text: '{"message":"The request is rejected, please check the consumer_name for this request"}',
+      text: '{"message":"The request is rejected, please check the consumer_name for this request"}\n',
     });
   });
 
   it('by route id and service id', async () => {
-    expect(await call('/rid')).toEqual({ status: 403, text: '{"message":"The route_id is forbidden."}' });
+    expect(await call('/rid')).toEqual({ status: 403, text: '{"message":"The route_id is forbidden."}\n' });
     expect((await call('/in-svc')).status).toBe(200);
     expect((await call('/nosvc')).status).toBe(401);
     expect(up.seen.every((s) => s.url !== '/rid' && s.url !== '/nosvc' && s.url !== '/noauth')).toBe(true);

@@ -64,18 +64,18 @@ describe('ldap-auth against a real slapd', () => {
 
   it('answers APISIX 401 bodies with the Basic challenge', async () => {
     let r = await call('/ldap/x');
-    expect([r.status, r.text, r.challenge]).toEqual([401, '{"message":"Missing authorization in request"}', 'Basic realm="ldap"']);
+    expect([r.status, r.text, r.challenge]).toEqual([401, '{"message":"Missing authorization in request"}\n', 'Basic realm="ldap"']);
     r = await call('/ldap/x', 'Bad_header Zm9vOmZvbwo=');
-    expect([r.status, r.text]).toEqual([401, '{"message":"Invalid authorization in request"}']);
+    expect([r.status, r.text]).toEqual([401, '{"message":"Invalid authorization in request"}\n']);
     r = await call('/ldap/x', 'Basic Zm9v');
-    expect([r.status, r.text]).toEqual([401, '{"message":"Invalid authorization in request"}']);
+    expect([r.status, r.text]).toEqual([401, '{"message":"Invalid authorization in request"}\n']);
     r = await call('/ldap/x', basic('user01', 'wrong'));
-    expect([r.status, r.text]).toEqual([401, '{"message":"Invalid user authorization"}']);
+    expect([r.status, r.text]).toEqual([401, '{"message":"Invalid user authorization"}\n']);
     r = await call('/ldap/x', basic('ghost', 'password1'));
     expect(r.status).toBe(401);
     // an empty password would be an unauthenticated bind, which LDAP accepts
     r = await call('/ldap/x', basic('user01', ''));
-    expect([r.status, r.text]).toEqual([401, '{"message":"Invalid user authorization"}']);
+    expect([r.status, r.text]).toEqual([401, '{"message":"Invalid user authorization"}\n']);
     expect(up.seen.length).toBe(0);
   });
 
@@ -93,7 +93,7 @@ describe('ldap-auth against a real slapd', () => {
 
   it('a valid LDAP user without a consumer is refused', async () => {
     const r = await call('/ldap/x', basic('nobody', 'password2'));
-    expect([r.status, r.text]).toEqual([401, '{"message":"Invalid user authorization"}']);
+    expect([r.status, r.text]).toEqual([401, '{"message":"Invalid user authorization"}\n']);
   });
 
   it('hide_credentials strips Authorization; realm is configurable', async () => {
@@ -118,11 +118,11 @@ describe('ldap-auth against a real slapd', () => {
     r = await call('/tls/x', basic('user01', 'bad'));
     expect(r.status).toBe(401);
     r = await call('/tlsv/x', basic('user01', 'password1'));
-    expect([r.status, r.text]).toEqual([401, '{"message":"Invalid user authorization"}']);
+    expect([r.status, r.text]).toEqual([401, '{"message":"Invalid user authorization"}\n']);
   });
 
   it('an unreachable LDAP server gives 401', async () => {
     const r = await call('/down/x', basic('user01', 'password1'));
-    expect([r.status, r.text]).toEqual([401, '{"message":"Invalid user authorization"}']);
+    expect([r.status, r.text]).toEqual([401, '{"message":"Invalid user authorization"}\n']);
   });
 });

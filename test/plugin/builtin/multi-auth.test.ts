@@ -80,7 +80,7 @@ describe('multi-auth', () => {
     for (const headers of [{}, { apikey: 'nope' }, { authorization: basic('rose', 'wrong') }, { authorization: 'Bearer a.b.c' }]) {
       const r = await fetch(`${gw.url}/m/x`, { headers });
       expect(r.status).toBe(401);
-      expect(await r.text()).toBe('{"message":"Authorization Failed"}');
+      expect(await r.text()).toBe('{"message":"Authorization Failed"}\n');
     }
     expect(up.seen.length).toBe(before);
   });

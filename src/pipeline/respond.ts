@@ -1,10 +1,5 @@
 // Local answers (route not found, plugin exits, proxy errors) in APISIX's shapes.
-import type { ServerResponse } from 'node:http';
-import type { Http2ServerResponse } from 'node:http2';
-import type { PluginResponse } from '../../src/plugin/plugin.ts';
-import type { HeaderMap } from '../../src/plugin/context.ts';
-
-export type AnyResponse = ServerResponse | Http2ServerResponse;
+import type { PluginResponse } from '../plugin/plugin.ts';
 
 const STATUS_TEXT: Record<number, string> = {
   400: 'Bad Request',
@@ -35,16 +30,7 @@ export function encodeBody(r: PluginResponse): LocalBody {
   if (b === undefined) return { body: Buffer.from(errorPage(r.status)), contentType: 'text/html; charset=utf-8' };
   if (Buffer.isBuffer(b)) return { body: b, contentType: 'text/plain; charset=utf-8' };
   if (typeof b === 'string') return { body: Buffer.from(b), contentType: 'text/plain; charset=utf-8' };
-  return { body: Buffer.from(JSON.stringify(b)), contentType: 'application/json' };
+  // APISIX's JSON answers end with a newline.
+  return { body: Buffer.from(`${JSON.stringify(b)}\n`), contentType: 'application/json' };
 }
 
-/** Writes a complete local response. `extra` are headers already set by plugins (header_filter ran before). */
-export function sendLocal(res: AnyResponse, status: number, body: Buffer, headers: HeaderMap): void {
-  if (res.headersSent) {
-    res.destroy();
-    return;
-  }
-  headers['content-length'] = String(body.length);
-  (res as ServerResponse).writeHead(status, headers as Record<string, string | string[]>);
-  res.end(body);
-}

@@ -1,7 +1,7 @@
 // APISIX variables for an HTTP request, resolved lazily from the request context.
 // A fixed table of resolvers (built at module load) plus prefix families; nothing is allocated per lookup
 // except the lazily parsed query string and cookie jar, once per request.
-import type { VarValue } from '../../src/router/vars.ts';
+import type { VarValue } from '../router/vars.ts';
 import type { RequestContext } from './context.ts';
 
 type Resolver = (ctx: RequestContext) => VarValue;
@@ -14,6 +14,14 @@ const NAMED = new Map<string, Resolver>([
   ['document_uri', (c) => c.originalPath],
   ['upstream_uri', (c) => c.request.path],
   ['host', (c) => c.request.host],
+  ['ssl_server_name', (c) => c.tls?.servername || undefined],
+  ['ssl_protocol', (c) => c.tls?.protocol],
+  ['ssl_cipher', (c) => c.tls?.cipher],
+  ['ssl_client_verify', (c) => c.tls?.clientVerify],
+  ['ssl_client_s_dn', (c) => c.tls?.clientSubject || undefined],
+  ['ssl_client_i_dn', (c) => c.tls?.clientIssuer || undefined],
+  ['ssl_client_serial', (c) => c.tls?.clientSerial || undefined],
+  ['https', (c) => (c.tls === null ? '' : 'on')],
   ['hostname', (c) => c.request.host],
   ['server_name', (c) => c.request.host],
   ['http_host', (c) => c.headerValue('host')],

@@ -1,6 +1,5 @@
 // RequestContext: the HttpContext one request carries through router, plugins, balancer and dispatch.
-import type { IncomingHttpHeaders } from 'node:http';
-import type { JsonObject } from '../../src/config/resources.ts';
+import type { JsonObject } from '../config/resources.ts';
 import type {
   ConsumerRef,
   HeaderMap,
@@ -9,8 +8,10 @@ import type {
   HttpRequestView,
   HttpResponseView,
   MutableVars,
-} from '../../src/plugin/context.ts';
-import type { VarValue } from '../../src/router/vars.ts';
+  UpstreamProtocol,
+} from '../plugin/context.ts';
+import type { TlsInfo } from './downstream.ts';
+import type { VarValue } from '../router/vars.ts';
 import { resolveVar } from './vars.ts';
 
 export interface RequestBodySource {
@@ -86,6 +87,7 @@ class ResponseView implements HttpResponseView {
   status = 0;
   headers: HeaderMap = {};
   replacement: Buffer | null = null;
+  trailers: Record<string, string> | null = null;
 
   setHeader(name: string, value: HeaderValue | null): void {
     const key = name.toLowerCase();
@@ -106,7 +108,7 @@ export interface RequestInit {
   forwardPath: string;
   query: string;
   rawUri: string;
-  headers: IncomingHttpHeaders;
+  headers: HeaderMap;
   remoteAddr: string;
   remotePort: number;
   serverAddr: string;
@@ -114,6 +116,7 @@ export interface RequestInit {
   scheme: 'http' | 'https';
   httpVersion: string;
   host: string;
+  tls: TlsInfo | null;
 }
 
 export class RequestContext implements HttpContext {
@@ -139,6 +142,9 @@ export class RequestContext implements HttpContext {
   serviceName: string | undefined = undefined;
   consumer: ConsumerRef | null = null;
   upstreamOverride: string | JsonObject | null = null;
+  /** Set by protocol-translating plugins; undefined: as the upstream configures. */
+  upstreamProtocol: UpstreamProtocol | undefined = undefined;
+  readonly tls: TlsInfo | null;
   upstreamAddr: string | undefined = undefined;
   balancerIp: string | undefined = undefined;
   balancerPort: number | undefined = undefined;
@@ -155,11 +161,16 @@ export class RequestContext implements HttpContext {
     this.rawPath = init.forwardPath;
     this.originalPath = init.path;
     this.peerAddr = init.remoteAddr;
+    this.tls = init.tls;
     this.vars = new Vars(this);
   }
 
   setUpstream(upstream: string | JsonObject): void {
     this.upstreamOverride = upstream;
+  }
+
+  setUpstreamProtocol(protocol: UpstreamProtocol): void {
+    this.upstreamProtocol = protocol;
   }
 
   headerValue(name: string): string | undefined {

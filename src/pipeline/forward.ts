@@ -1,8 +1,7 @@
 // Header rules between client, gateway and upstream: hop-by-hop removal, Host per pass_host,
 // X-Forwarded-* and X-Real-IP with a trusted-proxy list.
-import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
 import { BlockList, isIPv6 } from 'node:net';
-import type { HeaderMap } from '../../src/plugin/context.ts';
+import type { HeaderMap } from '../plugin/context.ts';
 
 /** RFC 9110 7.6.1 connection-specific fields, plus fields a proxy must not forward. */
 const HOP_BY_HOP = new Set([
@@ -97,7 +96,7 @@ export function upstreamHeaders(src: HeaderMap, info: ForwardInfo): Record<strin
 
 /** Upstream response headers for the client: hop-by-hop removed. */
 // hot path
-export function downstreamHeaders(src: IncomingHttpHeaders | Record<string, string | string[] | undefined>, into: HeaderMap): void {
+export function downstreamHeaders(src: Record<string, string | string[] | undefined>, into: HeaderMap): void {
   const extra = connectionTokens(src['connection']);
   for (const name in src) {
     const v = src[name];
@@ -105,10 +104,6 @@ export function downstreamHeaders(src: IncomingHttpHeaders | Record<string, stri
     if (extra !== null && extra.includes(name)) continue;
     into[name] = v;
   }
-}
-
-export function toOutgoing(h: HeaderMap): OutgoingHttpHeaders {
-  return h as OutgoingHttpHeaders;
 }
 
 /** `[::1]` for IPv6 literals in Host headers. */

@@ -1,0 +1,270 @@
+// The one HTTP request pipeline for every HTTP-family listener (HTTP/1.1, h2c, h2 over TLS, HTTP/3, WebSocket
+// upgrades): normalize -> match -> rewrite -> access -> balance -> before_proxy -> terminal step (dispatch to
+// the upstream through the retry/outcome layers, or tunnel an upgraded connection) -> header_filter ->
+// body_filter (streaming, sees trailers) -> log. Adapters (protocols/*) turn their protocol's request into a
+// PipelineRequest + Downstream; the pipeline drives every phase. Per-request state lives in one Transaction.
+import { catalogReply, type ErrorCode } from '../errors.ts';
+import type { Logger } from '../observability/logger.ts';
+import type { PluginChain } from '../plugin/chain.ts';
+import type { PluginResponse } from '../plugin/plugin.ts';
+import { runBodyFilter, runHeaderFilter, runLog, runPhase } from '../plugin/runner.ts';
+import type { MatchInput, RouteMatch } from '../router/router.ts';
+import { normalizeHost, normalizeRequestPath, type NormalizeOptions } from '../router/uri.ts';
+import type { HttpRoute, HttpRuntime } from '../runtime/types.ts';
+import { compose, outcomesLayer, poolAttempt, retryLayer, failureStatus, type Attempt, type UpstreamOutcomes } from '../upstream/proxy.ts';
+import type { UpstreamRuntime } from '../upstream/upstream.ts';
+import type { AccessLog } from './access-log.ts';
+import { RequestContext } from './context.ts';
+import type { Downstream, PipelineRequest } from './downstream.ts';
+import { TrustedProxies } from './forward.ts';
+import { encodeBody } from './respond.ts';
+import { Transaction } from './transaction.ts';
+import { runTunnel } from './tunnel.ts';
+
+export interface PipelineOptions {
+  getRuntime(): HttpRuntime;
+  trustedAddresses: readonly string[];
+  showUpstreamStatus: boolean;
+  /** Bytes; 0 = unlimited. */
+  clientMaxBodySize: number;
+  serverTokens: boolean;
+  /** apisix.delete_uri_tail_slash / normalize_uri_like_servlet. */
+  uri?: NormalizeOptions;
+  logger: Logger;
+  accessLog: AccessLog | null;
+  /** Passive health: outcomes of upstream attempts. */
+  outcomes?: UpstreamOutcomes;
+}
+
+const DEFAULT_TIMEOUT = { connect: 60, send: 60, read: 60 };
+const ABSOLUTE_FORM = /^https?:\/\//i;
+const NO_URI_OPTIONS: NormalizeOptions = { deleteTailSlash: false, servlet: false };
+
+export class HttpPipeline {
+  readonly opts: PipelineOptions;
+  readonly trusted: TrustedProxies;
+  readonly logger: Logger;
+  /** retries( outcomes( pool dispatch ) ), composed once. */
+  readonly attempt: Attempt;
+  private readonly uriOptions: NormalizeOptions;
+
+  constructor(opts: PipelineOptions) {
+    this.opts = opts;
+    this.logger = opts.logger;
+    this.trusted = new TrustedProxies(opts.trustedAddresses);
+    this.uriOptions = opts.uri ?? NO_URI_OPTIONS;
+    this.attempt = compose(poolAttempt, retryLayer(opts.logger), outcomesLayer(opts.outcomes));
+  }
+
+  /** Entry point of every adapter. Never throws; the answer goes out through `down`. */
+  handle(req: PipelineRequest, down: Downstream): void {
+    const rt = this.opts.getRuntime();
+    const tx = new Transaction(this, rt, req, down);
+    down.listen(tx);
+    const bad = this.prepare(tx);
+    if (bad !== null) {
+      this.local(tx, null, catalogReply(bad));
+      return;
+    }
+    void this.run(tx);
+  }
+
+  /**
+   * HTTP/1.1 adapters ask before taking an Upgrade request off the normal request path: true when the matched
+   * route tunnels WebSockets. APISIX proxies an upgrade on any other route as a plain request.
+   */
+  upgradeWanted(req: PipelineRequest): boolean {
+    const rt = this.opts.getRuntime();
+    const tx = new Transaction(this, rt, req, null);
+    if (this.prepare(tx) !== null) return true; // answered as a bad request on the upgrade path
+    const m = rt.router.match(this.matchInput(tx.ctx));
+    return m === null || m.payload.enableWebsocket;
+  }
+
+  /** Builds the context (URI and host normalized); a catalog code when the request must get 400. */
+  private prepare(tx: Transaction): ErrorCode | null {
+    const req = tx.req;
+    let target = req.target;
+    // Absolute-form targets (RFC 9112 3.2.2) are accepted as nginx does: the authority replaces Host.
+    let authority = req.authority;
+    if (target.charCodeAt(0) !== 47 && ABSOLUTE_FORM.test(target)) {
+      const start = target.indexOf('//') + 2;
+      const slash = target.indexOf('/', start);
+      authority = slash < 0 ? target.slice(start) : target.slice(start, slash);
+      target = slash < 0 ? '/' : target.slice(slash);
+      req.headers.host = authority;
+    }
+    const q = target.indexOf('?');
+    const norm = normalizeRequestPath(q < 0 ? target : target.slice(0, q), this.uriOptions);
+    const host = authority === null ? null : normalizeHost(authority);
+    tx.ctx = new RequestContext({
+      method: req.method,
+      path: norm.ok ? norm.path : '/',
+      forwardPath: norm.ok ? norm.forward : '/',
+      query: q < 0 ? '' : target.slice(q + 1),
+      rawUri: req.target,
+      headers: req.headers,
+      remoteAddr: req.remoteAddr,
+      remotePort: req.remotePort,
+      serverAddr: req.serverAddr,
+      serverPort: req.serverPort,
+      scheme: req.tls === null ? 'http' : 'https',
+      httpVersion: req.httpVersion,
+      host: host ?? '',
+      tls: req.tls,
+    });
+    tx.ctx.request.bodySource = tx;
+    if (!norm.ok) return 'SWY_ERR_BAD_REQUEST_URI';
+    if (host === null) return 'SWY_ERR_BAD_REQUEST_HOST';
+    const t = req.tls;
+    if (t !== null && t.mtlsRequired && t.clientVerify !== 'SUCCESS' && (t.skipMtls === null || !t.skipMtls(norm.path))) {
+      return 'SWY_ERR_MTLS_REQUIRED';
+    }
+    return null;
+  }
+
+  matchInput(ctx: RequestContext): MatchInput {
+    const input: MatchInput = {
+      method: ctx.request.method,
+      host: ctx.request.host,
+      path: ctx.request.path,
+      remoteAddr: ctx.request.remoteAddr,
+      vars: ctx.vars,
+      params: null,
+    };
+    ctx.matchInput = input;
+    return input;
+  }
+
+  /** Never rejects: a failure answers 500. */
+  private async run(tx: Transaction): Promise<void> {
+    try {
+      await this.flow(tx);
+    } catch (err) {
+      this.logger.error({ err, route: tx.ctx.routeId }, 'request failed');
+      if (!tx.down!.headSent) this.local(tx, null, catalogReply('SWY_ERR_INTERNAL'));
+      else tx.abortDownstream();
+    }
+  }
+
+  private async flow(tx: Transaction): Promise<void> {
+    const { ctx, rt } = tx;
+    const limit = this.opts.clientMaxBodySize;
+    if (limit > 0) {
+      const cl = Number(tx.req.headers['content-length'] ?? 0);
+      if (cl > limit) return this.local(tx, null, catalogReply('SWY_ERR_BODY_TOO_LARGE'));
+    }
+    const match: RouteMatch<HttpRoute> | null = rt.router.match(this.matchInput(ctx));
+    if (match === null) {
+      // APISIX runs global rules even when no route matches.
+      if (rt.global !== null) {
+        const r = (await runPhase(rt.global, null, 'rewrite', ctx)) ?? (await runPhase(rt.global, null, 'access', ctx));
+        if (r) return this.local(tx, null, r);
+      }
+      return this.local(tx, null, catalogReply('SWY_ERR_ROUTE_NOT_FOUND'));
+    }
+    const route = match.payload;
+    ctx.params = match.params;
+    ctx.routeId = route.id;
+    ctx.routeName = route.name;
+    ctx.serviceId = route.serviceId;
+    ctx.serviceName = route.serviceName;
+    tx.route = route;
+    if (route.broken !== null) {
+      return this.local(tx, null, { status: route.broken.status, body: { error_msg: route.broken.message } });
+    }
+
+    let chain: PluginChain = route.chain;
+    tx.chain = chain;
+    let r = await runPhase(rt.global, chain, 'rewrite', ctx);
+    if (r) return this.local(tx, chain, r);
+    if (ctx.consumer !== null) {
+      const merged = rt.consumerChain(route, ctx.consumer);
+      if (merged !== chain) {
+        chain = merged;
+        tx.chain = chain;
+        r = await runPhase(null, chain, 'rewrite', ctx, true);
+        if (r) return this.local(tx, chain, r);
+      }
+    }
+    r = await runPhase(rt.global, chain, 'access', ctx);
+    if (r) return this.local(tx, chain, r);
+
+    const upstream = ctx.upstreamOverride !== null ? rt.resolveUpstream(ctx.upstreamOverride) : route.upstream;
+    if (upstream === null) return this.local(tx, chain, catalogReply('SWY_ERR_MISSING_UPSTREAM'));
+    const timeout = route.timeout ?? upstream.timeout ?? DEFAULT_TIMEOUT;
+    tx.setUpstream(upstream, timeout);
+    if (tx.req.upgrade && route.enableWebsocket) return runTunnel(this, tx, upstream);
+    return this.proxy(tx, upstream);
+  }
+
+  /** The dispatch terminal: first pick, before_proxy, then the composed attempt layers. */
+  private async proxy(tx: Transaction, upstream: UpstreamRuntime): Promise<void> {
+    const ctx = tx.ctx;
+    const pick = upstream.pick(tx.pickCtx);
+    if (!pick.ok) return this.local(tx, tx.chain, catalogReply('SWY_ERR_NO_UPSTREAM_NODE'));
+    tx.attempting(pick.endpoint);
+    const r = await runPhase(tx.rt.global, tx.chain, 'before_proxy', ctx);
+    if (r) return this.local(tx, tx.chain, r);
+    if (tx.closed) return tx.finish();
+    tx.prepareBody();
+    const result = await this.attempt(tx, pick.endpoint);
+    if (tx.closed) {
+      // The client left while the upstream was answering: nothing to send; nginx logs 499.
+      if (result.ok) result.abort();
+      return tx.finish();
+    }
+    if (result.ok) {
+      ctx.upstreamLatencyMs = tx.upstreamLatencyMs;
+      return tx.respond(result);
+    }
+    const status = failureStatus(result);
+    ctx.upstreamStatus = status;
+    // APISIX shows nginx's $upstream_status for a failed proxy too ("502, 502, 502" after retries).
+    return this.local(tx, tx.chain, {
+      ...catalogReply(status === 504 ? 'SWY_ERR_UPSTREAM_TIMEOUT' : 'SWY_ERR_UPSTREAM_UNAVAILABLE'),
+      headers: { 'x-apisix-upstream-status': tx.failedStatuses },
+    });
+  }
+
+  /** Answers locally after running header_filter/body_filter/log as for a proxied response. */
+  local(tx: Transaction, chain: PluginChain | null, r: PluginResponse): void {
+    const ctx = tx.ctx;
+    const global = tx.rt.global;
+    const encoded = encodeBody(r);
+    const resp = ctx.response;
+    resp.status = r.status;
+    resp.headers['content-type'] = encoded.contentType;
+    if (this.opts.serverTokens) resp.headers['server'] = 'switchyard';
+    if (r.headers !== undefined) for (const k in r.headers) resp.headers[k.toLowerCase()] = r.headers[k];
+    let body = encoded.body;
+    if (chain !== null || global !== null) {
+      runHeaderFilter(global, chain, ctx);
+      if (resp.replacement !== null) body = resp.replacement;
+      else if ((chain !== null && chain.body_filter.length > 0) || (global !== null && global.body_filter.length > 0)) {
+        body = runBodyFilter(global, chain, ctx, body, true) ?? Buffer.alloc(0);
+      }
+    }
+    tx.chain = chain;
+    const down = tx.down!;
+    if (!tx.closed) {
+      if (down.headSent) down.abort();
+      else {
+        resp.headers['content-length'] = String(body.length);
+        down.head(resp.status, resp.headers);
+        if (body.length > 0) down.data(body);
+        down.end(null);
+        tx.bytes = body.length;
+      }
+    }
+    tx.finish();
+  }
+
+  /** The log phase and the access log line, once per exchange. */
+  log(tx: Transaction): void {
+    const ctx = tx.ctx;
+    ctx.bytesSent = tx.bytes;
+    runLog(tx.rt.global, tx.chain, ctx);
+    this.opts.accessLog?.write(ctx, tx.bytes);
+  }
+}

@@ -1,0 +1,191 @@
+// The one certificate store: downstream TLS certificates from `ssls` of type server with status 1, for HTTPS,
+// QUIC and the stream TLS listeners. Secure contexts are built at snapshot time and reused across snapshots
+// while the ssl object is unchanged, so a certificate replaced through the Admin API or etcd serves the next
+// handshake and open connections keep theirs. SNI lookup follows APISIX's SSL matcher: exact name first, then
+// a wildcard covering exactly one label (`*.x.com` matches `a.x.com`, not `a.b.x.com`). Several certificates
+// of different key types in one ssl object (cert/key plus certs/keys) share one context, and OpenSSL picks by
+// what the client supports.
+import tls, { type SecureContext, type TLSSocket } from 'node:tls';
+import type { JsonObject } from '../config/resources.ts';
+import type { Logger } from '../observability/logger.ts';
+import type { Snapshot } from '../config/snapshot.ts';
+
+export interface SslItem {
+  readonly id: string;
+  readonly modifiedIndex: number;
+  readonly value: JsonObject;
+}
+
+/** What a handshake picked: the context plus the mTLS policy of its ssl object. */
+export interface SslChoice {
+  readonly sslId: string;
+  readonly context: SecureContext;
+  /** What the context was built from (a listener's default context for clients without SNI). */
+  readonly options: tls.SecureContextOptions;
+  /** The ssl object has `client.ca`: the client is asked for a certificate, verified against it. */
+  readonly mtls: boolean;
+  /** `client.skip_mtls_uri_regex`: paths that need no verified client certificate. */
+  readonly skipMtls: ((path: string) => boolean) | null;
+}
+
+/** Listener-wide TLS defaults (config.yaml apisix.ssl). */
+export interface TlsDefaults {
+  /** `ssl_protocols`: "TLSv1.2 TLSv1.3". */
+  readonly protocols?: string;
+  /** `ssl_ciphers`: OpenSSL cipher list (TLS 1.2 and below). */
+  readonly ciphers?: string;
+}
+
+interface Cached {
+  readonly modifiedIndex: number;
+  readonly value: JsonObject;
+  readonly choice: SslChoice;
+}
+
+function strings(v: unknown): string[] {
+  return Array.isArray(v) ? v.filter((x): x is string => typeof x === 'string') : [];
+}
+
+const VERSIONS: readonly tls.SecureVersion[] = ['TLSv1', 'TLSv1.1', 'TLSv1.2', 'TLSv1.3'];
+
+/** `ssl_protocols` (a list, or nginx's space-separated string) -> Node's minVersion/maxVersion. */
+export function versionRange(v: unknown): { minVersion?: tls.SecureVersion; maxVersion?: tls.SecureVersion } {
+  const names = typeof v === 'string' ? v.split(/\s+/) : strings(v);
+  const list = names.filter((p): p is tls.SecureVersion => (VERSIONS as readonly string[]).includes(p));
+  if (list.length === 0) return {};
+  list.sort((a, b) => VERSIONS.indexOf(a) - VERSIONS.indexOf(b));
+  return { minVersion: list[0], maxVersion: list[list.length - 1] };
+}
+
+function buildChoice(id: string, v: JsonObject, defaults: TlsDefaults): SslChoice {
+  const certs = [v.cert, ...strings(v.certs)].filter((x): x is string => typeof x === 'string');
+  const keys = [v.key, ...strings(v.keys)].filter((x): x is string => typeof x === 'string');
+  const client = v.client !== null && typeof v.client === 'object' ? (v.client as JsonObject) : undefined;
+  const ca = typeof client?.ca === 'string' ? client.ca : undefined;
+  const range = v.ssl_protocols !== undefined ? versionRange(v.ssl_protocols) : versionRange(defaults.protocols);
+  const options: tls.SecureContextOptions = {
+    cert: certs,
+    key: keys,
+    ...range,
+    ...(defaults.ciphers !== undefined ? { ciphers: defaults.ciphers } : {}),
+    ...(ca !== undefined ? { ca } : {}),
+  };
+  const context = tls.createSecureContext(options);
+  let skipMtls: SslChoice['skipMtls'] = null;
+  const patterns = strings(client?.skip_mtls_uri_regex);
+  if (patterns.length > 0) {
+    // Compiled once per ssl object (config time); nginx matches them against $uri.
+    const res = patterns.map((p) => new RegExp(p));
+    skipMtls = (path) => res.some((re) => re.test(path));
+  }
+  return { sslId: id, context, options, mtls: ca !== undefined, skipMtls };
+}
+
+export class CertificateStore {
+  private readonly exact = new Map<string, SslChoice>();
+  private readonly wildcard = new Map<string, SslChoice>();
+  /** id -> built context, carried to the next snapshot's store. */
+  readonly cache = new Map<string, Cached>();
+
+  constructor(items: readonly SslItem[], previous: CertificateStore | null, logger: Logger, defaults: TlsDefaults = {}) {
+    for (const item of items) {
+      const v = item.value;
+      if ((v.type ?? 'server') !== 'server' || v.status === 0) continue;
+      const names = typeof v.sni === 'string' ? [v.sni] : strings(v.snis);
+      if (names.length === 0) continue;
+      let entry = previous?.cache.get(item.id);
+      if (entry === undefined || (entry.value !== v && entry.modifiedIndex !== item.modifiedIndex)) {
+        try {
+          entry = { modifiedIndex: item.modifiedIndex, value: v, choice: buildChoice(item.id, v, defaults) };
+        } catch (err) {
+          logger.warn({ ssl: item.id, error: (err as Error).message }, 'ssl skipped: bad certificate, key or CA');
+          continue;
+        }
+      }
+      this.cache.set(item.id, entry);
+      for (const raw of names) {
+        const name = raw.toLowerCase();
+        const map = name.startsWith('*.') ? this.wildcard : this.exact;
+        const key = name.startsWith('*.') ? name.slice(2) : name;
+        // First ssl in storage order wins a duplicated SNI.
+        if (!map.has(key)) map.set(key, entry.choice);
+      }
+    }
+  }
+
+  get size(): number {
+    return this.cache.size;
+  }
+
+  lookup(servername: string): SslChoice | undefined {
+    const name = servername.toLowerCase();
+    const hit = this.exact.get(name);
+    if (hit !== undefined) return hit;
+    const dot = name.indexOf('.');
+    return dot > 0 ? this.wildcard.get(name.slice(dot + 1)) : undefined;
+  }
+
+  contextFor(servername: string): SecureContext | undefined {
+    return this.lookup(servername)?.context;
+  }
+}
+
+/** Builds the store from the ssls of a snapshot, reusing the previous store's contexts. */
+export function buildCertificateStore(snapshot: Snapshot, previous: CertificateStore | null, logger: Logger, defaults: TlsDefaults = {}): CertificateStore {
+  const ssls = snapshot.list('ssls').map((s) => ({ id: s.item.id, modifiedIndex: s.item.modifiedIndex, value: s.value }));
+  return new CertificateStore(ssls, previous, logger, defaults);
+}
+
+/** RuntimeBuilder (src/runtime/manager.ts) of the shared certificate store: rebuilt only when ssls change. */
+export class TlsRuntimeBuilder {
+  readonly name = 'tls';
+  readonly kinds = ['ssls'] as const;
+  private readonly logger: Logger;
+  private readonly defaults: TlsDefaults;
+
+  constructor(logger: Logger, defaults: TlsDefaults = {}) {
+    this.logger = logger;
+    this.defaults = defaults;
+  }
+
+  build(snapshot: Snapshot, previous: CertificateStore | null): CertificateStore {
+    return buildCertificateStore(snapshot, previous, this.logger, this.defaults);
+  }
+}
+
+// The ssl object a handshake used, recorded on the TLS socket for the HTTP layer (mTLS policy per request).
+const kChoice = Symbol('switchyard.sslChoice');
+type Tagged = { [kChoice]?: SslChoice };
+
+export function tagSslChoice(socket: TLSSocket, choice: SslChoice): void {
+  (socket as TLSSocket & Tagged)[kChoice] = choice;
+}
+
+export function sslChoiceOf(socket: TLSSocket): SslChoice | undefined {
+  return (socket as TLSSocket & Tagged)[kChoice];
+}
+
+/**
+ * An SNICallback for tls servers: picks the ssl object by SNI (or `fallback_sni`), asks for a client
+ * certificate only when that ssl object configures mTLS, and records the choice on the socket. Node calls
+ * SNICallback with the TLS socket as `this`; the verify mode may still change at that point of the handshake.
+ */
+export function sniCallback(
+  certs: () => CertificateStore | null,
+  fallbackSni: string | undefined,
+): (this: unknown, servername: string, cb: (err: Error | null, ctx?: SecureContext) => void) => void {
+  return function (this: unknown, servername, cb) {
+    const store = certs();
+    const choice = store?.lookup(servername) ?? (fallbackSni !== undefined ? store?.lookup(fallbackSni) : undefined);
+    if (choice === undefined) {
+      cb(new Error(`no certificate for SNI ${servername}`));
+      return;
+    }
+    const socket = this as (TLSSocket & { _handle?: { setVerifyMode?(request: boolean, reject: boolean): void } }) | undefined;
+    if (socket !== undefined && socket !== null && typeof socket === 'object') {
+      tagSslChoice(socket, choice);
+      if (choice.mtls) socket._handle?.setVerifyMode?.(true, false);
+    }
+    cb(null, choice.context);
+  };
+}

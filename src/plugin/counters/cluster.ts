@@ -5,7 +5,8 @@
 // Cost: one IPC round trip per request. Operations issued by a worker within one event-loop turn travel in one
 // message (flushed from setImmediate), so the per-request cost falls under load; bench/micro/counters.ts
 // measures it. A primary that does not answer within FALLBACK_MS (not attached, overloaded) makes the worker
-// count on its own for that batch (per worker: more lenient, never stuck) and log it once.
+// count on its own (per worker: more lenient, never stuck) for that batch and for the next LOCAL_MS, unless a
+// late answer shows the primary is back; it is logged once.
 // Slots held by a worker that dies are released by the primary.
 import cluster, { type Worker } from 'node:cluster';
 import { getLogger } from '../../observability/logger.ts';
@@ -18,6 +19,7 @@ export interface NodeCounters extends CounterStore, LeakyBucketStore, ConnStore 
 const REQUEST = 'swy-counters';
 const REPLY = 'swy-counters-reply';
 const FALLBACK_MS = 1000;
+const LOCAL_MS = 10_000;
 
 /** Operation codes on the wire. */
 const OP_COUNT = 0;
@@ -82,6 +84,8 @@ class WorkerNode implements NodeCounters {
   #listening = false;
   #watchdog: NodeJS.Timeout | null = null;
   #warned = false;
+  /** Until then (epoch ms) the worker counts on its own without asking the primary. */
+  #localUntil = 0;
   /** Slots taken while the primary did not answer, released here rather than by the primary. */
   readonly #localHeld = new Map<string, string>();
   readonly #flush = (): void => this.#send();
@@ -129,6 +133,10 @@ class WorkerNode implements NodeCounters {
       process.on('message', this.#onMessage);
     }
     if (!process.connected || process.send === undefined) return this.#fallback(b, 'no IPC channel');
+    if (this.#localUntil !== 0) {
+      if (Date.now() < this.#localUntil) return this.#fallback(b, 'no answer from the cluster primary');
+      this.#localUntil = 0;
+    }
     b.sentAt = Date.now();
     this.#inflight.set(b.id, b);
     process.send({ type: REQUEST, id: b.id, ops: b.ops } satisfies RequestMessage);
@@ -142,6 +150,7 @@ class WorkerNode implements NodeCounters {
     const m = raw as ReplyMessage | null;
     if (m === null || typeof m !== 'object' || m.type !== REPLY) return;
     const b = this.#inflight.get(m.id);
+    this.#localUntil = 0;
     if (b === undefined) return;
     this.#inflight.delete(m.id);
     for (let i = 0; i < b.done.length; i++) b.done[i]!(m.res[i] ?? null);
@@ -153,6 +162,7 @@ class WorkerNode implements NodeCounters {
     for (const b of this.#inflight.values()) {
       if (b.sentAt > limit) continue;
       this.#inflight.delete(b.id);
+      this.#localUntil = Date.now() + LOCAL_MS;
       this.#fallback(b, 'no answer from the cluster primary');
     }
     this.#idle();

@@ -17,6 +17,15 @@ interface Sliding {
 }
 
 const MAX_KEYS = 1_000_000;
+
+/**
+ * Reset of a rejected sliding-window request, as APISIX: the window's end when the current window alone is
+ * full, else when enough of the previous window will have slid out to admit one more.
+ */
+export function slidingRetryMs(remainingMs: number, cur: number, prev: number, limit: number, windowMs: number): number {
+  if (cur >= limit || prev === 0) return remainingMs;
+  return Math.max(0, remainingMs - ((limit - cur) * windowMs) / prev);
+}
 const SWEEP_MS = 10_000;
 
 export class LocalCounterStore implements CounterStore {
@@ -62,9 +71,10 @@ export class LocalCounterStore implements CounterStore {
     const elapsed = now - index * windowMs;
     const weighted = Math.floor((e.prev * (windowMs - elapsed)) / windowMs);
     const count = weighted + e.cur + 1;
-    const allowed = count <= limit;
-    if (allowed) e.cur++;
-    return { count, resetMs: windowMs - elapsed, allowed };
+    const remaining = windowMs - elapsed;
+    if (count > limit) return { count, resetMs: slidingRetryMs(remaining, e.cur, e.prev, limit, windowMs), allowed: false };
+    e.cur++;
+    return { count, resetMs: remaining, allowed: true };
   }
 
   /** Starts the sweeper and keeps the key count bounded before a new key is added. */

@@ -37,7 +37,11 @@ local prev = tonumber(redis.call('HGET', KEYS[1], tostring(idx - 1)) or '0')
 local elapsed = now - idx * w
 local count = math.floor(prev * (w - elapsed) / w) + cur + 1
 if count > limit then
-  return {count, w - elapsed, 0}
+  local reset = w - elapsed
+  if cur < limit and prev > 0 then
+    reset = math.max(0, reset - (limit - cur) * w / prev)
+  end
+  return {count, math.floor(reset), 0}
 end
 redis.call('HINCRBY', KEYS[1], tostring(idx), 1)
 redis.call('HDEL', KEYS[1], tostring(idx - 2))

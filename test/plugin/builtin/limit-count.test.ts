@@ -273,14 +273,18 @@ describe('limit-count', () => {
     let now = 60_000 * 10;
     const store = new LocalCounterStore(() => now);
     for (let i = 0; i < 4; i++) expect(store.incr('k', 60_000, 4, 'sliding').allowed).toBe(true);
-    expect(store.incr('k', 60_000, 4, 'sliding').allowed).toBe(false);
+    // The current window alone is full: retry at its end.
+    expect(store.incr('k', 60_000, 4, 'sliding')).toEqual({ count: 5, resetMs: 60_000, allowed: false });
     // Half-way through the next window half of the previous count still weighs in.
     now = 60_000 * 10 + 90_000;
     const r = store.incr('k', 60_000, 4, 'sliding');
     expect(r.count).toBe(3);
     expect(r.allowed).toBe(true);
     expect(store.incr('k', 60_000, 4, 'sliding').allowed).toBe(true);
-    expect(store.incr('k', 60_000, 4, 'sliding').allowed).toBe(false);
+    // APISIX's retry estimate: remaining - (limit - current) / previous rate = 30 s - 2 * 15 s.
+    expect(store.incr('k', 60_000, 4, 'sliding')).toMatchObject({ resetMs: 0, allowed: false });
+    now += 10_000;
+    expect(store.incr('k', 60_000, 3, 'sliding')).toMatchObject({ resetMs: 20_000 - (1 * 60_000) / 4, allowed: false });
     // Fixed windows restart after the window.
     now = 0;
     const fixed = new LocalCounterStore(() => now);

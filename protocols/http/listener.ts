@@ -8,7 +8,7 @@ import tls from 'node:tls';
 import type { Listener, ListenerAddress } from '../../src/listener/registry.ts';
 import type { Logger } from '../../src/observability/logger.ts';
 import type { HttpPipeline } from '../../src/pipeline/pipeline.ts';
-import { sniCallback, versionRange, type CertificateStore } from '../../src/tls/store.ts';
+import { sniCallback, tagSslChoice, versionRange, type CertificateStore, type SslChoice } from '../../src/tls/store.ts';
 import { handleNodeRequest, handleNodeUpgrade, wantsUpgrade } from './node-adapter.ts';
 
 export interface HttpLimits {
@@ -195,7 +195,7 @@ export function createHttpsListener(opts: HttpsListenerOptions): Listener {
   const servers = new NodeServers(opts.pipeline, limits);
   const { h1, h2 } = servers;
   const server = tls.createServer({
-    SNICallback: sniCallback(opts.certificates, opts.fallbackSni),
+    SNICallback: sniCallback(opts.certificates),
     ALPNProtocols: opts.h2 ? ['h2', 'http/1.1'] : ['http/1.1'],
     handshakeTimeout: limits.client_header_timeout * 1000,
     requestCert: false,
@@ -203,17 +203,26 @@ export function createHttpsListener(opts: HttpsListenerOptions): Listener {
     ...versionRange(opts.sslProtocols),
     ...(opts.sslCiphers !== undefined ? { ciphers: opts.sslCiphers } : {}),
   });
-  // Clients without SNI get fallback_sni's certificate: the default context follows the store.
+  // Clients without SNI get fallback_sni's certificate and mTLS policy: the default context follows the store.
+  // It must be current before node wraps the connection (its 'connection' listener reads the default context
+  // and requestCert), hence a prepended listener.
   let seen: CertificateStore | null = null;
+  let fallback: SslChoice | undefined;
   const followFallback = (): void => {
     const store = opts.certificates();
     if (store === seen || opts.fallbackSni === undefined) return;
     seen = store;
     const choice = store?.lookup(opts.fallbackSni);
-    if (choice !== undefined) server.setSecureContext(choice.options);
+    if (choice === fallback) return;
+    fallback = choice;
+    // A removed fallback ssl object stops serving: a context without a certificate fails the handshake.
+    server.setSecureContext(choice?.options ?? {});
+    (server as tls.Server & { requestCert: boolean }).requestCert = choice?.mtls ?? false;
   };
-  server.on('connection', followFallback);
+  server.prependListener('connection', followFallback);
   server.on('secureConnection', (socket: tls.TLSSocket) => {
+    // No SNI: the handshake used the default context (fallback_sni's ssl object, when configured).
+    if (fallback !== undefined && !socket.servername) tagSslChoice(socket, fallback);
     if (socket.alpnProtocol === 'h2') h2.emit('connection', socket);
     else h1.emit('connection', socket);
   });

@@ -165,27 +165,41 @@ export function sslChoiceOf(socket: TLSSocket): SslChoice | undefined {
   return (socket as TLSSocket & Tagged)[kChoice];
 }
 
+/** Node's TLS socket internals the SNI callback adjusts mid-handshake (no public API does it per SNI). */
+type HandshakingSocket = TLSSocket & {
+  _handle?: { setVerifyMode?(request: boolean, reject: boolean): void } | null;
+  /** Node computes `authorized`/`authorizationError` after the handshake only when this is set. */
+  _requestCert?: boolean;
+};
+
 /**
- * An SNICallback for tls servers: picks the ssl object by SNI (or `fallback_sni`), asks for a client
- * certificate only when that ssl object configures mTLS, and records the choice on the socket. Node calls
- * SNICallback with the TLS socket as `this`; the verify mode may still change at that point of the handshake.
+ * Applies an ssl object's mTLS policy to a socket still in its handshake: ask for a client certificate (never
+ * reject in the handshake: the 400 is an HTTP answer, and skip_mtls_uri_regex paths need none) exactly when the
+ * ssl object has client.ca, and record the choice for the HTTP layer.
+ */
+export function applySslChoice(socket: TLSSocket, choice: SslChoice): void {
+  const s = socket as HandshakingSocket;
+  tagSslChoice(s, choice);
+  s._handle?.setVerifyMode?.(choice.mtls, false);
+  s._requestCert = choice.mtls;
+}
+
+/**
+ * An SNICallback for tls servers: picks the ssl object by SNI and applies its mTLS policy. An SNI without a
+ * certificate fails the handshake, as APISIX's: `fallback_sni` stands in only for clients that send no SNI,
+ * which node serves from the server's default context (see the HTTPS listener). Node calls SNICallback with
+ * the TLS socket as `this`; the verify mode may still change at that point of the handshake.
  */
 export function sniCallback(
   certs: () => CertificateStore | null,
-  fallbackSni: string | undefined,
 ): (this: unknown, servername: string, cb: (err: Error | null, ctx?: SecureContext) => void) => void {
   return function (this: unknown, servername, cb) {
-    const store = certs();
-    const choice = store?.lookup(servername) ?? (fallbackSni !== undefined ? store?.lookup(fallbackSni) : undefined);
+    const choice = certs()?.lookup(servername);
     if (choice === undefined) {
       cb(new Error(`no certificate for SNI ${servername}`));
       return;
     }
-    const socket = this as (TLSSocket & { _handle?: { setVerifyMode?(request: boolean, reject: boolean): void } }) | undefined;
-    if (socket !== undefined && socket !== null && typeof socket === 'object') {
-      tagSslChoice(socket, choice);
-      if (choice.mtls) socket._handle?.setVerifyMode?.(true, false);
-    }
+    if (this !== undefined && this !== null && typeof this === 'object') applySslChoice(this as TLSSocket, choice);
     cb(null, choice.context);
   };
 }

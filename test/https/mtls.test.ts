@@ -1,0 +1,128 @@
+// Client certificates per ssl object (client.ca, client.skip_mtls_uri_regex) with curl as the client: no
+// certificate or one from another CA gets 400, one signed by the configured CA passes, matching paths skip the
+// check, and the ssl_client_* variables reach plugins (proxy-rewrite headers) and route `vars`.
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { startTestGateway, type TestGateway } from '../helpers/gateway.ts';
+import { freePort } from '../helpers/ports.ts';
+import { tempDir } from '../helpers/proc.ts';
+import { startEcho, type EchoServer } from '../helpers/upstream.ts';
+import { exec, makePki, type Pem, type Pki } from './pki.ts';
+
+let tmp: { dir: string; cleanup(): Promise<void> };
+let pki: Pki;
+let client: Pem;
+let foreign: Pem;
+let up: EchoServer;
+let verified: EchoServer;
+let gw: TestGateway;
+/** fallback_sni points at the mTLS ssl object: clients without SNI must not bypass it. */
+let fb: TestGateway;
+let fbPort = 0;
+
+beforeAll(async () => {
+  tmp = await tempDir('swy-mtls-');
+  pki = makePki(tmp.dir);
+  const m = pki.server('m', 'm.test', ['m.test', 'strict.test'], '0C01');
+  client = pki.client('client', 'client-one', '0D01');
+  foreign = pki.client('foreign', 'client-foreign', '0D02', true);
+  [up, verified] = await Promise.all([startEcho('M'), startEcho('V')]);
+  fbPort = await freePort();
+  [gw, fb] = await Promise.all([
+    startTestGateway(),
+    startTestGateway({ config: { apisix: { ssl: { listen: [{ ip: '127.0.0.1', port: fbPort }], fallback_sni: 'm.test' } } } }),
+  ]);
+  const headers = {
+    set: { 'x-client-verify': '$ssl_client_verify', 'x-client-dn': '$ssl_client_s_dn', 'x-client-serial': '$ssl_client_serial', 'x-sni': '$ssl_server_name' },
+  };
+  for (const g of [gw, fb]) {
+    await g.put('/ssls/m', { cert: m.cert, key: m.key, snis: ['m.test'], client: { ca: pki.clientCa, skip_mtls_uri_regex: ['^/public/'] } });
+    await g.put('/ssls/strict', { cert: m.cert, key: m.key, snis: ['strict.test'], client: { ca: pki.clientCa, depth: 1 } });
+    await g.put('/routes/m', { uri: '/*', hosts: ['m.test', 'strict.test'], plugins: { 'proxy-rewrite': { headers } }, upstream: { nodes: { [up.addr]: 1 } } });
+    await g.put('/routes/verified', {
+      uri: '/verified/*',
+      hosts: ['m.test'],
+      vars: [['ssl_client_verify', '==', 'SUCCESS']],
+      upstream: { nodes: { [verified.addr]: 1 } },
+    });
+  }
+});
+
+afterAll(async () => {
+  await Promise.all([gw?.close(), fb?.close(), up?.close(), verified?.close()]);
+  await tmp?.cleanup();
+});
+
+interface Answer {
+  status: number;
+  body: string;
+  stderr: string;
+}
+
+async function request(name: string, port: number, p: string, cert: Pem | null, extra: string[] = []): Promise<Answer> {
+  const args = ['-sS', '--max-time', '10', '--cacert', pki.caFile, '--resolve', `${name}:${port}:127.0.0.1`, '-w', '\n%{http_code}', ...extra];
+  if (cert !== null) args.push('--cert', cert.certFile, '--key', cert.keyFile);
+  const r = await exec('curl', [...args, `https://${name}:${port}${p}`]);
+  const nl = r.stdout.lastIndexOf('\n');
+  return { status: Number(r.stdout.slice(nl + 1)), body: r.stdout.slice(0, nl), stderr: r.stderr };
+}
+
+describe('mTLS per ssl object', () => {
+  test('no client certificate: 400, and the upstream sees nothing', async () => {
+    const before = up.seen.length;
+    for (const name of ['m.test', 'strict.test']) {
+      const r = await request(name, gw.httpsPort, '/private', null);
+      expect(r.status, r.stderr).toBe(400);
+    }
+    expect(up.seen.length).toBe(before);
+  });
+
+  test('a certificate signed by another CA: 400', async () => {
+    const r = await request('m.test', gw.httpsPort, '/private', foreign);
+    expect(r.status, r.stderr).toBe(400);
+  });
+
+  test('a certificate signed by client.ca passes; ssl_client_* variables reach plugins', async () => {
+    for (const name of ['m.test', 'strict.test']) {
+      const r = await request(name, gw.httpsPort, '/private', client);
+      expect(r.status, r.stderr).toBe(200);
+      const seen = JSON.parse(r.body);
+      expect(seen.server).toBe('M');
+      expect(seen.headers['x-client-verify']).toBe('SUCCESS');
+      expect(seen.headers['x-client-dn']).toBe('CN=client-one');
+      expect(seen.headers['x-client-serial']).toBe(client.serial);
+      expect(seen.headers['x-sni']).toBe(name);
+    }
+    // Over h2 too.
+    const h2 = await request('m.test', gw.httpsPort, '/private-h2', client, ['--http2']);
+    expect(h2.status, h2.stderr).toBe(200);
+    expect(JSON.parse(h2.body).headers['x-client-verify']).toBe('SUCCESS');
+  });
+
+  test('skip_mtls_uri_regex lets matching paths through without a certificate (ssl_client_verify NONE)', async () => {
+    const r = await request('m.test', gw.httpsPort, '/public/info', null);
+    expect(r.status, r.stderr).toBe(200);
+    expect(JSON.parse(r.body).headers['x-client-verify']).toBe('NONE');
+    // Not a prefix match of the regex: still rejected.
+    expect((await request('m.test', gw.httpsPort, '/x/public/info', null)).status).toBe(400);
+  });
+
+  test('route vars see ssl_client_verify', async () => {
+    const r = await request('m.test', gw.httpsPort, '/verified/a', client);
+    expect(r.status, r.stderr).toBe(200);
+    expect(JSON.parse(r.body).server).toBe('V');
+  });
+
+  test('a client without SNI on the fallback_sni ssl object is held to its mTLS policy', async () => {
+    const ip = (cert: Pem | null) => {
+      const args = ['-sS', '-k', '--max-time', '10', '-H', 'Host: m.test', '-w', '\n%{http_code}'];
+      if (cert !== null) args.push('--cert', cert.certFile, '--key', cert.keyFile);
+      return exec('curl', [...args, `https://127.0.0.1:${fbPort}/private`]);
+    };
+    const without = await ip(null);
+    expect(without.stdout.slice(without.stdout.lastIndexOf('\n') + 1), without.stderr).toBe('400');
+    const withCert = await ip(client);
+    const nl = withCert.stdout.lastIndexOf('\n');
+    expect(withCert.stdout.slice(nl + 1), withCert.stderr).toBe('200');
+    expect(JSON.parse(withCert.stdout.slice(0, nl)).headers['x-client-verify']).toBe('SUCCESS');
+  });
+});

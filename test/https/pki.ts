@@ -1,0 +1,109 @@
+// A throwaway PKI made with the openssl CLI (an independent reference, not node's crypto): a server CA, server
+// certificates with chosen serials and subjects, and a separate client CA with one client certificate.
+import { execFileSync, spawn } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+
+export interface Pem {
+  readonly cert: string;
+  readonly key: string;
+  /** Files on disk (for curl/openssl/nginx). */
+  readonly certFile: string;
+  readonly keyFile: string;
+  /** Hex serial as openssl prints it (upper case). */
+  readonly serial: string;
+}
+
+export interface Pki {
+  readonly dir: string;
+  readonly caFile: string;
+  readonly ca: string;
+  /** Issues a server certificate for `sans`, subject CN=`cn`, with the given hex serial. */
+  server(name: string, cn: string, sans: readonly string[], serial: string): Pem;
+  /** The client-certificate CA (distinct from the server CA). */
+  readonly clientCaFile: string;
+  readonly clientCa: string;
+  /** Issues a client certificate signed by the client CA (or by the server CA with `foreign`). */
+  client(name: string, cn: string, serial: string, foreign?: boolean): Pem;
+}
+
+function run(dir: string, args: string[]): void {
+  execFileSync('openssl', args, { cwd: dir, stdio: 'pipe' });
+}
+
+function selfSigned(dir: string, base: string, cn: string): void {
+  run(dir, [
+    'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes',
+    '-keyout', `${base}.key`, '-out', `${base}.crt`, '-days', '2', '-subj', `/CN=${cn}`,
+  ]);
+}
+
+function issue(dir: string, ca: string, base: string, cn: string, serial: string, ext: string): Pem {
+  const f = (e: string) => path.join(dir, `${base}.${e}`);
+  writeFileSync(f('ext'), ext);
+  run(dir, ['req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', f('key'), '-out', f('csr'), '-subj', `/CN=${cn}`]);
+  run(dir, [
+    'x509', '-req', '-in', f('csr'), '-CA', `${ca}.crt`, '-CAkey', `${ca}.key`, '-set_serial', `0x${serial}`,
+    '-days', '2', '-out', f('crt'), '-extfile', f('ext'),
+  ]);
+  return { cert: readFileSync(f('crt'), 'utf8'), key: readFileSync(f('key'), 'utf8'), certFile: f('crt'), keyFile: f('key'), serial: serial.toUpperCase() };
+}
+
+export function makePki(dir: string): Pki {
+  selfSigned(dir, 'ca', 'Switchyard Test Server CA');
+  selfSigned(dir, 'client-ca', 'Switchyard Test Client CA');
+  return {
+    dir,
+    caFile: path.join(dir, 'ca.crt'),
+    ca: readFileSync(path.join(dir, 'ca.crt'), 'utf8'),
+    clientCaFile: path.join(dir, 'client-ca.crt'),
+    clientCa: readFileSync(path.join(dir, 'client-ca.crt'), 'utf8'),
+    server: (name, cn, sans, serial) =>
+      issue(dir, 'ca', name, cn, serial, `subjectAltName=${sans.map((s) => `DNS:${s}`).join(',')}\nextendedKeyUsage=serverAuth\n`),
+    client: (name, cn, serial, foreign = false) => issue(dir, foreign ? 'ca' : 'client-ca', name, cn, serial, 'extendedKeyUsage=clientAuth\n'),
+  };
+}
+
+export interface ServedCert {
+  /** The handshake completed. */
+  readonly ok: boolean;
+  readonly subject: string;
+  /** Upper-case hex, as `openssl x509 -serial` prints it. */
+  readonly serial: string;
+  readonly output: string;
+}
+
+/** Runs a command with empty stdin (async: the gateway under test lives in this process). */
+export function exec(cmd: string, args: readonly string[], input = ''): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.once('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code: code ?? -1, stdout, stderr });
+    });
+    child.stdin.end(input);
+  });
+}
+
+/**
+ * The certificate the server presents, read with `openssl s_client` (with `-servername` when `sni` is given,
+ * `-noservername` otherwise) and decoded by `openssl x509`.
+ */
+export async function servedCert(port: number, sni: string | null): Promise<ServedCert> {
+  const r = await exec('openssl', ['s_client', '-connect', `127.0.0.1:${port}`, ...(sni === null ? ['-noservername'] : ['-servername', sni])]);
+  const output = r.stdout + r.stderr;
+  const pem = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/.exec(r.stdout);
+  if (r.code !== 0 || pem === null) return { ok: false, subject: '', serial: '', output };
+  const info = (await exec('openssl', ['x509', '-noout', '-subject', '-serial', '-nameopt', 'RFC2253'], pem[0])).stdout;
+  return {
+    ok: true,
+    subject: /^subject=(.*)$/m.exec(info)?.[1]?.trim() ?? '',
+    serial: /^serial=(.*)$/m.exec(info)?.[1]?.trim() ?? '',
+    output,
+  };
+}

@@ -30,16 +30,31 @@ import type { HttpRuntime } from './runtime/types.ts';
 import { BalancerRegistry } from './upstream/balancer.ts';
 import { setupBalancers } from './upstream/balancers.ts';
 import { VERSION } from './version.ts';
+import { SwitchyardError } from './errors.ts';
+import { precompileSchemas } from './schema/warm.ts';
 import { ListenerRegistry, type Listener, type ListenerAddress, type ListenerContext } from './listener/registry.ts';
 import { AccessLog } from './pipeline/access-log.ts';
 import { HttpPipeline } from './pipeline/pipeline.ts';
 import { TlsRuntimeBuilder, type CertificateStore } from './tls/store.ts';
 import { setup as setupHttpListeners } from '../protocols/http/index.ts';
 import { setup as setupStreamListeners } from '../protocols/stream/index.ts';
+import { setup as setupDubbo } from '../protocols/dubbo/index.ts';
 import { StreamRuntimeBuilder } from '../stream-routes/runtime.ts';
+import { XrpcRegistry } from '../stream-routes/xrpc.ts';
 
-/** Every protocol's listener kinds: one line per protocols/<name>/ folder. */
-const LISTENER_SETUPS: readonly ((r: ListenerRegistry) => void)[] = [setupHttpListeners, setupStreamListeners];
+/** What protocols/<name>/index.ts `setup` functions register into. */
+interface ProtocolRegistries {
+  readonly listeners: ListenerRegistry;
+  /** L7-over-L4 protocols of stream routes (`protocol.name`). */
+  readonly xrpc: XrpcRegistry;
+}
+
+/** Every protocol folder's registration: one line each. */
+const PROTOCOL_SETUPS: readonly ((r: ProtocolRegistries) => void)[] = [
+  (r) => setupHttpListeners(r.listeners),
+  (r) => setupStreamListeners(r.listeners),
+  (r) => setupDubbo(r.xrpc),
+];
 
 export type GatewayRole = 'all' | 'primary' | 'worker';
 
@@ -103,6 +118,7 @@ export async function startGateway(opts: StartOptions): Promise<Gateway> {
   setupBuiltinPlugins(plugins);
   const unknownPlugins = enablePlugins(plugins, conf.plugins, conf.stream_plugins);
   if (unknownPlugins.length > 0) logger.warn({ plugins: unknownPlugins }, 'plugins listed in config.yaml are not available; skipped');
+  precompileSchemas([...plugins.all('http'), ...plugins.all('stream')].map((def) => ({ name: def.name, def })));
   const balancers = new BalancerRegistry();
   setupBalancers(balancers);
 
@@ -165,7 +181,9 @@ export async function startGateway(opts: StartOptions): Promise<Gateway> {
       });
       if (accessLog) closers.push(async () => accessLog.flush());
     }
-    const runtimes = new Map<string, () => unknown>();
+    const registries: ProtocolRegistries = { listeners: new ListenerRegistry(), xrpc: new XrpcRegistry() };
+    for (const setup of PROTOCOL_SETUPS) setup(registries);
+    const runtimes = new Map<string, () => unknown>([['xrpc', () => registries.xrpc]]);
     if (getStream !== null) runtimes.set('stream', getStream);
     const lctx: ListenerContext = {
       conf,
@@ -174,11 +192,14 @@ export async function startGateway(opts: StartOptions): Promise<Gateway> {
       certificates: () => (getCerts() as CertificateStore | null) ?? null,
       runtime: <R>(name: string) => (runtimes.get(name) as (() => R) | undefined) ?? null,
     };
-    const registry = new ListenerRegistry();
-    for (const setup of LISTENER_SETUPS) setup(registry);
-    for (const kind of registry.kinds()) {
+    for (const kind of registries.listeners.kinds()) {
       for (const l of kind.create(lctx)) {
-        await l.listen();
+        try {
+          await l.listen();
+        } catch (err) {
+          await Promise.all(listeners.map((x) => x.close({ graceful: false })));
+          throw new SwitchyardError('SWY_ERR_LISTEN_FAILED', `${kind.name}: ${(err as Error).message}`, { cause: err });
+        }
         listeners.push(l);
       }
     }

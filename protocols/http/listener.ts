@@ -22,6 +22,43 @@ export interface HttpLimits {
 
 const PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n');
 
+/**
+ * HTTP/2 rapid-reset defence (CVE-2023-44487): streams the client cancels before getting a response head cost
+ * the gateway a request each. More than RESET_BUDGET of them within RESET_WINDOW_MS ends the session with
+ * GOAWAY ENHANCE_YOUR_CALM, so a reset flood costs the attacker a new connection (and handshake) per budget.
+ */
+const RESET_BUDGET = 100;
+const RESET_WINDOW_MS = 10_000;
+const kResets = Symbol('switchyard.h2resets');
+const kSession = Symbol('switchyard.h2session');
+type ResetTagged = http2.ServerHttp2Session & { [kResets]?: { count: number; since: number } };
+type StreamTagged = http2.ServerHttp2Stream & { [kSession]?: ResetTagged };
+
+function onH2Stream(stream: http2.ServerHttp2Stream): void {
+  // A closed stream is detached from its session: remember it now.
+  (stream as StreamTagged)[kSession] = stream.session as ResetTagged;
+  stream.once('close', onH2StreamClose);
+}
+
+function endSession(session: http2.ServerHttp2Session): void {
+  if (!session.destroyed) session.destroy();
+}
+
+function onH2StreamClose(this: http2.ServerHttp2Stream): void {
+  // Only resets that arrive before the response head count: a client cancelling a long download is normal.
+  if (this.rstCode !== http2.constants.NGHTTP2_CANCEL || this.headersSent) return;
+  const session = (this as StreamTagged)[kSession];
+  if (session === undefined || session.destroyed) return;
+  const now = Date.now();
+  let r = session[kResets];
+  if (r === undefined || now - r.since > RESET_WINDOW_MS) r = session[kResets] = { count: 0, since: now };
+  if (++r.count > RESET_BUDGET) {
+    // GOAWAY first (flushed with the next write), then the session ends on the next turn.
+    session.goaway(http2.constants.NGHTTP2_ENHANCE_YOUR_CALM);
+    setImmediate(endSession, session);
+  }
+}
+
 /** The node servers behind one listener; they never listen themselves (the listener hands them sockets). */
 class NodeServers {
   readonly h1: http.Server;
@@ -65,11 +102,16 @@ class NodeServers {
       {
         maxHeaderListPairs: limits.max_headers_count,
         maxSessionMemory: 32,
+        // Streams a client may keep open at once; the reset budget below bounds how fast it may cycle them.
         settings: { maxHeaderListSize: limits.max_header_size, maxConcurrentStreams: 128 },
+        // Refused/invalid streams and frames end the session early (node's own flood limits).
+        maxSessionRejectedStreams: 100,
+        maxSessionInvalidFrames: 1000,
       },
       (req, res) => handleNodeRequest(pipeline, req, res),
     );
     h2.setTimeout(limits.keepalive_timeout * 1000);
+    h2.on('stream', onH2Stream);
     h2.on('session', (s) => {
       this.sessions.add(s);
       s.once('close', () => this.sessions.delete(s));

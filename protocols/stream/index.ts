@@ -6,6 +6,7 @@ export { DEFAULT_TIMEOUTS, type StreamTimeouts } from './options.ts';
 import { streamEnabled } from '../../src/config/local.ts';
 import type { Listener, ListenerContext, ListenerRegistry } from '../../src/listener/registry.ts';
 import type { StreamRuntime } from '../../stream-routes/types.ts';
+import type { XrpcRegistry } from '../../stream-routes/xrpc.ts';
 import { createStreamListeners as create } from './listeners.ts';
 import { parseStreamProxyConf as parse } from './conf.ts';
 
@@ -17,7 +18,8 @@ export function setup(registry: ListenerRegistry): void {
       const getRuntime = ctx.runtime<StreamRuntime>('stream');
       if (!streamEnabled(ctx.conf) || getRuntime === null) return [];
       const sp = parse(ctx.conf.apisix.stream_proxy, { proxyProtocol: ctx.conf.apisix.proxy_protocol as never });
-      const l = create({ ...sp, getRuntime, logger: ctx.logger.child({ module: 'stream' }) });
+      const xrpc = ctx.runtime<XrpcRegistry>('xrpc')?.() ?? undefined;
+      const l = create({ ...sp, getRuntime, xrpc, logger: ctx.logger.child({ module: 'stream' }) });
       return [
         {
           kind: 'stream',

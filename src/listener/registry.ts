@@ -29,7 +29,7 @@ export interface ListenerContext {
   readonly http: HttpPipeline | null;
   /** The shared certificate store of the current snapshot (null before the first one). */
   readonly certificates: () => CertificateStore | null;
-  /** Runtime getters by builder name (e.g. 'stream'), for listeners with their own runtime. */
+  /** Getters by name: runtimes ('stream') and shared registries ('xrpc') a listener kind needs. */
   runtime<R>(name: string): (() => R) | null;
 }
 

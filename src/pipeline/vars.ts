@@ -8,8 +8,8 @@ type Resolver = (ctx: RequestContext) => VarValue;
 
 const NAMED = new Map<string, Resolver>([
   ['uri', (c) => c.originalPath],
-  // APISIX: request_uri is the normalized URI with args; the client's original is real_request_uri.
-  ['request_uri', (c) => (c.request.query === '' ? c.rawPath : `${c.rawPath}?${c.request.query}`)],
+  // APISIX: request_uri is the decoded, normalized URI with args; the client's original is real_request_uri.
+  ['request_uri', (c) => (c.request.query === '' ? c.originalPath : `${c.originalPath}?${c.request.query}`)],
   ['real_request_uri', (c) => c.rawUri],
   ['document_uri', (c) => c.originalPath],
   ['upstream_uri', (c) => c.request.path],
@@ -41,6 +41,8 @@ const NAMED = new Map<string, Resolver>([
   ['request_length', (c) => c.headerValue('content-length')],
   ['route_id', (c) => c.routeId || undefined],
   ['route_name', (c) => c.routeName],
+  ['matched_uri', (c) => c.matchedUri],
+  ['matched_host', (c) => c.matchedHost],
   ['service_id', (c) => c.serviceId],
   ['service_name', (c) => c.serviceName],
   ['consumer_name', (c) => c.consumer?.username],

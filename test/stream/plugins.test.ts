@@ -105,8 +105,7 @@ describe('limit-conn', () => {
     expect(p.access!(httpCtx('6.6.6.6'))).toEqual({ status: 503 });
   });
 
-  it('refuses shared-counter policies it cannot honour', () => {
-    expect(limitConnPlugin.check!({ ...conf, policy: 'redis' }, 'route')).toMatch(/not supported/);
+  it('declares APISIX name, priority and both subsystems', () => {
     expect(limitConnPlugin).toMatchObject({ name: 'limit-conn', priority: 1003, subsystems: ['http', 'stream'] });
   });
 });

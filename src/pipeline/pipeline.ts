@@ -14,11 +14,14 @@ import type { HttpRoute, HttpRuntime } from '../runtime/types.ts';
 import { compose, outcomesLayer, poolAttempt, retryLayer, failureStatus, type Attempt, type UpstreamOutcomes } from '../upstream/proxy.ts';
 import type { UpstreamRuntime } from '../upstream/upstream.ts';
 import type { AccessLog } from './access-log.ts';
+import { requestEnd, requestStart } from './channels.ts';
 import { RequestContext } from './context.ts';
 import type { Downstream, PipelineRequest } from './downstream.ts';
 import { TrustedProxies } from './forward.ts';
+import { grpcLocalHeaders } from './grpc.ts';
 import { encodeBody } from './respond.ts';
 import { Transaction } from './transaction.ts';
+import { StreamedAnswer } from './streamed.ts';
 import { runTunnel } from './tunnel.ts';
 
 export interface PipelineOptions {
@@ -39,6 +42,7 @@ export interface PipelineOptions {
 const DEFAULT_TIMEOUT = { connect: 60, send: 60, read: 60 };
 const ABSOLUTE_FORM = /^https?:\/\//i;
 const NO_URI_OPTIONS: NormalizeOptions = { deleteTailSlash: false, servlet: false };
+const EMPTY = Buffer.alloc(0);
 
 export class HttpPipeline {
   readonly opts: PipelineOptions;
@@ -61,6 +65,7 @@ export class HttpPipeline {
     const rt = this.opts.getRuntime();
     const tx = new Transaction(this, rt, req, down);
     down.listen(tx);
+    if (requestStart.hasSubscribers) requestStart.publish(tx);
     const bad = this.prepare(tx);
     if (bad !== null) {
       this.local(tx, null, catalogReply(bad));
@@ -166,6 +171,8 @@ export class HttpPipeline {
     const route = match.payload;
     ctx.params = match.params;
     ctx.routeId = route.id;
+    ctx.matchedUri = match.uri;
+    ctx.matchedHost = match.host ?? '';
     ctx.routeName = route.name;
     ctx.serviceId = route.serviceId;
     ctx.serviceName = route.serviceName;
@@ -191,7 +198,12 @@ export class HttpPipeline {
     if (r) return this.local(tx, chain, r);
 
     const upstream = ctx.upstreamOverride !== null ? rt.resolveUpstream(ctx.upstreamOverride) : route.upstream;
-    if (upstream === null) return this.local(tx, chain, catalogReply('SWY_ERR_MISSING_UPSTREAM'));
+    if (upstream === null) {
+      // Plugins that call their backend themselves (ai-proxy; APISIX's bypass_nginx_upstream) answer from
+      // before_proxy, after every access step (rate limits included) ran.
+      r = await runPhase(rt.global, chain, 'before_proxy', ctx);
+      return this.local(tx, chain, r ?? catalogReply('SWY_ERR_MISSING_UPSTREAM'));
+    }
     const timeout = route.timeout ?? upstream.timeout ?? DEFAULT_TIMEOUT;
     tx.setUpstream(upstream, timeout);
     if (tx.req.upgrade && route.enableWebsocket) return runTunnel(this, tx, upstream);
@@ -229,6 +241,7 @@ export class HttpPipeline {
 
   /** Answers locally after running header_filter/body_filter/log as for a proxied response. */
   local(tx: Transaction, chain: PluginChain | null, r: PluginResponse): void {
+    if (r.stream !== undefined) return this.localStream(tx, chain, r);
     const ctx = tx.ctx;
     const global = tx.rt.global;
     const encoded = encodeBody(r);
@@ -237,7 +250,10 @@ export class HttpPipeline {
     resp.headers['content-type'] = encoded.contentType;
     if (this.opts.serverTokens) resp.headers['server'] = 'switchyard';
     if (r.headers !== undefined) for (const k in r.headers) resp.headers[k.toLowerCase()] = r.headers[k];
-    let body = encoded.body;
+    // gRPC clients get a trailers-only answer (HTTP 200, grpc-status); status stays the HTTP one for the log.
+    const grpc = grpcLocalHeaders(ctx.request.headers, r);
+    if (grpc !== null) Object.assign(resp.headers, grpc);
+    let body = grpc === null ? encoded.body : EMPTY;
     if (chain !== null || global !== null) {
       runHeaderFilter(global, chain, ctx);
       if (resp.replacement !== null) body = resp.replacement;
@@ -251,7 +267,7 @@ export class HttpPipeline {
       if (down.headSent) down.abort();
       else {
         resp.headers['content-length'] = String(body.length);
-        down.head(resp.status, resp.headers);
+        down.head(grpc === null ? resp.status : 200, resp.headers);
         if (body.length > 0) down.data(body);
         down.end(null);
         tx.bytes = body.length;
@@ -260,11 +276,26 @@ export class HttpPipeline {
     tx.finish();
   }
 
+  /** A streamed local answer: the proxied-response path (header_filter, body_filter, backpressure, cancel). */
+  private localStream(tx: Transaction, chain: PluginChain | null, r: PluginResponse): void {
+    tx.chain = chain;
+    const headers: Record<string, string> = {};
+    if (this.opts.serverTokens) headers['server'] = 'switchyard';
+    if (r.headers !== undefined) for (const k in r.headers) headers[k.toLowerCase()] = r.headers[k]!;
+    const answer = new StreamedAnswer(r, headers);
+    if (tx.closed) {
+      answer.abort();
+      return tx.finish();
+    }
+    tx.respond(answer);
+  }
+
   /** The log phase and the access log line, once per exchange. */
   log(tx: Transaction): void {
     const ctx = tx.ctx;
     ctx.bytesSent = tx.bytes;
     runLog(tx.rt.global, tx.chain, ctx);
     this.opts.accessLog?.write(ctx, tx.bytes);
+    if (requestEnd.hasSubscribers) requestEnd.publish(tx);
   }
 }

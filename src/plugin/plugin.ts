@@ -13,6 +13,13 @@ export interface PluginResponse {
   readonly status: number;
   readonly body?: string | Buffer | JsonObject | readonly unknown[];
   readonly headers?: Readonly<Record<string, string>>;
+  /**
+   * A streamed body instead of `body` (ai-proxy relaying SSE): written chunk by chunk through header_filter/
+   * body_filter with backpressure, without content-length. `cancel` is called once if the client goes away
+   * (or the body is replaced) before the stream ends, so the producer can abort what feeds it.
+   */
+  readonly stream?: AsyncIterable<Buffer>;
+  readonly cancel?: (reason: Error) => void;
 }
 
 export type PhaseResult = PluginResponse | undefined | void;

@@ -24,6 +24,7 @@ import { limitReqPlugin } from './limit-req.ts';
 import { trafficSplitPlugin } from './traffic-split.ts';
 import { apiBreakerPlugin } from './api-breaker.ts';
 import { prometheusPlugin } from './prometheus.ts';
+import { publicApiPlugin } from './public-api.ts';
 import { consumerRestrictionPlugin } from './consumer-restriction.ts';
 import { forwardAuthPlugin } from './forward-auth.ts';
 import { uriBlockerPlugin } from './uri-blocker.ts';
@@ -34,6 +35,8 @@ import { requestValidationPlugin } from './request-validation.ts';
 import { ldapAuthPlugin } from './ldap-auth.ts';
 import { multiAuthPlugin } from './multi-auth.ts';
 import { openidConnectPlugin } from './openid-connect.ts';
+import { grpcTranscodePlugin } from './grpc-transcode.ts';
+import { aiProxyPlugin } from './ai-proxy.ts';
 
 export const BUILTIN_PLUGINS: readonly PluginDef[] = [
   corsPlugin,
@@ -58,6 +61,7 @@ export const BUILTIN_PLUGINS: readonly PluginDef[] = [
   trafficSplitPlugin,
   apiBreakerPlugin,
   prometheusPlugin,
+  publicApiPlugin,
   consumerRestrictionPlugin,
   forwardAuthPlugin,
   uriBlockerPlugin,
@@ -68,6 +72,8 @@ export const BUILTIN_PLUGINS: readonly PluginDef[] = [
   ldapAuthPlugin,
   multiAuthPlugin,
   openidConnectPlugin,
+  aiProxyPlugin,
+  grpcTranscodePlugin,
 ];
 
 export function setupBuiltinPlugins(registry: PluginRegistry): void {

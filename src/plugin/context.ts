@@ -19,6 +19,8 @@ export interface ConsumerRef {
   readonly plugins?: JsonObject;
   /** Credential id when identified by a credential. */
   readonly credentialId?: string;
+  /** The consumer's `labels.custom_id` (X-Consumer-Custom-ID upstream). */
+  readonly customId?: string;
 }
 
 export interface HttpRequestView {

@@ -20,10 +20,13 @@ export class SnapshotConsumers implements ConsumerDirectory {
   constructor(snapshot: Snapshot) {
     for (const { value } of snapshot.list('consumers')) {
       const username = value.username as string;
+      const labels = value.labels as JsonObject | undefined;
       const ref: ConsumerRef = {
         username,
         group_id: typeof value.group_id === 'string' || typeof value.group_id === 'number' ? String(value.group_id) : undefined,
         plugins: (value.plugins as JsonObject | undefined) ?? {},
+        // APISIX (consumer.lua): labels.custom_id is sent upstream as X-Consumer-Custom-ID.
+        ...(typeof labels?.custom_id === 'string' ? { customId: labels.custom_id } : {}),
       };
       this.refs.set(username, ref);
       if (value.plugins) this.holders.push({ ref, plugins: value.plugins as JsonObject });

@@ -76,7 +76,7 @@ interface ConsumerChainEntry {
 /** Per-build helpers a runtime keeps for request-time work (consumer chains, inline upstreams). */
 interface RuntimeTools {
   readonly plugins: PluginRegistry;
-  readonly withConsumer: (route: HttpRoute, merged: JsonObject, names: ReadonlySet<string>) => PluginChain;
+  readonly withConsumer: (route: HttpRoute, merged: JsonObject, names: ReadonlySet<string>, username: string) => PluginChain;
   readonly inlineFactory: (key: string, conf: JsonObject) => UpstreamRuntime | null;
 }
 
@@ -153,7 +153,7 @@ class Runtime implements HttpRuntime {
     if (groupPlugins === undefined && consumerPlugins === undefined) chain = route.chain;
     else {
       const merged = mergeConsumerPlugins(route.plugins, groupPlugins, consumerPlugins);
-      chain = this.tools.withConsumer(route, merged, consumerPluginNames(groupPlugins, consumerPlugins));
+      chain = this.tools.withConsumer(route, merged, consumerPluginNames(groupPlugins, consumerPlugins), own.username);
     }
     // Bounded: one entry per (route, consumer) pair that actually sent traffic. Past the bound a chain is
     // built per request and left to the garbage collector (it owns only consumer-contributed instances).
@@ -297,10 +297,19 @@ export class HttpRuntimeBuilder implements RuntimeBuilder<HttpRuntime> {
     const upstreamDeps = { registry: this.deps.balancers, pools: this.pools, health: this.deps.health, clientCert };
     const tools: RuntimeTools = {
       plugins,
-      withConsumer: (route, merged, names) =>
-        route.chain.withConsumer(merged, names, plugins, envFor(`route:${route.id}`), (name, msg) =>
-          log.warn({ route: route.id, plugin: name, error: msg }, 'consumer plugin skipped'),
-        ),
+      // Plugins a consumer (or its group) contributes count per route and consumer, as APISIX keys them by
+      // conf_type "route&consumer": two consumers with identical limit-count confs never share a counter.
+      withConsumer: (route, merged, names, username) => {
+        const routeEnv = envFor(`route:${route.id}`);
+        const consumerEnv = envFor(`route:${route.id}&consumer:${username}`);
+        return route.chain.withConsumer(
+          merged,
+          names,
+          plugins,
+          (def, conf) => (names.has(def.name) ? consumerEnv : routeEnv)(def, conf),
+          (name, msg) => log.warn({ route: route.id, plugin: name, error: msg }, 'consumer plugin skipped'),
+        );
+      },
       inlineFactory: (key, conf) => {
         try {
           return new UpstreamRuntime({ key, conf, ...upstreamDeps, health: this.deps.health?.(key, conf) });
@@ -426,8 +435,9 @@ export class HttpRuntimeBuilder implements RuntimeBuilder<HttpRuntime> {
     const svc = service?.value;
     let upstream: UpstreamRuntime | null = null;
     const upId = idOf(route.upstream_id);
-    if (asObj(route.upstream) !== undefined) upstream = upstreams.get(`routes/${id}`) ?? null;
-    else if (upId !== undefined) upstream = upstreams.get(`upstreams/${upId}`) ?? null;
+    // APISIX: upstream_id wins over an inline upstream on the same route.
+    if (upId !== undefined) upstream = upstreams.get(`upstreams/${upId}`) ?? null;
+    else if (asObj(route.upstream) !== undefined) upstream = upstreams.get(`routes/${id}`) ?? null;
     else if (svc !== undefined) {
       const sId = idOf(svc.upstream_id);
       if (asObj(svc.upstream) !== undefined) upstream = upstreams.get(`services/${serviceId}`) ?? null;

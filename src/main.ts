@@ -39,6 +39,7 @@ import { TlsRuntimeBuilder, type CertificateStore } from './tls/store.ts';
 import { setup as setupHttpListeners } from '../protocols/http/index.ts';
 import { setup as setupStreamListeners } from '../protocols/stream/index.ts';
 import { setup as setupDubbo } from '../protocols/dubbo/index.ts';
+import { setup as setupHttp3Listeners } from '../protocols/http3/index.ts';
 import { StreamRuntimeBuilder } from '../stream-routes/runtime.ts';
 import { XrpcRegistry } from '../stream-routes/xrpc.ts';
 
@@ -52,6 +53,7 @@ interface ProtocolRegistries {
 /** Every protocol folder's registration: one line each. */
 const PROTOCOL_SETUPS: readonly ((r: ProtocolRegistries) => void)[] = [
   (r) => setupHttpListeners(r.listeners),
+  (r) => setupHttp3Listeners(r.listeners),
   (r) => setupStreamListeners(r.listeners),
   (r) => setupDubbo(r.xrpc),
 ];

@@ -15,6 +15,8 @@ export type AnyRequest = IncomingMessage | Http2ServerRequest;
 type AnyResponse = ServerResponse | Http2ServerResponse;
 
 const kDown = Symbol('switchyard.downstream');
+/** Connection-specific fields HTTP/2 forbids (RFC 9113 8.2.2); node:http2 throws on them. */
+const H2_FORBIDDEN = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'host']);
 type Tagged = { [kDown]?: NodeDownstream };
 
 function normalizeAddr(a: string | undefined): string {
@@ -69,31 +71,68 @@ export function pipelineRequest(req: AnyRequest, tls: TlsInfo | null, upgrade: b
   };
 }
 
-/** A Downstream over a node:http ServerResponse or a node:http2 compatibility response. */
+/**
+ * A Downstream over a node:http ServerResponse or a node:http2 compatibility response.
+ *
+ * gRPC trailers-only responses (a head carrying grpc-status, then the end with no body) must be ONE HEADERS
+ * frame with END_STREAM: grpc-js reads grpc-status from the head only then, and reports INTERNAL otherwise.
+ * The compat API always sends the head and ends the stream with a separate frame, so on h2 such a head is
+ * held until end() and sent on the stream itself.
+ */
 class NodeDownstream implements Downstream {
   private readonly res: AnyResponse;
   private events: DownstreamEvents | null = null;
+  private readonly h2: boolean;
+  private heldStatus = 0;
+  private held: HeaderMap | null = null;
 
-  constructor(res: AnyResponse) {
+  constructor(res: AnyResponse, h2: boolean) {
     this.res = res;
+    this.h2 = h2;
   }
 
   get headSent(): boolean {
-    return this.res.headersSent;
+    return this.held !== null || this.res.headersSent;
   }
 
   head(status: number, headers: HeaderMap): void {
     // hot path
+    if (this.h2 && headers['grpc-status'] !== undefined) {
+      this.heldStatus = status;
+      this.held = headers;
+      return;
+    }
     (this.res as ServerResponse).writeHead(status, headers as Record<string, string | string[]>);
   }
 
   data(chunk: Buffer): boolean {
+    if (this.held !== null) this.release();
     return (this.res as ServerResponse).write(chunk);
   }
 
   end(trailers: Record<string, string> | null): void {
+    const held = this.held;
+    if (held !== null) {
+      const stream = (this.res as Http2ServerResponse).stream;
+      if (stream.destroyed || stream.headersSent) return;
+      const out: Record<string, string | string[]> = { ':status': String(this.heldStatus) };
+      for (const k in held) {
+        const v = held[k];
+        if (v !== undefined && !H2_FORBIDDEN.has(k)) out[k] = v;
+      }
+      if (trailers !== null) for (const k in trailers) out[k] = trailers[k]!;
+      this.held = null;
+      stream.respond(out, { endStream: true });
+      return;
+    }
     if (trailers !== null) this.res.addTrailers(trailers);
     this.res.end();
+  }
+
+  private release(): void {
+    const held = this.held!;
+    this.held = null;
+    (this.res as ServerResponse).writeHead(this.heldStatus, held as Record<string, string | string[]>);
   }
 
   abort(): void {
@@ -125,7 +164,7 @@ function onClose(this: Tagged): void {
 /** Every non-upgrade request of the HTTP/1.1 and HTTP/2 servers. */
 export function handleNodeRequest(pipeline: HttpPipeline, req: AnyRequest, res: AnyResponse): void {
   // hot path
-  pipeline.handle(pipelineRequest(req, tlsInfoOf(req.socket as Socket), false), new NodeDownstream(res));
+  pipeline.handle(pipelineRequest(req, tlsInfoOf(req.socket as Socket), false), new NodeDownstream(res, req.httpVersionMajor === 2));
 }
 
 /**

@@ -1,0 +1,139 @@
+// gRPC facts the HTTP pipeline needs: which requests are gRPC, and how an answer the gateway gives itself (no
+// route, no healthy node, upstream timeout, a plugin's rejection) reaches a gRPC client. A gRPC client cannot
+// read an HTML or JSON error body; like Envoy's local replies it gets a trailers-only response: HTTP 200,
+// content-type application/grpc, grpc-status mapped from the HTTP status, grpc-message with the reason, no body.
+import type { HeaderMap } from '../plugin/context.ts';
+import type { PluginResponse } from '../plugin/plugin.ts';
+
+/** gRPC status codes (grpc/doc/statuscodes.md). */
+export const GrpcStatus = {
+  OK: 0,
+  CANCELLED: 1,
+  UNKNOWN: 2,
+  INVALID_ARGUMENT: 3,
+  DEADLINE_EXCEEDED: 4,
+  NOT_FOUND: 5,
+  ALREADY_EXISTS: 6,
+  PERMISSION_DENIED: 7,
+  RESOURCE_EXHAUSTED: 8,
+  FAILED_PRECONDITION: 9,
+  ABORTED: 10,
+  OUT_OF_RANGE: 11,
+  UNIMPLEMENTED: 12,
+  INTERNAL: 13,
+  UNAVAILABLE: 14,
+  DATA_LOSS: 15,
+  UNAUTHENTICATED: 16,
+} as const;
+
+const GRPC_CT = 'application/grpc';
+
+/**
+ * A gRPC request (not gRPC-Web): content-type `application/grpc`, `application/grpc+<codec>` or with
+ * parameters (`application/grpc;...`). gRPC-Web (`application/grpc-web*`) is the grpc-web plugin's business.
+ */
+export function isGrpcRequest(headers: HeaderMap): boolean {
+  // hot path
+  const v = headers['content-type'];
+  const ct = Array.isArray(v) ? v[0] : v;
+  if (ct === undefined || ct.length < GRPC_CT.length) return false;
+  if (ct.length === GRPC_CT.length) return ct.toLowerCase() === GRPC_CT;
+  const next = ct.charCodeAt(GRPC_CT.length);
+  // '+' (codec suffix) or ';' (parameters); '-' would be grpc-web.
+  return (next === 43 || next === 59) && ct.slice(0, GRPC_CT.length).toLowerCase() === GRPC_CT;
+}
+
+/**
+ * HTTP status to gRPC status for intermediaries (grpc/doc/http-grpc-status-mapping.md), as Envoy's
+ * Grpc::Utility::httpToGrpcStatus: 400 INTERNAL, 401 UNAUTHENTICATED, 403 PERMISSION_DENIED, 404 UNIMPLEMENTED,
+ * 429/502/503/504 UNAVAILABLE, anything else UNKNOWN.
+ */
+export function httpToGrpcStatus(status: number): number {
+  switch (status) {
+    case 400:
+      return GrpcStatus.INTERNAL;
+    case 401:
+      return GrpcStatus.UNAUTHENTICATED;
+    case 403:
+      return GrpcStatus.PERMISSION_DENIED;
+    case 404:
+      return GrpcStatus.UNIMPLEMENTED;
+    case 429:
+    case 502:
+    case 503:
+    case 504:
+      return GrpcStatus.UNAVAILABLE;
+    default:
+      return GrpcStatus.UNKNOWN;
+  }
+}
+
+/** Reason phrases for local answers that carry no body of their own (nginx's HTML pages). */
+const REASONS: Readonly<Record<number, string>> = {
+  400: 'Bad Request',
+  401: 'Unauthorized',
+  403: 'Forbidden',
+  404: 'Not Found',
+  405: 'Not Allowed',
+  413: 'Request Entity Too Large',
+  429: 'Too Many Requests',
+  500: 'Internal Server Error',
+  502: 'Bad Gateway',
+  503: 'Service Temporarily Unavailable',
+  504: 'Gateway Time-out',
+};
+
+const MAX_MESSAGE = 1024;
+
+/** The reason of a local answer: its `error_msg` / `message`, a text body, else the status line. */
+function reasonOf(r: PluginResponse): string {
+  const b = r.body;
+  let text: string | undefined;
+  if (typeof b === 'string') text = b;
+  else if (Buffer.isBuffer(b)) text = b.toString('utf8');
+  else if (b !== undefined && b !== null && !Array.isArray(b)) {
+    const o = b as Record<string, unknown>;
+    const m = o.error_msg ?? o.message;
+    if (typeof m === 'string') text = m;
+    else text = JSON.stringify(b);
+  }
+  text = text?.trim();
+  if (text === undefined || text === '') return `${r.status} ${REASONS[r.status] ?? 'Error'}`;
+  return text.length > MAX_MESSAGE ? text.slice(0, MAX_MESSAGE) : text;
+}
+
+/**
+ * grpc-message is percent-encoded (PROTOCOL-HTTP2.md): bytes outside printable ASCII, and '%' itself, as %XX
+ * of their UTF-8 encoding.
+ */
+export function encodeGrpcMessage(message: string): string {
+  let plain = true;
+  for (let i = 0; i < message.length; i++) {
+    const c = message.charCodeAt(i);
+    if (c < 0x20 || c > 0x7e || c === 0x25) {
+      plain = false;
+      break;
+    }
+  }
+  if (plain) return message;
+  let out = '';
+  for (const byte of Buffer.from(message, 'utf8')) {
+    out += byte < 0x20 || byte > 0x7e || byte === 0x25 ? `%${byte.toString(16).toUpperCase().padStart(2, '0')}` : String.fromCharCode(byte);
+  }
+  return out;
+}
+
+/**
+ * For a gRPC request answered locally: the headers of the trailers-only response (content-type, grpc-status,
+ * grpc-message) that replace the HTTP error body; null for other requests. A plugin that answered with its
+ * own grpc-status header keeps it. The caller sends HTTP 200 with no body.
+ */
+export function grpcLocalHeaders(requestHeaders: HeaderMap, r: PluginResponse): Record<string, string> | null {
+  if (!isGrpcRequest(requestHeaders)) return null;
+  const own = r.headers?.['grpc-status'];
+  return {
+    'content-type': GRPC_CT,
+    'grpc-status': own ?? String(httpToGrpcStatus(r.status)),
+    'grpc-message': r.headers?.['grpc-message'] ?? encodeGrpcMessage(reasonOf(r)),
+  };
+}

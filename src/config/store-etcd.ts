@@ -7,6 +7,7 @@ import { readFileSync } from 'node:fs';
 import { Etcd3, type IKeyValue, type IOptions, type IResponseHeader, type IWatchResponse, type Watcher } from 'etcd3';
 import { SwitchyardError, isSwitchyardError } from '../errors.ts';
 import type { Logger } from '../observability/logger.ts';
+import { registerEtcdSource } from '../observability/sources.ts';
 import type { FieldCodec } from './encryption.ts';
 import { itemKey, parseKey, type JsonObject, type Kind, type StoredItem } from './resources.ts';
 import type { ConfigEvent, ConfigStore, WriteOptions, WriteResult } from './store.ts';
@@ -79,6 +80,8 @@ export class EtcdStore extends EventEmitter implements ConfigStore {
   /** Ends the current watchUntilBroken() wait. */
   private breakWatch: ((reason: string) => void) | null = null;
   private loop: Promise<void> | null = null;
+  /** Undoes the registration as a metrics source (etcd_reachable, etcd_modify_indexes). */
+  private unregisterMetrics: (() => void) | null = null;
 
   constructor(opts: EtcdStoreOptions) {
     super();
@@ -141,11 +144,39 @@ export class EtcdStore extends EventEmitter implements ConfigStore {
     this.isReady = true;
     this.emit('ready');
     this.loop = this.run();
+    this.unregisterMetrics = registerEtcdSource({
+      reachable: () => this.reachable(),
+      modifyIndexes: () => this.modifyIndexes(),
+    });
+  }
+
+  /** One status round trip, bounded to 2 s (APISIX asks the server version on every scrape). */
+  private async reachable(): Promise<boolean> {
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<boolean>((resolve) => {
+      timer = setTimeout(() => resolve(false), 2000);
+    });
+    try {
+      return await Promise.race([this.client.maintenance.status().then(() => true, () => false), timeout]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** Max modifiedIndex per etcd directory and the revision the view is at (APISIX X-Etcd-Index). */
+  private modifyIndexes(): { kinds: Map<string, number>; revision: number } {
+    const kinds = new Map<string, number>();
+    for (const item of this.view.all()) {
+      const dir = item.kind === 'credentials' ? 'consumers' : item.kind;
+      if (item.modifiedIndex > (kinds.get(dir) ?? 0)) kinds.set(dir, item.modifiedIndex);
+    }
+    return { kinds, revision: this.rev };
   }
 
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    this.unregisterMetrics?.();
     this.sleeper.cancelAll();
     this.breakWatch?.('closed');
     this.client.close();

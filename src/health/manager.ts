@@ -11,6 +11,7 @@ import { EventEmitter } from 'node:events';
 import type { JsonObject } from '../config/resources.ts';
 import type { Snapshot } from '../config/snapshot.ts';
 import type { Logger } from '../observability/logger.ts';
+import { registerHealthSource } from '../observability/sources.ts';
 import { ALL_HEALTHY, type BalancerRegistry, type Endpoint, type HealthView } from '../upstream/balancer.ts';
 import type { DiscoveryRegistry } from '../upstream/discovery.ts';
 import type { DnsCache } from '../upstream/dns.ts';
@@ -77,6 +78,8 @@ export class HealthManager extends EventEmitter implements HealthService {
   private readonly tables = new Map<string, HealthTable>();
   private readonly live = new Map<string, Live>();
   private closed = false;
+  /** Upstream node status for the metrics (apisix_upstream_status), read per scrape. */
+  private readonly unregisterMetrics = registerHealthSource(this);
 
   constructor(opts: HealthManagerOptions) {
     super();
@@ -160,6 +163,7 @@ export class HealthManager extends EventEmitter implements HealthService {
 
   close(): void {
     this.closed = true;
+    this.unregisterMetrics();
     for (const l of this.live.values()) this.stop(l);
     this.live.clear();
   }

@@ -1,18 +1,18 @@
 // The Prometheus scrape endpoint (APISIX plugin_attr.prometheus.export_addr, default 127.0.0.1:9091, path
-// export_uri /apisix/prometheus/metrics). Serves this process's registry, or in a cluster primary the sum of
-// every worker's registry (prom-client AggregatorRegistry; workers call enableClusterMetrics()).
+// export_uri /apisix/prometheus/metrics). Serves this process's metrics, or in a cluster primary the merge of
+// its own and every worker's (cluster-metrics.ts). With enable_export_server: false the same text is served on
+// the data plane through the public-api plugin instead.
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { AggregatorRegistry } from 'prom-client';
-import { gatewayMetrics, type GatewayMetrics } from './metrics.ts';
+import { clusterMetricsText, installClusterMetricsPrimary } from './cluster-metrics.ts';
+import { gatewayMetrics, metricsOptionsFromAttr } from './metrics.ts';
+import { TEXT_CONTENT_TYPE } from './registry.ts';
 
 export interface MetricsExporterOptions {
   readonly ip?: string;
   readonly port?: number;
   readonly path?: string;
-  /** Defaults to the process-wide metrics. */
-  readonly metrics?: GatewayMetrics;
-  /** Cluster primary: aggregate the workers' registries instead of serving the local one. */
+  /** Cluster primary: merge the workers' metrics (kept for the caller; a primary always merges). */
   readonly aggregate?: boolean;
 }
 
@@ -25,21 +25,40 @@ export interface MetricsExporter {
 export const DEFAULT_EXPORT_ADDR = { ip: '127.0.0.1', port: 9091 } as const;
 export const DEFAULT_EXPORT_URI = '/apisix/prometheus/metrics';
 
-/** Reads plugin_attr.prometheus into exporter options (APISIX names: export_addr {ip, port}, export_uri). */
-export function exporterOptionsFromAttr(attr: Record<string, unknown> | undefined): { ip: string; port: number; path: string; enabled: boolean } {
+export interface ExporterSettings {
+  ip: string;
+  port: number;
+  path: string;
+  enabled: boolean;
+}
+
+let settings: ExporterSettings = { ip: DEFAULT_EXPORT_ADDR.ip, port: DEFAULT_EXPORT_ADDR.port, path: DEFAULT_EXPORT_URI, enabled: true };
+
+/**
+ * Reads plugin_attr.prometheus (APISIX names: export_addr {ip, port}, export_uri, enable_export_server) and,
+ * since the composition root calls it once before anything records, configures the process metrics from the
+ * same attributes (metric_prefix, default_buckets, metrics.*.extra_labels) and the cluster primary's side.
+ */
+export function exporterOptionsFromAttr(attr: Record<string, unknown> | undefined): ExporterSettings {
   const addr = (attr?.export_addr ?? {}) as { ip?: unknown; port?: unknown };
-  return {
+  settings = {
     ip: typeof addr.ip === 'string' ? addr.ip : DEFAULT_EXPORT_ADDR.ip,
     port: typeof addr.port === 'number' ? addr.port : DEFAULT_EXPORT_ADDR.port,
     path: typeof attr?.export_uri === 'string' ? attr.export_uri : DEFAULT_EXPORT_URI,
     enabled: attr?.enable_export_server !== false,
   };
+  gatewayMetrics(metricsOptionsFromAttr(attr));
+  installClusterMetricsPrimary();
+  return settings;
+}
+
+/** The last settings read by exporterOptionsFromAttr (public-api serves export_uri when the server is off). */
+export function exporterSettings(): ExporterSettings {
+  return settings;
 }
 
 export function createMetricsExporter(opts: MetricsExporterOptions = {}): MetricsExporter {
   const path = opts.path ?? DEFAULT_EXPORT_URI;
-  const metrics = opts.metrics ?? gatewayMetrics();
-  const aggregator = opts.aggregate === true ? new AggregatorRegistry() : null;
   const server = http.createServer((req, res) => {
     const url = req.url ?? '/';
     const q = url.indexOf('?');
@@ -49,10 +68,9 @@ export function createMetricsExporter(opts: MetricsExporterOptions = {}): Metric
       res.end('404 Not Found\n');
       return;
     }
-    const body = aggregator !== null ? aggregator.clusterMetrics() : metrics.registry.metrics();
-    body.then(
+    clusterMetricsText().then(
       (text) => {
-        res.writeHead(200, { 'content-type': metrics.registry.contentType });
+        res.writeHead(200, { 'content-type': TEXT_CONTENT_TYPE });
         res.end(req.method === 'HEAD' ? undefined : text);
       },
       (err: Error) => {

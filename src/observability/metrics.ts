@@ -1,153 +1,174 @@
-// The process metrics registry (prom-client), with APISIX's Prometheus metric names (prefix `apisix_` by
-// default, plugin_attr.prometheus.metric_prefix):
-//   http_status{code,route,matched_uri,matched_host,service,consumer,node}          counter
-//   http_latency{type=request|upstream|apisix,route,service,consumer,node}         histogram (ms)
-//   bandwidth{type=ingress|egress,route,service,consumer,node}                     counter (bytes)
-//   http_requests_total                                                            gauge
-//   nginx_http_current_connections{state=active|reading|writing|waiting|accepted|handled}  gauge
-//   etcd_reachable, node_info{hostname,version}                                    gauges
-// The prometheus plugin records the per-request series in its log phase; the listeners report connections
-// and requests through `gatewayStats`; main.ts may install an etcd reachability probe.
-// In a cluster, workers call enableClusterMetrics() and the primary's exporter aggregates them.
+// The process metrics with APISIX 3.x's Prometheus exporter names, types and labels (prefix `apisix_` unless
+// plugin_attr.prometheus.metric_prefix says otherwise):
+//   http_status{code,route,matched_uri,matched_host,service,consumer,node,<extra>}   counter  (prometheus plugin)
+//   http_latency{type=request|upstream|apisix,route,service,consumer,node,<extra>}  histogram, ms (plugin)
+//   bandwidth{type=ingress|egress,route,service,consumer,node,<extra>}              counter, bytes (plugin)
+//   stream_connection_total{route}                                                  counter (stream plugin)
+//   http_requests_total, nginx_http_current_connections{state}                      gauges (http-stats.ts)
+//   etcd_reachable, etcd_modify_indexes{key}                                        gauges (etcd stores)
+//   upstream_status{name,ip,port}                                                   gauge (health checkers)
+//   node_info{hostname,version}, shared_dict_capacity_bytes / shared_dict_free_space_bytes{name}, and
+//   nginx_metric_errors_total (collector failures).
+// nginx shared dicts do not exist here; the shared_dict pair reports V8's heap spaces (name `v8:<space>`),
+// the memory that plays their role, so the dashboard's "free space" panel shows real headroom.
+// In a cluster each worker snapshots its registry on the primary's request (cluster-metrics.ts).
 import os from 'node:os';
-import { AggregatorRegistry, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import v8 from 'node:v8';
 import { VERSION } from '../version.ts';
+import { httpStats } from './http-stats.ts';
+import { Registry, type Counter, type Histogram } from './registry.ts';
+import { etcdSources, healthSources } from './sources.ts';
 
 /** APISIX's default latency buckets (milliseconds). */
 export const DEFAULT_BUCKETS: readonly number[] = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000, 30000, 60000];
+
+export const ETCD_KEYS = ['routes', 'services', 'ssls', 'consumers', 'global_rules', 'upstreams', 'stream_routes', 'protos'] as const;
+
+/** One `metrics.<name>.extra_labels` entry: label name and the variable (without `$`) giving its value. */
+export interface ExtraLabel {
+  readonly name: string;
+  readonly variable: string;
+}
 
 export interface MetricsOptions {
   /** Metric name prefix (APISIX `metric_prefix`, default `apisix_`). */
   readonly prefix?: string;
   /** Latency histogram buckets in ms (APISIX `default_buckets`). */
   readonly buckets?: readonly number[];
+  readonly extraLabels?: {
+    readonly http_status?: readonly ExtraLabel[];
+    readonly http_latency?: readonly ExtraLabel[];
+    readonly bandwidth?: readonly ExtraLabel[];
+  };
 }
 
-/** Connection and request counts reported by the listeners (nginx stub_status equivalents). */
-export class GatewayStats {
-  accepted = 0;
-  handled = 0;
-  active = 0;
-  /** Requests whose headers are being read / whose responses are being written. */
-  reading = 0;
-  writing = 0;
-  requests = 0;
-
-  connectionOpened(): void {
-    this.accepted++;
-    this.handled++;
-    this.active++;
+function extraOf(metrics: unknown, name: string): ExtraLabel[] {
+  const m = (metrics as Record<string, { extra_labels?: unknown }> | undefined)?.[name];
+  if (!Array.isArray(m?.extra_labels)) return [];
+  const out: ExtraLabel[] = [];
+  for (const kv of m.extra_labels as unknown[]) {
+    if (kv === null || typeof kv !== 'object') continue;
+    for (const [k, v] of Object.entries(kv)) if (typeof v === 'string') out.push({ name: k, variable: v.startsWith('$') ? v.slice(1) : v });
   }
-
-  connectionClosed(): void {
-    if (this.active > 0) this.active--;
-  }
-
-  requestStarted(): void {
-    this.requests++;
-    this.writing++;
-  }
-
-  requestFinished(): void {
-    if (this.writing > 0) this.writing--;
-  }
+  return out;
 }
 
-export const gatewayStats = new GatewayStats();
+/** Reads plugin_attr.prometheus (APISIX names). */
+export function metricsOptionsFromAttr(attr: Record<string, unknown> | undefined): MetricsOptions {
+  const buckets = Array.isArray(attr?.default_buckets) ? (attr.default_buckets as unknown[]).filter((b): b is number => typeof b === 'number') : undefined;
+  return {
+    prefix: typeof attr?.metric_prefix === 'string' ? attr.metric_prefix : undefined,
+    buckets: buckets !== undefined && buckets.length > 0 ? buckets : undefined,
+    extraLabels: {
+      http_status: extraOf(attr?.metrics, 'http_status'),
+      http_latency: extraOf(attr?.metrics, 'http_latency'),
+      bandwidth: extraOf(attr?.metrics, 'bandwidth'),
+    },
+  };
+}
 
 export class GatewayMetrics {
-  readonly registry: Registry;
-  readonly status: Counter<string>;
-  readonly latency: Histogram<string>;
-  readonly bandwidth: Counter<string>;
-  readonly #etcd: { probe: (() => boolean) | null } = { probe: null };
+  readonly registry = new Registry();
+  readonly optionsKey: string;
+  readonly status: Counter;
+  readonly latency: Histogram;
+  readonly bandwidth: Counter;
+  readonly streamConnections: Counter;
+  readonly extra: { readonly status: readonly ExtraLabel[]; readonly latency: readonly ExtraLabel[]; readonly bandwidth: readonly ExtraLabel[] };
 
   constructor(opts: MetricsOptions = {}) {
+    this.optionsKey = JSON.stringify(opts);
     const p = opts.prefix ?? 'apisix_';
-    const registry = new Registry();
-    this.registry = registry;
-    this.status = new Counter({
-      name: `${p}http_status`,
-      help: 'HTTP status codes per service in APISIX',
-      labelNames: ['code', 'route', 'matched_uri', 'matched_host', 'service', 'consumer', 'node'],
-      registers: [registry],
+    const r = this.registry;
+    this.extra = {
+      status: opts.extraLabels?.http_status ?? [],
+      latency: opts.extraLabels?.http_latency ?? [],
+      bandwidth: opts.extraLabels?.bandwidth ?? [],
+    };
+    const names = (l: readonly ExtraLabel[]) => l.map((e) => e.name);
+    const connections = r.gauge(`${p}nginx_http_current_connections`, 'Number of HTTP connections', ['state']);
+    const requests = r.gauge(`${p}http_requests_total`, 'The total number of client requests since APISIX started');
+    const reachable = r.gauge(`${p}etcd_reachable`, 'Config server etcd reachable from APISIX, 0 is unreachable', [], 'max');
+    const nodeInfo = r.gauge(`${p}node_info`, 'Info of APISIX node', ['hostname', 'version'], 'max');
+    const indexes = r.gauge(`${p}etcd_modify_indexes`, 'Etcd modify index for APISIX keys', ['key'], 'max');
+    const dictCap = r.gauge(`${p}shared_dict_capacity_bytes`, 'The capacity of each nginx shared DICT since APISIX start', ['name']);
+    const dictFree = r.gauge(`${p}shared_dict_free_space_bytes`, 'The free space of each nginx shared DICT since APISIX start', ['name']);
+    const upstreamStatus = r.gauge(`${p}upstream_status`, 'Upstream status from health check', ['name', 'ip', 'port'], 'max');
+    this.status = r.counter(`${p}http_status`, 'HTTP status codes per service in APISIX', [
+      'code', 'route', 'matched_uri', 'matched_host', 'service', 'consumer', 'node', ...names(this.extra.status),
+    ]);
+    this.latency = r.histogram(`${p}http_latency`, 'HTTP request latency in milliseconds per service in APISIX',
+      ['type', 'route', 'service', 'consumer', 'node', ...names(this.extra.latency)], opts.buckets ?? DEFAULT_BUCKETS);
+    this.bandwidth = r.counter(`${p}bandwidth`, 'Total bandwidth in bytes consumed per service in APISIX',
+      ['type', 'route', 'service', 'consumer', 'node', ...names(this.extra.bandwidth)]);
+    this.streamConnections = r.counter(`${p}stream_connection_total`, 'Total number of connections handled per stream route in APISIX', ['route']);
+    const errors = r.counter(`${p}nginx_metric_errors_total`, 'Number of nginx-lua-prometheus errors');
+    const errorsChild = errors.child([]);
+
+    httpStats.start();
+    const hostname = os.hostname();
+    const registry = r;
+    r.onCollect(() => {
+      const s = httpStats.view();
+      requests.set([], s.requests);
+      for (const state of ['active', 'accepted', 'handled', 'reading', 'writing', 'waiting'] as const) connections.set([state], s[state]);
+      nodeInfo.set([hostname, VERSION], 1);
+      dictCap.clear();
+      dictFree.clear();
+      for (const sp of v8.getHeapSpaceStatistics()) {
+        dictCap.set([`v8:${sp.space_name}`], sp.space_size);
+        dictFree.set([`v8:${sp.space_name}`], sp.space_available_size);
+      }
+      upstreamStatus.clear();
+      for (const src of healthSources) {
+        for (const c of src.list()) {
+          for (const n of c.nodes) {
+            upstreamStatus.set([c.name, n.ip, String(n.port)], n.status === 'healthy' || n.status === 'mostly_healthy' ? 1 : 0);
+          }
+        }
+      }
     });
-    this.latency = new Histogram({
-      name: `${p}http_latency`,
-      help: 'HTTP request latency in milliseconds per service in APISIX',
-      labelNames: ['type', 'route', 'service', 'consumer', 'node'],
-      buckets: [...(opts.buckets ?? DEFAULT_BUCKETS)],
-      registers: [registry],
+    r.onCollect(async () => {
+      reachable.clear();
+      indexes.clear();
+      if (etcdSources.size === 0) return;
+      let ok = false;
+      for (const src of etcdSources) {
+        const { kinds, revision } = src.modifyIndexes();
+        let max = 0;
+        for (const k of ETCD_KEYS) {
+          const v = kinds.get(k) ?? 0;
+          if (v > max) max = v;
+          indexes.set([k], Math.max(v, indexes.child([k]).value));
+        }
+        indexes.set(['max_modify_index'], Math.max(max, indexes.child(['max_modify_index']).value));
+        indexes.set(['prev_index'], Math.max(revision, indexes.child(['prev_index']).value));
+        indexes.set(['x_etcd_index'], Math.max(revision, indexes.child(['x_etcd_index']).value));
+        if (await src.reachable()) ok = true;
+      }
+      reachable.set([], ok ? 1 : 0);
     });
-    this.bandwidth = new Counter({
-      name: `${p}bandwidth`,
-      help: 'Total bandwidth in bytes consumed per service in APISIX',
-      labelNames: ['type', 'route', 'service', 'consumer', 'node'],
-      registers: [registry],
+    r.onCollect(() => {
+      errorsChild.value = registry.errors;
     });
-    const stats = gatewayStats;
-    new Gauge({
-      name: `${p}http_requests_total`,
-      help: 'The total number of client requests since APISIX started',
-      registers: [registry],
-      collect() {
-        this.set(stats.requests);
-      },
-    });
-    new Gauge({
-      name: `${p}nginx_http_current_connections`,
-      help: 'Number of HTTP connections',
-      labelNames: ['state'],
-      registers: [registry],
-      collect() {
-        this.set({ state: 'active' }, stats.active);
-        this.set({ state: 'reading' }, stats.reading);
-        this.set({ state: 'writing' }, stats.writing);
-        this.set({ state: 'waiting' }, Math.max(0, stats.active - stats.reading - stats.writing));
-        this.set({ state: 'accepted' }, stats.accepted);
-        this.set({ state: 'handled' }, stats.handled);
-      },
-    });
-    const etcd = this.#etcd;
-    new Gauge({
-      name: `${p}etcd_reachable`,
-      help: 'Config server etcd reachable from APISIX, 0 is unreachable',
-      registers: [registry],
-      aggregator: 'max',
-      collect() {
-        const probe = etcd.probe;
-        this.set(probe === null ? 1 : probe() ? 1 : 0);
-      },
-    });
-    const info = new Gauge({
-      name: `${p}node_info`,
-      help: 'Info of APISIX node',
-      labelNames: ['hostname', 'version'],
-      registers: [registry],
-      aggregator: 'first',
-    });
-    info.set({ hostname: os.hostname(), version: VERSION }, 1);
   }
 
-  /** Installs the etcd reachability probe (absent: reported reachable, e.g. standalone file mode). */
-  setEtcdProbe(probe: (() => boolean) | null): void {
-    this.#etcd.probe = probe;
-  }
+  /**
+   * Kept for the composition root's call. etcd stores register themselves (sources.ts) and are probed per
+   * scrape; a file-backed store reports no etcd metrics, as in APISIX's yaml mode. So this does nothing.
+   */
+  setEtcdProbe(_probe: (() => boolean) | null): void {}
 }
+
+export { enableClusterMetrics } from './cluster-metrics.ts';
 
 let current: GatewayMetrics | null = null;
 
-/** The process-wide metrics; created on first use with `opts` (later options are ignored). */
-export function gatewayMetrics(opts?: MetricsOptions): GatewayMetrics {
-  if (current === null) current = new GatewayMetrics(opts);
-  return current;
-}
-
 /**
- * Cluster worker side: answers the primary's aggregation requests with this process's registry. Call once in
- * each worker; the primary serves createMetricsExporter({..., aggregate: true}).
+ * The process-wide metrics. With options (plugin_attr.prometheus), a configuration different from the current
+ * one replaces it (names, buckets and labels are fixed per registry); without, the current one (or defaults).
  */
-export function enableClusterMetrics(metrics: GatewayMetrics = gatewayMetrics()): void {
-  AggregatorRegistry.setRegistries([metrics.registry]);
-  new AggregatorRegistry();
+export function gatewayMetrics(opts?: MetricsOptions): GatewayMetrics {
+  if (current === null || (opts !== undefined && JSON.stringify(opts) !== current.optionsKey)) current = new GatewayMetrics(opts ?? {});
+  return current;
 }

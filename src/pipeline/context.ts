@@ -137,6 +137,9 @@ export class RequestContext implements HttpContext {
   /** The router input; during matching the router puts the candidate route's captures in its params. */
   matchInput: { params: Record<string, string> | null } | null = null;
   routeId = '';
+  /** The route URI / host pattern the router matched ('' when none): APISIX curr_req_matched _path / _host. */
+  matchedUri = '';
+  matchedHost = '';
   routeName: string | undefined = undefined;
   serviceId: string | undefined = undefined;
   serviceName: string | undefined = undefined;

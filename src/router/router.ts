@@ -52,6 +52,9 @@ export interface RouteMatch<T> {
   payload: T;
   params: Record<string, string> | null;
   routeId: string;
+  /** The route URI and host pattern that matched, as written (APISIX matched_uri / matched_host). */
+  uri: string;
+  host: string | null;
 }
 
 export interface Router<T> {
@@ -418,7 +421,7 @@ class RadixRouter<T> implements BuiltRouter<T> {
     const exact = table.exact.get(path);
     if (exact !== undefined) {
       for (let i = 0; i < exact.length; i++) {
-        const hit = this.tryEntry(exact[i], input);
+        const hit = this.tryEntry(exact[i], input, table.host);
         if (hit !== null) return hit;
       }
     }
@@ -426,14 +429,14 @@ class RadixRouter<T> implements BuiltRouter<T> {
     for (let k = table.prefixes.collect(path, stack) - 1; k >= 0; k--) {
       const list = stack[k];
       for (let i = 0; i < list.length; i++) {
-        const hit = this.tryEntry(list[i], input);
+        const hit = this.tryEntry(list[i], input, table.host);
         if (hit !== null) return hit;
       }
     }
     return null;
   }
 
-  private tryEntry(entry: Entry<T>, input: MatchInput): RouteMatch<T> | null {
+  private tryEntry(entry: Entry<T>, input: MatchInput, host: string | null): RouteMatch<T> | null {
     // hot path
     const mask = entry.methodMask;
     if (mask !== 0) {
@@ -452,7 +455,7 @@ class RadixRouter<T> implements BuiltRouter<T> {
       if (!evalExpr(entry.expr, input.vars)) return null;
     }
     input.params = params;
-    return { payload: entry.payload, params, routeId: entry.routeId };
+    return { payload: entry.payload, params, routeId: entry.routeId, uri: entry.pattern.source, host };
   }
 }
 

@@ -1,0 +1,227 @@
+// HTTP request -> protobuf request message (APISIX grpc-transcode/util.lua get_request_table + map_message).
+// Input: the JSON body for POST/PUT/PATCH with a JSON content type, else form args for POST, else the query
+// args. Fields are taken by their declared proto name (the lowerCamelCase JSON name is accepted too); unknown
+// keys are ignored. Values are checked against the field type; a mismatch fails the whole request (APISIX:
+// 400 "failed to encode request data to protobuf"). Beyond APISIX: JSON integers past 2^53 keep every digit
+// (JSON.parse source text), dotted args (`person.name=Joe`) fill nested messages, a single arg fills a
+// repeated field, and "true"/"false" args are booleans (lua-protobuf takes any string as true).
+import protobuf from 'protobufjs';
+import { Long } from './long.ts';
+
+export class EncodeError extends Error {}
+
+/** An integer from a JSON body too large for a double, kept as its source text. */
+class BigIntText {
+  readonly text: string;
+  constructor(text: string) {
+    this.text = text;
+  }
+}
+
+function reviver(this: unknown, _key: string, value: unknown, context?: { source?: string }): unknown {
+  if (typeof value === 'number' && Number.isInteger(value) && !Number.isSafeInteger(value) && context?.source !== undefined) {
+    return new BigIntText(context.source);
+  }
+  return value;
+}
+
+type Table = Record<string, unknown>;
+
+function isTable(v: unknown): v is Table {
+  return v !== null && typeof v === 'object' && !Array.isArray(v) && !(v instanceof BigIntText);
+}
+
+/** Args (query or form) as a table: repeated names become arrays, dotted names nested tables. */
+function argsTable(params: URLSearchParams): Table {
+  const out: Table = {};
+  for (const key of new Set(params.keys())) {
+    const all = params.getAll(key);
+    const value: unknown = all.length === 1 ? all[0] : all;
+    const path = key.split('.');
+    let at = out;
+    for (let i = 0; i < path.length - 1; i++) {
+      const seg = path[i]!;
+      const next = at[seg];
+      if (isTable(next)) at = next;
+      else {
+        const t: Table = {};
+        at[seg] = t;
+        at = t;
+      }
+    }
+    at[path[path.length - 1]!] = value;
+  }
+  return out;
+}
+
+export interface RequestInput {
+  method: string;
+  contentType: string;
+  query: string;
+  body: Buffer;
+}
+
+/** APISIX get_request_table: which part of the request feeds the message. */
+export function requestTable(input: RequestInput): Table {
+  const m = input.method;
+  if (input.contentType.includes('application/json') && (m === 'POST' || m === 'PUT' || m === 'PATCH') && input.body.length > 0) {
+    try {
+      const data = JSON.parse(input.body.toString('utf8'), reviver) as unknown;
+      if (isTable(data)) return data;
+    } catch {
+      // Not JSON: APISIX falls back to the args below.
+    }
+  }
+  if (m === 'POST') return argsTable(new URLSearchParams(input.body.toString('latin1')));
+  return argsTable(new URLSearchParams(input.query));
+}
+
+const I64_MIN = -(2n ** 63n);
+const I64_MAX = 2n ** 63n - 1n;
+const U64_MAX = 2n ** 64n - 1n;
+const INT_TEXT = /^(?:#-?|-#?)?(?:0[xX][0-9a-fA-F]+|[0-9]+)$/;
+
+/** lua-protobuf integer forms: a number, or text `123`, `-123`, `0xabF`, `#123`, `#-0x1f`, `-#0x1f`. */
+function toLong(v: unknown, unsigned: boolean, what: string): Long {
+  if (typeof v === 'number') {
+    if (!Number.isSafeInteger(v)) throw new EncodeError(`${what}: integer expected`);
+    if (unsigned && v < 0) return Long.fromNumber(v, false).toUnsigned();
+    return Long.fromNumber(v, unsigned);
+  }
+  let text: string;
+  if (v instanceof BigIntText) text = v.text;
+  else if (typeof v === 'string') text = v.trim();
+  else throw new EncodeError(`${what}: number/string expected`);
+  if (!INT_TEXT.test(text)) throw new EncodeError(`${what}: integer format error`);
+  const neg = text.includes('-');
+  const abs = BigInt(text.replace(/[#-]/g, ''));
+  const n = neg ? -abs : abs;
+  if (unsigned ? n > U64_MAX || n < I64_MIN : n > I64_MAX || n < I64_MIN) throw new EncodeError(`${what}: out of range`);
+  // lua-protobuf takes negative numbers for unsigned fields as their two's complement.
+  return Long.fromString((unsigned && n < 0n ? n + U64_MAX + 1n : n).toString(), unsigned, 10);
+}
+
+const INT32_KINDS: Readonly<Record<string, [number, number]>> = {
+  int32: [-0x80000000, 0x7fffffff],
+  sint32: [-0x80000000, 0x7fffffff],
+  sfixed32: [-0x80000000, 0x7fffffff],
+  uint32: [0, 0xffffffff],
+  fixed32: [0, 0xffffffff],
+};
+
+function scalar(type: string, v: unknown, what: string): unknown {
+  switch (type) {
+    case 'string':
+      if (typeof v === 'string') return v;
+      if (typeof v === 'number') return String(v);
+      if (v instanceof BigIntText) return v.text;
+      throw new EncodeError(`${what}: string expected`);
+    case 'bytes':
+      // Lua strings are bytes: APISIX sends the string's own bytes.
+      if (typeof v === 'string') return Buffer.from(v, 'utf8');
+      throw new EncodeError(`${what}: string expected`);
+    case 'bool':
+      if (typeof v === 'boolean') return v;
+      if (v === 'true' || v === '1' || v === 1) return true;
+      if (v === 'false' || v === '0' || v === 0) return false;
+      throw new EncodeError(`${what}: boolean expected`);
+    case 'double':
+    case 'float': {
+      if (v instanceof BigIntText) return Number(v.text);
+      const n = typeof v === 'string' ? (v === 'NaN' || v === 'Infinity' || v === '-Infinity' ? Number(v) : Number(v.trim() === '' ? NaN : v)) : v;
+      if (typeof n !== 'number' || (Number.isNaN(n) && v !== 'NaN')) throw new EncodeError(`${what}: number expected`);
+      return n;
+    }
+    case 'int64':
+    case 'sint64':
+    case 'sfixed64':
+      return toLong(v, false, what);
+    case 'uint64':
+    case 'fixed64':
+      return toLong(v, true, what);
+    default: {
+      const range = INT32_KINDS[type];
+      if (range === undefined) throw new EncodeError(`${what}: unsupported type ${type}`);
+      const n = toLong(v, false, what);
+      if (n.lessThan(range[0]) || n.greaterThan(range[1])) throw new EncodeError(`${what}: out of range`);
+      return n.toNumber();
+    }
+  }
+}
+
+function enumValue(e: protobuf.Enum, v: unknown, what: string): number {
+  if (typeof v === 'string') {
+    const byName = e.values[v];
+    if (byName !== undefined) return byName;
+  }
+  if (typeof v === 'number' && Number.isInteger(v)) return v;
+  if (typeof v === 'string' && /^-?[0-9]+$/.test(v)) return Number(v);
+  throw new EncodeError(`${what}: unknown enum value`);
+}
+
+function fieldValue(field: protobuf.Field, v: unknown, what: string): unknown {
+  const rt = field.resolvedType;
+  if (rt instanceof protobuf.Type) {
+    if (!isTable(v)) throw new EncodeError(`${what}: table expected`);
+    return message(rt, v, what);
+  }
+  if (rt instanceof protobuf.Enum) return enumValue(rt, v, what);
+  return scalar(field.type, v, what);
+}
+
+function mapKey(keyType: string, k: string, what: string): string {
+  if (keyType === 'string') return k;
+  if (keyType === 'bool') {
+    if (k === 'true' || k === 'false') return k;
+    throw new EncodeError(`${what}: boolean key expected`);
+  }
+  return String(scalar(keyType, k, what));
+}
+
+/** Builds the plain object protobufjs encodes for `type` from a request table. */
+export function message(type: protobuf.Type, t: Table, path = ''): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const field of type.fieldsArray) {
+    let v = t[field.name];
+    if (v === undefined && field.name !== field.jsonName) v = t[field.jsonName];
+    if (v === undefined || v === null) continue;
+    const what = path === '' ? field.name : `${path}.${field.name}`;
+    if (field.map) {
+      if (!isTable(v)) throw new EncodeError(`${what}: table expected`);
+      const keyType = (field as unknown as protobuf.MapField).keyType;
+      const m: Record<string, unknown> = {};
+      for (const k of Object.keys(v)) {
+        const item = v[k];
+        if (item !== undefined && item !== null) m[mapKey(keyType, k, what)] = fieldValue(field, item, `${what}.${k}`);
+      }
+      out[field.name] = m;
+    } else if (field.repeated) {
+      const list = Array.isArray(v) ? v : [v];
+      out[field.name] = list.map((item, i) => fieldValue(field, item, `${what}[${i + 1}]`));
+    } else {
+      out[field.name] = fieldValue(field, v, what);
+    }
+  }
+  return out;
+}
+
+/** The gRPC length-prefixed frame (uncompressed) of an encoded message. */
+export function frame(encoded: Uint8Array): Buffer {
+  const out = Buffer.allocUnsafe(5 + encoded.length);
+  out[0] = 0;
+  out.writeUInt32BE(encoded.length, 1);
+  out.set(encoded, 5);
+  return out;
+}
+
+/** Encodes the request message; throws EncodeError when the table does not fit the type. */
+export function encodeRequest(type: protobuf.Type, table: Table): Buffer {
+  const obj = message(type, table);
+  let bytes: Uint8Array;
+  try {
+    bytes = type.encode(obj).finish();
+  } catch (err) {
+    throw new EncodeError((err as Error).message);
+  }
+  return frame(bytes);
+}

@@ -1,0 +1,115 @@
+// Compiled protos (the `protos` resource, APISIX grpc-transcode/proto.lua), for grpc-transcode.
+// `content` is .proto source text, or else a base64 FileDescriptorSet (`protoc --include_imports
+// --descriptor_set_out`), tried in that order as APISIX does. Source text may import the well-known types
+// (google/protobuf/*.proto, bundled with protobufjs); other imports need a descriptor set, as in APISIX.
+// Compiling is config-time work: results are cached per stored object version (the StoredItem object is
+// replaced on every write), so a snapshot rebuild or another route naming the same proto costs nothing.
+import { createRequire } from 'node:module';
+import protobuf from 'protobufjs';
+import type { JsonObject } from '../config/resources.ts';
+import { Snapshot } from '../config/snapshot.ts';
+import type { PluginEnv } from './plugin.ts';
+
+const require = createRequire(import.meta.url);
+// protobufjs' descriptor extension is CommonJS without an ESM entry.
+const descriptor = require('protobufjs/ext/descriptor') as { FileDescriptorSet: protobuf.Type };
+
+const BASE64 = /^[A-Za-z0-9+/]+={0,2}$/;
+
+export interface CompiledProto {
+  readonly root: protobuf.Root;
+  /** A method of `service` (package-qualified, e.g. `helloworld.Greeter`), resolved; undefined if absent. */
+  method(service: string, name: string): protobuf.Method | undefined;
+  /** A message type by full name (leading dot optional); undefined if absent. */
+  type(name: string): protobuf.Type | undefined;
+}
+
+export type CompileResult = { readonly ok: true; readonly proto: CompiledProto } | { readonly ok: false; readonly error: string };
+
+class Compiled implements CompiledProto {
+  readonly root: protobuf.Root;
+  constructor(root: protobuf.Root) {
+    this.root = root;
+  }
+
+  method(service: string, name: string): protobuf.Method | undefined {
+    const svc = this.root.lookup(service, [protobuf.Service]);
+    if (!(svc instanceof protobuf.Service)) return undefined;
+    const m = Object.prototype.hasOwnProperty.call(svc.methods, name) ? svc.methods[name] : undefined;
+    return m !== undefined && m.resolvedRequestType !== null && m.resolvedResponseType !== null ? m : undefined;
+  }
+
+  type(name: string): protobuf.Type | undefined {
+    const t = this.root.lookup(name, [protobuf.Type]);
+    return t instanceof protobuf.Type ? t : undefined;
+  }
+}
+
+function compileText(content: string): protobuf.Root {
+  const parsed = protobuf.parse(content, { keepCase: true });
+  const root = parsed.root;
+  for (const file of [...(parsed.imports ?? []), ...(parsed.weakImports ?? [])]) {
+    const common = protobuf.common.get(file);
+    if (common === null || common === undefined) throw new Error(`import "${file}" not found (use a descriptor set for imports)`);
+    root.addJSON(common.nested ?? {});
+  }
+  root.resolveAll();
+  return root;
+}
+
+function compileDescriptorSet(content: string): protobuf.Root | null {
+  const compact = content.replace(/\s+/g, '');
+  if (compact.length === 0 || compact.length % 4 !== 0 || !BASE64.test(compact)) return null;
+  try {
+    const set = descriptor.FileDescriptorSet.decode(Buffer.from(compact, 'base64')) as unknown as { file?: unknown[] };
+    if (!Array.isArray(set.file) || set.file.length === 0) return null;
+    const root = (protobuf.Root as unknown as { fromDescriptor(s: unknown): protobuf.Root }).fromDescriptor(set);
+    root.resolveAll();
+    return root;
+  } catch {
+    return null;
+  }
+}
+
+/** Compiles proto content; the error is the source-text parser's, as APISIX reports it. */
+export function compileProto(content: string): CompileResult {
+  let textError: string;
+  try {
+    return { ok: true, proto: new Compiled(compileText(content)) };
+  } catch (err) {
+    textError = (err as Error).message;
+  }
+  const root = compileDescriptorSet(content);
+  if (root !== null) return { ok: true, proto: new Compiled(root) };
+  return { ok: false, error: textError };
+}
+
+/** Where protos are read from: a Snapshot satisfies it. */
+export interface ProtoSource {
+  get(kind: 'protos', id: string): { readonly item: object; readonly value: JsonObject } | undefined;
+}
+
+const cache = new WeakMap<object, CompileResult>();
+
+/** The compiled proto `id` of `source`, compiled once per stored version. */
+export function fetchProto(source: ProtoSource, id: string): CompileResult {
+  const entry = source.get('protos', id);
+  if (entry === undefined) return { ok: false, error: `failed to find proto by id: ${id}` };
+  let result = cache.get(entry.item);
+  if (result === undefined) {
+    const content = entry.value.content;
+    result = typeof content === 'string' ? compileProto(content) : { ok: false, error: 'proto content is not a string' };
+    cache.set(entry.item, result);
+  }
+  return result;
+}
+
+/**
+ * The protos a plugin instance may read: `env.protos` when the runtime provides it, else the snapshot the
+ * runtime hands plugins as their secret store (the same object that holds the protos).
+ */
+export function protoSourceOf(env: PluginEnv): ProtoSource | undefined {
+  const explicit = (env as PluginEnv & { readonly protos?: ProtoSource }).protos;
+  if (explicit !== undefined) return explicit;
+  return env.secrets instanceof Snapshot ? env.secrets : undefined;
+}

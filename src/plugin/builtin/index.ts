@@ -36,7 +36,10 @@ import { ldapAuthPlugin } from './ldap-auth.ts';
 import { multiAuthPlugin } from './multi-auth.ts';
 import { openidConnectPlugin } from './openid-connect.ts';
 import { grpcTranscodePlugin } from './grpc-transcode.ts';
+import { grpcWebPlugin } from './grpc-web.ts';
 import { aiProxyPlugin } from './ai-proxy.ts';
+import { aiProxyMultiPlugin } from './ai-proxy-multi.ts';
+import { aiRateLimitingPlugin } from './ai-rate-limiting.ts';
 
 export const BUILTIN_PLUGINS: readonly PluginDef[] = [
   corsPlugin,
@@ -73,7 +76,10 @@ export const BUILTIN_PLUGINS: readonly PluginDef[] = [
   multiAuthPlugin,
   openidConnectPlugin,
   aiProxyPlugin,
+  aiProxyMultiPlugin,
+  aiRateLimitingPlugin,
   grpcTranscodePlugin,
+  grpcWebPlugin,
 ];
 
 export function setupBuiltinPlugins(registry: PluginRegistry): void {

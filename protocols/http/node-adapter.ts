@@ -9,7 +9,7 @@ import { STATUS_CODES } from 'node:http';
 import type { Downstream, DownstreamEvents, PipelineRequest, TlsInfo } from '../../src/pipeline/downstream.ts';
 import type { HttpPipeline } from '../../src/pipeline/pipeline.ts';
 import type { HeaderMap } from '../../src/plugin/context.ts';
-import { tlsInfoOf } from './tls-info.ts';
+import { tlsInfoFor } from './tls-info.ts';
 
 export type AnyRequest = IncomingMessage | Http2ServerRequest;
 type AnyResponse = ServerResponse | Http2ServerResponse;
@@ -53,12 +53,14 @@ function hasBody(req: AnyRequest): boolean {
   return stream !== undefined && !stream.readableEnded && !stream.endAfterHeaders;
 }
 
-export function pipelineRequest(req: AnyRequest, tls: TlsInfo | null, upgrade: boolean): PipelineRequest {
+export function pipelineRequest(req: AnyRequest, upgrade: boolean): PipelineRequest {
   const sock = req.socket as Socket | undefined;
+  const authority = authorityOf(req);
+  const tls: TlsInfo | null = tlsInfoFor(sock, authority);
   return {
     method: req.method ?? 'GET',
     target: req.url ?? '/',
-    authority: authorityOf(req),
+    authority,
     headers: req.headers as HeaderMap,
     httpVersion: req.httpVersion,
     remoteAddr: normalizeAddr(sock?.remoteAddress),
@@ -164,7 +166,7 @@ function onClose(this: Tagged): void {
 /** Every non-upgrade request of the HTTP/1.1 and HTTP/2 servers. */
 export function handleNodeRequest(pipeline: HttpPipeline, req: AnyRequest, res: AnyResponse): void {
   // hot path
-  pipeline.handle(pipelineRequest(req, tlsInfoOf(req.socket as Socket), false), new NodeDownstream(res, req.httpVersionMajor === 2));
+  pipeline.handle(pipelineRequest(req, false), new NodeDownstream(res, req.httpVersionMajor === 2));
 }
 
 /**
@@ -236,12 +238,12 @@ class UpgradeDownstream implements Downstream {
 /** An HTTP/1.1 Upgrade request the pipeline wants to tunnel (see HttpPipeline.upgradeWanted). */
 export function handleNodeUpgrade(pipeline: HttpPipeline, req: IncomingMessage, socket: Duplex, head: Buffer): void {
   socket.on('error', () => socket.destroy());
-  pipeline.handle(pipelineRequest(req, tlsInfoOf(req.socket), true), new UpgradeDownstream(socket, head));
+  pipeline.handle(pipelineRequest(req, true), new UpgradeDownstream(socket, head));
 }
 
 /** node:http's shouldUpgradeCallback: WebSocket upgrades on routes that tunnel them. */
 export function wantsUpgrade(pipeline: HttpPipeline, req: IncomingMessage): boolean {
   const up = req.headers.upgrade;
   if (up === undefined || !up.toLowerCase().includes('websocket')) return false;
-  return pipeline.upgradeWanted(pipelineRequest(req, tlsInfoOf(req.socket), true));
+  return pipeline.upgradeWanted(pipelineRequest(req, true));
 }

@@ -5,10 +5,11 @@
 import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import type { TlsInfo } from '../../src/pipeline/downstream.ts';
-import { sslChoiceOf } from '../../src/tls/store.ts';
+import { sslChoiceOf, type CertificateStore } from '../../src/tls/store.ts';
 
 const kInfo = Symbol('switchyard.tlsInfo');
-type Cached = { [kInfo]?: TlsInfo };
+const kCerts = Symbol('switchyard.certificates');
+type Cached = { [kInfo]?: TlsInfo; [kCerts]?: () => CertificateStore | null };
 
 function dn(o: Record<string, string | string[]> | undefined): string {
   if (o === undefined) return '';
@@ -44,4 +45,36 @@ export function tlsInfoOf(socket: Socket | undefined | null): TlsInfo | null {
   };
   (socket as Cached)[kInfo] = info;
   return info;
+}
+
+/** Records the listener's certificate store on a TLS connection for the per-request Host check below. */
+export function tagCertificates(socket: TLSSocket, certs: () => CertificateStore | null): void {
+  (socket as TLSSocket & Cached)[kCerts] = certs;
+}
+
+/** The host part of an authority, lower-cased ('' for none). */
+function hostOf(authority: string): string {
+  const end = authority.charCodeAt(0) === 91 ? authority.indexOf(']') + 1 : authority.lastIndexOf(':');
+  return (end > 0 ? authority.slice(0, end) : authority).toLowerCase();
+}
+
+/**
+ * The connection's TLS facts as they apply to one request. A Host whose ssl object requires client
+ * certificates is only served on a connection whose SNI is that Host (APISIX verify_https_client: "client
+ * certificate verified with SNI x, but the host is y"); otherwise an SNI without mTLS could front for it and
+ * skip the check. Such a request gets a failed verification, so the pipeline answers 400.
+ */
+export function tlsInfoFor(socket: Socket | undefined | null, authority: string | null): TlsInfo | null {
+  // hot path: SNI equal to Host costs a compare.
+  const info = tlsInfoOf(socket);
+  if (info === null || authority === null || authority === '') return info;
+  const sni = info.servername;
+  if (sni !== '' && authority.length >= sni.length && authority.startsWith(sni) && (authority.length === sni.length || authority.charCodeAt(sni.length) === 58)) return info;
+  const host = hostOf(authority);
+  if (host === sni.toLowerCase()) return info;
+  const choice = (socket as Cached)[kCerts]?.()?.lookup(host);
+  if (choice === undefined || !choice.mtls) return info;
+  // A client without SNI was served fallback_sni's ssl object: the Host must select that same object.
+  if (sni === '' && choice.sslId === info.sslId) return info;
+  return { ...info, clientVerify: 'FAILED:SNI does not match Host', mtlsRequired: true, skipMtls: null };
 }

@@ -23,6 +23,7 @@ beforeAll(async () => {
   tmp = await tempDir('swy-mtls-');
   pki = makePki(tmp.dir);
   const m = pki.server('m', 'm.test', ['m.test', 'strict.test'], '0C01');
+  const open = pki.server('open', 'open.test', ['open.test'], '0C02');
   client = pki.client('client', 'client-one', '0D01');
   foreign = pki.client('foreign', 'client-foreign', '0D02', true);
   [up, verified] = await Promise.all([startEcho('M'), startEcho('V')]);
@@ -36,6 +37,7 @@ beforeAll(async () => {
   };
   for (const g of [gw, fb]) {
     await g.put('/ssls/m', { cert: m.cert, key: m.key, snis: ['m.test'], client: { ca: pki.clientCa, skip_mtls_uri_regex: ['^/public/'] } });
+    await g.put('/ssls/open', { cert: open.cert, key: open.key, snis: ['open.test'] });
     await g.put('/ssls/strict', { cert: m.cert, key: m.key, snis: ['strict.test'], client: { ca: pki.clientCa, depth: 1 } });
     await g.put('/routes/m', { uri: '/*', hosts: ['m.test', 'strict.test'], plugins: { 'proxy-rewrite': { headers } }, upstream: { nodes: { [up.addr]: 1 } } });
     await g.put('/routes/verified', {
@@ -110,6 +112,20 @@ describe('mTLS per ssl object', () => {
     const r = await request('m.test', gw.httpsPort, '/verified/a', client);
     expect(r.status, r.stderr).toBe(200);
     expect(JSON.parse(r.body).server).toBe('V');
+  });
+
+  test('an SNI without mTLS cannot front for a Host whose ssl object requires it (APISIX: SNI must equal Host)', async () => {
+    const before = up.seen.length;
+    for (const cert of [null, client]) {
+      for (const p of ['/private', '/public/info']) {
+        const r = await request('open.test', gw.httpsPort, p, cert, ['-H', 'Host: m.test']);
+        expect(r.status, `${p} ${cert === null ? 'without' : 'with'} certificate: ${r.stderr}`).toBe(400);
+      }
+    }
+    expect(up.seen.length).toBe(before);
+    // The same connection kind with a Host whose ssl object has no client.ca is served.
+    await gw.put('/routes/open', { uri: '/*', hosts: ['open.test'], upstream: { nodes: { [up.addr]: 1 } } });
+    expect((await request('open.test', gw.httpsPort, '/private', null)).status).toBe(200);
   });
 
   test('a client without SNI on the fallback_sni ssl object is held to its mTLS policy', async () => {

@@ -19,6 +19,7 @@ const PEERS = [
   ['openssl', 'openssl'],
   ['slapd', 'slapd'],
   ['ldapadd', 'ldap-utils'],
+  ['gtlsclient', 'ngtcp2-client'],
 ];
 
 function has(bin) {

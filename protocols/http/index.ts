@@ -54,6 +54,7 @@ export function setup(registry: ListenerRegistry): void {
           sslProtocols: ssl.ssl_protocols,
           sslCiphers: ssl.ssl_ciphers,
           fallbackSni: ssl.fallback_sni,
+          ...(e.enable_http3 === true ? { altSvc: `h3=":${e.port}"` } : {}),
           logger: ctx.logger.child({ module: 'https' }),
         });
       });

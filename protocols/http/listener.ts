@@ -10,7 +10,6 @@ import type { Logger } from '../../src/observability/logger.ts';
 import type { HttpPipeline } from '../../src/pipeline/pipeline.ts';
 import { sniCallback, tagSslChoice, versionRange, type CertificateStore, type SslChoice } from '../../src/tls/store.ts';
 import { handleNodeRequest, handleNodeUpgrade, wantsUpgrade } from './node-adapter.ts';
-import { tagCertificates } from './tls-info.ts';
 
 export interface HttpLimits {
   max_header_size: number;
@@ -67,8 +66,15 @@ class NodeServers {
   readonly sessions = new Set<http2.ServerHttp2Session>();
   private readonly limits: HttpLimits;
 
-  constructor(pipeline: HttpPipeline, limits: HttpLimits) {
+  constructor(pipeline: HttpPipeline, limits: HttpLimits, altSvc?: string) {
     this.limits = limits;
+    // HTTP/3 on this port is advertised on every answer (RFC 7838); an upstream's own alt-svc replaces it.
+    const handle = altSvc === undefined
+      ? (req: http.IncomingMessage | http2.Http2ServerRequest, res: http.ServerResponse | http2.Http2ServerResponse) => handleNodeRequest(pipeline, req, res)
+      : (req: http.IncomingMessage | http2.Http2ServerRequest, res: http.ServerResponse | http2.Http2ServerResponse) => {
+          res.setHeader('alt-svc', altSvc);
+          handleNodeRequest(pipeline, req, res);
+        };
     const h1 = http.createServer(
       {
         maxHeaderSize: limits.max_header_size,
@@ -83,7 +89,7 @@ class NodeServers {
         // Upgrades leave the request path only for routes that tunnel them (APISIX proxies others as plain).
         shouldUpgradeCallback: (req) => wantsUpgrade(pipeline, req),
       },
-      (req, res) => handleNodeRequest(pipeline, req, res),
+      handle,
     );
     h1.maxHeadersCount = limits.max_headers_count;
     // h1 never listens itself, so start what node's http server starts on 'listening': connection tracking
@@ -109,7 +115,7 @@ class NodeServers {
         maxSessionRejectedStreams: 100,
         maxSessionInvalidFrames: 1000,
       },
-      (req, res) => handleNodeRequest(pipeline, req, res),
+      handle,
     );
     h2.setTimeout(limits.keepalive_timeout * 1000);
     h2.on('stream', onH2Stream);
@@ -226,6 +232,8 @@ export interface HttpsListenerOptions {
   sslProtocols?: string;
   sslCiphers?: string;
   fallbackSni?: string;
+  /** `alt-svc` value when HTTP/3 listens on this port (`enable_http3`). */
+  altSvc?: string;
   logger: Logger;
 }
 
@@ -235,7 +243,7 @@ export interface HttpsListenerOptions {
  */
 export function createHttpsListener(opts: HttpsListenerOptions): Listener {
   const { limits } = opts;
-  const servers = new NodeServers(opts.pipeline, limits);
+  const servers = new NodeServers(opts.pipeline, limits, opts.altSvc);
   const { h1, h2 } = servers;
   const server = tls.createServer({
     SNICallback: sniCallback(opts.certificates),
@@ -266,7 +274,6 @@ export function createHttpsListener(opts: HttpsListenerOptions): Listener {
   server.on('secureConnection', (socket: tls.TLSSocket) => {
     // No SNI: the handshake used the default context (fallback_sni's ssl object, when configured).
     if (fallback !== undefined && !socket.servername) tagSslChoice(socket, fallback);
-    tagCertificates(socket, opts.certificates);
     if (socket.alpnProtocol === 'h2') h2.emit('connection', socket);
     else h1.emit('connection', socket);
   });

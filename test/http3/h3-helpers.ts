@@ -53,13 +53,15 @@ export interface GtlsResult {
   readonly responses: Array<Record<string, string>>;
   /** --download files by name. */
   readonly files: Map<string, Buffer>;
+  /** The downloaded body of the URL path's last segment (gtlsclient may keep or drop the query in the name). */
+  body(segment: string): Buffer | undefined;
 }
 
 /** Runs gtlsclient against the gateway (bounded by a timeout) and collects headers and downloaded bodies. */
 export async function gtls(port: number, urls: string[], opts: { method?: string; data?: Buffer; extra?: string[]; timeoutMs?: number } = {}): Promise<GtlsResult> {
   const { dir, cleanup } = await tempDir('swy-h3-dl-');
   try {
-    const args = ['--exit-on-all-streams-close', '--no-quic-dump', '--sni=localhost', `--download=${dir}/dl`, '--timeout=10s'];
+    const args = ['--exit-on-all-streams-close', '--no-quic-dump', '--no-http-dump', '--sni=localhost', `--download=${dir}/dl`, '--timeout=10s'];
     if (opts.method !== undefined) args.push('-m', opts.method);
     if (opts.data !== undefined) {
       const f = path.join(dir, 'body');
@@ -87,7 +89,11 @@ export async function gtls(port: number, urls: string[], opts: { method?: string
     }
     const files = new Map<string, Buffer>();
     for (const f of await readdir(`${dir}/dl`)) files.set(f, await readFile(path.join(dir, 'dl', f)));
-    return { code, stdout, stderr, responses: [...byStream.values()].filter((h) => h[':status'] !== undefined), files };
+    const body = (segment: string): Buffer | undefined => {
+      for (const [name, b] of files) if (name === segment || name.startsWith(`${segment}?`)) return b;
+      return undefined;
+    };
+    return { code, stdout, stderr, responses: [...byStream.values()].filter((h) => h[':status'] !== undefined), files, body };
   } finally {
     await cleanup();
   }

@@ -20,6 +20,9 @@ const PEERS = [
   ['slapd', 'slapd'],
   ['ldapadd', 'ldap-utils'],
   ['gtlsclient', 'ngtcp2-client'],
+  ['protoc', 'protobuf-compiler'],
+  ['prometheus', 'prometheus'],
+  ['rsyslogd', 'rsyslog'],
 ];
 
 function has(bin) {

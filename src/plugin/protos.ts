@@ -63,7 +63,10 @@ function compileDescriptorSet(content: string): protobuf.Root | null {
   try {
     const set = descriptor.FileDescriptorSet.decode(Buffer.from(compact, 'base64')) as unknown as { file?: unknown[] };
     if (!Array.isArray(set.file) || set.file.length === 0) return null;
-    const root = (protobuf.Root as unknown as { fromDescriptor(s: unknown): protobuf.Root }).fromDescriptor(set);
+    // keepCase: fields keep their declared names (protoc fills json_name, which protobufjs would use).
+    const root = (protobuf.Root as unknown as { fromDescriptor(s: unknown, o: { keepCase: boolean }): protobuf.Root }).fromDescriptor(set, {
+      keepCase: true,
+    });
     root.resolveAll();
     return root;
   } catch {

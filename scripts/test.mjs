@@ -20,6 +20,8 @@ const PEERS = [
   ['slapd', 'slapd'],
   ['ldapadd', 'ldap-utils'],
   ['gtlsclient', 'ngtcp2-client'],
+  ['prometheus', 'prometheus'],
+  ['rsyslogd', 'rsyslog'],
   ['protoc', 'protobuf-compiler'],
   ['prometheus', 'prometheus'],
   ['rsyslogd', 'rsyslog'],

@@ -20,8 +20,6 @@ const PEERS = [
   ['slapd', 'slapd'],
   ['ldapadd', 'ldap-utils'],
   ['gtlsclient', 'ngtcp2-client'],
-  ['prometheus', 'prometheus'],
-  ['rsyslogd', 'rsyslog'],
   ['protoc', 'protobuf-compiler'],
   ['prometheus', 'prometheus'],
   ['rsyslogd', 'rsyslog'],

@@ -43,7 +43,8 @@ export const EchoService = pkg.swytest.Echo;
 export type EchoClient = grpc.Client & Record<'Unary' | 'ServerStream' | 'ClientStream' | 'Bidi', (...args: any[]) => any>;
 
 /** protobufjs types of the test messages, for hand-built gRPC-Web clients. */
-export const echoRoot = protobuf.loadSync(ECHO_PROTO);
+/** Field names as in the .proto (snake_case), like the grpc-js side (keepCase). */
+export const echoRoot = new protobuf.Root().loadSync(ECHO_PROTO, { keepCase: true });
 export const EchoRequestType = echoRoot.lookupType('swytest.EchoRequest');
 export const StreamRequestType = echoRoot.lookupType('swytest.StreamRequest');
 export const EchoReplyType = echoRoot.lookupType('swytest.EchoReply');

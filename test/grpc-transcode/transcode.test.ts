@@ -145,6 +145,16 @@ describe('grpc-transcode', () => {
     expect(await raw.text()).toBe('{"big":"#-0x20000000000001","gender":2}');
   });
 
+  it('max_resp_body_size truncates the buffered reply, which then fails to decode (APISIX)', async () => {
+    await route('small', '/small', { method: 'Echo', max_resp_body_size: 16 });
+    const body = JSON.stringify({ text: 'x'.repeat(100) });
+    let r = await fetch(`${gw.url}/small`, { method: 'POST', headers: { 'content-type': 'application/json' }, body });
+    expect(r.status).toBe(200);
+    expect(await r.text()).toBe('failed to decode response data by protobuf');
+    r = await fetch(`${gw.url}/small`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"text":"ok"}' });
+    expect(await r.json()).toMatchObject({ text: 'ok' });
+  });
+
   it('maps gRPC error statuses to HTTP; grpc-status headers pass through; no body by default', async () => {
     await route('err', '/err', { method: 'GetErrResp' });
     const r = await fetch(`${gw.url}/err?name=world`);

@@ -20,6 +20,7 @@ const PEERS = [
   ['slapd', 'slapd'],
   ['ldapadd', 'ldap-utils'],
   ['gtlsclient', 'ngtcp2-client'],
+  ['chromium', 'chromium'],
   ['protoc', 'protobuf-compiler'],
   ['prometheus', 'prometheus'],
   ['rsyslogd', 'rsyslog'],

@@ -25,6 +25,11 @@ import { trafficSplitPlugin } from './traffic-split.ts';
 import { apiBreakerPlugin } from './api-breaker.ts';
 import { prometheusPlugin } from './prometheus.ts';
 import { publicApiPlugin } from './public-api.ts';
+import { httpLoggerPlugin } from './http-logger.ts';
+import { tcpLoggerPlugin } from './tcp-logger.ts';
+import { udpLoggerPlugin } from './udp-logger.ts';
+import { syslogPlugin } from './syslog.ts';
+import { fileLoggerPlugin } from './file-logger.ts';
 import { consumerRestrictionPlugin } from './consumer-restriction.ts';
 import { forwardAuthPlugin } from './forward-auth.ts';
 import { uriBlockerPlugin } from './uri-blocker.ts';
@@ -40,6 +45,9 @@ import { grpcWebPlugin } from './grpc-web.ts';
 import { aiProxyPlugin } from './ai-proxy.ts';
 import { aiProxyMultiPlugin } from './ai-proxy-multi.ts';
 import { aiRateLimitingPlugin } from './ai-rate-limiting.ts';
+import { aiPromptDecoratorPlugin } from './ai-prompt-decorator.ts';
+import { aiPromptTemplatePlugin } from './ai-prompt-template.ts';
+import { aiPromptGuardPlugin } from './ai-prompt-guard.ts';
 
 export const BUILTIN_PLUGINS: readonly PluginDef[] = [
   corsPlugin,
@@ -65,6 +73,11 @@ export const BUILTIN_PLUGINS: readonly PluginDef[] = [
   apiBreakerPlugin,
   prometheusPlugin,
   publicApiPlugin,
+  httpLoggerPlugin,
+  tcpLoggerPlugin,
+  udpLoggerPlugin,
+  syslogPlugin,
+  fileLoggerPlugin,
   consumerRestrictionPlugin,
   forwardAuthPlugin,
   uriBlockerPlugin,
@@ -78,6 +91,9 @@ export const BUILTIN_PLUGINS: readonly PluginDef[] = [
   aiProxyPlugin,
   aiProxyMultiPlugin,
   aiRateLimitingPlugin,
+  aiPromptDecoratorPlugin,
+  aiPromptTemplatePlugin,
+  aiPromptGuardPlugin,
   grpcTranscodePlugin,
   grpcWebPlugin,
 ];

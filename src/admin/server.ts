@@ -14,6 +14,8 @@ import { handleConfigs } from './configs.ts';
 import { handlePlugins } from './plugins-endpoints.ts';
 import { handleResource } from './resources.ts';
 import { handleSchema } from './schema-endpoints.ts';
+import { createUiHandler } from './ui/serve.ts';
+import type { UiSources } from './ui/live.ts';
 
 export const ADMIN_PREFIX = '/apisix/admin';
 /** APISIX's MAX_REQ_BODY: 1.5 MiB. Larger bodies get APISIX's 400 (core.request.get_body). */
@@ -26,6 +28,8 @@ export interface AdminServerConf {
   readonly admin_key_required: boolean;
   readonly allow_admin: readonly string[];
   readonly enable_admin_cors: boolean;
+  /** The embedded dashboard at /ui/ (APISIX 3.13+; default true). */
+  readonly enable_admin_ui?: boolean;
   readonly admin_listen: { readonly ip: string; readonly port: number };
 }
 
@@ -37,6 +41,8 @@ export interface AdminServerOptions {
   readonly onPluginsReload: () => Promise<void>;
   readonly logger: Logger;
   readonly version: string;
+  /** Live-view sources of the dashboard (Control API, metrics, local config); each optional. */
+  readonly ui?: UiSources;
 }
 
 export interface AdminServer {
@@ -131,6 +137,7 @@ export function createAdminServer(opts: AdminServerOptions): AdminServer {
   const ctx: AdminContext = { store: opts.store, plugins: opts.plugins, streamEnabled: opts.streamEnabled, logger };
   const credentials = specOf('credentials');
   const serverHeader = `APISIX/${APISIX_COMPAT_VERSION}`;
+  const ui = conf.enable_admin_ui === false ? null : createUiHandler({ auth, store: opts.store, sources: opts.ui ?? {}, logger });
 
   function send(req: IncomingMessage, res: ServerResponse, r: Reply, path: string): void {
     const payload =
@@ -195,6 +202,7 @@ export function createAdminServer(opts: AdminServerOptions): AdminServer {
       res.setHeader('Access-Control-Expose-Headers', '*');
       res.setHeader('Access-Control-Max-Age', '3600');
     }
+    if (ui?.owns(path)) return ui.handle(req, res, url);
     if (path !== ADMIN_PREFIX && !path.startsWith(`${ADMIN_PREFIX}/`)) return send(req, res, NOT_FOUND, path);
     const method = req.method ?? 'GET';
     if (method === 'OPTIONS' && conf.enable_admin_cors) {

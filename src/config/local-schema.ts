@@ -220,7 +220,7 @@ export const LOCAL_CONFIG_SCHEMA: Record<string, unknown> = {
             allow_admin: { type: 'array', items: { type: 'string' }, default: ['127.0.0.0/24'] },
             admin_listen: ipPort('127.0.0.1', 9180),
             enable_admin_cors: { type: 'boolean', default: true },
-            enable_admin_ui: { type: 'boolean', default: false },
+            enable_admin_ui: { type: 'boolean', default: true },
             admin_api_version: { enum: ['v3'], default: 'v3' },
             https_admin: { type: 'boolean' },
             admin_api_mtls: anyObject,

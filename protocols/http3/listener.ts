@@ -124,6 +124,8 @@ export function createHttp3Listener(opts: Http3ListenerOptions): Listener {
         config: {
           applicationProtos: ['h3'],
           verifyPeer: false,
+          // 0-RTT data is replayable; requests wait for the handshake (RFC 9114 10.9 leaves it to the server).
+          enableEarlyData: false,
           maxIdleTimeout: limits.keepalive_timeout * 1000,
           initialMaxStreamsBidi: maxStreams,
           initialMaxStreamsUni: 8,

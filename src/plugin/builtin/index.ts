@@ -30,11 +30,6 @@ import { tcpLoggerPlugin } from './tcp-logger.ts';
 import { udpLoggerPlugin } from './udp-logger.ts';
 import { syslogPlugin } from './syslog.ts';
 import { fileLoggerPlugin } from './file-logger.ts';
-import { httpLoggerPlugin } from './http-logger.ts';
-import { tcpLoggerPlugin } from './tcp-logger.ts';
-import { udpLoggerPlugin } from './udp-logger.ts';
-import { syslogPlugin } from './syslog.ts';
-import { fileLoggerPlugin } from './file-logger.ts';
 import { consumerRestrictionPlugin } from './consumer-restriction.ts';
 import { forwardAuthPlugin } from './forward-auth.ts';
 import { uriBlockerPlugin } from './uri-blocker.ts';
@@ -78,11 +73,6 @@ export const BUILTIN_PLUGINS: readonly PluginDef[] = [
   apiBreakerPlugin,
   prometheusPlugin,
   publicApiPlugin,
-  httpLoggerPlugin,
-  tcpLoggerPlugin,
-  udpLoggerPlugin,
-  syslogPlugin,
-  fileLoggerPlugin,
   httpLoggerPlugin,
   tcpLoggerPlugin,
   udpLoggerPlugin,

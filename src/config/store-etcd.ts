@@ -1,27 +1,24 @@
-// etcd v3 ConfigStore: one paged full read of `<prefix>/`, then one prefix watch from revision+1. Any watch
-// failure (compaction, etcd restart, lost connection) leads to a full re-read diffed against the view, so
-// unchanged items keep their identity, then a new watch. While etcd is unreachable the view is kept and the
-// loop retries with capped exponential backoff; nothing here throws out of a timer.
+// etcd v3 ConfigStore: one paged full read of `<prefix>/`, then one prefix watch from revision+1. Calls go to
+// any member of the cluster with fail-over (etcd-members.ts). A watch that breaks (member down, connection
+// lost) resumes from the last revision on the next member after a short jittered pause, so no event is lost and
+// nothing is re-read; only a watch cancelled by etcd (compaction) or a member behind our revision (etcd lost
+// its data) leads to a full re-read diffed against the view, so unchanged items keep their identity. While no
+// member is reachable the view is kept and the loop retries with bounded backoff; nothing throws out of a timer.
 import { EventEmitter } from 'node:events';
-import { readFileSync } from 'node:fs';
-import { Etcd3, type IKeyValue, type IOptions, type IResponseHeader, type IWatchResponse, type Watcher } from 'etcd3';
+import { Etcd3, type IKeyValue, type IResponseHeader, type IWatchResponse, type Watcher } from 'etcd3';
 import { SwitchyardError, isSwitchyardError } from '../errors.ts';
 import type { Logger } from '../observability/logger.ts';
 import { registerEtcdSource } from '../observability/sources.ts';
 import type { FieldCodec } from './encryption.ts';
+import { EtcdMembers, etcdClientOptions, prefixEnd, type EtcdConnection, type EtcdMember } from './etcd-members.ts';
 import { itemKey, parseKey, type JsonObject, type Kind, type StoredItem } from './resources.ts';
 import type { ConfigEvent, ConfigStore, WriteOptions, WriteResult } from './store.ts';
 import { ItemView, Sleeper, backoffMs, decodeValue, makeItem, padId, replaceView } from './store-common.ts';
 
-export interface EtcdStoreOptions {
+export interface EtcdStoreOptions extends EtcdConnection {
+  /** Members of one etcd cluster; calls and the watch fail over between them. */
   hosts: string[];
   prefix: string;
-  /** Per-call deadline for unary requests (range, put, txn...). */
-  timeoutSec: number;
-  user?: string;
-  password?: string;
-  /** cert/key/ca: file paths or inline PEM. */
-  tls?: { cert?: string; key?: string; ca?: string; verify?: boolean; sni?: string };
   logger: Logger;
   /** Extra attempts of the first full read before start() rejects (APISIX `startup_retry`, default 2). */
   startupRetries?: number;
@@ -32,33 +29,14 @@ export interface EtcdStoreOptions {
   codec?: FieldCodec;
 }
 
-type Policy = NonNullable<NonNullable<IOptions['faultHandling']>['global']>;
-
-/** Retries and circuit breaking are this store's job (the watch loop), not the client's: a retried put could
- * apply twice and a broken circuit would delay recovery after an etcd restart. */
-const passThrough = {
-  onSuccess: () => ({ dispose: () => undefined }),
-  onFailure: () => ({ dispose: () => undefined }),
-  execute: <T>(fn: (ctx: { signal: AbortSignal }) => PromiseLike<T> | T, signal?: AbortSignal): Promise<T> =>
-    Promise.resolve().then(() => fn({ signal: signal ?? new AbortController().signal })),
-} as unknown as Policy;
-
 const RANGE_PAGE = 500;
 
-function pem(v: string): Buffer {
-  return v.includes('-----BEGIN') ? Buffer.from(v) : readFileSync(v);
-}
-
-/** The first key after every key starting with `p` (etcd prefix range end). */
-function prefixEnd(p: Buffer): Buffer {
-  const end = Buffer.from(p);
-  for (let i = end.length - 1; i >= 0; i--) {
-    if (end[i]! < 0xff) {
-      end[i]! += 1;
-      return end.subarray(0, i + 1);
-    }
-  }
-  return Buffer.from([0]);
+interface WatchEnd {
+  reason: string;
+  /** etcd cancelled the watch (compaction...) or its events could not be applied: re-read everything. */
+  cancelled: boolean;
+  /** etcd had confirmed the watch before it broke. */
+  connected: boolean;
 }
 
 function rev(h: IResponseHeader | undefined): number {
@@ -70,15 +48,16 @@ export class EtcdStore extends EventEmitter implements ConfigStore {
   readonly prefix: string;
   private readonly opts: EtcdStoreOptions;
   private readonly log: Logger;
-  private readonly client: Etcd3;
+  private readonly members: EtcdMembers;
   private readonly view = new ItemView();
   private readonly sleeper = new Sleeper();
   private rev = 0;
   private isReady = false;
   private closed = false;
   private watcher: Watcher | null = null;
+  private watchHost: string | null = null;
   /** Ends the current watchUntilBroken() wait. */
-  private breakWatch: ((reason: string) => void) | null = null;
+  private breakWatch: ((end: WatchEnd) => void) | null = null;
   private loop: Promise<void> | null = null;
   /** Undoes the registration as a metrics source (etcd_reachable, etcd_modify_indexes). */
   private unregisterMetrics: (() => void) | null = null;
@@ -88,34 +67,11 @@ export class EtcdStore extends EventEmitter implements ConfigStore {
     this.opts = opts;
     this.prefix = opts.prefix.replace(/\/+$/, '');
     this.log = opts.logger;
-    const timeoutMs = Math.max(1, opts.timeoutSec) * 1000;
-    const tls = opts.tls;
-    if (tls && tls.verify === false) {
+    if (opts.tls?.verify === false) {
       this.log.warn('etcd tls.verify=false is not supported by the gRPC client; the server certificate is verified');
     }
-    const options: IOptions = {
-      hosts: opts.hosts,
-      dialTimeout: timeoutMs,
-      defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: Date.now() + timeoutMs }),
-      faultHandling: { global: passThrough, host: () => passThrough },
-      grpcOptions: {
-        'grpc.initial_reconnect_backoff_ms': 500,
-        'grpc.max_reconnect_backoff_ms': 4000,
-        'grpc.keepalive_time_ms': 15_000,
-        'grpc.keepalive_timeout_ms': 5000,
-        'grpc.max_receive_message_length': 64 * 1024 * 1024,
-        ...(tls?.sni ? { 'grpc.ssl_target_name_override': tls.sni } : {}),
-      },
-    };
-    if (tls && (tls.ca || tls.cert || tls.key)) {
-      options.credentials = {
-        rootCertificate: tls.ca ? pem(tls.ca) : (undefined as unknown as Buffer),
-        privateKey: tls.key ? pem(tls.key) : undefined,
-        certChain: tls.cert ? pem(tls.cert) : undefined,
-      };
-    }
-    if (opts.user) options.auth = { username: opts.user, password: opts.password ?? '' };
-    this.client = new Etcd3(options);
+    const options = etcdClientOptions(opts);
+    this.members = new EtcdMembers(opts.hosts, (host) => new Etcd3({ ...options, hosts: [host] }));
   }
 
   get revision(): number {
@@ -124,6 +80,11 @@ export class EtcdStore extends EventEmitter implements ConfigStore {
 
   get ready(): boolean {
     return this.isReady;
+  }
+
+  /** The member the watch is on (diagnostics), null between watches. */
+  get watching(): string | null {
+    return this.watcher ? this.watchHost : null;
   }
 
   async start(): Promise<void> {
@@ -157,7 +118,7 @@ export class EtcdStore extends EventEmitter implements ConfigStore {
       timer = setTimeout(() => resolve(false), 2000);
     });
     try {
-      return await Promise.race([this.client.maintenance.status().then(() => true, () => false), timeout]);
+      return await Promise.race([this.members.call('idempotent', (c) => c.maintenance.status()).then(() => true, () => false), timeout]);
     } finally {
       clearTimeout(timer);
     }
@@ -178,8 +139,8 @@ export class EtcdStore extends EventEmitter implements ConfigStore {
     this.closed = true;
     this.unregisterMetrics?.();
     this.sleeper.cancelAll();
-    this.breakWatch?.('closed');
-    this.client.close();
+    this.breakWatch?.({ reason: 'closed', cancelled: false, connected: false });
+    this.members.close();
     await this.loop?.catch(() => undefined);
   }
 
@@ -197,29 +158,65 @@ export class EtcdStore extends EventEmitter implements ConfigStore {
 
   // ---- follow loop ----------------------------------------------------------------------------------------
 
-  /** Watches until the watch breaks, then re-reads everything and watches again; ends on close(). */
+  /**
+   * Watches until the watch breaks, then resumes from the last revision on the next member (full re-read only
+   * when etcd cancelled the watch or lost data); ends on close().
+   */
   private async run(): Promise<void> {
     let failures = 0;
     let needReload = false;
+    let lost: EtcdMember | undefined;
     while (!this.closed) {
+      let member: EtcdMember;
       try {
         if (needReload) {
           await this.reload(true);
-          failures = 0;
+          needReload = false;
         }
-        needReload = true;
-        const reason = await this.watchUntilBroken();
-        if (this.closed) break;
-        this.log.warn({ reason, revision: this.rev }, 'etcd: watch broken, resyncing');
+        const picked = await this.watchMember(lost);
+        if (picked === 'behind') {
+          needReload = true;
+          continue;
+        }
+        member = picked;
       } catch (err) {
         if (this.closed) break;
-        this.log.warn({ err: (err as Error).message, attempt: failures }, 'etcd: resync failed, retrying');
-        await this.sleeper.sleep(backoffMs(failures++));
+        this.log.warn({ err, attempt: failures, needReload }, 'etcd: no member answered, retrying');
+        await this.sleeper.sleep(backoffMs(failures++, 200, 4000));
         continue;
       }
-      // A short pause so a flapping watch cannot spin.
-      await this.sleeper.sleep(backoffMs(0, 100, 100));
+      const end = await this.watchUntilBroken(member);
+      if (this.closed) break;
+      this.log.warn({ reason: end.reason, host: member.host, revision: this.rev }, 'etcd: watch broken, resuming');
+      if (end.cancelled) needReload = true;
+      else this.members.failed(member);
+      lost = member;
+      if (end.connected) failures = 0;
+      // Jitter spreads the gateways that lost the same member; consecutive failures back off (bounded).
+      await this.sleeper.sleep(failures === 0 ? Math.random() * 50 : backoffMs(failures, 100, 2000));
+      failures++;
     }
+  }
+
+  /**
+   * The first member, `lost` last, that answers a linearizable count of the prefix at or after our revision;
+   * 'behind' when it answers with a smaller revision (etcd lost or replaced its data: watching from our
+   * revision would miss everything it has). Throws when no member answers.
+   */
+  private async watchMember(lost: EtcdMember | undefined): Promise<EtcdMember | 'behind'> {
+    const start = Buffer.from(this.prefix + '/');
+    let lastErr: unknown;
+    for (const m of this.members.order(lost)) {
+      try {
+        const res = await m.client.kv.range({ key: start, range_end: prefixEnd(start), count_only: true });
+        this.members.succeeded(m);
+        return rev(res.header) < this.rev ? 'behind' : m;
+      } catch (err) {
+        this.members.failed(m);
+        lastErr = err;
+      }
+    }
+    throw lastErr;
   }
 
   /** Full paged read at one revision; diffs it into the view. */
@@ -231,7 +228,8 @@ export class EtcdStore extends EventEmitter implements ConfigStore {
     let key = start;
     let atRev: number | undefined;
     for (let page = 0; page < 1_000_000; page++) {
-      const res = await this.client.kv.range({ key, range_end: end, limit: RANGE_PAGE, ...(atRev ? { revision: atRev } : {}) });
+      const req = { key, range_end: end, limit: RANGE_PAGE, ...(atRev ? { revision: atRev } : {}) };
+      const res = await this.members.call('idempotent', (c) => c.kv.range(req));
       atRev ??= rev(res.header);
       // A revision below ours means etcd lost or replaced its data: equal revisions no longer prove equal values.
       const strict = atRev < this.rev;
@@ -278,41 +276,46 @@ export class EtcdStore extends EventEmitter implements ConfigStore {
     return makeItem(this.prefix, key, value, Number(kv.create_revision), Number(kv.mod_revision));
   }
 
-  /** Resolves with a reason once the watch is disconnected, cancelled by etcd, or the store closes. */
-  private watchUntilBroken(): Promise<string> {
+  /** Resolves once the watch on `member` is disconnected, cancelled by etcd, or the store closes. */
+  private watchUntilBroken(member: EtcdMember): Promise<WatchEnd> {
     const start = Buffer.from(this.prefix + '/');
-    const watcher = this.client
+    const watcher = member.client
       .watch()
       .inRange({ start, end: prefixEnd(start) })
       .startRevision(String(this.rev + 1))
       .watcher();
     this.watcher = watcher;
-    return new Promise<string>((resolve) => {
-      const done = (reason: string) => {
+    this.watchHost = member.host;
+    let connected = false;
+    return new Promise<WatchEnd>((resolve) => {
+      const done = (end: WatchEnd) => {
         if (this.watcher === watcher) this.dropWatcher();
         this.breakWatch = null;
-        resolve(reason);
+        resolve(end);
       };
       this.breakWatch = done;
+      watcher.on('connected', () => {
+        connected = true;
+      });
       watcher.on('data', (res: IWatchResponse) => {
         try {
           if (this.watcher === watcher) this.applyWatch(res);
         } catch (err) {
-          this.log.error({ err: (err as Error).message }, 'etcd: failed to apply watch events');
-          done('apply failed');
+          this.log.error({ err }, 'etcd: failed to apply watch events');
+          done({ reason: 'apply failed', cancelled: true, connected });
         }
       });
-      watcher.on('disconnected', (err: Error) => done(`disconnected: ${err.message}`));
+      watcher.on('disconnected', (err: Error) => done({ reason: `disconnected: ${err.message}`, cancelled: false, connected }));
       // Cancelled by the server (compaction, auth...): etcd3 has already detached this watcher.
       watcher.on('error', (err: Error) => {
         if (this.watcher === watcher) this.watcher = null;
         watcher.removeAllListeners();
         watcher.on('error', () => undefined);
         this.breakWatch = null;
-        resolve(`cancelled: ${err.message}`);
+        resolve({ reason: `cancelled: ${err.message}`, cancelled: true, connected });
       });
-      watcher.on('end', () => done('ended'));
-      if (this.closed) done('closed');
+      watcher.on('end', () => done({ reason: 'ended', cancelled: false, connected }));
+      if (this.closed) done({ reason: 'closed', cancelled: false, connected });
     });
   }
 
@@ -362,30 +365,45 @@ export class EtcdStore extends EventEmitter implements ConfigStore {
     try {
       let lease: string | undefined;
       if (opts.ttl !== undefined && opts.ttl > 0) {
-        lease = (await this.client.leaseClient.leaseGrant({ TTL: Math.ceil(opts.ttl) })).ID;
+        // A lease granted twice is harmless: the unused one expires with its TTL.
+        const ttl = Math.ceil(opts.ttl);
+        lease = (await this.members.call('idempotent', (c) => c.leaseClient.leaseGrant({ TTL: ttl }))).ID;
       }
       const req = { key: keyBuf, value: valueBuf, prev_kv: true, ...(lease ? { lease } : {}) };
-      let header: IResponseHeader;
-      let prev: IKeyValue | null | undefined;
+      let r: number;
+      let created: number;
       if (opts.expectModifiedIndex !== undefined) {
-        const res = await this.client.kv.txn({
-          compare: [{ key: keyBuf, target: 'Mod', result: 'Equal', mod_revision: String(opts.expectModifiedIndex) }],
-          success: [{ request_put: req }],
-          failure: [],
+        const expect = String(opts.expectModifiedIndex);
+        // The expected revision makes a resend safe: it can never apply twice. The failure branch reads the key
+        // so a resend can recognise that the lost first attempt was applied.
+        const out = await this.members.call('idempotent', async (c, maybeSent) => {
+          const res = await c.kv.txn({
+            compare: [{ key: keyBuf, target: 'Mod', result: 'Equal', mod_revision: expect }],
+            success: [{ request_put: req }],
+            failure: [{ request_range: { key: keyBuf } }],
+          });
+          if (res.succeeded) {
+            const prev = res.responses[0]?.response_put?.prev_kv;
+            return { rev: rev(res.header), prev: prev && prev.key.length > 0 ? Number(prev.create_revision) : undefined };
+          }
+          const now = res.responses[0]?.response_range?.kvs[0];
+          if (!maybeSent || !now || !now.value.equals(valueBuf) || (lease && now.lease !== lease)) {
+            throw new SwitchyardError('SWY_ERR_STORE_CONFLICT');
+          }
+          const c0 = Number(now.create_revision);
+          return { rev: Number(now.mod_revision), prev: c0 === Number(now.mod_revision) ? undefined : c0 };
         });
-        if (!res.succeeded) throw new SwitchyardError('SWY_ERR_STORE_CONFLICT');
-        header = res.header;
-        prev = res.responses[0]?.response_put?.prev_kv;
+        r = out.rev;
+        created = out.prev ?? r;
       } else {
-        const res = await this.client.kv.put(req);
-        header = res.header;
-        prev = res.prev_kv;
+        const res = await this.members.call('once', (c) => c.kv.put(req));
+        const prev = res.prev_kv;
+        r = rev(res.header);
+        created = prev && prev.key.length > 0 ? Number(prev.create_revision) : r;
       }
-      const r = rev(header);
-      const created = prev && prev.key && prev.key.length > 0 ? Number(prev.create_revision) : r;
       const item = makeItem(this.prefix, key, value, created, r);
       if (!item) throw new Error(`not a resource key: ${key}`);
-      return { created: !(prev && prev.key && prev.key.length > 0), item };
+      return { created: created === r, item };
     } catch (err) {
       throw this.unavailable(err, `put ${key}`);
     }
@@ -394,7 +412,7 @@ export class EtcdStore extends EventEmitter implements ConfigStore {
   async delete(kind: Kind, id: string): Promise<StoredItem | undefined> {
     const key = itemKey(this.prefix, kind, id);
     try {
-      const res = await this.client.kv.deleteRange({ key: Buffer.from(key), prev_kv: true });
+      const res = await this.members.call('once', (c) => c.kv.deleteRange({ key: Buffer.from(key), prev_kv: true }));
       const prev = res.prev_kvs[0];
       if (!prev) return undefined;
       return this.decode(prev) ?? undefined;
@@ -406,7 +424,7 @@ export class EtcdStore extends EventEmitter implements ConfigStore {
   async deletePrefix(kind: Kind, idPrefix: string): Promise<number> {
     const start = Buffer.from(itemKey(this.prefix, kind, idPrefix) + '/');
     try {
-      const res = await this.client.kv.deleteRange({ key: start, range_end: prefixEnd(start) });
+      const res = await this.members.call('once', (c) => c.kv.deleteRange({ key: start, range_end: prefixEnd(start) }));
       return Number(res.deleted);
     } catch (err) {
       throw this.unavailable(err, `delete prefix ${start.toString()}`);
@@ -415,7 +433,7 @@ export class EtcdStore extends EventEmitter implements ConfigStore {
 
   async nextId(): Promise<string> {
     try {
-      const res = await this.client.kv.put({ key: Buffer.from(`${this.prefix}/gen_id`), value: Buffer.from('0') });
+      const res = await this.members.call('once', (c) => c.kv.put({ key: Buffer.from(`${this.prefix}/gen_id`), value: Buffer.from('0') }));
       return padId(rev(res.header));
     } catch (err) {
       throw this.unavailable(err, 'gen_id');
@@ -425,7 +443,7 @@ export class EtcdStore extends EventEmitter implements ConfigStore {
   async fetch(kind: Kind, id: string): Promise<StoredItem | undefined> {
     const key = itemKey(this.prefix, kind, id);
     try {
-      const res = await this.client.kv.range({ key: Buffer.from(key) });
+      const res = await this.members.call('idempotent', (c) => c.kv.range({ key: Buffer.from(key) }));
       const kv = res.kvs[0];
       return kv ? (this.decode(kv) ?? undefined) : undefined;
     } catch (err) {
@@ -441,7 +459,8 @@ export class EtcdStore extends EventEmitter implements ConfigStore {
       let key = start;
       let atRev: number | undefined;
       for (let page = 0; page < 1_000_000; page++) {
-        const res = await this.client.kv.range({ key, range_end: end, limit: RANGE_PAGE, ...(atRev ? { revision: atRev } : {}) });
+        const req = { key, range_end: end, limit: RANGE_PAGE, ...(atRev ? { revision: atRev } : {}) };
+        const res = await this.members.call('idempotent', (c) => c.kv.range(req));
         atRev ??= rev(res.header);
         for (const kv of res.kvs) {
           const item = this.decode(kv);

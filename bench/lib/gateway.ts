@@ -18,6 +18,8 @@ export interface GatewayOptions {
   etcd?: { endpoint: string; prefix: string };
   /** TCP stream listener ports (127.0.0.1). */
   streamPorts?: number[];
+  /** HTTPS listener port (apisix.ssl.listen on 127.0.0.1); certificates come from `ssls`. */
+  httpsPort?: number;
   /** config.yaml `plugins` (APISIX's default list when absent). */
   plugins?: string[];
   pluginAttr?: Record<string, unknown>;
@@ -39,6 +41,7 @@ export async function startGateway(opts: GatewayOptions): Promise<GatewayService
       node_listen: [{ ip: '127.0.0.1', port }],
       proxy_mode: stream.length > 0 ? 'http&stream' : 'http',
       stream_proxy: { tcp: stream.map((p) => `127.0.0.1:${p}`), udp: [] },
+      ...(opts.httpsPort !== undefined ? { ssl: { listen: [{ ip: '127.0.0.1', port: opts.httpsPort }] } } : {}),
       status: { ip: '127.0.0.1', port: statusPort },
       enable_control: false,
     },
@@ -65,7 +68,7 @@ export async function startGateway(opts: GatewayOptions): Promise<GatewayService
     cwd: ROOT,
     env: { ...process.env, SWITCHYARD_LOG_LEVEL: 'warn', NODE_ENV: 'production' },
   });
-  await waitListening(svc, [port, ...stream], 60_000);
+  await waitListening(svc, [port, ...stream, ...(opts.httpsPort !== undefined ? [opts.httpsPort] : [])], 60_000);
   await waitReady(svc, statusPort, 60_000);
 
   const adminUrl = `http://127.0.0.1:${adminPort}/apisix/admin`;

@@ -1,5 +1,6 @@
 // nginx as the static upstream (1 KB and 1 MB bodies from files) and as a comparison peer (HTTP reverse proxy
-// with upstream keepalive, optionally 10,000 exact-match locations; TCP stream proxy). One worker, foreground,
+// with upstream keepalive, optionally 10,000 exact-match locations; the same proxy terminating TLS; TCP stream
+// proxy). One worker, foreground,
 // every path (pid, logs, temp files) inside the instance's own temp dir.
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -81,6 +82,23 @@ export async function startNginxProxy(dir: string, port: number, upstreamPort: n
     locations +
     `  }\n}\n`;
   return launch('nginx', dir, conf, [port]);
+}
+
+/**
+ * HTTPS reverse proxy to `upstreamPort` (keepalive 64, plain HTTP/1.1 upstream), terminating TLS with the given
+ * PEM files, TLSv1.2-1.3 as APISIX's default `ssl_protocols`, HTTP/1.1 only (h2 off: wrk speaks HTTP/1.1).
+ */
+export async function startNginxHttpsProxy(dir: string, port: number, upstreamPort: number, tls: { certFile: string; keyFile: string }): Promise<Service> {
+  const conf =
+    mainConf(dir, { stream: false }) +
+    `http {\n${httpPrelude(dir)}` +
+    `  upstream up { server 127.0.0.1:${upstreamPort}; keepalive 64; }\n` +
+    `  server {\n    listen 127.0.0.1:${port} ssl backlog=4096;\n` +
+    `    ssl_certificate ${tls.certFile};\n    ssl_certificate_key ${tls.keyFile};\n    ssl_protocols TLSv1.2 TLSv1.3;\n` +
+    `    proxy_http_version 1.1;\n    proxy_set_header Connection "";\n` +
+    '    location / { proxy_pass http://up; }\n' +
+    `  }\n}\n`;
+  return launch('nginx-https', dir, conf, [port]);
 }
 
 /** TCP stream proxy (ngx_stream_module) from `port` to `upstreamPort`. */

@@ -10,6 +10,7 @@ import type { Logger } from '../../src/observability/logger.ts';
 import type { HttpPipeline } from '../../src/pipeline/pipeline.ts';
 import { sniCallback, tagSslChoice, versionRange, type CertificateStore, type SslChoice } from '../../src/tls/store.ts';
 import { handleNodeRequest, handleNodeUpgrade, wantsUpgrade } from './node-adapter.ts';
+import { tagCertificates } from './tls-info.ts';
 
 export interface HttpLimits {
   max_header_size: number;
@@ -249,6 +250,8 @@ export function createHttpsListener(opts: HttpsListenerOptions): Listener {
     SNICallback: sniCallback(opts.certificates),
     ALPNProtocols: opts.h2 ? ['h2', 'http/1.1'] : ['http/1.1'],
     handshakeTimeout: limits.client_header_timeout * 1000,
+    // As the cleartext listener: small TLS records (a response head, a short body) go out without Nagle's wait.
+    noDelay: true,
     requestCert: false,
     rejectUnauthorized: false,
     ...versionRange(opts.sslProtocols),
@@ -274,6 +277,7 @@ export function createHttpsListener(opts: HttpsListenerOptions): Listener {
   server.on('secureConnection', (socket: tls.TLSSocket) => {
     // No SNI: the handshake used the default context (fallback_sni's ssl object, when configured).
     if (fallback !== undefined && !socket.servername) tagSslChoice(socket, fallback);
+    tagCertificates(socket, opts.certificates);
     if (socket.alpnProtocol === 'h2') h2.emit('connection', socket);
     else h1.emit('connection', socket);
   });

@@ -5,6 +5,8 @@
 import { brief, h, nextId } from './dom.js';
 
 const SCALARS = new Set(['string', 'integer', 'number']);
+/** String fields that hold PEM, proto source or code: edited in a text area. */
+const MULTILINE = new Set(['content', 'cert', 'key', 'script', 'filter_func', 'body', 'template']);
 
 /** Thrown by get() when a field's text cannot be turned into a value (shown next to that field). */
 export class FieldError extends Error {
@@ -43,7 +45,8 @@ function classify(s) {
     if (it && scalarTypes(it)) return 'list';
     return 'json';
   }
-  if ((s.type === 'object' || s.type === undefined) && s.properties && !alt) return 'object';
+  // oneOf/anyOf beside `properties` only adds constraints (e.g. "nodes or service_name"); the server checks them.
+  if ((s.type === 'object' || s.type === undefined) && s.properties) return 'object';
   return 'json';
 }
 
@@ -140,7 +143,7 @@ function field(ctx, s, value, path, name, required) {
     case 'string':
     case 'number':
     case 'scalar': {
-      const long = kind === 'string' && ((s.maxLength ?? 0) > 512 || (typeof value === 'string' && value.includes('\n')));
+      const long = kind === 'string' && (MULTILINE.has(name) || (typeof value === 'string' && value.includes('\n')));
       const input = long
         ? h('textarea', { 'data-path': dp, rows: 4, readonly: ro, spellcheck: 'false' })
         : h('input', { type: 'text', 'data-path': dp, readonly: ro, inputmode: kind === 'number' ? 'decimal' : undefined, autocomplete: 'off', spellcheck: 'false' });

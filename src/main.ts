@@ -30,6 +30,7 @@ import type { HttpRuntime } from './runtime/types.ts';
 import { BalancerRegistry } from './upstream/balancer.ts';
 import { setupBalancers } from './upstream/balancers.ts';
 import { VERSION } from './version.ts';
+import { Reloader, applyLive, writePidFile, type LiveConfig } from './reload.ts';
 import { SwitchyardError } from './errors.ts';
 import { precompileSchemas } from './schema/warm.ts';
 import { ListenerRegistry, type Listener, type ListenerAddress, type ListenerContext } from './listener/registry.ts';
@@ -154,19 +155,20 @@ export async function startGateway(opts: StartOptions): Promise<Gateway> {
     const getStream = streamEnabled(conf)
       ? manager.add(new StreamRuntimeBuilder({ plugins, balancers, logger, health: health.view }))
       : null;
-    health.follow(manager);
-    manager.start();
-    closers.push(async () => {
-      manager!.stop();
-      await httpBuilder.close();
-    });
-
+    // Every builder is added before start(): the first build must include the certificate store, or SSL
+    // objects present at start-up would not be served until the next config change.
     const getCerts = manager.add<CertificateStore>(
       new TlsRuntimeBuilder(logger.child({ module: 'tls' }), {
         protocols: (conf.apisix.ssl as { ssl_protocols?: string } | undefined)?.ssl_protocols,
         ciphers: (conf.apisix.ssl as { ssl_ciphers?: string } | undefined)?.ssl_ciphers,
       }),
     );
+    health.follow(manager);
+    manager.start();
+    closers.push(async () => {
+      manager!.stop();
+      await httpBuilder.close();
+    });
     let pipeline: HttpPipeline | null = null;
     if (httpEnabled(conf)) {
       const accessLog = conf.switchyard.access_log.enable ? new AccessLog(conf.switchyard.access_log.path) : null;
@@ -279,10 +281,15 @@ export async function runGateway(conf: LocalConfig, configFile: string): Promise
   const n = conf.deployment.role === 'control_plane' ? 1 : workerCount(conf);
   const drainMs = conf.switchyard.limits.graceful_shutdown_timeout * 1000;
   if (cluster.isWorker) return await runWorker(conf, configFile, logger, drainMs);
+  // SIGHUP (`switchyard reload`) is handled from the first moment: its default action would end the process.
+  const reloader = new Reloader(configFile, conf, logger.child({ module: 'reload' }));
+  process.on('SIGHUP', () => reloader.request());
   if (n <= 1) {
     const gw = await startGateway({ config: conf, configFile, role: 'all', logger });
     logger.info({ listen: gw.addresses(), admin: gw.adminPort(), version: VERSION }, 'switchyard started');
     installSignals(async () => gw.close({ graceful: true }), drainMs);
+    writePidFile(configFile, logger);
+    reloader.attach((next) => applyLive(conf, next, { plugins: gw.plugins, refresh: () => gw.manager?.refresh() }));
     return;
   }
 
@@ -312,6 +319,11 @@ export async function runGateway(conf: LocalConfig, configFile: string): Promise
   attachCounterPrimary();
   for (let i = 0; i < n; i++) fork(i);
   logger.info({ workers: n, admin: gw.adminPort(), version: VERSION }, 'switchyard started');
+  writePidFile(configFile, logger);
+  reloader.attach((next) => {
+    for (const w of Object.values(cluster.workers ?? {})) if (w?.isConnected()) w.send({ type: 'reload', next });
+    return applyLive(conf, next, { plugins: gw.plugins, refresh: () => gw.manager?.refresh() });
+  });
   installSignals(async () => {
     stopping = true;
     const exits = Object.values(cluster.workers ?? {}).map(
@@ -351,8 +363,14 @@ async function runWorker(conf: LocalConfig, configFile: string, logger: Logger, 
   };
   process.on('SIGTERM', stop);
   process.on('SIGINT', () => undefined);
-  process.on('message', (m: { type?: string }) => {
+  // A hang-up of the terminal reaches the whole group; reloads come from the primary (IPC).
+  process.on('SIGHUP', () => undefined);
+  process.on('message', (m: { type?: string; next?: LiveConfig }) => {
     if (m?.type === 'shutdown') stop();
+    else if (m?.type === 'reload' && m.next && gw) {
+      const g = gw;
+      applyLive(conf, m.next, { plugins: g.plugins, refresh: () => g.manager?.refresh() });
+    }
   });
   const started = await startGateway({ config: conf, configFile, role: 'worker', logger });
   gw = started;

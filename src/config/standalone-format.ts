@@ -5,7 +5,7 @@
 // `id: <username>/credentials/<cid>`; secrets use `id: <manager>/<id>`. `<collection>_conf_version` keys are
 // accepted and ignored (revisions are the store's). `switchyard_gen_id` is Switchyard's own key: the last id
 // handed out by nextId() in writable mode, so generated ids stay monotonic across restarts.
-import { unsafeJsonReason } from './safe-json.ts';
+import { MAX_JSON_DEPTH, unsafeJsonReason } from './safe-json.ts';
 import { LineCounter, parseDocument, stringify } from 'yaml';
 import { substituteEnv } from './env-subst.ts';
 import { KIND_SINGULAR, RESOURCE_KINDS, itemKey, parseKey, type Json, type JsonObject, type Kind, type StoredItem } from './resources.ts';
@@ -88,7 +88,9 @@ export function parseStandalone(text: string, fileName: string): ParseResult {
     try {
       root = doc.toJS({ maxAliasCount: 1000 });
     } catch (e) {
-      return { ok: false, error: `${fileName}: ${(e as Error).message}` };
+      // A hostile file nested thousands of levels overflows the converter's recursion.
+      const msg = e instanceof RangeError ? `nesting deeper than ${MAX_JSON_DEPTH} levels` : (e as Error).message;
+      return { ok: false, error: `${fileName}: ${msg}` };
     }
     where = (coll, i) => {
       const node = doc.getIn([coll, i], true) as { range?: [number, number, number] } | undefined;

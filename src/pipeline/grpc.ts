@@ -43,6 +43,13 @@ export function isGrpcRequest(headers: HeaderMap): boolean {
   return (next === 43 || next === 59) && ct.slice(0, GRPC_CT.length).toLowerCase() === GRPC_CT;
 }
 
+/** A gRPC-Web request (`application/grpc-web`, `+proto`, `-text`, `-text+proto`). */
+export function isGrpcWebRequest(headers: HeaderMap): boolean {
+  const v = headers['content-type'];
+  const ct = Array.isArray(v) ? v[0] : v;
+  return ct !== undefined && ct.length >= 20 && ct.slice(0, 20).toLowerCase() === 'application/grpc-web';
+}
+
 /**
  * HTTP status to gRPC status for intermediaries (grpc/doc/http-grpc-status-mapping.md), as Envoy's
  * Grpc::Utility::httpToGrpcStatus: 400 INTERNAL, 401 UNAUTHENTICATED, 403 PERMISSION_DENIED, 404 UNIMPLEMENTED,
@@ -128,8 +135,8 @@ export function encodeGrpcMessage(message: string): string {
  * grpc-message) that replace the HTTP error body; null for other requests. A plugin that answered with its
  * own grpc-status header keeps it. The caller sends HTTP 200 with no body.
  */
-export function grpcLocalHeaders(requestHeaders: HeaderMap, r: PluginResponse): Record<string, string> | null {
-  if (!isGrpcRequest(requestHeaders)) return null;
+export function grpcLocalHeaders(clientIsGrpc: boolean, r: PluginResponse): Record<string, string> | null {
+  if (!clientIsGrpc) return null;
   const own = r.headers?.['grpc-status'];
   return {
     'content-type': GRPC_CT,

@@ -18,7 +18,7 @@ import { requestEnd, requestStart } from './channels.ts';
 import { RequestContext } from './context.ts';
 import type { Downstream, PipelineRequest } from './downstream.ts';
 import { TrustedProxies } from './forward.ts';
-import { grpcLocalHeaders } from './grpc.ts';
+import { grpcLocalHeaders, isGrpcRequest, isGrpcWebRequest } from './grpc.ts';
 import { encodeBody } from './respond.ts';
 import { Transaction } from './transaction.ts';
 import { StreamedAnswer } from './streamed.ts';
@@ -119,6 +119,9 @@ export class HttpPipeline {
       tls: req.tls,
     });
     tx.ctx.request.bodySource = tx;
+    // Decided before plugins run: a plugin that turns plain HTTP into gRPC (grpc-transcode) must not make the
+    // gateway's own errors gRPC-shaped for that client; gRPC-Web translated to gRPC (grpc-web) keeps them.
+    tx.clientGrpc = isGrpcRequest(req.headers) || isGrpcWebRequest(req.headers);
     if (!norm.ok) return 'SWY_ERR_BAD_REQUEST_URI';
     if (host === null) return 'SWY_ERR_BAD_REQUEST_HOST';
     const t = req.tls;
@@ -251,7 +254,7 @@ export class HttpPipeline {
     if (this.opts.serverTokens) resp.headers['server'] = 'switchyard';
     if (r.headers !== undefined) for (const k in r.headers) resp.headers[k.toLowerCase()] = r.headers[k];
     // gRPC clients get a trailers-only answer (HTTP 200, grpc-status); status stays the HTTP one for the log.
-    const grpc = grpcLocalHeaders(ctx.request.headers, r);
+    const grpc = grpcLocalHeaders(tx.clientGrpc && isGrpcRequest(ctx.request.headers), r);
     if (grpc !== null) Object.assign(resp.headers, grpc);
     let body = grpc === null ? encoded.body : EMPTY;
     if (chain !== null || global !== null) {

@@ -32,6 +32,8 @@ export class Transaction implements DownstreamEvents, BodySink, ProxyJob {
   bytes = 0;
   filtering = false;
   result: ProxiedResponse | null = null;
+  /** The client sent gRPC or gRPC-Web (decided before plugins could change the content type). */
+  clientGrpc = false;
 
   // ProxyJob
   upstream!: UpstreamRuntime;

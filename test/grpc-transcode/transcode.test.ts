@@ -228,11 +228,9 @@ describe('grpc-transcode', () => {
     expect(up.seen.length).toBe(before);
   });
 
-  // Known defect outside this plugin: the pipeline's gRPC local answers (src/pipeline/grpc.ts) look at the
-  // request's content-type after grpc-transcode rewrote it to application/grpc, so this HTTP client gets a
-  // trailers-only 200 instead of APISIX's 502 (t/plugin/grpc-transcode.t TEST 10). Drop `.fails` once the
-  // pipeline decides on the client's own content-type.
-  it.fails('an unreachable upstream answers 502 to the HTTP client', async () => {
+  // The pipeline decides on gRPC-shaped local answers from the client's own content-type (before
+  // grpc-transcode rewrote it): this HTTP client gets APISIX's 502 (t/plugin/grpc-transcode.t TEST 10).
+  it('an unreachable upstream answers 502 to the HTTP client', async () => {
     const dead = await freePort();
     await route('dead', '/dead', { method: 'SayHello' }, { scheme: 'grpc', type: 'roundrobin', nodes: { [`127.0.0.1:${dead}`]: 1 } });
     const r = await fetch(`${gw.url}/dead?name=x`);

@@ -31,6 +31,7 @@ export function setup(registry: ListenerRegistry): void {
           h2c: a.h2 ?? ctx.conf.apisix.enable_http2,
           limits: ctx.conf.switchyard.limits,
           pipeline,
+          http1Engine: ctx.conf.switchyard.http1_engine,
           logger: ctx.logger.child({ module: 'http' }),
         });
       });
@@ -55,6 +56,7 @@ export function setup(registry: ListenerRegistry): void {
           sslCiphers: ssl.ssl_ciphers,
           fallbackSni: ssl.fallback_sni,
           ...(e.enable_http3 === true ? { altSvc: `h3=":${e.port}"` } : {}),
+          http1Engine: ctx.conf.switchyard.http1_engine,
           logger: ctx.logger.child({ module: 'https' }),
         });
       });

@@ -9,8 +9,9 @@ import type { Listener, ListenerAddress } from '../../src/listener/registry.ts';
 import type { Logger } from '../../src/observability/logger.ts';
 import type { HttpPipeline } from '../../src/pipeline/pipeline.ts';
 import { sniCallback, tagSslChoice, versionRange, type CertificateStore, type SslChoice } from '../../src/tls/store.ts';
+import { Http1Engine } from '../http1/engine.ts';
 import { handleNodeRequest, handleNodeUpgrade, wantsUpgrade } from './node-adapter.ts';
-import { tagCertificates } from './tls-info.ts';
+import { tagCertificates, tlsInfoFor } from './tls-info.ts';
 
 export interface HttpLimits {
   max_header_size: number;
@@ -65,10 +66,13 @@ class NodeServers {
   readonly h1: http.Server;
   readonly h2: http2.Http2Server;
   readonly sessions = new Set<http2.ServerHttp2Session>();
+  /** switchyard.http1_engine: socket serves HTTP/1.1 connections itself instead of node:http (protocols/http1). */
+  readonly socketEngine: Http1Engine | null;
   private readonly limits: HttpLimits;
 
-  constructor(pipeline: HttpPipeline, limits: HttpLimits, altSvc?: string) {
+  constructor(pipeline: HttpPipeline, limits: HttpLimits, altSvc?: string, http1Engine: 'node' | 'socket' = 'node') {
     this.limits = limits;
+    this.socketEngine = http1Engine === 'socket' ? new Http1Engine({ pipeline, limits, altSvc, tlsInfo: tlsInfoFor }) : null;
     // HTTP/3 on this port is advertised on every answer (RFC 7838); an upstream's own alt-svc replaces it.
     const handle = altSvc === undefined
       ? (req: http.IncomingMessage | http2.Http2ServerRequest, res: http.ServerResponse | http2.Http2ServerResponse) => handleNodeRequest(pipeline, req, res)
@@ -127,13 +131,22 @@ class NodeServers {
     this.h2 = h2;
   }
 
+  /** An HTTP/1.1 connection (cleartext or TLS); `first` holds bytes already read from it. */
+  acceptH1(socket: net.Socket, first?: Buffer): void {
+    if (this.socketEngine !== null) return this.socketEngine.accept(socket, first);
+    this.h1.emit('connection', socket);
+    if (first !== undefined) socket.emit('data', first);
+  }
+
   async close(graceful: boolean, stopAccepting: Promise<void>): Promise<void> {
+    const engineClosed = this.socketEngine?.close(graceful);
     // Stops h1's connection-checking timer; the "not running" error of a never-listening server is expected.
     this.h1.close(() => undefined);
     if (!graceful) {
       this.h1.closeAllConnections();
       for (const s of this.sessions) s.destroy();
       await stopAccepting;
+      await engineClosed;
       return;
     }
     this.h1.closeIdleConnections();
@@ -147,6 +160,7 @@ class NodeServers {
     const idle = setInterval(() => this.h1.closeIdleConnections(), 200);
     idle.unref();
     await stopAccepting;
+    await engineClosed;
     clearInterval(idle);
     clearTimeout(deadline);
   }
@@ -170,18 +184,19 @@ export interface HttpListenerOptions {
   limits: HttpLimits;
   pipeline: HttpPipeline;
   logger: Logger;
+  http1Engine?: 'node' | 'socket';
 }
 
 /** Cleartext HTTP/1.1 and (optionally) h2c prior knowledge on one port. */
 export function createHttpListener(opts: HttpListenerOptions): Listener {
   const { limits } = opts;
-  const servers = new NodeServers(opts.pipeline, limits);
-  const { h1, h2 } = servers;
+  const servers = new NodeServers(opts.pipeline, limits, undefined, opts.http1Engine);
+  const { h2 } = servers;
   // Sockets whose first bytes have not arrived yet belong to neither server; a forced close must end them too.
   const sniffing = new Set<net.Socket>();
   const server = net.createServer({ noDelay: true, pauseOnConnect: false }, (socket) => {
     if (!opts.h2c) {
-      h1.emit('connection', socket);
+      servers.acceptH1(socket);
       return;
     }
     sniffing.add(socket);
@@ -201,8 +216,7 @@ export function createHttpListener(opts: HttpListenerOptions): Listener {
       }
       // The http server takes the socket's handle over (its native parser reads it from now on); the first
       // chunk, already read, reaches it as one 'data' event.
-      h1.emit('connection', socket);
-      socket.emit('data', chunk);
+      servers.acceptH1(socket, chunk);
     });
   });
   server.on('error', (err) => opts.logger.error({ err }, 'http listener error'));
@@ -236,6 +250,7 @@ export interface HttpsListenerOptions {
   /** `alt-svc` value when HTTP/3 listens on this port (`enable_http3`). */
   altSvc?: string;
   logger: Logger;
+  http1Engine?: 'node' | 'socket';
 }
 
 /**
@@ -244,8 +259,8 @@ export interface HttpsListenerOptions {
  */
 export function createHttpsListener(opts: HttpsListenerOptions): Listener {
   const { limits } = opts;
-  const servers = new NodeServers(opts.pipeline, limits, opts.altSvc);
-  const { h1, h2 } = servers;
+  const servers = new NodeServers(opts.pipeline, limits, opts.altSvc, opts.http1Engine);
+  const { h2 } = servers;
   const server = tls.createServer({
     SNICallback: sniCallback(opts.certificates),
     ALPNProtocols: opts.h2 ? ['h2', 'http/1.1'] : ['http/1.1'],
@@ -279,7 +294,7 @@ export function createHttpsListener(opts: HttpsListenerOptions): Listener {
     if (fallback !== undefined && !socket.servername) tagSslChoice(socket, fallback);
     tagCertificates(socket, opts.certificates);
     if (socket.alpnProtocol === 'h2') h2.emit('connection', socket);
-    else h1.emit('connection', socket);
+    else servers.acceptH1(socket);
   });
   server.on('tlsClientError', (err, socket) => {
     opts.logger.debug?.({ err: err.message, remote: socket.remoteAddress }, 'TLS handshake failed');

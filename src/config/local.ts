@@ -69,6 +69,7 @@ export interface LocalConfig {
   };
   switchyard: {
     worker_processes: 'auto' | number;
+    http1_engine: 'node' | 'socket';
     standalone_file?: string;
     limits: {
       max_header_size: number;
@@ -187,7 +188,11 @@ export function parseLocalConfig(text: string, env: NodeJS.ProcessEnv = process.
   applyApisixAliases(data as Record<string, unknown>);
   if (!validate(data)) return { ok: false, errors: collectErrors(validate.errors ?? []) };
   normalizeApisixShapes(data as Record<string, unknown>);
-  return { ok: true, config: data as LocalConfig, file: '', warnings };
+  const config = data as LocalConfig;
+  // Runs a whole test suite or a bench on one HTTP/1.1 engine without editing its config files.
+  const engine = env.SWITCHYARD_HTTP1_ENGINE;
+  if (engine === 'node' || engine === 'socket') config.switchyard.http1_engine = engine;
+  return { ok: true, config, file: '', warnings };
 }
 
 export async function loadLocalConfig(file: string): Promise<LoadResult> {

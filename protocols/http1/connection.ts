@@ -1,0 +1,517 @@
+// One client connection of the socket-level HTTP/1.1 engine. All state lives on this object; socket and parser
+// callbacks are module-level functions that find it through a symbol (no per-request closures, no per-request
+// timers: the engine's sweep checks `deadline`). One request is served at a time: a pipelined head that
+// completes while another exchange runs pauses llhttp right after that head (HPE_PAUSED from
+// on_headers_complete) and the unread bytes wait in `stash` with the socket paused.
+import type { Socket } from 'node:net';
+import type { HeaderMap } from '../../src/plugin/context.ts';
+import { H1Body, H1Exchange, type ConnAddr, type ExchangeHost } from './exchange.ts';
+import {
+  HEAD_OK, HEAD_UPGRADE, HTTPParser, K_BODY, K_HEADERS, K_HEADERS_COMPLETE, K_MESSAGE_COMPLETE, METHOD_NAMES, PAUSE,
+  type LlhttpParser, type ParseError,
+} from './parser.ts';
+import type { Http1Engine } from './engine.ts';
+import { addHeader, rawAnswer } from './wire.ts';
+
+const kConn = Symbol('switchyard.h1conn');
+type Tagged = { [kConn]?: H1Conn };
+
+/** What `deadline` guards. */
+export const T_NONE = 0;
+export const T_HEADER = 1;
+export const T_BODY = 2;
+export const T_IDLE = 3;
+export const T_SEND = 4;
+export const T_CLOSING = 5;
+
+const EMPTY = Buffer.alloc(0);
+const CONTINUE_RE = /^100-continue$/i;
+
+function normalizeAddr(a: string | undefined): string {
+  if (a === undefined) return '';
+  return a.startsWith('::ffff:') ? a.slice(7) : a;
+}
+
+function aborted(): Error {
+  const err = new Error('aborted') as NodeJS.ErrnoException;
+  err.code = 'ECONNRESET';
+  return err;
+}
+
+function closeParser(p: LlhttpParser): void {
+  p.close();
+}
+
+export class H1Conn implements ExchangeHost, ConnAddr {
+  readonly socket: Socket;
+  readonly engine: Http1Engine;
+  readonly remoteAddr: string;
+  readonly remotePort: number;
+  readonly serverAddr: string;
+  readonly serverPort: number;
+  parser: LlhttpParser | null;
+  /** The exchange the pipeline works on (its response not yet ended). */
+  cur: H1Exchange | null = null;
+  /** The exchange whose request bytes the parser is reading (head done, message not complete). */
+  rx: H1Exchange | null = null;
+  /** A parsed head to dispatch once the parser has returned. */
+  ready: H1Exchange | null = null;
+  /** A pipelined head the parser paused after, waiting for `cur` to end. */
+  waiting: H1Exchange | null = null;
+  /** Bytes received but not yet parsed (after a pause, or while the loop runs). */
+  stash: Buffer | null = null;
+  /** Header lines and URL of a head llhttp delivered in pieces (slow path). */
+  private hdrs: string[] = [];
+  private url = '';
+  /** Status to answer once the running exchange ended (a later pipelined request was malformed). */
+  private deferred = 0;
+  /** 431 for too many header fields, found in on_headers_complete. */
+  failStatus = 0;
+  private driving = false;
+  private pausedBody = false;
+  private pausedQueue = false;
+  closed = false;
+  detached = false;
+  /** The client ended its side: the running exchange is answered, then the connection closes. */
+  private halfClosed = false;
+  timeout = T_HEADER;
+  deadline: number;
+
+  constructor(engine: Http1Engine, socket: Socket) {
+    this.engine = engine;
+    this.socket = socket;
+    this.remoteAddr = normalizeAddr(socket.remoteAddress);
+    this.remotePort = socket.remotePort ?? 0;
+    this.serverAddr = normalizeAddr(socket.localAddress);
+    this.serverPort = socket.localPort ?? 0;
+    this.deadline = engine.clock + engine.headerTimeoutMs;
+    const p = new HTTPParser();
+    p.initialize(HTTPParser.REQUEST, {}, engine.maxHeaderSize, HTTPParser.kLenientNone);
+    p[K_HEADERS] = onHeaders;
+    p[K_HEADERS_COMPLETE] = onHeadersComplete;
+    p[K_BODY] = onBody;
+    p[K_MESSAGE_COMPLETE] = onMessageComplete;
+    (p as Tagged)[kConn] = this;
+    this.parser = p;
+    (socket as Socket & Tagged)[kConn] = this;
+    // A client half-close still gets the answer to its last request.
+    socket.allowHalfOpen = true;
+    socket.on('data', onData);
+    socket.on('end', onEnd);
+    socket.on('close', onClose);
+    socket.on('drain', onDrain);
+    socket.on('error', onError);
+  }
+
+  get closing(): boolean {
+    return this.engine.closing || this.halfClosed;
+  }
+
+  get altSvc(): string | undefined {
+    return this.engine.altSvc;
+  }
+
+  get keepAliveLines(): string {
+    return this.engine.keepAliveLines;
+  }
+
+  // Parser callbacks (called with the parser as `this`, see below) -------------------------------------------------
+
+  headers(h: string[], url: string): void {
+    // Trailers of a chunked request body: not forwarded (the pipeline has no request trailers).
+    if (this.rx !== null) return;
+    for (let i = 0; i < h.length; i++) this.hdrs.push(h[i]!);
+    this.url += url;
+  }
+
+  headersComplete(major: number, minor: number, raw: string[] | undefined, method: number, url: string | undefined, upgrade: boolean, keepAlive: boolean): number {
+    // hot path
+    if (raw === undefined) {
+      raw = this.hdrs;
+      this.hdrs = [];
+    }
+    if (url === undefined) {
+      url = this.url;
+      this.url = '';
+    }
+    const engine = this.engine;
+    if (raw.length > engine.maxHeaderPairs) {
+      this.failStatus = 431;
+      return -1;
+    }
+    const name = METHOD_NAMES[method];
+    // CONNECT: node:http without a 'connect' listener closes the connection; so does this engine.
+    if (name === undefined || name === 'CONNECT') {
+      this.failStatus = 400;
+      return -1;
+    }
+    const headers: HeaderMap = {};
+    let hosts = 0;
+    for (let i = 0; i < raw.length; i += 2) {
+      const k = raw[i]!.toLowerCase();
+      if (k === 'host') hosts++;
+      addHeader(headers, k, raw[i + 1]!);
+    }
+    const version = major === 1 && minor === 1 ? '1.1' : `${major}.${minor}`;
+    const authority = hosts > 1 || (hosts === 0 && major === 1 && minor >= 1) ? null : ((headers.host as string | undefined) ?? '');
+    const ex = new H1Exchange(this, name, url, authority, headers, version, keepAlive, this);
+    ex.tls = engine.tlsInfo(this.socket, authority);
+    const expect = headers.expect;
+    if (expect !== undefined && version === '1.1') {
+      if (CONTINUE_RE.test(expect as string)) ex.expectContinue = true;
+      else ex.expectFailed = true;
+    }
+    if (upgrade) {
+      ex.upgrade = true;
+      ex.upgrade = engine.pipeline.upgradeWanted(ex);
+    }
+    const cl = headers['content-length'];
+    if (!ex.upgrade && ((cl !== undefined && cl !== '0') || headers['transfer-encoding'] !== undefined)) ex.body = new H1Body(ex);
+    this.rx = ex;
+    if (this.cur !== null) {
+      this.waiting = ex;
+      return PAUSE;
+    }
+    this.start(ex);
+    return ex.upgrade ? HEAD_UPGRADE : HEAD_OK;
+  }
+
+  body(chunk: Buffer): void {
+    // hot path
+    const rx = this.rx;
+    const b = rx?.body;
+    if (b === null || b === undefined || rx!.ended || b.destroyed) return;
+    if (!b.push(chunk)) {
+      this.pausedBody = true;
+      this.socket.pause();
+      if (this.timeout === T_BODY) this.timeout = T_NONE;
+    } else if (this.timeout === T_BODY) this.deadline = this.engine.clock + this.engine.bodyTimeoutMs;
+  }
+
+  messageComplete(): void {
+    const rx = this.rx;
+    if (rx === null) return;
+    this.rx = null;
+    rx.complete = true;
+    if (rx.body !== null && !rx.body.destroyed) rx.body.push(null);
+    if (this.timeout === T_BODY) this.timeout = T_NONE;
+    // The answer went out before the body was read to its end: the connection is free now.
+    if (rx.ended && this.cur === rx) this.cur = null;
+  }
+
+  // The loop ---------------------------------------------------------------------------------------------------
+
+  /** Makes `ex` the running exchange (dispatched once the parser has returned). */
+  private start(ex: H1Exchange): void {
+    this.cur = ex;
+    this.ready = ex;
+    this.timeout = ex.body !== null ? T_BODY : T_NONE;
+    this.deadline = this.engine.clock + this.engine.bodyTimeoutMs;
+  }
+
+  /** Parses, dispatches and moves to the next pipelined request until there is nothing to do. */
+  drive(): void {
+    if (this.driving) return;
+    this.driving = true;
+    for (;;) {
+      if (this.closed && !this.detached) break;
+      const r = this.ready;
+      if (r !== null) {
+        this.ready = null;
+        this.dispatch(r);
+        continue;
+      }
+      if (this.detached) break;
+      if (this.waiting !== null) {
+        if (this.cur !== null) break;
+        const w = this.waiting;
+        this.waiting = null;
+        this.parser!.resume();
+        this.pausedQueue = false;
+        this.start(w);
+        continue;
+      }
+      if (this.cur === null && this.deferred !== 0) {
+        this.fail(this.deferred);
+        break;
+      }
+      const s = this.stash;
+      if (s !== null) {
+        this.stash = null;
+        this.execute(s);
+        continue;
+      }
+      if (this.cur === null) this.idle();
+      break;
+    }
+    this.driving = false;
+    if (!this.pausedQueue && !this.pausedBody && this.socket.isPaused() && !this.closed && !this.detached && this.cur?.upgrade !== true) {
+      this.socket.resume();
+    }
+  }
+
+  private execute(d: Buffer): void {
+    const p = this.parser!;
+    let off = 0;
+    for (;;) {
+      const r = p.execute(off === 0 ? d : d.subarray(off));
+      if (typeof r !== 'number') {
+        if (r.code === 'HPE_PAUSED') {
+          this.stash = d.subarray(off + r.bytesParsed);
+          this.pausedQueue = true;
+          this.socket.pause();
+          return;
+        }
+        this.parseError(r);
+        return;
+      }
+      off += r;
+      const cur = this.cur;
+      if (cur !== null && cur.upgrade && cur.complete) {
+        // The rest of the bytes belong to the upgraded protocol.
+        cur.rest = off < d.length ? d.subarray(off) : EMPTY;
+        return;
+      }
+      if (off >= d.length) return;
+      // llhttp stops after a request that asked for an upgrade the gateway did not take: go on with the rest.
+      if (r === 0) {
+        this.socket.destroy();
+        return;
+      }
+    }
+  }
+
+  private dispatch(ex: H1Exchange): void {
+    if (ex.expectFailed) {
+      ex.head(417, { 'content-length': '0' });
+      ex.end(null);
+      return;
+    }
+    if (ex.upgrade) {
+      // The tunnel reads the socket from here on.
+      this.socket.pause();
+    }
+    this.engine.pipeline.handle(ex, ex);
+  }
+
+  private idle(): void {
+    if (this.timeout !== T_IDLE && this.timeout !== T_HEADER) {
+      this.timeout = T_IDLE;
+      this.deadline = this.engine.clock + this.engine.keepaliveTimeoutMs;
+    }
+    if (this.engine.closing) this.socket.end();
+  }
+
+  // ExchangeHost ------------------------------------------------------------------------------------------------
+
+  bodyWanted(ex: H1Exchange): void {
+    ex.sendContinue();
+    if (this.pausedBody && this.rx === ex) {
+      this.pausedBody = false;
+      this.timeout = T_BODY;
+      this.deadline = this.engine.clock + this.engine.bodyTimeoutMs;
+      if (!this.pausedQueue && !this.driving) this.socket.resume();
+    }
+  }
+
+  writeBlocked(): void {
+    this.timeout = T_SEND;
+    this.deadline = this.engine.clock + this.engine.bodyTimeoutMs;
+  }
+
+  exchangeEnded(ex: H1Exchange): void {
+    if (this.cur !== ex) return;
+    if (!ex.keepOpen || this.closed) {
+      this.cur = null;
+      this.waiting = null;
+      this.stash = null;
+      if (!this.closed) this.closeSoon();
+      return;
+    }
+    if (this.timeout === T_SEND) this.timeout = T_NONE;
+    if (!ex.complete) {
+      // The answer came before the whole body: the rest is read and dropped (node:http does the same).
+      const b = ex.body;
+      if (b !== null && !b.destroyed) b.destroy();
+      if (this.pausedBody) {
+        this.pausedBody = false;
+        this.timeout = T_BODY;
+        this.deadline = this.engine.clock + this.engine.bodyTimeoutMs;
+        if (!this.pausedQueue && !this.driving) this.socket.resume();
+      }
+      return;
+    }
+    this.cur = null;
+    this.drive();
+  }
+
+  detach(): void {
+    this.detached = true;
+    this.engine.forget(this);
+    const s = this.socket;
+    s.off('data', onData);
+    s.off('end', onEnd);
+    s.off('close', onClose);
+    s.off('drain', onDrain);
+    s.off('error', onError);
+    s.pause();
+    this.freeParser();
+  }
+
+  // Failures and the end --------------------------------------------------------------------------------------
+
+  private parseError(err: ParseError): void {
+    let status = 400;
+    if (err.code === 'HPE_HEADER_OVERFLOW') status = 431;
+    else if (err.code === 'HPE_CHUNK_EXTENSIONS_OVERFLOW') status = 413;
+    else if (err.code === 'HPE_CB_HEADERS_COMPLETE' && this.failStatus !== 0) status = this.failStatus;
+    const rx = this.rx;
+    if (rx !== null && rx.body !== null && !rx.body.destroyed) rx.body.destroy(err);
+    const cur = this.cur;
+    if (cur !== null && cur !== rx && !cur.ended) {
+      // A later pipelined request is malformed: the running one is answered first.
+      this.deferred = status;
+      this.pausedQueue = true;
+      this.socket.pause();
+      return;
+    }
+    this.fail(status);
+  }
+
+  /** Answers `status` (unless a response is under way) and closes. */
+  fail(status: number): void {
+    const cur = this.cur;
+    const writable = this.socket.writable && (cur === null || !cur.headSent);
+    if (cur !== null && !cur.ended) {
+      cur.ended = true;
+      cur.events?.onClose();
+    }
+    this.cur = null;
+    if (writable && status > 0) this.socket.write(rawAnswer(status), 'latin1');
+    this.closeSoon();
+  }
+
+  /** Ends the connection after what was written; a peer that does not close is cut off by the sweep. */
+  closeSoon(): void {
+    this.timeout = T_CLOSING;
+    this.deadline = this.engine.clock + 1000;
+    this.socket.end();
+  }
+
+  /** The sweep found `deadline` passed. */
+  expire(): void {
+    if (this.timeout === T_HEADER && this.cur === null && this.socket.writable) {
+      this.socket.write(rawAnswer(408), 'latin1');
+      this.closeSoon();
+      this.timeout = T_CLOSING;
+      return;
+    }
+    this.socket.destroy();
+  }
+
+  closedNow(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.engine.forget(this);
+    const rx = this.rx;
+    if (rx !== null && rx.body !== null && !rx.body.destroyed) rx.body.destroy(aborted());
+    const w = this.waiting;
+    if (w !== null && w.body !== null && !w.body.destroyed) w.body.destroy(aborted());
+    const cur = this.cur;
+    this.cur = null;
+    this.waiting = null;
+    this.stash = null;
+    if (cur !== null && !cur.ended) {
+      cur.ended = true;
+      cur.events?.onClose();
+    }
+    this.freeParser();
+  }
+
+  private freeParser(): void {
+    const p = this.parser;
+    if (p === null) return;
+    this.parser = null;
+    (p as Tagged)[kConn] = undefined;
+    // Never inside execute(): the native parser must outlive its own call stack.
+    setImmediate(closeParser, p);
+  }
+
+  onData(d: Buffer): void {
+    // hot path
+    if (this.timeout === T_IDLE) {
+      this.timeout = T_HEADER;
+      this.deadline = this.engine.clock + this.engine.headerTimeoutMs;
+    }
+    const s = this.stash;
+    if (s !== null) {
+      this.stash = s.length === 0 ? d : Buffer.concat([s, d]);
+      if (this.pausedQueue) return;
+    } else this.stash = d;
+    this.drive();
+  }
+
+  onEnd(): void {
+    const p = this.parser;
+    if (p !== null && this.stash === null) {
+      const r = p.finish();
+      if (r !== undefined && typeof r !== 'number') {
+        this.parseError(r);
+        return;
+      }
+    }
+    // Half-close: the running exchange still answers, then the connection ends.
+    const cur = this.cur;
+    if (cur === null) {
+      if (this.stash === null) this.socket.end();
+      return;
+    }
+    this.halfClosed = true;
+    cur.keepOpen = false;
+  }
+}
+
+// Module-level listeners --------------------------------------------------------------------------------------
+
+function onData(this: Socket & Tagged, d: Buffer): void {
+  this[kConn]!.onData(d);
+}
+
+function onEnd(this: Socket & Tagged): void {
+  this[kConn]!.onEnd();
+}
+
+function onClose(this: Socket & Tagged): void {
+  this[kConn]!.closedNow();
+}
+
+function onDrain(this: Socket & Tagged): void {
+  const c = this[kConn]!;
+  if (c.timeout === T_SEND) c.timeout = T_NONE;
+  c.cur?.events?.onDrain();
+}
+
+function onError(this: Socket & Tagged): void {
+  this.destroy();
+}
+
+function onHeaders(this: Tagged, headers: string[], url: string): void {
+  this[kConn]?.headers(headers, url);
+}
+
+function onHeadersComplete(
+  this: Tagged, major: number, minor: number, headers: string[] | undefined, method: number, url: string | undefined,
+  _status: unknown, _message: unknown, upgrade: boolean, keepAlive: boolean,
+): number {
+  const c = this[kConn];
+  if (c === undefined) return -1;
+  return c.headersComplete(major, minor, headers, method, url, upgrade, keepAlive);
+}
+
+function onBody(this: Tagged, chunk: Buffer): void {
+  this[kConn]?.body(chunk);
+}
+
+function onMessageComplete(this: Tagged): void {
+  this[kConn]?.messageComplete();
+}

@@ -1,0 +1,74 @@
+// Small wire-format helpers of the socket HTTP/1.1 engine: cached status lines, a Date header refreshed at most
+// once per second, raw error answers, and request-header folding with node:http's duplicate rules.
+import { STATUS_CODES } from 'node:http';
+import type { HeaderMap } from '../../src/plugin/context.ts';
+
+const lines: string[] = [];
+
+export function statusLine(status: number): string {
+  const l = lines[status];
+  if (l !== undefined) return l;
+  const s = `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? 'Unknown'}\r\n`;
+  if (status >= 100 && status < 1000) lines[status] = s;
+  return s;
+}
+
+let dateSec = 0;
+let dateLine = '';
+
+/** `date: <IMF-fixdate>\r\n`, rebuilt when the second changes. */
+export function dateHeader(): string {
+  const now = Date.now();
+  const sec = (now / 1000) | 0;
+  if (sec !== dateSec) {
+    dateSec = sec;
+    dateLine = `date: ${new Date(now).toUTCString()}\r\n`;
+  }
+  return dateLine;
+}
+
+/** A complete answer the engine gives itself (parse errors, timeouts): as the node:http listener writes them. */
+export function rawAnswer(status: number): string {
+  return `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`;
+}
+
+/**
+ * Adds one request header the way node:http's IncomingMessage does: set-cookie as a list, duplicates of
+ * single-valued fields dropped (the first wins), cookie joined with '; ', any other field joined with ', '.
+ */
+export function addHeader(map: HeaderMap, name: string, value: string): void {
+  const cur = map[name];
+  if (cur === undefined) {
+    map[name] = name === 'set-cookie' ? [value] : value;
+    return;
+  }
+  switch (name) {
+    case 'set-cookie':
+      (cur as string[]).push(value);
+      return;
+    case 'content-type':
+    case 'content-length':
+    case 'user-agent':
+    case 'referer':
+    case 'host':
+    case 'authorization':
+    case 'proxy-authorization':
+    case 'if-modified-since':
+    case 'if-unmodified-since':
+    case 'from':
+    case 'location':
+    case 'max-forwards':
+    case 'retry-after':
+    case 'etag':
+    case 'last-modified':
+    case 'server':
+    case 'age':
+    case 'expires':
+      return;
+    case 'cookie':
+      map[name] = `${cur as string}; ${value}`;
+      return;
+    default:
+      map[name] = `${cur as string}, ${value}`;
+  }
+}

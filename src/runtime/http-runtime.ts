@@ -207,9 +207,17 @@ function withoutAuth(plugins: JsonObject | undefined, registry: PluginRegistry):
 }
 
 /** Names of plugins whose plugin_metadata differs between the snapshots (null `prev`: every plugin). */
+/** Plugins whose instances read a resource kind besides their conf: rebuilt when that kind changes. */
+const PLUGINS_READING: ReadonlyMap<Kind, readonly string[]> = new Map([['protos', ['grpc-transcode']]]);
+
+/**
+ * Names of plugins whose instances must be rebuilt: their plugin_metadata changed, or a resource kind they
+ * read (protos for grpc-transcode: APISIX reads the proto per request, so an update applies at once).
+ */
 function changedMetadata(snapshot: Snapshot, prev: Snapshot | null): Set<string> | null {
   if (prev === null) return null;
   const out = new Set<string>();
+  for (const [kind, names] of PLUGINS_READING) if (!snapshot.sameKind(kind, prev)) for (const n of names) out.add(n);
   if (snapshot.sameKind('plugin_metadata', prev)) return out;
   for (const m of snapshot.list('plugin_metadata')) if (prev.get('plugin_metadata', m.item.id) !== m) out.add(m.item.id);
   for (const m of prev.list('plugin_metadata')) if (snapshot.get('plugin_metadata', m.item.id) !== m) out.add(m.item.id);

@@ -87,11 +87,9 @@ describe('grpc-transcode protos', () => {
     expect(await (await fetch(`${gw.url}/upd?name=a`)).json()).toEqual({ message: 'Hello a', items: [] });
   });
 
-  // Known defect outside this plugin: the HTTP runtime keeps a route's plugin chain while the route, its
-  // service and plugin config are unchanged, so a proto update reaches a route only when the route is
-  // rebuilt (APISIX looks the proto up per request, keyed by the protos' conf_version). Drop `.fails` once
-  // the runtime rebuilds grpc-transcode chains on proto changes or hands plugins a live proto source.
-  it.fails('an unchanged route follows a proto update', async () => {
+  // Regression: the runtime kept an unchanged route's chain across a proto update (APISIX looks the proto up
+  // per request); grpc-transcode chains are now rebuilt when protos change.
+  it('an unchanged route follows a proto update', async () => {
     const v1 = 'syntax = "proto3"; package helloworld; service Greeter { rpc SayHello (HelloRequest) returns (R1) {} } message HelloRequest { string name = 1; } message R1 { string message = 1; }';
     const v2 = 'syntax = "proto3"; package helloworld; service Greeter { rpc SayHello (HelloRequest) returns (R2) {} } message HelloRequest { string name = 1; } message R2 { string message = 1; repeated string items = 2; }';
     await gw.put('/protos/live', { content: v1 });

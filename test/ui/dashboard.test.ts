@@ -227,6 +227,13 @@ describe.skipIf(!existsSync(CHROMIUM))('dashboard in Chromium', () => {
       await page.goto(`${ui}#/${p}/new`);
       await page.locator('form.editor').waitFor();
     }
+    // Secret ids are <manager>/<id>: the slash must stay a path separator in the Admin API URL.
+    await page.goto(`${ui}#/secrets/new`);
+    await page.locator('#obj-id').fill('vault/ui');
+    await page.locator('#raw-json').fill('{"uri":"http://127.0.0.1:8200","prefix":"kv","token":"t"}');
+    await page.locator('#save').click();
+    await page.locator('tr[data-id="vault/ui"]').waitFor();
+    expect((await g.admin('GET', '/secrets/vault/ui')).body.value.prefix).toBe('kv');
     await page.goto(`${ui}#/consumers/jack/credentials/edit/c1`);
     expect(await field('plugins.key-auth.key').inputValue()).toBe('jack-key');
     await page.goto(`${ui}#/config`);

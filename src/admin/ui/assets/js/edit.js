@@ -5,7 +5,7 @@ import { api, errorText, session } from './api.js';
 import { announce, h, replace } from './dom.js';
 import { errorPath } from './errors.js';
 import { SERVER_FIELDS } from './kinds.js';
-import { basePath, routeBase } from './list.js';
+import { basePath, idPath, routeBase } from './list.js';
 import { buildForm, FieldError } from './schema-form.js';
 
 const schemaCache = new Map();
@@ -39,7 +39,7 @@ export async function editorPage(main, kind, id) {
   const isNew = id === null;
   let value = {};
   if (!isNew) {
-    const r = await api('GET', `${basePath(kind)}/${encodeURIComponent(id)}`);
+    const r = await api('GET', `${basePath(kind)}/${idPath(id)}`);
     if (!r.ok) {
       replace(main, h('h1', null, `${kind.singular} ${id}`), h('p', { class: 'error', role: 'alert' }, errorText(r)));
       return;
@@ -165,7 +165,7 @@ export async function editorPage(main, kind, id) {
       if (!metaName) return showErrors('choose a plugin');
       path = `${base}/${encodeURIComponent(metaName)}`;
     } else if (!isNew) {
-      path = `${base}/${encodeURIComponent(id)}`;
+      path = `${base}/${idPath(id)}`;
       if (kind.id === 'body') {
         body[kind.idField] = id;
         path = base;
@@ -175,7 +175,7 @@ export async function editorPage(main, kind, id) {
     } else if (kind.id === 'body') {
       path = base;
     } else if (idInput.value.trim() !== '') {
-      path = `${base}/${encodeURIComponent(idInput.value.trim())}`;
+      path = `${base}/${idPath(idInput.value.trim())}`;
     } else if (kind.id === 'optional') {
       method = 'POST';
       path = base;

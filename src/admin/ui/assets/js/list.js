@@ -9,6 +9,11 @@ function escapeRegex(s) {
   return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 }
 
+/** An id in an Admin API path: secrets ids are `<manager>/<id>` and keep their slash. */
+export function idPath(id) {
+  return String(id).split('/').map(encodeURIComponent).join('/');
+}
+
 export function basePath(kind) {
   return kind.base ?? `/${kind.name}`;
 }
@@ -20,7 +25,7 @@ export function routeBase(kind) {
 /** Deletes with confirmation; a "still using it now" refusal offers the force delete. Resolves true if gone. */
 export async function deleteFlow(kind, id) {
   if (!(await confirmDialog(`Delete ${kind.singular} ${id}?`, 'This cannot be undone.', 'Delete'))) return false;
-  const path = `${basePath(kind)}/${encodeURIComponent(id)}`;
+  const path = `${basePath(kind)}/${idPath(id)}`;
   let r = await api('DELETE', path);
   if (r.status === 400 && /still using it now/.test(errorText(r))) {
     const force = await confirmDialog('Still in use', `${errorText(r)}. Delete it anyway (force)? Objects referring to it will break.`, 'Force delete');

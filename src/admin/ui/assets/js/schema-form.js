@@ -5,8 +5,8 @@
 import { brief, h, nextId } from './dom.js';
 
 const SCALARS = new Set(['string', 'integer', 'number']);
-/** String fields that hold PEM, proto source or code: edited in a text area. */
-const MULTILINE = new Set(['content', 'cert', 'key', 'script', 'filter_func', 'body', 'template']);
+/** String fields that hold proto source or code: edited in a text area (so are PEM-sized strings, see field()). */
+const MULTILINE = new Set(['content', 'script', 'filter_func', 'body', 'template']);
 
 /** Thrown by get() when a field's text cannot be turned into a value (shown next to that field). */
 export class FieldError extends Error {
@@ -143,7 +143,9 @@ function field(ctx, s, value, path, name, required) {
     case 'string':
     case 'number':
     case 'scalar': {
-      const long = kind === 'string' && (MULTILINE.has(name) || (typeof value === 'string' && value.includes('\n')));
+      const long = kind === 'string' &&
+        (MULTILINE.has(name) || Math.max(...[s, ...(branches(s) ?? [])].map((b) => b.maxLength ?? 0)) > 8192 ||
+          (typeof value === 'string' && value.includes('\n')));
       const input = long
         ? h('textarea', { 'data-path': dp, rows: 4, readonly: ro, spellcheck: 'false' })
         : h('input', { type: 'text', 'data-path': dp, readonly: ro, inputmode: kind === 'number' ? 'decimal' : undefined, autocomplete: 'off', spellcheck: 'false' });

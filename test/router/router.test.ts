@@ -90,7 +90,7 @@ describe('uri kinds and precedence', () => {
   it(':param segments capture and need a non-empty segment', () => {
     const r = router([{ id: 'user', uris: ['/user/:name'] }]);
     const m = r.match(input({ path: '/user/john' }));
-    expect(m).toEqual({ payload: 'payload-user', params: { name: 'john' }, routeId: 'user' });
+    expect(m).toEqual({ payload: 'payload-user', params: { name: 'john' }, routeId: 'user', uri: '/user/:name', host: null });
     expect(hit(r, '/user/')).toBeNull();
     expect(hit(r, '/user')).toBeNull();
     expect(hit(r, '/user/john/x')).toBeNull();

@@ -2,6 +2,7 @@
 // runtime manager, Admin/status/control APIs and listeners, and runs the worker processes.
 import cluster from 'node:cluster';
 import { createAdminServer, type AdminServer } from './admin/server.ts';
+import { uiSourcesFor } from './admin/ui/live.ts';
 import {
   configProvider,
   httpEnabled,
@@ -221,6 +222,7 @@ export async function startGateway(opts: StartOptions): Promise<Gateway> {
       },
       logger: logger.child({ module: 'admin' }),
       version: VERSION,
+      ui: uiSourcesFor(conf, () => health.controlPort()),
     });
     await admin.listen();
   }

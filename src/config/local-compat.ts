@@ -61,7 +61,6 @@ const IGNORED: readonly Ignored[] = [
   { path: 'deployment.etcd.watch_timeout', reason: 'the etcd watch is a long-lived gRPC-gateway stream without this timeout' },
   { path: 'deployment.etcd.resync_delay', reason: 'reconnects use their own backoff' },
   { path: 'deployment.etcd.health_check_timeout', reason: 'etcd endpoints are not health-checked separately' },
-  { path: 'deployment.admin.enable_admin_ui', reason: 'the embedded dashboard is not shipped', matches: false },
   { path: 'deployment.admin.https_admin', reason: 'the Admin API listens on plain HTTP', matches: false },
   { path: 'deployment.admin.admin_api_mtls', reason: 'the Admin API listens on plain HTTP' },
   { path: 'graphql', reason: 'GraphQL route matching is not implemented' },

@@ -72,7 +72,8 @@ function replyOf(text: string, seq: number, md: grpc.Metadata, keys: readonly st
   return { text, seq, headers, sent_at: Date.now(), pad: Buffer.alloc(pad, 0x61) };
 }
 
-export async function startGrpcUpstream(opts: { tls?: { key: string; cert: string } } = {}): Promise<GrpcUpstream> {
+/** `port` 0 (default) picks a free one. */
+export async function startGrpcUpstream(opts: { tls?: { key: string; cert: string }; port?: number } = {}): Promise<GrpcUpstream> {
   const server = new grpc.Server();
   const events: string[] = [];
   const waiters: { event: string; resolve: (ok: boolean) => void }[] = [];
@@ -162,7 +163,7 @@ export async function startGrpcUpstream(opts: { tls?: { key: string; cert: strin
   });
   const creds = opts.tls ? grpc.ServerCredentials.createSsl(null, [{ private_key: Buffer.from(opts.tls.key), cert_chain: Buffer.from(opts.tls.cert) }]) : grpc.ServerCredentials.createInsecure();
   const port = await new Promise<number>((resolve, reject) => {
-    server.bindAsync('127.0.0.1:0', creds, (err, p) => (err ? reject(err) : resolve(p)));
+    server.bindAsync(`127.0.0.1:${opts.port ?? 0}`, creds, (err, p) => (err ? reject(err) : resolve(p)));
   });
   return {
     port,

@@ -1,4 +1,5 @@
-// `switchyard start|validate|version`. start runs in the foreground until SIGTERM/SIGINT, then drains and exits 0.
+// `switchyard start|reload|validate|version`. start runs in the foreground until SIGTERM/SIGINT, then drains and
+// exits 0; reload validates config.yaml and sends SIGHUP to the pid recorded by start (src/reload.ts).
 import cluster from 'node:cluster';
 import { readFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
@@ -7,6 +8,7 @@ import { VERSION } from './version.ts';
 
 const USAGE = `usage: switchyard <command> [-c conf/config.yaml]
   start      run the gateway in the foreground (SIGTERM/SIGINT: drain and exit)
+  reload     validate config.yaml, then make the running gateway re-read it (SIGHUP to <config dir>/logs/switchyard.pid)
   validate   check config.yaml (and the standalone file when that provider is selected)
   version    print the version`;
 
@@ -24,7 +26,7 @@ async function main(): Promise<number> {
     console.log(VERSION);
     return 0;
   }
-  if (cmd !== 'start' && cmd !== 'validate') {
+  if (cmd !== 'start' && cmd !== 'validate' && cmd !== 'reload') {
     console.error(cmd === undefined ? USAGE : `unknown command "${cmd}"\n${USAGE}`);
     return 2;
   }
@@ -38,6 +40,23 @@ async function main(): Promise<number> {
     return 1;
   }
   const conf = loaded.config;
+  if (cmd === 'reload') {
+    const { pidFilePath, readPidFile } = await import('./reload.ts');
+    const rec = readPidFile(file);
+    if ('error' in rec) {
+      console.error(`switchyard: ${rec.error}`);
+      return 1;
+    }
+    try {
+      process.kill(rec.pid, 'SIGHUP');
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      console.error(`switchyard: cannot signal pid ${rec.pid} from ${pidFilePath(file)}: ${code === 'ESRCH' ? 'not running (stale pid file)' : (err as Error).message}`);
+      return 1;
+    }
+    console.log(`reload requested (SIGHUP sent to pid ${rec.pid}); the gateway logs what was applied`);
+    return 0;
+  }
   if (cmd === 'validate') {
     for (const w of loaded.warnings) console.error(`warning: ${w}`);
     const provider = configProvider(conf);

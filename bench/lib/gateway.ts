@@ -23,6 +23,8 @@ export interface GatewayOptions {
   /** config.yaml `plugins` (APISIX's default list when absent). */
   plugins?: string[];
   pluginAttr?: Record<string, unknown>;
+  /** Checkout to launch (default: this one); the http-ab scenario compares two builds. */
+  root?: string;
 }
 
 export interface GatewayService extends Service {
@@ -64,8 +66,9 @@ export async function startGateway(opts: GatewayOptions): Promise<GatewayService
   await writeFile(configFile, stringify(conf), { mode: 0o600 });
   if (!opts.etcd) await writeFile(path.join(opts.dir, 'apisix.yaml'), stringify(opts.standalone ?? {}) + '#END\n');
 
-  const svc = spawnService('gateway', process.execPath, [path.join(ROOT, 'bin/switchyard.mjs'), 'start', '-c', configFile], {
-    cwd: ROOT,
+  const root = opts.root ?? ROOT;
+  const svc = spawnService('gateway', process.execPath, [path.join(root, 'bin/switchyard.mjs'), 'start', '-c', configFile], {
+    cwd: root,
     env: { ...process.env, SWITCHYARD_LOG_LEVEL: 'warn', NODE_ENV: 'production' },
   });
   await waitListening(svc, [port, ...stream, ...(opts.httpsPort !== undefined ? [opts.httpsPort] : [])], 60_000);

@@ -3,10 +3,11 @@ import type { Scenario } from '../lib/types.ts';
 import { configPropagation } from './config-propagation.ts';
 import { http10kRoutes } from './http-10k-routes.ts';
 import { http1Route } from './http-1route.ts';
+import { httpAb } from './http-ab.ts';
 import { https1Route } from './https-1route.ts';
 import { httpPlugins } from './http-plugins.ts';
 import { memory } from './memory.ts';
 import { micro } from './micro.ts';
 import { tcpStream } from './tcp-stream.ts';
 
-export const SCENARIOS: readonly Scenario[] = [http1Route, https1Route, httpPlugins, http10kRoutes, tcpStream, configPropagation, memory, micro];
+export const SCENARIOS: readonly Scenario[] = [http1Route, httpAb, https1Route, httpPlugins, http10kRoutes, tcpStream, configPropagation, memory, micro];

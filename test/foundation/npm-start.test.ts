@@ -36,6 +36,7 @@ describe('npm start with the shipped conf/', () => {
     const doc = parseDocument(await readFile(path.join(REPO, 'conf/config.yaml'), 'utf8'));
     expect(doc.getIn(['deployment', 'admin', 'admin_key', 0, 'key'])).toBe('');
     doc.setIn(['apisix', 'node_listen'], doc.createNode([{ ip: '127.0.0.1', port: p.http }]));
+    doc.setIn(['apisix', 'ssl', 'listen'], doc.createNode([{ ip: '127.0.0.1', port: await freePort() }]));
     doc.setIn(['apisix', 'status', 'port'], p.status);
     doc.setIn(['apisix', 'control', 'port'], control);
     doc.setIn(['deployment', 'admin', 'admin_listen', 'port'], p.admin);

@@ -84,7 +84,7 @@ export class H1Conn implements ExchangeHost, ConnAddr {
     this.remotePort = socket.remotePort ?? 0;
     this.serverAddr = normalizeAddr(socket.localAddress);
     this.serverPort = socket.localPort ?? 0;
-    this.deadline = engine.clock + engine.headerTimeoutMs;
+    this.deadline = Date.now() + engine.headerTimeoutMs;
     const p = new HTTPParser();
     p.initialize(HTTPParser.REQUEST, {}, engine.maxHeaderSize, HTTPParser.kLenientNone);
     p[K_HEADERS] = onHeaders;
@@ -185,7 +185,7 @@ export class H1Conn implements ExchangeHost, ConnAddr {
       this.pausedBody = true;
       this.socket.pause();
       if (this.timeout === T_BODY) this.timeout = T_NONE;
-    } else if (this.timeout === T_BODY) this.deadline = this.engine.clock + this.engine.bodyTimeoutMs;
+    } else if (this.timeout === T_BODY) this.deadline = this.engine.clock + this.engine.bodyTimeoutMs; // the sweep's clock: no clock read per chunk
   }
 
   messageComplete(): void {
@@ -206,7 +206,7 @@ export class H1Conn implements ExchangeHost, ConnAddr {
     this.cur = ex;
     this.ready = ex;
     this.timeout = ex.body !== null ? T_BODY : T_NONE;
-    this.deadline = this.engine.clock + this.engine.bodyTimeoutMs;
+    this.deadline = Date.now() + this.engine.bodyTimeoutMs;
   }
 
   /** Parses, dispatches and moves to the next pipelined request until there is nothing to do. */
@@ -297,7 +297,7 @@ export class H1Conn implements ExchangeHost, ConnAddr {
   private idle(): void {
     if (this.timeout !== T_IDLE && this.timeout !== T_HEADER) {
       this.timeout = T_IDLE;
-      this.deadline = this.engine.clock + this.engine.keepaliveTimeoutMs;
+      this.deadline = Date.now() + this.engine.keepaliveTimeoutMs;
     }
     if (this.engine.closing) this.socket.end();
   }
@@ -309,14 +309,14 @@ export class H1Conn implements ExchangeHost, ConnAddr {
     if (this.pausedBody && this.rx === ex) {
       this.pausedBody = false;
       this.timeout = T_BODY;
-      this.deadline = this.engine.clock + this.engine.bodyTimeoutMs;
+      this.deadline = Date.now() + this.engine.bodyTimeoutMs;
       if (!this.pausedQueue && !this.driving) this.socket.resume();
     }
   }
 
   writeBlocked(): void {
     this.timeout = T_SEND;
-    this.deadline = this.engine.clock + this.engine.bodyTimeoutMs;
+    this.deadline = Date.now() + this.engine.bodyTimeoutMs;
   }
 
   exchangeEnded(ex: H1Exchange): void {
@@ -336,7 +336,7 @@ export class H1Conn implements ExchangeHost, ConnAddr {
       if (this.pausedBody) {
         this.pausedBody = false;
         this.timeout = T_BODY;
-        this.deadline = this.engine.clock + this.engine.bodyTimeoutMs;
+        this.deadline = Date.now() + this.engine.bodyTimeoutMs;
         if (!this.pausedQueue && !this.driving) this.socket.resume();
       }
       return;
@@ -394,7 +394,7 @@ export class H1Conn implements ExchangeHost, ConnAddr {
   /** Ends the connection after what was written; a peer that does not close is cut off by the sweep. */
   closeSoon(): void {
     this.timeout = T_CLOSING;
-    this.deadline = this.engine.clock + 1000;
+    this.deadline = Date.now() + 1000;
     this.socket.end();
   }
 
@@ -441,7 +441,7 @@ export class H1Conn implements ExchangeHost, ConnAddr {
     // hot path
     if (this.timeout === T_IDLE) {
       this.timeout = T_HEADER;
-      this.deadline = this.engine.clock + this.engine.headerTimeoutMs;
+      this.deadline = Date.now() + this.engine.headerTimeoutMs;
     }
     const s = this.stash;
     if (s !== null) {

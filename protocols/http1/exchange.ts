@@ -46,6 +46,11 @@ export class H1Body extends Readable {
   override _read(): void {
     this.ex.host.bodyWanted(this.ex);
   }
+
+  /** As node's IncomingMessage: an abort nobody listens for is not an uncaught error. */
+  override _destroy(err: Error | null, cb: (err?: Error | null) => void): void {
+    cb(this.listenerCount('error') === 0 ? null : err);
+  }
 }
 
 function badHeader(name: string): Error {

@@ -1,0 +1,201 @@
+// Conformance of the socket HTTP/1.1 engine over raw sockets: pipelining (in order, one at a time), chunked
+// request bodies in odd pieces, Expect: 100-continue, response framing (chunked + trailers, HEAD, 204/304,
+// HTTP/1.0), half-close, slow clients (header, body and keep-alive timeouts) and big bodies both ways.
+import { createHash } from 'node:crypto';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { startTestGateway, type TestGateway } from '../helpers/gateway.ts';
+import { startEcho, type EchoServer } from '../helpers/upstream.ts';
+import { raw, RawConn } from './raw.ts';
+
+let up: EchoServer;
+let gw: TestGateway;
+let hasher: http.Server;
+let hashAddr: string;
+
+beforeAll(async () => {
+  up = await startEcho('up');
+  // Answers the sha256 and length of the request body (the upstream side of the body tests), and 204/304/HEAD.
+  hasher = http.createServer((req, res) => {
+    if (req.url === '/204') return void res.writeHead(204).end();
+    if (req.url === '/304') return void res.writeHead(304, { etag: '"x"' }).end();
+    const h = createHash('sha256');
+    let n = 0;
+    req.on('data', (c: Buffer) => {
+      h.update(c);
+      n += c.length;
+    });
+    req.on('end', () => {
+      const body = JSON.stringify({ sha: h.digest('hex'), n });
+      res.writeHead(200, { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(body)) });
+      res.end(req.method === 'HEAD' ? undefined : body);
+    });
+  });
+  await new Promise<void>((r) => hasher.listen(0, '127.0.0.1', r));
+  hashAddr = `127.0.0.1:${(hasher.address() as AddressInfo).port}`;
+  gw = await startTestGateway({
+    config: { switchyard: { http1_engine: 'socket', limits: { client_header_timeout: 1, client_body_timeout: 1, keepalive_timeout: 1 } } },
+  });
+  await gw.put('/routes/echo', { uri: '/*', upstream: { nodes: { [up.addr]: 1 } } });
+  await gw.put('/routes/hash', { uri: '/hash/*', upstream: { nodes: { [hashAddr]: 1 } }, plugins: { 'proxy-rewrite': { regex_uri: ['^/hash/(.*)', '/$1'] } } });
+});
+
+afterAll(async () => {
+  await gw?.close();
+  await up?.close();
+  await new Promise((r) => hasher?.close(r));
+});
+
+const sha = (b: Buffer | string) => createHash('sha256').update(b).digest('hex');
+
+describe('pipelining', () => {
+  test('ten requests in one write, GETs and bodies mixed, answered in order', async () => {
+    let req = '';
+    for (let i = 0; i < 10; i++) {
+      req += i % 3 === 1
+        ? `POST /p/${i} HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nhello`
+        : i % 3 === 2
+          ? `PUT /p/${i} HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nhi\r\n0\r\n\r\n`
+          : `GET /p/${i} HTTP/1.1\r\nHost: a\r\n${i === 9 ? 'Connection: close\r\n' : ''}\r\n`;
+    }
+    const r = await raw(gw.port, [req]);
+    expect(r.statuses).toHaveLength(10);
+    const urls = [...r.text.matchAll(/"url":"([^"]+)"/g)].map((m) => m[1]);
+    expect(urls).toEqual(Array.from({ length: 10 }, (_, i) => `/p/${i}`));
+    const lengths = [...r.text.matchAll(/"bodyLength":(\d+)/g)].map((m) => Number(m[1]));
+    expect(lengths).toEqual(Array.from({ length: 10 }, (_, i) => (i % 3 === 1 ? 5 : i % 3 === 2 ? 2 : 0)));
+    expect(r.closedByPeer).toBe(true);
+  });
+
+  test('a malformed request after good ones: the good ones are answered first, then 400 and close', async () => {
+    const good = 'GET /ok HTTP/1.1\r\nHost: a\r\n\r\n';
+    const r = await raw(gw.port, [good + good + 'GET /x HTTP/1.1\r\nHost: a\r\nBad Header: 1\r\n\r\n']);
+    expect(r.statuses.map((s) => s.slice(9, 12))).toEqual(['200', '200', '400']);
+    expect(r.closedByPeer).toBe(true);
+  });
+});
+
+describe('request bodies', () => {
+  test('chunked body with extensions, split at every awkward place, arrives intact', async () => {
+    const body = 'The quick brown fox jumps over the lazy dog';
+    const wire = `POST /hash/x HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n` +
+      `5;ext=1\r\n${body.slice(0, 5)}\r\n1\r\n${body.slice(5, 6)}\r\n${(body.length - 6).toString(16)}\r\n${body.slice(6)}\r\n0\r\nX-Trailer: t\r\n\r\n`;
+    const parts: string[] = [];
+    for (let i = 0; i < wire.length; i += 7) parts.push(wire.slice(i, i + 7));
+    const r = await raw(gw.port, parts, { gapMs: 2 });
+    expect(r.statuses).toEqual(['HTTP/1.1 200 OK']);
+    expect(JSON.parse(r.text.slice(r.text.indexOf('\r\n\r\n') + 4))).toEqual({ sha: sha(body), n: body.length });
+  });
+
+  test('8 MB content-length upload and 8 MB download stream through with their bytes intact', async () => {
+    const big = Buffer.alloc(8 * 1024 * 1024);
+    for (let i = 0; i < big.length; i += 4096) big.writeUInt32BE(i, i);
+    const res = await fetch(`${gw.url}/hash/up`, { method: 'POST', body: big });
+    expect(res.status).toBe(200);
+    expect(await res.json()).toEqual({ sha: sha(big), n: big.length });
+    const down = await fetch(`${gw.url}/bytes/${8 * 1024 * 1024}`);
+    expect(down.status).toBe(200);
+    expect((await down.arrayBuffer()).byteLength).toBe(8 * 1024 * 1024);
+  });
+});
+
+describe('Expect: 100-continue', () => {
+  test('100 Continue is sent when the body is wanted, then the answer', async () => {
+    const c = new RawConn(gw.port);
+    c.write('POST /hash/c HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n');
+    await c.waitFor('HTTP/1.1 100 Continue\r\n\r\n');
+    c.write('hello');
+    await c.waitFor('"n":5');
+    expect(c.buf.startsWith('HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK')).toBe(true);
+    c.destroy();
+  });
+
+  test('an answer before the body (no route): no 100 Continue, and the connection closes', async () => {
+    await gw.put('/routes/deny', { uri: '/denied', plugins: { 'key-auth': {} }, upstream: { nodes: { [up.addr]: 1 } } });
+    const r = await raw(gw.port, ['POST /denied HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n']);
+    expect(r.statuses).toEqual(['HTTP/1.1 401 Unauthorized']);
+    expect(r.text).not.toContain('100 Continue');
+    expect(r.text.toLowerCase()).toContain('connection: close');
+    expect(r.closedByPeer).toBe(true);
+  });
+
+  test('another expectation: 417', async () => {
+    const r = await raw(gw.port, ['GET /e HTTP/1.1\r\nHost: a\r\nExpect: something\r\nConnection: close\r\n\r\n']);
+    expect(r.statuses).toEqual(['HTTP/1.1 417 Expectation Failed']);
+  });
+});
+
+describe('response framing', () => {
+  test('chunked response with trailers reaches the client with its trailers', async () => {
+    const r = await raw(gw.port, ['GET /trailers HTTP/1.1\r\nHost: a\r\nTE: trailers\r\nConnection: close\r\n\r\n']);
+    expect(r.text.toLowerCase()).toContain('transfer-encoding: chunked');
+    expect(r.text).toMatch(/\r\n0\r\n(.*\r\n)*x-upstream-trailer: done\r\n/);
+  });
+
+  test('HEAD keeps content-length without a body; 204 and 304 have no body; keep-alive continues after them', async () => {
+    const r = await raw(gw.port, [
+      'HEAD /hash/h HTTP/1.1\r\nHost: a\r\n\r\nGET /hash/204 HTTP/1.1\r\nHost: a\r\n\r\nGET /hash/304 HTTP/1.1\r\nHost: a\r\n\r\n' +
+      'GET /last HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n',
+    ]);
+    expect(r.statuses.map((s) => s.slice(9, 12))).toEqual(['200', '204', '304', '200']);
+    const head = r.text.slice(0, r.text.indexOf('\r\n\r\n') + 4);
+    expect(head.toLowerCase()).toMatch(/content-length: \d+/);
+    // The next status line follows the HEAD answer's head directly.
+    expect(r.text.slice(head.length).startsWith('HTTP/1.1 204')).toBe(true);
+  });
+
+  test('HTTP/1.0 without keep-alive: close-delimited body, then the connection closes', async () => {
+    const r = await raw(gw.port, ['GET /old HTTP/1.0\r\n\r\n']);
+    expect(r.statuses[0]).toBe('HTTP/1.1 200 OK');
+    expect(r.text.toLowerCase()).not.toContain('transfer-encoding');
+    expect(r.text).toContain('"url":"/old"');
+    expect(r.closedByPeer).toBe(true);
+  });
+
+  test('half-close after the request: the answer still comes, then the close', async () => {
+    const r = await raw(gw.port, ['GET /half HTTP/1.1\r\nHost: a\r\n\r\n'], { end: true });
+    expect(r.statuses).toEqual(['HTTP/1.1 200 OK']);
+    expect(r.text).toContain('"url":"/half"');
+    expect(r.closedByPeer).toBe(true);
+  });
+});
+
+describe('slow clients (1 s timeouts)', () => {
+  test('slowloris head: 408 after client_header_timeout even while bytes trickle in', async () => {
+    const c = new RawConn(gw.port);
+    const started = Date.now();
+    const head = 'GET /slow HTTP/1.1\r\nHost: a\r\nX-A: ';
+    const drip = setInterval(() => !c.closed && c.write('a'), 200);
+    c.write(head);
+    const waited = await c.waitClose(5000);
+    clearInterval(drip);
+    console.log(`slowloris head cut after ${Date.now() - started} ms (client_header_timeout 1 s)`);
+    expect(c.buf.startsWith('HTTP/1.1 408')).toBe(true);
+    expect(waited).toBeLessThan(5000);
+  });
+
+  test('stalled body: the connection is cut after client_body_timeout', async () => {
+    const c = new RawConn(gw.port);
+    c.write('POST /hash/stall HTTP/1.1\r\nHost: a\r\nContent-Length: 100\r\n\r\nabc');
+    const waited = await c.waitClose(5000);
+    console.log(`stalled body cut after ${waited} ms (client_body_timeout 1 s)`);
+    expect(c.closed).toBe(true);
+  });
+
+  test('idle keep-alive connection closes after keepalive_timeout; a busy one stays', async () => {
+    const c = new RawConn(gw.port);
+    c.write('GET /ka HTTP/1.1\r\nHost: a\r\n\r\n');
+    await c.waitFor('"url":"/ka"');
+    const waited = await c.waitClose(5000);
+    console.log(`idle keep-alive closed after ${waited} ms (keepalive_timeout 1 s)`);
+    const busy = new RawConn(gw.port);
+    for (let i = 0; i < 6; i++) {
+      busy.write(`GET /busy/${i} HTTP/1.1\r\nHost: a\r\n\r\n`);
+      await busy.waitFor(`"url":"/busy/${i}"`);
+      await new Promise((r) => setTimeout(r, 300));
+    }
+    expect(busy.closed).toBe(false);
+    busy.destroy();
+  });
+});

@@ -14,6 +14,8 @@ import type { TlsInfo } from './downstream.ts';
 import type { VarValue } from '../router/vars.ts';
 import { resolveVar } from './vars.ts';
 
+const CLIENT_CLOSED = new Error('client closed the connection');
+
 export interface RequestBodySource {
   /** Reads the whole body, bounded; rejects with a status-carrying error when over the limit. */
   read(): Promise<Buffer>;
@@ -157,6 +159,9 @@ export class RequestContext implements HttpContext {
   private query_: URLSearchParams | null = null;
   private cookies_: Map<string, string> | null = null;
   private postArgs_: URLSearchParams | null | undefined = undefined;
+  /** Behind clientSignal, created on first access; clientGone_ covers a first access after the close. */
+  private clientAbort_: AbortController | null = null;
+  private clientGone_ = false;
 
   constructor(init: RequestInit) {
     this.request = new RequestView(init);
@@ -170,6 +175,20 @@ export class RequestContext implements HttpContext {
 
   setUpstream(upstream: string | JsonObject): void {
     this.upstreamOverride = upstream;
+  }
+
+  get clientSignal(): AbortSignal {
+    if (this.clientAbort_ === null) {
+      this.clientAbort_ = new AbortController();
+      if (this.clientGone_) this.clientAbort_.abort(CLIENT_CLOSED);
+    }
+    return this.clientAbort_.signal;
+  }
+
+  /** The client went away before the exchange ended (Transaction.onClose). */
+  clientClosed(): void {
+    this.clientGone_ = true;
+    this.clientAbort_?.abort(CLIENT_CLOSED);
   }
 
   setUpstreamProtocol(protocol: UpstreamProtocol): void {

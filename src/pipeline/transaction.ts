@@ -213,6 +213,7 @@ export class Transaction implements DownstreamEvents, BodySink, ProxyJob {
     if (this.done) return;
     this.closed = true;
     this.cancelled = true;
+    this.ctx.clientClosed();
     if (!this.down!.headSent) this.ctx.response.status = 499;
     const result = this.result;
     if (result !== null) {

@@ -82,6 +82,11 @@ export interface HttpContext {
   readonly startNs: bigint;
   /** Per-request scratch space for plugins, keyed by plugin name. */
   readonly pluginData: Map<string, unknown>;
+  /**
+   * Aborted when the client goes away before the exchange ends, for plugins that call a backend themselves
+   * (ai-proxy passes it to its HTTP client). Created on first access: requests that never ask pay nothing.
+   */
+  readonly clientSignal: AbortSignal;
   /** Log phase: milliseconds from dispatch to upstream response headers (undefined when not proxied). */
   readonly upstreamLatencyMs?: number | undefined;
   /** Log phase: response body bytes sent to the client. */

@@ -121,6 +121,24 @@ describe('ai-proxy', () => {
     llm.words = ['Hello', ' from', ' llm'];
   });
 
+  it('a client that leaves before the provider answers aborts the provider request', async () => {
+    // JSON answer after a long head delay: only a cancelled provider request shows as aborted in the fixture
+    // (an answer written after the delay would end normally).
+    llm.headerDelayMs = 4000;
+    llm.requests.length = 0;
+    const before = llm.aborted;
+    const req = http.request(`${gw.url}/chat`, { method: 'POST', headers: { 'content-type': 'application/json' } });
+    req.on('error', () => undefined);
+    req.end(chat());
+    const until = Date.now() + 3000;
+    while (llm.requests.length === 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 10));
+    expect(llm.requests).toHaveLength(1);
+    req.destroy();
+    await llm.waitAborted(before + 1, 2000);
+    expect(llm.aborted).toBe(before + 1);
+    llm.headerDelayMs = 0;
+  });
+
   it('a client that leaves mid-stream aborts the provider request', async () => {
     llm.eventDelayMs = 300;
     llm.words = ['a', 'b', 'c', 'd', 'e', 'f'];

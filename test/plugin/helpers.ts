@@ -124,6 +124,7 @@ export function fakeContext(init: FakeInit = {}): FakeContext {
     upstreamStatus: undefined,
     startNs: 0n,
     pluginData: new Map(),
+    clientSignal: new AbortController().signal,
   };
 }
 

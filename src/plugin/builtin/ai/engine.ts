@@ -54,6 +54,8 @@ export type Attempt =
     };
 
 const TIMED_OUT = new Error('timeout');
+/** nginx's status for a client that closed the connection (never sent: the client is gone). */
+const CLIENT_GONE = 499;
 
 const DROP = new Set([
   'host', 'content-length', 'accept-encoding', 'connection', 'keep-alive', 'proxy-connection', 'transfer-encoding',
@@ -138,6 +140,8 @@ export async function callInstance(
   ctx.vars.set('llm_stream', st.stream ? 'true' : 'false');
   st.startMs = Date.now();
   st.ttftMs = null;
+  const gone = ctx.clientSignal;
+  if (gone.aborted) return failure(CLIENT_GONE, st.startMs);
   const ac = new AbortController();
   // undici's own headersTimeout has a coarse clock; the conf's timeout (ms) is enforced here up to the head.
   const timer = setTimeout(() => ac.abort(TIMED_OUT), client.timeoutMs);
@@ -148,10 +152,13 @@ export async function callInstance(
       headers: forwardHeaders(ctx.request.headers, t.authHeaders),
       body: JSON.stringify(body),
       dispatcher: client.agent,
-      signal: ac.signal,
+      // A client that leaves before the provider answers cancels the provider request at once.
+      signal: AbortSignal.any([ac.signal, gone]),
       reset: !client.keepalive,
     });
   } catch (err) {
+    // Not a provider failure: ai-proxy-multi must not fall back to another instance for a client that left.
+    if (gone.aborted) return failure(CLIENT_GONE, st.startMs);
     // The URL carries auth query args: log the instance, never the URL.
     logger.warn({ instance: t.name, err: (err as Error).message }, 'failed to send request to LLM server');
     return failure(err === TIMED_OUT || isTimeout(err) ? 504 : 500, st.startMs);

@@ -190,6 +190,44 @@ describe('deadlines and cancellation', () => {
     expect(await secure.waitEvent('ServerStream:cancelled', 3000)).toBe(true);
   });
 
+  test('churn: 150 calls of every kind at once, a third cancelled mid-flight, then the gateway still serves', async () => {
+    const c = client('h2c');
+    const count = (e: string): number => plain.events.filter((x) => x === e).length;
+    const [cancelledBefore, doneBefore] = [count('ServerStream:cancelled'), count('ServerStream:done')];
+    const jobs: Promise<string>[] = [];
+    for (let i = 0; i < 150; i++) {
+      const kind = i % 3;
+      if (kind === 0) {
+        jobs.push(unary(c, { text: `u${i}`, delay_ms: i % 20 }).then((r) => r.reply.text, (e: grpc.ServiceError) => `err${e.code}`));
+      } else if (kind === 1) {
+        const call = c.ServerStream({ text: `s${i}`, count: 50, interval_ms: 5 });
+        jobs.push(
+          new Promise((resolve) => {
+            let n = 0;
+            call.on('data', () => {
+              if (++n === 1 + (i % 7)) call.cancel();
+            });
+            call.on('error', (e: grpc.ServiceError) => resolve(`err${e.code}`));
+            call.on('end', () => resolve('end'));
+          }),
+        );
+      } else {
+        jobs.push(unary(c, { text: `f${i}`, fail_code: grpc.status.ABORTED, fail_message: 'x' }).then(() => 'ok', (e: grpc.ServiceError) => `err${e.code}`));
+      }
+    }
+    const out = await Promise.all(jobs);
+    out.forEach((r, i) => {
+      if (i % 3 === 0) expect(r).toBe(`u${i}`);
+      else if (i % 3 === 1) expect(r).toBe(`err${grpc.status.CANCELLED}`);
+      else expect(r).toBe(`err${grpc.status.ABORTED}`);
+    });
+    // Every stream the client cancelled was cancelled upstream too; none ran to its 50th message.
+    await expect.poll(() => count('ServerStream:cancelled') - cancelledBefore, { timeout: 5000 }).toBe(50);
+    expect(count('ServerStream:done') - doneBefore).toBe(0);
+    const { reply } = await unary(c, { text: 'after churn' });
+    expect(reply.text).toBe('after churn');
+  });
+
   test('an upstream resetting the stream mid-response gives the client a gRPC error', async () => {
     const c = client('h2c');
     const md = new grpc.Metadata();

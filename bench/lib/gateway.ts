@@ -25,6 +25,8 @@ export interface GatewayOptions {
   pluginAttr?: Record<string, unknown>;
   /** Checkout to launch (default: this one); the http-ab scenario compares two builds. */
   root?: string;
+  /** Extra `switchyard:` keys (http1_engine, access_log) over the defaults below. */
+  switchyard?: Record<string, unknown>;
 }
 
 export interface GatewayService extends Service {
@@ -57,7 +59,7 @@ export async function startGateway(opts: GatewayOptions): Promise<GatewayService
       },
       ...(opts.etcd ? { etcd: { host: [opts.etcd.endpoint], prefix: opts.etcd.prefix } } : {}),
     },
-    switchyard: { worker_processes: 1, access_log: { enable: false } },
+    switchyard: { worker_processes: 1, access_log: { enable: false }, ...opts.switchyard },
     ...(opts.plugins ? { plugins: opts.plugins } : {}),
     // The prometheus exporter defaults to 127.0.0.1:9091, which two gateways of one scenario would share.
     plugin_attr: { prometheus: { export_addr: { ip: '127.0.0.1', port: metricsPort } }, ...opts.pluginAttr },

@@ -23,6 +23,7 @@ import { attachCounterPrimary } from './plugin/counters/cluster.ts';
 import type { HealthManager } from './health/manager.ts';
 import { setupHealth } from './health/wiring.ts';
 import { PluginRegistry } from './plugin/registry.ts';
+import { upstreamCallers } from './plugin/terminals.ts';
 import { setupBuiltinPlugins, enablePlugins } from './plugin/builtin/index.ts';
 import { HttpRuntimeBuilder } from './runtime/http-runtime.ts';
 import { RuntimeManager } from './runtime/manager.ts';
@@ -57,7 +58,7 @@ const PROTOCOL_SETUPS: readonly ((r: ProtocolRegistries) => void)[] = [
   (r) => setupHttpListeners(r.listeners),
   (r) => setupHttp3Listeners(r.listeners),
   (r) => setupStreamListeners(r.listeners),
-  (r) => setupDubbo(r.xrpc),
+  (r) => setupDubbo(r.xrpc, upstreamCallers),
 ];
 
 export type GatewayRole = 'all' | 'primary' | 'worker';

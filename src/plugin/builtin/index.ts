@@ -48,6 +48,9 @@ import { aiRateLimitingPlugin } from './ai-rate-limiting.ts';
 import { aiPromptDecoratorPlugin } from './ai-prompt-decorator.ts';
 import { aiPromptTemplatePlugin } from './ai-prompt-template.ts';
 import { aiPromptGuardPlugin } from './ai-prompt-guard.ts';
+import { opentelemetryPlugin } from './opentelemetry.ts';
+import { dubboProxyPlugin } from './dubbo-proxy.ts';
+import { httpDubboPlugin } from './http-dubbo.ts';
 
 export const BUILTIN_PLUGINS: readonly PluginDef[] = [
   corsPlugin,
@@ -94,8 +97,11 @@ export const BUILTIN_PLUGINS: readonly PluginDef[] = [
   aiPromptDecoratorPlugin,
   aiPromptTemplatePlugin,
   aiPromptGuardPlugin,
+  opentelemetryPlugin,
   grpcTranscodePlugin,
   grpcWebPlugin,
+  dubboProxyPlugin,
+  httpDubboPlugin,
 ];
 
 export function setupBuiltinPlugins(registry: PluginRegistry): void {

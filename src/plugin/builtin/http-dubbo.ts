@@ -1,0 +1,139 @@
+// http-dubbo (APISIX priority 504): transcodes an HTTP request into one Dubbo 2 call with fastjson
+// serialization (Dubbo 2 providers configured with `serialization="fastjson"`) and answers from before_proxy:
+// - service_name, service_version (default 0.0.0), method and params_type_desc come from the conf.
+// - arguments: with `serialized` (or the request header named by serialization_header_key equal to "true")
+//   the body is taken as already serialized, one JSON value per line; otherwise the body is a JSON array (or
+//   object, its values in order) and each element becomes one argument line. A body that is not JSON, or
+//   not an array or object, is 400 (APISIX fails with a Lua error, 500). Bodies above max_req_body_size: 413.
+// - answer: a value is 200 with the provider's JSON text as body, a null (void) is an empty 200; an exception,
+//   an error status or an unreadable reply is 500, as APISIX. A provider that cannot be reached within
+//   connect_timeout is 502; connect failures first move to another node of the upstream (the shared balancer
+//   and the upstream's retries; APISIX's plugin tries only the picked node). A call slower than
+//   send_timeout + read_timeout is 500 (APISIX's read timeout), and counts as a timeout for passive health.
+// Calls share multiplexed provider connections (APISIX opens one connection per request).
+import type { JsonObject } from '../../config/resources.ts';
+import type { Logger } from '../../observability/logger.ts';
+import type { Endpoint } from '../../upstream/balancer.ts';
+import type { HttpContext } from '../context.ts';
+import type { PhaseResult, PluginDef, PluginInstance, PluginResponse } from '../plugin.ts';
+import { runAttempts, type AttemptResult } from '../terminal-attempts.ts';
+import { upstreamCallers, type DubboCaller } from '../terminals.ts';
+import { classify, readBody } from './dubbo/common.ts';
+import { FASTJSON, jsonParams, parseReply, requestBody, requestHead, serializedParams } from './dubbo/fastjson.ts';
+
+const schema: JsonObject = {
+  type: 'object',
+  properties: {
+    max_req_body_size: { type: 'integer', minimum: 1, default: 67108864 },
+    service_name: { type: 'string', minLength: 1 },
+    service_version: { type: 'string', pattern: '^\\d+\\.\\d+\\.\\d+', default: '0.0.0' },
+    method: { type: 'string', minLength: 1 },
+    params_type_desc: { type: 'string', default: '' },
+    serialization_header_key: { type: 'string' },
+    serialized: { type: 'boolean', default: false },
+    connect_timeout: { type: 'number', default: 6000 },
+    read_timeout: { type: 'number', default: 6000 },
+    send_timeout: { type: 'number', default: 6000 },
+  },
+  required: ['service_name', 'method'],
+};
+
+const STATUS_OK = 20;
+const OK_EMPTY: PluginResponse = { status: 200, body: '' };
+const FAILED: PluginResponse = { status: 500 };
+const UNREACHABLE: PluginResponse = { status: 502 };
+
+interface Call {
+  readonly caller: DubboCaller;
+  readonly plugin: HttpDubbo;
+  readonly body: Buffer;
+}
+
+async function attempt(endpoint: Endpoint, _t: unknown, c: Call): Promise<AttemptResult<PluginResponse>> {
+  const p = c.plugin;
+  const r = await c.caller.exchange(endpoint, {
+    serialization: FASTJSON,
+    body: c.body,
+    timeoutMs: p.callTimeoutMs,
+    connectTimeoutMs: p.connectTimeoutMs,
+  });
+  if (!r.ok) {
+    const f = classify(r);
+    p.logger.error({ provider: endpoint.key, code: r.code, msg: r.message }, f.retryable ? 'http-dubbo: failed to connect to upstream' : 'http-dubbo: upstream call failed');
+    return { ok: false, kind: f.kind, retryable: f.retryable, value: f.retryable ? UNREACHABLE : FAILED };
+  }
+  if (r.status !== STATUS_OK) {
+    p.logger.warn({ provider: endpoint.key, service: p.service, status: r.status }, 'http-dubbo: the provider refused the call');
+    return { ok: true, status: 500, value: FAILED };
+  }
+  const reply = parseReply(r.body);
+  if (reply.kind === 'value') return { ok: true, status: 200, value: { status: 200, body: reply.json } };
+  if (reply.kind === 'null') return { ok: true, status: 200, value: OK_EMPTY };
+  p.logger.warn({ provider: endpoint.key, service: p.service, type: reply.type }, 'http-dubbo: the provider answered an exception');
+  return { ok: true, status: 500, value: FAILED };
+}
+
+export class HttpDubbo implements PluginInstance {
+  readonly service: string;
+  readonly connectTimeoutMs: number;
+  readonly callTimeoutMs: number;
+  readonly logger: Logger;
+  readonly #head: Buffer;
+  readonly #maxBody: number;
+  readonly #serialized: boolean;
+  /** Lower-cased serialization_header_key, or null. */
+  readonly #serializationHeader: string | null;
+
+  constructor(conf: JsonObject, logger: Logger) {
+    this.service = conf.service_name as string;
+    const version = (conf.service_version as string | undefined) ?? '0.0.0';
+    this.#head = requestHead(this.service, version, conf.method as string, (conf.params_type_desc as string | undefined) ?? '');
+    this.#maxBody = (conf.max_req_body_size as number | undefined) ?? 67108864;
+    this.#serialized = conf.serialized === true;
+    this.#serializationHeader = typeof conf.serialization_header_key === 'string' ? conf.serialization_header_key.toLowerCase() : null;
+    this.connectTimeoutMs = (conf.connect_timeout as number | undefined) ?? 6000;
+    this.callTimeoutMs = ((conf.send_timeout as number | undefined) ?? 6000) + ((conf.read_timeout as number | undefined) ?? 6000);
+    this.logger = logger;
+  }
+
+  async before_proxy(ctx: HttpContext): Promise<PhaseResult> {
+    if (ctx.upstreamAddr === undefined) return undefined;
+    const caller = upstreamCallers.get('dubbo');
+    if (caller === undefined) {
+      this.logger.error('http-dubbo: no Dubbo caller registered (protocols/dubbo setup did not run)');
+      return FAILED;
+    }
+    const raw = await readBody(ctx, this.#maxBody);
+    if (!Buffer.isBuffer(raw)) return raw;
+    let serialized = this.#serialized;
+    if (this.#serializationHeader !== null) {
+      const h = ctx.request.headers[this.#serializationHeader];
+      serialized = (Array.isArray(h) ? h[0] : h) === 'true';
+    }
+    let params: Buffer | string;
+    if (serialized) params = serializedParams(raw);
+    else {
+      const parsed = jsonParams(raw);
+      if (!parsed.ok) return { status: 400, body: { error_msg: parsed.message } };
+      params = parsed.params;
+    }
+    const run = await runAttempts(ctx, attempt, { caller, plugin: this, body: requestBody(this.#head, params) });
+    if (run === null) {
+      this.logger.error({ route: ctx.routeId }, 'http-dubbo: the upstream attempt state of the request is not reachable');
+      return FAILED;
+    }
+    return run.value;
+  }
+}
+
+export const httpDubboPlugin: PluginDef = {
+  name: 'http-dubbo',
+  version: '0.1',
+  priority: 504,
+  schema,
+  subsystems: ['http'],
+  status: 'experimental',
+  create(conf, env) {
+    return new HttpDubbo(conf, env.logger);
+  },
+};

@@ -7,6 +7,9 @@
 
 export interface BatchConf {
   readonly name: string;
+  /** Labels of APISIX's batch_process_entries gauge, when the owner knows them. */
+  readonly route_id?: string;
+  readonly server_addr?: string;
   readonly batch_max_size: number;
   readonly inactive_timeout: number;
   readonly buffer_duration: number;
@@ -43,6 +46,47 @@ export type BatchSink<T> = (entries: T[]) => Promise<void>;
 
 export const MAX_PENDING_BATCHES = 10;
 
+/**
+ * What the metrics read at scrape time (src/observability/metrics.ts): entries waiting in every live batch
+ * queue (APISIX's batch_process_entries{name,route_id,server_addr}) and entries dropped per processor name
+ * since start (a monotonic counter kept here, so it survives the processors themselves). Queues are held
+ * weakly: a released processor disappears from the gauge once collected, without an explicit close.
+ */
+export interface BatchSource {
+  readonly name: string;
+  readonly routeId: string;
+  readonly serverAddr: string;
+  buffered(): number;
+}
+
+const liveSources = new Set<WeakRef<BatchSource>>();
+const droppedTotals = new Map<string, number>();
+
+/** Adds a queue to the batch_process_entries gauge; returns its undo. */
+export function registerBatchSource(s: BatchSource): () => void {
+  const ref = new WeakRef(s);
+  liveSources.add(ref);
+  return () => liveSources.delete(ref);
+}
+
+export function countDropped(name: string, n: number): void {
+  droppedTotals.set(name, (droppedTotals.get(name) ?? 0) + n);
+}
+
+export function batchSources(): BatchSource[] {
+  const out: BatchSource[] = [];
+  for (const ref of liveSources) {
+    const s = ref.deref();
+    if (s === undefined) liveSources.delete(ref);
+    else out.push(s);
+  }
+  return out;
+}
+
+export function droppedEntries(): ReadonlyMap<string, number> {
+  return droppedTotals;
+}
+
 export interface BatchStats {
   /** Entries handed to the sink successfully. */
   sent: number;
@@ -52,8 +96,11 @@ export interface BatchStats {
   failures: number;
 }
 
-export class BatchProcessor<T> {
+export class BatchProcessor<T> implements BatchSource {
   readonly conf: BatchConf;
+  readonly name: string;
+  readonly routeId: string;
+  readonly serverAddr: string;
   readonly stats: BatchStats = { sent: 0, dropped: 0, failures: 0 };
   private readonly sink: BatchSink<T>;
   private readonly onError: (err: unknown, batch: number, willRetry: boolean) => void;
@@ -67,14 +114,27 @@ export class BatchProcessor<T> {
 
   constructor(conf: BatchConf, sink: BatchSink<T>, onError: (err: unknown, batch: number, willRetry: boolean) => void = () => undefined) {
     this.conf = conf;
+    this.name = conf.name;
+    this.routeId = conf.route_id ?? '';
+    this.serverAddr = conf.server_addr ?? '';
     this.sink = sink;
     this.onError = onError;
+    registerBatchSource(this);
+  }
+
+  buffered(): number {
+    return this.buffer.length;
+  }
+
+  private drop(n: number): void {
+    this.stats.dropped += n;
+    countDropped(this.name, n);
   }
 
   push(entry: T): void {
     // hot path (log phase)
     if (this.inFlight >= MAX_PENDING_BATCHES && this.buffer.length >= this.conf.batch_max_size) {
-      this.stats.dropped++;
+      this.drop(1);
       return;
     }
     const now = Date.now();
@@ -111,7 +171,7 @@ export class BatchProcessor<T> {
     const batch = this.buffer;
     this.buffer = [];
     if (this.inFlight >= MAX_PENDING_BATCHES) {
-      this.stats.dropped += batch.length;
+      this.drop(batch.length);
       return;
     }
     this.inFlight++;
@@ -131,7 +191,7 @@ export class BatchProcessor<T> {
         t.unref();
         return;
       }
-      this.stats.dropped += batch.length;
+      this.drop(batch.length);
     }
     this.inFlight--;
     if (this.inFlight === 0) for (const f of this.idle) f();

@@ -178,6 +178,23 @@ describe('grpc-web request bodies', () => {
     const ok = await call('/small/swytest.Echo/Unary', BIN, unaryBody({ text: 'x' }, BIN));
     expect(ok.status).toBe(200);
   });
+  test('a streamed body (no Content-Length) growing over max_req_body_size fails the call, the gateway keeps serving', async () => {
+    const body = Buffer.from(unaryBody({ text: 'y'.repeat(64) }, BIN) as Buffer);
+    const reply = await new Promise<{ status: number; headers: http.IncomingHttpHeaders; body: Buffer }>((resolve, reject) => {
+      const req = http.request(`${gw.url}/small/swytest.Echo/Unary`, { method: 'POST', headers: { 'content-type': BIN } }, (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => resolve({ status: res.statusCode!, headers: res.headers, body: Buffer.concat(chunks) }));
+      });
+      req.on('error', reject);
+      req.write(body.subarray(0, 10));
+      setTimeout(() => req.end(body.subarray(10)), 20);
+    });
+    const status = reply.headers['grpc-status'] ?? (reply.status === 200 && reply.body.length > 0 ? parseTrailerBlock(parseFrames(reply.body).at(-1)!.payload)['grpc-status'] : String(reply.status));
+    expect(status).not.toBe('0');
+    const ok = await call('/small/swytest.Echo/Unary', BIN, unaryBody({ text: 'x' }, BIN));
+    expect(ok.status).toBe(200);
+  });
 });
 
 describe('grpc-web as APISIX answers it (t/plugin/grpc-web.t)', () => {

@@ -5,16 +5,19 @@
 // streamed usage chunk). Budgets: `limit`/`time_window` shared by the route's instances (counter key
 // "ai-rate-limiting#global"), per-instance `instances[]`, or `rules[]` keyed by variables (e.g. $consumer_name).
 // Headers X-AI-RateLimit-{Limit,Remaining,Reset}-<instance> (rules: X-AI-<prefix>-RateLimit-*). Policies: local
-// (per process) and redis / redis-cluster / redis-sentinel (shared by gateways).
+// (node-wide: the cluster primary counts for every worker, counters/cluster.ts) and redis / redis-cluster /
+// redis-sentinel (shared by gateways), both through the counter stores' cost increment (incrBy).
 import type { JsonObject } from '../../config/resources.ts';
 import type { Logger } from '../../observability/logger.ts';
+import { nodeCounters } from '../counters/cluster.ts';
+import type { CostCounterStore } from '../counters/counter.ts';
+import { RedisCounterStore } from '../counters/redis.ts';
 import { redisTargetOf } from '../counters/redis-client.ts';
 import { policySchema, redisCluster, redisSentinel, redisSingle } from '../counters/redis-schema.ts';
 import type { HttpContext } from '../context.ts';
 import type { PhaseResult, PluginDef, PluginInstance, PluginResponse } from '../plugin.ts';
 import { GATE_KEY, type InstanceGate } from './ai/gate.ts';
 import { aiState, type TokenUsage } from './ai/state.ts';
-import { localTokens, RedisTokens, type TokenStore } from './ai/tokens.ts';
 import { DynamicNumber, VarTemplate } from './limit-count/key.ts';
 import { counterScope } from './limit-count/limiter.ts';
 
@@ -82,7 +85,8 @@ class AiRateLimiting implements PluginInstance, InstanceGate {
   readonly #rules: Budget[] | null;
   readonly #perInstance = new Map<string, Budget>();
   readonly #global: { limit: DynamicNumber; window: DynamicNumber } | null;
-  readonly #store: TokenStore;
+  readonly #store: CostCounterStore;
+  readonly #redis: RedisCounterStore | null;
   readonly #prefix: string;
   readonly #strategy: keyof TokenUsage;
   readonly #showHeaders: boolean;
@@ -92,7 +96,8 @@ class AiRateLimiting implements PluginInstance, InstanceGate {
 
   constructor(conf: JsonObject, scopeKey: string, logger: Logger) {
     const target = redisTargetOf(conf);
-    this.#store = target === null ? localTokens : new RedisTokens(target);
+    this.#redis = target === null ? null : new RedisCounterStore(target);
+    this.#store = this.#redis ?? nodeCounters;
     const scope = counterScope(conf, scopeKey);
     this.#prefix = target === null ? `ai-rate-limiting:${scope}:` : `plugin-ai-rate-limiting:v1:${scope}:`;
     if (Array.isArray(conf.rules) && conf.rules.length > 0) {
@@ -165,12 +170,13 @@ class AiRateLimiting implements PluginInstance, InstanceGate {
       if (key === null) continue;
       let w;
       try {
-        w = await this.#store.take(key, window * 1000, 0);
+        // A dry run (cost 0) that also starts the window, as resty.limit.count's does.
+        w = await this.#store.incrBy(key, window * 1000, 0);
       } catch (err) {
         this.#logger.error({ err }, 'failed to limit count');
         return this.#degrade ? undefined : FAILED;
       }
-      const remaining = limit - w.used;
+      const remaining = limit - w.count;
       const spent = remaining - 1 < 0;
       if (headers && this.#showHeaders) {
         ctx.response.setHeader(b.headers.limit, String(limit));
@@ -204,7 +210,8 @@ class AiRateLimiting implements PluginInstance, InstanceGate {
       const key = this.#key(ctx, b);
       if (typeof window !== 'number' || key === null) continue;
       try {
-        const r = this.#store.take(key, window * 1000, used);
+        // Charged even past the limit: the tokens were spent anyway.
+        const r = this.#store.incrBy(key, window * 1000, used);
         if (r instanceof Promise) r.catch((err: unknown) => this.#logger.error({ err }, 'failed to charge tokens'));
       } catch (err) {
         this.#logger.error({ err }, 'failed to charge tokens');
@@ -213,7 +220,7 @@ class AiRateLimiting implements PluginInstance, InstanceGate {
   }
 
   destroy(): void {
-    this.#store.release();
+    this.#redis?.release();
   }
 }
 

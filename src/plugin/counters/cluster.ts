@@ -10,11 +10,20 @@
 // Slots held by a worker that dies are released by the primary.
 import cluster, { type Worker } from 'node:cluster';
 import { getLogger } from '../../observability/logger.ts';
-import { REJECTED, type ConnStore, type CounterResult, type CounterStore, type LeakyBucketStore, type WindowType } from './counter.ts';
+import {
+  REJECTED,
+  type ConnStore,
+  type CostCounterStore,
+  type CostResult,
+  type CounterResult,
+  type CounterStore,
+  type LeakyBucketStore,
+  type WindowType,
+} from './counter.ts';
 import { LocalConnCounts, LocalLeakyBuckets } from './leaky.ts';
 import { localCounters } from './local.ts';
 
-export interface NodeCounters extends CounterStore, LeakyBucketStore, ConnStore {}
+export interface NodeCounters extends CounterStore, CostCounterStore, LeakyBucketStore, ConnStore {}
 
 const REQUEST = 'swy-counters';
 const REPLY = 'swy-counters-reply';
@@ -26,12 +35,14 @@ const OP_COUNT = 0;
 const OP_LEAK = 1;
 const OP_CONN_IN = 2;
 const OP_CONN_OUT = 3;
+const OP_COST = 4;
 
 type WireOp =
   | [typeof OP_COUNT, string, number, number, number]
   | [typeof OP_LEAK, string, number, number]
   | [typeof OP_CONN_IN, string, number, string]
-  | [typeof OP_CONN_OUT, string, string];
+  | [typeof OP_CONN_OUT, string, string]
+  | [typeof OP_COST, string, number, number];
 
 interface RequestMessage {
   type: typeof REQUEST;
@@ -52,6 +63,10 @@ class LocalNode implements NodeCounters {
 
   incr(key: string, windowMs: number, limit: number, type: WindowType): CounterResult {
     return localCounters.incr(key, windowMs, limit, type);
+  }
+
+  incrBy(key: string, windowMs: number, cost: number): CostResult {
+    return localCounters.incrBy(key, windowMs, cost);
   }
 
   leak(key: string, rate: number, burst: number): number {
@@ -96,6 +111,15 @@ class WorkerNode implements NodeCounters {
       this.#push([OP_COUNT, key, windowMs, limit, type === 'sliding' ? 1 : 0], (v) => {
         const r = v as number[];
         resolve({ count: r[0]!, resetMs: r[1]!, allowed: r[2] === 1 });
+      });
+    });
+  }
+
+  incrBy(key: string, windowMs: number, cost: number): Promise<CostResult> {
+    return new Promise((resolve) => {
+      this.#push([OP_COST, key, windowMs, cost], (v) => {
+        const r = v as number[];
+        resolve({ count: r[0]!, resetMs: r[1]! });
       });
     });
   }
@@ -192,6 +216,10 @@ function apply(node: LocalNode, op: WireOp, held: Map<string, string> | null): n
     case OP_COUNT: {
       const r = node.incr(op[1], op[2], op[3], op[4] === 1 ? 'sliding' : 'fixed');
       return [r.count, r.resetMs, r.allowed ? 1 : 0];
+    }
+    case OP_COST: {
+      const r = node.incrBy(op[1], op[2], op[3]);
+      return [r.count, r.resetMs];
     }
     case OP_LEAK:
       return node.leak(op[1], op[2], op[3]);

@@ -1,6 +1,6 @@
 // Per-process window counters. One module-level store serves every plugin instance, so counts survive
 // config snapshots. Expired entries are swept by an unref'd timer; the key count is bounded.
-import type { CounterResult, CounterStore, WindowType } from './counter.ts';
+import type { CostCounterStore, CostResult, CounterResult, CounterStore, WindowType } from './counter.ts';
 
 interface Fixed {
   n: number;
@@ -28,7 +28,7 @@ export function slidingRetryMs(remainingMs: number, cur: number, prev: number, l
 }
 const SWEEP_MS = 10_000;
 
-export class LocalCounterStore implements CounterStore {
+export class LocalCounterStore implements CounterStore, CostCounterStore {
   readonly #fixed = new Map<string, Fixed>();
   readonly #sliding = new Map<string, Sliding>();
   #timer: NodeJS.Timeout | null = null;
@@ -46,14 +46,26 @@ export class LocalCounterStore implements CounterStore {
   incr(key: string, windowMs: number, limit: number, type: WindowType): CounterResult {
     const now = this.#now();
     if (type === 'sliding') return this.#incrSliding(key, windowMs, limit, now);
+    const e = this.#fixedWindow(key, windowMs, now);
+    e.n++;
+    return { count: e.n, resetMs: e.end - now, allowed: e.n <= limit };
+  }
+
+  incrBy(key: string, windowMs: number, cost: number): CostResult {
+    const now = this.#now();
+    const e = this.#fixedWindow(key, windowMs, now);
+    e.n += cost;
+    return { count: e.n, resetMs: e.end - now };
+  }
+
+  #fixedWindow(key: string, windowMs: number, now: number): Fixed {
     let e = this.#fixed.get(key);
     if (e === undefined || now >= e.end) {
       if (e === undefined) this.#admit();
       e = { n: 0, end: now + windowMs };
       this.#fixed.set(key, e);
     }
-    e.n++;
-    return { count: e.n, resetMs: e.end - now, allowed: e.n <= limit };
+    return e;
   }
 
   #incrSliding(key: string, windowMs: number, limit: number, now: number): CounterResult {

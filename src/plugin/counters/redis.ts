@@ -2,13 +2,23 @@
 // is one atomic Lua script on ONE key, so it runs unchanged on a Redis Cluster (one slot) and never lets two
 // concurrent requests both read a stale value:
 // - window counts (limit-count): fixed windows INCR + PEXPIRE on first use; sliding windows keep the counts of
-//   epoch-aligned windows as fields of one hash and weight the previous one;
+//   epoch-aligned windows as fields of one hash and weight the previous one; cost-charged fixed windows
+//   (ai-rate-limiting) INCRBY + PEXPIRE on first use;
 // - leaky buckets (limit-req): a hash {excess, last}, same arithmetic as the local store (leaky.ts);
 // - in-flight slots (limit-conn): a sorted set of request ids scored by their expiry (`key_ttl`), so slots of
 //   a gateway that died expire instead of leaking.
 // Scripts read the Redis clock so that every gateway agrees on windows and drain times.
 import type { Redis } from 'ioredis';
-import { REJECTED, type ConnStore, type CounterResult, type CounterStore, type LeakyBucketStore, type WindowType } from './counter.ts';
+import {
+  REJECTED,
+  type ConnStore,
+  type CostCounterStore,
+  type CostResult,
+  type CounterResult,
+  type CounterStore,
+  type LeakyBucketStore,
+  type WindowType,
+} from './counter.ts';
 import { RedisHandle, registerScripts, type RedisTarget } from './redis-client.ts';
 
 export { closeRedisCounters, redisConnectionCount } from './redis-client.ts';
@@ -20,6 +30,16 @@ local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 
 const FIXED_SCRIPT = `
 local n = redis.call('INCR', KEYS[1])
+local ttl = redis.call('PTTL', KEYS[1])
+if ttl < 0 then
+  redis.call('PEXPIRE', KEYS[1], ARGV[1])
+  ttl = tonumber(ARGV[1])
+end
+return {n, ttl}
+`;
+
+const COST_SCRIPT = `
+local n = redis.call('INCRBY', KEYS[1], ARGV[2])
 local ttl = redis.call('PTTL', KEYS[1])
 if ttl < 0 then
   redis.call('PEXPIRE', KEYS[1], ARGV[1])
@@ -82,6 +102,7 @@ return {1, count + 1}
 registerScripts([
   { name: 'swyFixed', lua: FIXED_SCRIPT },
   { name: 'swySliding', lua: SLIDING_SCRIPT },
+  { name: 'swyCost', lua: COST_SCRIPT },
   { name: 'swyLeak', lua: LEAK_SCRIPT },
   { name: 'swyConnIn', lua: CONN_IN_SCRIPT },
 ]);
@@ -89,6 +110,7 @@ registerScripts([
 type Scripted = Redis & {
   swyFixed(key: string, windowMs: number): Promise<[number, number]>;
   swySliding(key: string, windowMs: number, limit: number): Promise<[number, number, number]>;
+  swyCost(key: string, windowMs: number, cost: number): Promise<[number, number]>;
   swyLeak(key: string, rate: number, burst: number, ttl: number): Promise<[number, string]>;
   swyConnIn(key: string, limit: number, ttl: number, id: string): Promise<[number, number]>;
 };
@@ -111,7 +133,7 @@ function bounded<T>(p: Promise<T>, ms: number | null): Promise<T> {
 }
 
 /** One plugin instance's use of a shared Redis connection; release() when the instance is destroyed. */
-export class RedisCounterStore implements CounterStore, LeakyBucketStore, ConnStore {
+export class RedisCounterStore implements CounterStore, CostCounterStore, LeakyBucketStore, ConnStore {
   readonly #handle: RedisHandle;
   readonly #connTtl: number;
 
@@ -132,6 +154,11 @@ export class RedisCounterStore implements CounterStore, LeakyBucketStore, ConnSt
     }
     const [count, ttl] = await bounded(this.#c.swyFixed(key, windowMs), this.#handle.boundMs);
     return { count: Number(count), resetMs: Number(ttl), allowed: Number(count) <= limit };
+  }
+
+  async incrBy(key: string, windowMs: number, cost: number): Promise<CostResult> {
+    const [count, ttl] = await bounded(this.#c.swyCost(key, windowMs, cost), this.#handle.boundMs);
+    return { count: Number(count), resetMs: Number(ttl) };
   }
 
   async leak(key: string, rate: number, burst: number): Promise<number> {

@@ -48,6 +48,7 @@ import { aiRateLimitingPlugin } from './ai-rate-limiting.ts';
 import { aiPromptDecoratorPlugin } from './ai-prompt-decorator.ts';
 import { aiPromptTemplatePlugin } from './ai-prompt-template.ts';
 import { aiPromptGuardPlugin } from './ai-prompt-guard.ts';
+import { aiRequestRewritePlugin } from './ai-request-rewrite.ts';
 import { opentelemetryPlugin } from './opentelemetry.ts';
 import { dubboProxyPlugin } from './dubbo-proxy.ts';
 import { httpDubboPlugin } from './http-dubbo.ts';
@@ -97,6 +98,7 @@ export const BUILTIN_PLUGINS: readonly PluginDef[] = [
   aiPromptDecoratorPlugin,
   aiPromptTemplatePlugin,
   aiPromptGuardPlugin,
+  aiRequestRewritePlugin,
   opentelemetryPlugin,
   grpcTranscodePlugin,
   grpcWebPlugin,

@@ -285,6 +285,13 @@ describe('dubbo-proxy over several providers', () => {
     expect(bad.calls.get(`${SVC}#hello`)).toBe(2);
   });
 
+  it('leaves a route without upstream to the pipeline (503 missing upstream)', async () => {
+    await gw.put('/routes/no-up', { uri: '/no-up', plugins: { 'dubbo-proxy': { service_name: SVC, service_version: '1.0.0' } } });
+    const r = await fetch(`${gw.url}/no-up`);
+    expect(r.status).toBe(503);
+    expect(await r.json()).toEqual({ error_msg: 'missing upstream configuration in Route or Service' });
+  });
+
   it('answers 502 when no provider can be reached', async () => {
     const [d1, d2] = [await freePort(), await freePort()];
     await gw.put('/routes/down', { uri: '/down', ...route('hello', { nodes: { [`127.0.0.1:${d1}`]: 1, [`127.0.0.1:${d2}`]: 1 } }) });

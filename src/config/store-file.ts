@@ -5,10 +5,11 @@
 // StoredItem object; only differences are emitted, then 'resync'. An invalid file keeps the last good view and
 // logs the precise error once per distinct content.
 //
-// Writable mode (traditional role, yaml provider; the Admin API writes): every mutation runs on one queue,
-// renders the whole config, writes it atomically (temp file in the same dir, fsync, rename, fsync dir) and only
-// then updates the view and emits. The text we wrote is remembered, so our own write is not re-applied as a
-// foreign change. Generated ids: max(switchyard_gen_id in the file, largest numeric item id) + 1; the counter is
+// Writable mode (traditional role, yaml provider; the Admin API writes): mutations are group-committed on one
+// queue: the writes that arrived meanwhile are checked in order, the whole config is rendered once from cached
+// per-item text (standalone-render.ts), written atomically (temp file in the same dir, fsync, rename, fsync
+// dir), and only then applied to the view and emitted as one batch. The text we wrote is remembered, so our
+// own write is not re-applied as a foreign change. Generated ids: max(switchyard_gen_id in the file, largest numeric item id) + 1; the counter is
 // persisted with the next write. ttl expiry uses in-process timers and does not survive a restart.
 import { EventEmitter } from 'node:events';
 import { watch, type FSWatcher } from 'node:fs';
@@ -26,9 +27,9 @@ import {
   isYamlFile,
   itemsFromRoot,
   parseStandalone,
-  renderStandalone,
   standaloneValue,
 } from './standalone-format.ts';
+import { StandaloneRenderer } from './standalone-render.ts';
 
 /** State of the API-driven standalone mode (APISIX admin/standalone.lua): per-collection versions and metadata. */
 export interface ConfigsState {
@@ -59,10 +60,28 @@ export interface FileStoreOptions {
   /** Files larger than this are rejected, default 64 MiB. */
   maxBytes?: number;
   /**
-   * Encryption at rest; off by default (APISIX standalone files are plaintext). Values are decoded when the
-   * file is loaded (the view holds plaintext) and encoded when it is written.
+   * Encryption at rest (apisix.data_encryption: SSL private keys and plugin encrypt_fields). Values are decoded
+   * when the file is loaded (the view holds plaintext; values no keyring entry decrypts, such as plaintext
+   * written by hand, are kept as they are) and encoded when it is written. APISIX itself encrypts for etcd
+   * only; a file Switchyard wrote with fields encrypted needs the same keyring wherever it is read.
    */
   codec?: FieldCodec;
+}
+
+/** A write's view of the batch it runs in: the view with the batch's earlier changes applied. */
+interface BatchTx {
+  get(key: string): StoredItem | undefined;
+  keysWithPrefix(start: string): string[];
+  /** The revision of the last change so far; a write that changes something takes the next one. */
+  revision: number;
+  readonly changes: { key: string; item: StoredItem | null; ttl?: number | undefined }[];
+}
+
+/** One queued write: `run` checks and records its changes synchronously, or throws to fail alone. */
+interface Mutation<T> {
+  run(tx: BatchTx): T;
+  resolve(v: T): void;
+  reject(err: unknown): void;
 }
 
 interface FileSig {
@@ -98,6 +117,9 @@ export class FileStore extends EventEmitter implements ConfigStore {
   /** The last invalid text, so its error is logged once. */
   private badText: string | null = null;
   private queue: Promise<unknown> = Promise.resolve();
+  private readonly renderer: StandaloneRenderer;
+  private pending: Mutation<unknown>[] = [];
+  private flushQueued = false;
   private checking = false;
   private pollTimer: NodeJS.Timeout | null = null;
   private hintTimer: NodeJS.Timeout | null = null;
@@ -111,7 +133,8 @@ export class FileStore extends EventEmitter implements ConfigStore {
     this.writable = opts.writable;
     this.pollMs = opts.pollMs ?? 1000;
     this.maxBytes = opts.maxBytes ?? 64 * 1024 * 1024;
-    this.codec = opts.codec;
+    this.codec = opts.codec?.active ? opts.codec : undefined;
+    this.renderer = new StandaloneRenderer(this.format, this.codec);
     this.prefix = (opts.prefix ?? '/apisix').replace(/\/+$/, '');
   }
 
@@ -298,10 +321,8 @@ export class FileStore extends EventEmitter implements ConfigStore {
   }
 
   /** Writes `items` (plus the id counter) atomically and records the result as our own content. */
-  private async persist(items: StoredItem[]): Promise<void> {
-    const codec = this.codec;
-    const stored = codec?.active ? items.map((it) => ({ ...it, value: codec.encode(it.kind, it.value, it.id) })) : items;
-    const text = renderStandalone(stored, this.format, { genId: this.genId, confVersions: this.confVersions });
+  private async persist(items: Iterable<StoredItem>): Promise<void> {
+    const text = this.renderer.render(items, { genId: this.genId, confVersions: this.confVersions });
     const dir = path.dirname(this.file);
     const tmp = path.join(dir, `.${path.basename(this.file)}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`);
     let sig: FileSig;
@@ -334,17 +355,68 @@ export class FileStore extends EventEmitter implements ConfigStore {
     this.sig = sig;
   }
 
-  /** Persists the view with `changes` applied, then applies them to the view and emits one batch. */
-  private async commit(changes: { key: string; item: StoredItem | null }[]): Promise<number> {
-    const next = new Map<string, StoredItem>();
-    for (const it of this.view.all()) next.set(it.key, it);
-    for (const c of changes) {
-      if (c.item) next.set(c.key, c.item);
-      else next.delete(c.key);
+  /**
+   * Queues one mutation for the next group commit. Every write of a batch is checked in arrival order
+   * against the view plus the batch's earlier writes, the survivors are written with one atomic file write
+   * (one fsync), then applied and emitted as one change batch. Writes that arrive while a batch is being
+   * written form the next batch, so concurrent Admin API writes share the cost of rendering and fsync.
+   */
+  private mutate<T>(run: Mutation<T>['run']): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      this.pending.push({ run, resolve, reject } as Mutation<unknown>);
+      if (this.flushQueued) return;
+      this.flushQueued = true;
+      this.enqueue(() => this.flush()).catch((err: unknown) => this.log.error({ file: this.file, err }, 'standalone: write batch failed'));
+    });
+  }
+
+  private async flush(): Promise<void> {
+    this.flushQueued = false;
+    const batch = this.pending.splice(0);
+    if (this.closed) {
+      for (const m of batch) m.reject(new SwitchyardError('SWY_ERR_STORE_UNAVAILABLE', 'store closed'));
+      return;
     }
-    await this.persist(Array.from(next.values()));
+    const overlay = new Map<string, StoredItem | null>();
+    const tx: BatchTx = {
+      get: (key) => (overlay.has(key) ? (overlay.get(key) ?? undefined) : this.view.getByKey(key)),
+      keysWithPrefix: (start) => {
+        const keys = new Set<string>();
+        for (const it of this.view.all()) if (it.key.startsWith(start)) keys.add(it.key);
+        for (const [k, v] of overlay) {
+          if (!k.startsWith(start)) continue;
+          if (v) keys.add(k);
+          else keys.delete(k);
+        }
+        return [...keys];
+      },
+      revision: this.rev,
+      changes: [],
+    };
+    const done: { m: Mutation<unknown>; result: unknown; from: number; to: number }[] = [];
+    for (const m of batch) {
+      const from = tx.changes.length;
+      const rev0 = tx.revision;
+      try {
+        const result = m.run(tx);
+        for (let i = from; i < tx.changes.length; i++) overlay.set(tx.changes[i]!.key, tx.changes[i]!.item);
+        done.push({ m, result, from, to: tx.changes.length });
+      } catch (err) {
+        tx.changes.length = from;
+        tx.revision = rev0;
+        m.reject(err);
+      }
+    }
+    if (tx.changes.length > 0) {
+      try {
+        await this.persist(this.merged(overlay));
+      } catch (err) {
+        for (const d of done) d.m.reject(err);
+        return;
+      }
+    }
     const events: ConfigEvent[] = [];
-    for (const c of changes) {
+    for (const c of tx.changes) {
       if (c.item) {
         this.view.set(c.item);
         events.push({ type: 'put', kind: c.item.kind, id: c.item.id, item: c.item });
@@ -354,24 +426,44 @@ export class FileStore extends EventEmitter implements ConfigStore {
       }
       this.clearTtl(c.key);
     }
-    this.rev++;
-    if (events.length > 0) this.emit('change', events, this.rev);
-    return this.rev;
+    if (tx.revision !== this.rev) {
+      this.rev = tx.revision;
+      if (events.length > 0) this.emit('change', events, this.rev);
+    }
+    for (const d of done) {
+      for (let i = d.from; i < d.to; i++) {
+        const c = tx.changes[i]!;
+        if (c.item && c.ttl !== undefined) this.armTtl(c.item, c.ttl);
+      }
+      d.m.resolve(d.result);
+    }
+  }
+
+  /** The view with the batch applied, in the view's order (new keys last), without copying the view. */
+  private *merged(overlay: ReadonlyMap<string, StoredItem | null>): Generator<StoredItem> {
+    for (const it of this.view.all()) {
+      if (!overlay.has(it.key)) yield it;
+      else {
+        const next = overlay.get(it.key);
+        if (next) yield next;
+      }
+    }
+    for (const [key, next] of overlay) if (next && !this.view.getByKey(key)) yield next;
   }
 
   async put(kind: Kind, id: string, value: JsonObject, opts: WriteOptions = {}): Promise<WriteResult> {
     this.assertWritable();
     const key = itemKey(this.prefix, kind, id);
-    return await this.enqueue(async () => {
-      const old = this.view.getByKey(key);
+    const stored = standaloneValue(kind, id, value);
+    return await this.mutate((tx) => {
+      const old = tx.get(key);
       if (opts.expectModifiedIndex !== undefined && (old?.modifiedIndex ?? 0) !== opts.expectModifiedIndex) {
         throw new SwitchyardError('SWY_ERR_STORE_CONFLICT');
       }
-      const r = this.rev + 1;
-      const item = makeItem(this.prefix, key, standaloneValue(kind, id, value), old ? old.createdIndex : r, r);
+      const r = ++tx.revision;
+      const item = makeItem(this.prefix, key, stored, old ? old.createdIndex : r, r);
       if (!item) throw new SwitchyardError('SWY_ERR_CONFIG_INVALID', `invalid ${kind} id "${id}"`);
-      await this.commit([{ key, item }]);
-      if (opts.ttl !== undefined && opts.ttl > 0) this.armTtl(item, opts.ttl);
+      tx.changes.push({ key, item, ttl: opts.ttl !== undefined && opts.ttl > 0 ? opts.ttl : undefined });
       return { created: !old, item };
     });
   }
@@ -379,10 +471,11 @@ export class FileStore extends EventEmitter implements ConfigStore {
   async delete(kind: Kind, id: string): Promise<StoredItem | undefined> {
     this.assertWritable();
     const key = itemKey(this.prefix, kind, id);
-    return await this.enqueue(async () => {
-      const old = this.view.getByKey(key);
+    return await this.mutate((tx) => {
+      const old = tx.get(key);
       if (!old) return undefined;
-      await this.commit([{ key, item: null }]);
+      tx.revision++;
+      tx.changes.push({ key, item: null });
       return old;
     });
   }
@@ -390,10 +483,11 @@ export class FileStore extends EventEmitter implements ConfigStore {
   async deletePrefix(kind: Kind, idPrefix: string): Promise<number> {
     this.assertWritable();
     const start = itemKey(this.prefix, kind, idPrefix) + '/';
-    return await this.enqueue(async () => {
-      const gone = this.view.all().filter((it) => it.key.startsWith(start));
+    return await this.mutate((tx) => {
+      const gone = tx.keysWithPrefix(start);
       if (gone.length === 0) return 0;
-      await this.commit(gone.map((it) => ({ key: it.key, item: null })));
+      tx.revision++;
+      for (const key of gone) tx.changes.push({ key, item: null });
       return gone.length;
     });
   }
@@ -479,11 +573,16 @@ export class FileStore extends EventEmitter implements ConfigStore {
     this.clearTtl(item.key);
     const timer = setTimeout(() => {
       this.ttlTimers.delete(item.key);
-      this.enqueue(async () => {
-        if (this.closed || this.view.getByKey(item.key) !== item) return;
-        await this.commit([{ key: item.key, item: null }]);
-        this.log.info({ key: item.key }, 'standalone: ttl expired');
-      }).catch((err: unknown) => this.log.error({ key: item.key, err: (err as Error).message }, 'standalone: ttl expiry failed'));
+      if (this.closed) return;
+      this.mutate((tx) => {
+        if (tx.get(item.key) !== item) return false;
+        tx.revision++;
+        tx.changes.push({ key: item.key, item: null });
+        return true;
+      }).then(
+        (expired) => expired && this.log.info({ key: item.key }, 'standalone: ttl expired'),
+        (err: unknown) => this.log.error({ key: item.key, err }, 'standalone: ttl expiry failed'),
+      );
     }, Math.min(ttlSec * 1000, 2 ** 31 - 1));
     timer.unref();
     this.ttlTimers.set(item.key, timer);

@@ -117,6 +117,54 @@ describe('ai-proxy-multi', () => {
     expect(b.requests.length).toBe(2);
   });
 
+  it('active health checks: an unhealthy instance is skipped (not tried) and serves again once healthy', async () => {
+    const [h1, h2] = await Promise.all([startLlmFixture('h1'), startLlmFixture('h2')]);
+    try {
+      const active = { type: 'http', http_path: '/health', healthy: { interval: 1, successes: 1 }, unhealthy: { interval: 1, http_failures: 1 } };
+      await gw.put('/routes/health', {
+        uri: '/health-route',
+        plugins: {
+          'ai-proxy-multi': {
+            instances: [
+              instance('h1', h1, { priority: 10, auth: { header: { Authorization: 'Bearer key-h1' }, query: { api_key: 'q1' } }, checks: { active } }),
+              instance('h2', h2, { priority: 0 }),
+            ],
+          },
+        },
+      });
+      const served = async () => {
+        const r = await post(`${gw.url}/health-route`);
+        return r.status === 200 ? (((await r.json()) as any).choices[0].message.content as string) : `status ${r.status}`;
+      };
+      expect(await served()).toBe('Hello from h1');
+      // Probes authenticate like requests: the instance's auth header and query args.
+      await expect.poll(() => h1.requests.filter((q) => q.method === 'GET').length, { timeout: 5000, interval: 50 }).toBeGreaterThan(0);
+      const probe = h1.requests.find((q) => q.method === 'GET')!;
+      expect(probe.url).toBe('/health?api_key=q1');
+      expect(probe.headers.authorization).toBe('Bearer key-h1');
+      // Without a fallback_strategy a 500 reaches the client: only the health check can move traffic to h2.
+      h1.mode = 500;
+      await expect.poll(served, { timeout: 8000, interval: 100 }).toBe('Hello from h2');
+      const chats = () => h1.requests.filter((q) => q.method === 'POST').length;
+      const before = chats();
+      for (let i = 0; i < 3; i++) expect(await served()).toBe('Hello from h2');
+      expect(chats()).toBe(before);
+      h1.mode = 'ok';
+      await expect.poll(served, { timeout: 8000, interval: 100 }).toBe('Hello from h1');
+    } finally {
+      await gw.admin('DELETE', '/routes/health');
+      await gw.synced();
+      await Promise.all([h1.close(), h2.close()]);
+    }
+  });
+
+  it('validates checks.active with the upstream health checker schema', () => {
+    const ins = { name: 'x', provider: 'openai', weight: 1, auth: {} };
+    expect(confError(def, { instances: [{ ...ins, checks: { active: { http_path: '/h' } } }] })).toBeNull();
+    expect(confError(def, { instances: [{ ...ins, checks: {} }] })).not.toBeNull();
+    expect(confError(def, { instances: [{ ...ins, checks: { active: { healthy: { interval: 0 } } } }] })).not.toBeNull();
+  });
+
   it('skips an instance whose token budget is spent (instance_health_and_rate_limiting)', async () => {
     reset();
     a.usage = { prompt_tokens: 8, completion_tokens: 4, total_tokens: 12 };

@@ -4,7 +4,8 @@
 // fallback_strategy says so; 503 "all servers tried" when none is left); before_proxy sends the request and, on
 // a 429 / 5xx / timeout / fallback_http_statuses answer that fallback_strategy covers, moves to the next
 // untried instance, bounded by max_retries and retry_on_failure_within_ms. When no instance is left the client
-// gets 502 with the last provider error body (APISIX).
+// gets 502 with the last provider error body (APISIX). Instances with checks.active are probed (ai/health.ts)
+// and skipped by the balancer while unhealthy.
 import type { JsonObject } from '../../config/resources.ts';
 import type { Logger } from '../../observability/logger.ts';
 import { ALL_HEALTHY, type Balancer, type Endpoint } from '../../upstream/balancer.ts';
@@ -15,6 +16,7 @@ import type { HttpContext } from '../context.ts';
 import type { PhaseResult, PluginDef, PluginInstance, PluginResponse } from '../plugin.ts';
 import { AiClient, callInstance } from './ai/engine.ts';
 import { gateOf } from './ai/gate.ts';
+import { InstanceHealth } from './ai/health.ts';
 import { resolveTarget, targetError, type Target } from './ai/providers.ts';
 import { aiProxyMultiSchema, providerError } from './ai/schema.ts';
 import { aiState, detectRequest, isState, summaryOf, type AiState } from './ai/state.ts';
@@ -33,6 +35,8 @@ function strategyHas(s: unknown, name: string): boolean {
 class AiProxyMulti implements PluginInstance {
   readonly #instances = new Map<string, Instance>();
   readonly #balancer: Balancer;
+  readonly #health: InstanceHealth;
+  #probing = false;
   readonly #client: AiClient;
   readonly #maxBody: number;
   readonly #on429: boolean;
@@ -45,18 +49,23 @@ class AiProxyMulti implements PluginInstance {
   readonly #payloads: boolean;
   readonly #logger: Logger;
 
-  constructor(conf: JsonObject, logger: Logger) {
+  constructor(conf: JsonObject, scope: string, logger: Logger) {
     const endpoints: Endpoint[] = [];
+    const origins = new Map<string, string | null>();
     for (const ins of conf.instances as JsonObject[]) {
       const name = String(ins.name);
-      this.#instances.set(name, { target: resolveTarget(name, ins), override: (ins.override as JsonObject | undefined) ?? null });
+      const target = resolveTarget(name, ins);
+      this.#instances.set(name, { target, override: (ins.override as JsonObject | undefined) ?? null });
+      origins.set(name, target.origin);
       endpoints.push({ key: name, host: name, port: 0, domain: name, weight: Number(ins.weight), priority: Number(ins.priority ?? 0) });
     }
+    this.#health = new InstanceHealth(scope, conf.instances as JsonObject[], origins, logger);
+    const health = this.#health.size > 0 ? this.#health : ALL_HEALTHY;
     const bal = (conf.balancer ?? {}) as JsonObject;
     const factory = bal.algorithm === 'chash' ? chashFactory : roundRobinFactory;
     const bconf: JsonObject = { type: factory.type, hash_on: bal.hash_on ?? 'vars', key: bal.key ?? 'remote_addr' };
     const multi = endpoints.some((e) => e.priority !== endpoints[0]!.priority);
-    this.#balancer = multi ? new PriorityBalancer(factory, endpoints, bconf, ALL_HEALTHY) : factory.create(endpoints, bconf, ALL_HEALTHY);
+    this.#balancer = multi ? new PriorityBalancer(factory, endpoints, bconf, health) : factory.create(endpoints, bconf, health);
     this.#client = new AiClient(conf);
     this.#maxBody = (conf.max_req_body_size as number | undefined) ?? 67108864;
     const s = conf.fallback_strategy;
@@ -94,6 +103,10 @@ class AiProxyMulti implements PluginInstance {
   async access(ctx: HttpContext): Promise<PhaseResult> {
     const st = await detectRequest(ctx, this.#maxBody);
     if (!isState(st)) return st;
+    if (!this.#probing) {
+      this.#probing = true;
+      this.#health.start();
+    }
     const tried = new Set<string>();
     ctx.pluginData.set(TRIED, tried);
     const name = this.#instances.size === 1 ? this.#instances.keys().next().value! : await this.#pick(ctx, tried);
@@ -136,6 +149,7 @@ class AiProxyMulti implements PluginInstance {
 
   destroy(): void {
     this.#client.close();
+    this.#health.release();
   }
 }
 
@@ -161,6 +175,6 @@ export const aiProxyMultiPlugin: PluginDef = {
     return null;
   },
   create(conf, env) {
-    return new AiProxyMulti(conf, env.logger);
+    return new AiProxyMulti(conf, env.scopeKey, env.logger);
   },
 };

@@ -2,6 +2,7 @@
 // defaults and bounds). Provider names are APISIX's; the ones this build cannot drive (vertex-ai and bedrock
 // need GCP/AWS request signing) are rejected by check() with APISIX's "not supported" message.
 import type { JsonObject } from '../../../config/resources.ts';
+import { healthCheckerDef } from '../../../schema/upstream.ts';
 
 export const PROVIDERS = [
   'openai', 'deepseek', 'aimlapi', 'anthropic', 'openai-compatible', 'azure-openai', 'openrouter', 'gemini',
@@ -91,7 +92,8 @@ export const aiProxySchema: JsonObject = {
 
 export const aiProxyEncryptFields = ['auth.header', 'auth.query'];
 
-const healthActive: JsonObject = { type: 'object' };
+/** APISIX's health_checker_active: the upstream schema's `checks.active`. */
+const healthActive = (healthCheckerDef.properties as JsonObject).active as JsonObject;
 
 export const aiProxyMultiSchema: JsonObject = {
   type: 'object',

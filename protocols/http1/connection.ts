@@ -7,7 +7,7 @@ import type { Socket } from 'node:net';
 import type { HeaderMap } from '../../src/plugin/context.ts';
 import { H1Body, H1Exchange, type ConnAddr, type ExchangeHost } from './exchange.ts';
 import {
-  HEAD_OK, HEAD_UPGRADE, HTTPParser, K_BODY, K_HEADERS, K_HEADERS_COMPLETE, K_MESSAGE_COMPLETE, METHOD_NAMES, PAUSE,
+  HEAD_OK, HEAD_UPGRADE, HTTPParser, K_BODY, K_HEADERS, K_HEADERS_COMPLETE, K_MESSAGE_BEGIN, K_MESSAGE_COMPLETE, METHOD_NAMES, PAUSE,
   type LlhttpParser, type ParseError,
 } from './parser.ts';
 import type { Http1Engine } from './engine.ts';
@@ -42,6 +42,24 @@ function closeParser(p: LlhttpParser): void {
   p.close();
 }
 
+/**
+ * Parsers of idle keep-alive connections go back here (llhttp plus node's header buffers are about 2 KB of
+ * native memory each, kept per connection by node:http); a connection takes one when its next bytes arrive.
+ */
+const pool: LlhttpParser[] = [];
+const POOL_MAX = 1000;
+const RESOURCE = {};
+
+function newParser(): LlhttpParser {
+  const p = new HTTPParser();
+  p[K_MESSAGE_BEGIN] = onMessageBegin;
+  p[K_HEADERS] = onHeaders;
+  p[K_HEADERS_COMPLETE] = onHeadersComplete;
+  p[K_BODY] = onBody;
+  p[K_MESSAGE_COMPLETE] = onMessageComplete;
+  return p;
+}
+
 export class H1Conn implements ExchangeHost, ConnAddr {
   readonly socket: Socket;
   readonly engine: Http1Engine;
@@ -68,6 +86,8 @@ export class H1Conn implements ExchangeHost, ConnAddr {
   /** 431 for too many header fields, found in on_headers_complete. */
   failStatus = 0;
   private driving = false;
+  /** No byte was parsed since the last complete request: the parser holds no state worth keeping. */
+  private atBoundary = true;
   private pausedBody = false;
   private pausedQueue = false;
   closed = false;
@@ -85,14 +105,7 @@ export class H1Conn implements ExchangeHost, ConnAddr {
     this.serverAddr = normalizeAddr(socket.localAddress);
     this.serverPort = socket.localPort ?? 0;
     this.deadline = Date.now() + engine.headerTimeoutMs;
-    const p = new HTTPParser();
-    p.initialize(HTTPParser.REQUEST, {}, engine.maxHeaderSize, HTTPParser.kLenientNone);
-    p[K_HEADERS] = onHeaders;
-    p[K_HEADERS_COMPLETE] = onHeadersComplete;
-    p[K_BODY] = onBody;
-    p[K_MESSAGE_COMPLETE] = onMessageComplete;
-    (p as Tagged)[kConn] = this;
-    this.parser = p;
+    this.parser = this.takeParser();
     (socket as Socket & Tagged)[kConn] = this;
     // A client half-close still gets the answer to its last request.
     socket.allowHalfOpen = true;
@@ -116,6 +129,10 @@ export class H1Conn implements ExchangeHost, ConnAddr {
   }
 
   // Parser callbacks (called with the parser as `this`, see below) -------------------------------------------------
+
+  messageBegin(): void {
+    this.atBoundary = false;
+  }
 
   headers(h: string[], url: string): void {
     // Trailers of a chunked request body: not forwarded (the pipeline has no request trailers).
@@ -189,6 +206,7 @@ export class H1Conn implements ExchangeHost, ConnAddr {
   }
 
   messageComplete(): void {
+    this.atBoundary = true;
     const rx = this.rx;
     if (rx === null) return;
     this.rx = null;
@@ -251,7 +269,8 @@ export class H1Conn implements ExchangeHost, ConnAddr {
   }
 
   private execute(d: Buffer): void {
-    const p = this.parser!;
+    if (this.parser === null) this.parser = this.takeParser();
+    const p = this.parser;
     let off = 0;
     for (;;) {
       const r = p.execute(off === 0 ? d : d.subarray(off));
@@ -300,6 +319,7 @@ export class H1Conn implements ExchangeHost, ConnAddr {
       this.deadline = Date.now() + this.engine.keepaliveTimeoutMs;
     }
     if (this.engine.closing) this.socket.end();
+    else this.releaseParser();
   }
 
   // ExchangeHost ------------------------------------------------------------------------------------------------
@@ -428,6 +448,22 @@ export class H1Conn implements ExchangeHost, ConnAddr {
     this.freeParser();
   }
 
+  private takeParser(): LlhttpParser {
+    const p = pool.pop() ?? newParser();
+    p.initialize(HTTPParser.REQUEST, RESOURCE, this.engine.maxHeaderSize, HTTPParser.kLenientNone);
+    (p as Tagged)[kConn] = this;
+    return p;
+  }
+
+  /** Between two requests, with nothing buffered: the parser goes back to the pool. */
+  private releaseParser(): void {
+    const p = this.parser;
+    if (p === null || !this.atBoundary || this.hdrs.length > 0 || pool.length >= POOL_MAX) return;
+    this.parser = null;
+    (p as Tagged)[kConn] = undefined;
+    pool.push(p);
+  }
+
   private freeParser(): void {
     const p = this.parser;
     if (p === null) return;
@@ -493,6 +529,10 @@ function onDrain(this: Socket & Tagged): void {
 
 function onError(this: Socket & Tagged): void {
   this.destroy();
+}
+
+function onMessageBegin(this: Tagged): void {
+  this[kConn]?.messageBegin();
 }
 
 function onHeaders(this: Tagged, headers: string[], url: string): void {

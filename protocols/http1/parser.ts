@@ -46,6 +46,7 @@ if (typeof HTTPParser !== 'function' || typeof HTTPParser.kOnHeadersComplete !==
   throw new Error('node:_http_common HTTPParser binding not available: the socket HTTP/1.1 engine needs it');
 }
 
+export const K_MESSAGE_BEGIN = HTTPParser.kOnMessageBegin | 0;
 export const K_HEADERS = HTTPParser.kOnHeaders | 0;
 export const K_HEADERS_COMPLETE = HTTPParser.kOnHeadersComplete | 0;
 export const K_BODY = HTTPParser.kOnBody | 0;

@@ -2,6 +2,7 @@
 import type { Scenario } from '../lib/types.ts';
 import { configPropagation } from './config-propagation.ts';
 import { http10kRoutes } from './http-10k-routes.ts';
+import { grpc } from './grpc.ts';
 import { http1Route } from './http-1route.ts';
 import { httpAb } from './http-ab.ts';
 import { httpEngines } from './http-engines.ts';
@@ -11,4 +12,4 @@ import { memory } from './memory.ts';
 import { micro } from './micro.ts';
 import { tcpStream } from './tcp-stream.ts';
 
-export const SCENARIOS: readonly Scenario[] = [http1Route, httpAb, httpEngines, https1Route, httpPlugins, http10kRoutes, tcpStream, configPropagation, memory, micro];
+export const SCENARIOS: readonly Scenario[] = [http1Route, httpAb, httpEngines, https1Route, httpPlugins, http10kRoutes, tcpStream, grpc, configPropagation, memory, micro];

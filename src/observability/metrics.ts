@@ -1,8 +1,15 @@
 // The process metrics with APISIX 3.x's Prometheus exporter names, types and labels (prefix `apisix_` unless
 // plugin_attr.prometheus.metric_prefix says otherwise):
-//   http_status{code,route,matched_uri,matched_host,service,consumer,node,<extra>}   counter  (prometheus plugin)
-//   http_latency{type=request|upstream|apisix,route,service,consumer,node,<extra>}  histogram, ms (plugin)
-//   bandwidth{type=ingress|egress,route,service,consumer,node,<extra>}              counter, bytes (plugin)
+//   http_status{code,route,matched_uri,matched_host,service,consumer,node,<ai>,response_source,<extra>}  counter
+//   http_latency{type=request|upstream|apisix,route,service,consumer,node,<ai>,<extra>}  histogram, ms
+//   bandwidth{type=ingress|egress,route,service,consumer,node,<ai>,<extra>}              counter, bytes
+//     (<ai> = request_type, request_llm_model, llm_model as APISIX 3.14+; all three from the prometheus plugin)
+//   llm_latency{type=total|ttft,<llm>}, llm_prompt_tokens{<llm>}, llm_completion_tokens{<llm>},
+//   llm_prompt_tokens_dist / llm_completion_tokens_dist{<llm>} (token buckets), llm_active_connections{route,
+//     route_id,matched_uri,matched_host,service,service_id,consumer,node,<ai>}   (prometheus plugin, AI routes;
+//     <llm> = route_id, service_id, consumer, node, <ai>)
+//   batch_process_entries{name,route_id,server_addr}, batch_process_dropped_entries_total{name}  (log sinks and
+//     span exporters; the dropped counter is Switchyard's, APISIX only logs the drop)
 //   stream_connection_total{route}                                                  counter (stream plugin)
 //   http_requests_total, nginx_http_current_connections{state}                      gauges (http-stats.ts)
 //   etcd_reachable, etcd_modify_indexes{key}                                        gauges (etcd stores)
@@ -16,11 +23,19 @@ import os from 'node:os';
 import v8 from 'node:v8';
 import { VERSION } from '../version.ts';
 import { httpStats } from './http-stats.ts';
-import { Registry, type Counter, type Histogram } from './registry.ts';
+import { Registry, type Counter, type Gauge, type Histogram } from './registry.ts';
 import { etcdSources, healthSources } from './sources.ts';
+import { batchSources, droppedEntries } from './batch-processor.ts';
 
 /** APISIX's default latency buckets (milliseconds). */
 export const DEFAULT_BUCKETS: readonly number[] = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000, 30000, 60000];
+
+/** APISIX's buckets of the LLM token histograms. */
+export const DEFAULT_TOKEN_BUCKETS: readonly number[] = [1, 10, 50, 100, 200, 500, 1000, 2000, 5000, 10000, 20000, 50000, 100000, 200000, 500000, 1000000];
+
+/** Labels APISIX 3.14+ adds after `node` on the request metrics. */
+export const AI_LABELS = ['request_type', 'request_llm_model', 'llm_model'] as const;
+const LLM_LABELS = ['route_id', 'service_id', 'consumer', 'node', ...AI_LABELS];
 
 export const ETCD_KEYS = ['routes', 'services', 'ssls', 'consumers', 'global_rules', 'upstreams', 'stream_routes', 'protos'] as const;
 
@@ -35,6 +50,10 @@ export interface MetricsOptions {
   readonly prefix?: string;
   /** Latency histogram buckets in ms (APISIX `default_buckets`). */
   readonly buckets?: readonly number[];
+  /** llm_latency buckets (APISIX `llm_latency_buckets`), token histogram buckets. */
+  readonly llmLatencyBuckets?: readonly number[];
+  readonly promptTokenBuckets?: readonly number[];
+  readonly completionTokenBuckets?: readonly number[];
   readonly extraLabels?: {
     readonly http_status?: readonly ExtraLabel[];
     readonly http_latency?: readonly ExtraLabel[];
@@ -54,11 +73,18 @@ function extraOf(metrics: unknown, name: string): ExtraLabel[] {
 }
 
 /** Reads plugin_attr.prometheus (APISIX names). */
+function bucketsOf(v: unknown): number[] | undefined {
+  const b = Array.isArray(v) ? (v as unknown[]).filter((x): x is number => typeof x === 'number') : undefined;
+  return b !== undefined && b.length > 0 ? b : undefined;
+}
+
 export function metricsOptionsFromAttr(attr: Record<string, unknown> | undefined): MetricsOptions {
-  const buckets = Array.isArray(attr?.default_buckets) ? (attr.default_buckets as unknown[]).filter((b): b is number => typeof b === 'number') : undefined;
   return {
     prefix: typeof attr?.metric_prefix === 'string' ? attr.metric_prefix : undefined,
-    buckets: buckets !== undefined && buckets.length > 0 ? buckets : undefined,
+    buckets: bucketsOf(attr?.default_buckets),
+    llmLatencyBuckets: bucketsOf(attr?.llm_latency_buckets),
+    promptTokenBuckets: bucketsOf(attr?.llm_prompt_tokens_buckets),
+    completionTokenBuckets: bucketsOf(attr?.llm_completion_tokens_buckets),
     extraLabels: {
       http_status: extraOf(attr?.metrics, 'http_status'),
       http_latency: extraOf(attr?.metrics, 'http_latency'),
@@ -74,6 +100,12 @@ export class GatewayMetrics {
   readonly latency: Histogram;
   readonly bandwidth: Counter;
   readonly streamConnections: Counter;
+  readonly llmLatency: Histogram;
+  readonly llmPromptTokens: Counter;
+  readonly llmCompletionTokens: Counter;
+  readonly llmPromptTokensDist: Histogram;
+  readonly llmCompletionTokensDist: Histogram;
+  readonly llmActiveConnections: Gauge;
   readonly extra: { readonly status: readonly ExtraLabel[]; readonly latency: readonly ExtraLabel[]; readonly bandwidth: readonly ExtraLabel[] };
 
   constructor(opts: MetricsOptions = {}) {
@@ -95,12 +127,24 @@ export class GatewayMetrics {
     const dictFree = r.gauge(`${p}shared_dict_free_space_bytes`, 'The free space of each nginx shared DICT since APISIX start', ['name']);
     const upstreamStatus = r.gauge(`${p}upstream_status`, 'Upstream status from health check', ['name', 'ip', 'port'], 'max');
     this.status = r.counter(`${p}http_status`, 'HTTP status codes per service in APISIX', [
-      'code', 'route', 'matched_uri', 'matched_host', 'service', 'consumer', 'node', ...names(this.extra.status),
+      'code', 'route', 'matched_uri', 'matched_host', 'service', 'consumer', 'node', ...AI_LABELS, 'response_source', ...names(this.extra.status),
     ]);
     this.latency = r.histogram(`${p}http_latency`, 'HTTP request latency in milliseconds per service in APISIX',
-      ['type', 'route', 'service', 'consumer', 'node', ...names(this.extra.latency)], opts.buckets ?? DEFAULT_BUCKETS);
+      ['type', 'route', 'service', 'consumer', 'node', ...AI_LABELS, ...names(this.extra.latency)], opts.buckets ?? DEFAULT_BUCKETS);
     this.bandwidth = r.counter(`${p}bandwidth`, 'Total bandwidth in bytes consumed per service in APISIX',
-      ['type', 'route', 'service', 'consumer', 'node', ...names(this.extra.bandwidth)]);
+      ['type', 'route', 'service', 'consumer', 'node', ...AI_LABELS, ...names(this.extra.bandwidth)]);
+    this.llmLatency = r.histogram(`${p}llm_latency`, 'LLM request latency in milliseconds', ['type', ...LLM_LABELS], opts.llmLatencyBuckets ?? DEFAULT_BUCKETS);
+    this.llmPromptTokens = r.counter(`${p}llm_prompt_tokens`, 'LLM service consumed prompt tokens', LLM_LABELS);
+    this.llmCompletionTokens = r.counter(`${p}llm_completion_tokens`, 'LLM service consumed completion tokens', LLM_LABELS);
+    this.llmActiveConnections = r.gauge(`${p}llm_active_connections`, 'Number of active connections to LLM service', [
+      'route', 'route_id', 'matched_uri', 'matched_host', 'service', 'service_id', 'consumer', 'node', ...AI_LABELS,
+    ]);
+    this.llmPromptTokensDist = r.histogram(`${p}llm_prompt_tokens_dist`, 'LLM prompt tokens distribution per request', LLM_LABELS,
+      opts.promptTokenBuckets ?? DEFAULT_TOKEN_BUCKETS);
+    this.llmCompletionTokensDist = r.histogram(`${p}llm_completion_tokens_dist`, 'LLM completion tokens distribution per request', LLM_LABELS,
+      opts.completionTokenBuckets ?? DEFAULT_TOKEN_BUCKETS);
+    const batchEntries = r.gauge(`${p}batch_process_entries`, 'batch process remaining entries', ['name', 'route_id', 'server_addr']);
+    const batchDropped = r.counter(`${p}batch_process_dropped_entries_total`, 'Log entries and spans dropped by batch processors (retries exhausted or queue full)', ['name']);
     this.streamConnections = r.counter(`${p}stream_connection_total`, 'Total number of connections handled per stream route in APISIX', ['route']);
     const errors = r.counter(`${p}nginx_metric_errors_total`, 'Number of nginx-lua-prometheus errors');
     const errorsChild = errors.child([]);
@@ -150,6 +194,12 @@ export class GatewayMetrics {
     });
     r.onCollect(() => {
       errorsChild.value = registry.errors;
+      batchEntries.clear();
+      for (const b of batchSources()) {
+        const c = batchEntries.child([b.name, b.routeId, b.serverAddr]);
+        c.value += b.buffered();
+      }
+      for (const [name, n] of droppedEntries()) batchDropped.child([name]).value = n;
     });
   }
 

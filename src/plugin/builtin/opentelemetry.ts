@@ -25,6 +25,7 @@ import {
 import type { Logger } from '../../observability/logger.ts';
 import type { HttpContext } from '../context.ts';
 import type { PluginDef, PluginInstance } from '../plugin.ts';
+import { responseSource } from './response-source.ts';
 
 const NAME = 'opentelemetry';
 const SCOPE = { name: 'opentelemetry-lua', version: '' } as const;
@@ -225,11 +226,6 @@ function wallStartNs(ctx: HttpContext): bigint {
 function str(v: unknown): string | undefined {
   if (v === undefined || v === null) return undefined;
   return Array.isArray(v) ? v.join(', ') : String(v);
-}
-
-function responseSource(ctx: HttpContext): string {
-  if (ctx.upstreamStatus !== undefined) return 'upstream';
-  return ctx.upstreamAddr !== undefined && ctx.response.status >= 500 ? 'nginx' : 'apisix';
 }
 
 class OpenTelemetry implements PluginInstance {

@@ -3,7 +3,12 @@
 // plugin_attr.prometheus.export_addr (127.0.0.1:9091) at export_uri, or on the data plane via public-api.
 // Labels: route / service are ids, or names with `prefer_name` (falling back to ids); consumer is the consumer
 // name; node the upstream IP; matched_uri / matched_host the route URI / host pattern the router matched;
-// then the `metrics.<name>.extra_labels` of plugin_attr, read from variables. Latency types: request (whole
+// request_type / request_llm_model / llm_model (APISIX 3.14+: `traditional_http` and empty unless an AI
+// plugin parsed the request, see ai/state.ts), response_source on http_status (response-source.ts); then the
+// `metrics.<name>.extra_labels` of plugin_attr, read from variables. AI requests also feed the llm_* metrics
+// as APISIX 3.18 does (latency total/ttft of served answers, prompt/completion token counters and
+// distributions); llm_active_connections counts AI requests between the response head (header_filter, the
+// first hook a plugin after ai-proxy gets) and the log phase, where APISIX counts from the LLM call on. Latency types: request (whole
 // request), upstream (dispatch to response headers), apisix (request minus upstream). Bandwidth: ingress =
 // request line + headers + body, egress = status line + headers + body (header sizes from parsed headers).
 // Cost: the labelled series of one (route, service, consumer, node, matched uri/host, extra values) tuple are
@@ -18,6 +23,8 @@ import type { CounterChild, HistogramChild } from '../../observability/registry.
 import type { HeaderMap, HttpContext, MutableVars, StreamContext } from '../context.ts';
 import type { PluginDef, PluginInstance, PluginResponse } from '../plugin.ts';
 import { registerPublicApi } from './public-api.ts';
+import { aiState } from './ai/state.ts';
+import { responseSource, type ResponseSource } from './response-source.ts';
 import { varToString } from '../template.ts';
 
 const schema: JsonObject = {
@@ -28,6 +35,10 @@ const schema: JsonObject = {
 };
 
 const SEP = '\u0001';
+const ACTIVE_KEY = 'prometheus:llm-active';
+/** APISIX caps client-supplied model names before they become label values. */
+const MAX_MODEL_LABEL_LEN = 128;
+const SOURCES: readonly ResponseSource[] = ['upstream', 'nginx', 'apisix'];
 /** Distinct label tuples cached per instance before the cache starts over (the registry keeps every series). */
 const CACHE_LIMIT = 4096;
 
@@ -45,6 +56,43 @@ function headerBytes(h: HeaderMap): number {
 
 function labelOf(v: unknown): string {
   return v === undefined || v === null ? '' : varToString(v as string);
+}
+
+function modelLabel(v: unknown): string {
+  const s = labelOf(v);
+  return s.length > MAX_MODEL_LABEL_LEN ? s.slice(0, MAX_MODEL_LABEL_LEN) : s;
+}
+
+function num(v: unknown): number {
+  const n = typeof v === 'number' ? v : Number(v);
+  return Number.isFinite(n) ? n : 0;
+}
+
+/** The llm_* series of one label tuple, made on the first AI request of the tuple. */
+class LlmSeries {
+  readonly #m: GatewayMetrics;
+  readonly #labels: readonly string[];
+  #total: HistogramChild | null = null;
+  #ttft: HistogramChild | null = null;
+  readonly prompt: CounterChild;
+  readonly completion: CounterChild;
+  readonly promptDist: HistogramChild;
+  readonly completionDist: HistogramChild;
+  constructor(m: GatewayMetrics, labels: readonly string[]) {
+    this.#m = m;
+    this.#labels = labels;
+    this.prompt = m.llmPromptTokens.child(labels);
+    this.completion = m.llmCompletionTokens.child(labels);
+    this.promptDist = m.llmPromptTokensDist.child(labels);
+    this.completionDist = m.llmCompletionTokensDist.child(labels);
+  }
+  // Latency series appear with their first observation, as APISIX's (failed-only tuples have none).
+  get total(): HistogramChild {
+    return (this.#total ??= this.#m.llmLatency.child(['total', ...this.#labels]));
+  }
+  get ttft(): HistogramChild {
+    return (this.#ttft ??= this.#m.llmLatency.child(['ttft', ...this.#labels]));
+  }
 }
 
 function extraValues(vars: MutableVars, extra: readonly ExtraLabel[]): string[] {
@@ -65,27 +113,38 @@ class Series {
   readonly ingress: CounterChild;
   readonly egress: CounterChild;
 
-  constructor(m: GatewayMetrics, route: string, muri: string, mhost: string, service: string, consumer: string, node: string, vars: MutableVars) {
+  /** route_id, service_id, consumer, node, request_type, request_llm_model, llm_model. */
+  readonly #llmLabels: readonly string[];
+  #llm: LlmSeries | null = null;
+
+  constructor(m: GatewayMetrics, route: string, muri: string, mhost: string, service: string, consumer: string, node: string, ai: readonly string[], vars: MutableVars, routeId: string, serviceId: string) {
     this.#m = m;
-    this.#statusLabels = ['', route, muri, mhost, service, consumer, node, ...extraValues(vars, m.extra.status)];
+    this.#statusLabels = ['', route, muri, mhost, service, consumer, node, ...ai, '', ...extraValues(vars, m.extra.status)];
     const lat = extraValues(vars, m.extra.latency);
-    this.request = m.latency.child(['request', route, service, consumer, node, ...lat]);
-    this.upstream = m.latency.child(['upstream', route, service, consumer, node, ...lat]);
-    this.apisix = m.latency.child(['apisix', route, service, consumer, node, ...lat]);
+    this.request = m.latency.child(['request', route, service, consumer, node, ...ai, ...lat]);
+    this.upstream = m.latency.child(['upstream', route, service, consumer, node, ...ai, ...lat]);
+    this.apisix = m.latency.child(['apisix', route, service, consumer, node, ...ai, ...lat]);
     const bw = extraValues(vars, m.extra.bandwidth);
-    this.ingress = m.bandwidth.child(['ingress', route, service, consumer, node, ...bw]);
-    this.egress = m.bandwidth.child(['egress', route, service, consumer, node, ...bw]);
+    this.ingress = m.bandwidth.child(['ingress', route, service, consumer, node, ...ai, ...bw]);
+    this.egress = m.bandwidth.child(['egress', route, service, consumer, node, ...ai, ...bw]);
+    this.#llmLabels = [routeId, serviceId, consumer, node, ...ai];
   }
 
-  status(code: number): CounterChild {
+  status(code: number, source: ResponseSource): CounterChild {
     // hot path
-    let c = this.#status.get(code);
+    const key = code * 4 + SOURCES.indexOf(source);
+    let c = this.#status.get(key);
     if (c === undefined) {
       this.#statusLabels[0] = String(code);
+      this.#statusLabels[10] = source;
       c = this.#m.status.child(this.#statusLabels);
-      this.#status.set(code, c);
+      this.#status.set(key, c);
     }
     return c;
+  }
+
+  get llm(): LlmSeries {
+    return (this.#llm ??= new LlmSeries(this.#m, this.#llmLabels));
   }
 }
 
@@ -112,16 +171,27 @@ class Prometheus implements PluginInstance {
     const node = labelOf(vars.get('balancer_ip'));
     const muri = labelOf(vars.get('matched_uri'));
     const mhost = labelOf(vars.get('matched_host'));
-    let key = route + SEP + service + SEP + consumer + SEP + node + SEP + muri + SEP + mhost;
+    const ai = aiState(ctx);
+    let rtype = 'traditional_http';
+    let rmodel = '';
+    let model = '';
+    if (ai !== undefined) {
+      rtype = labelOf(vars.get('request_type')) || (ai.stream ? 'ai_stream' : 'ai_chat');
+      rmodel = modelLabel(vars.get('request_llm_model'));
+      model = modelLabel(vars.get('llm_model'));
+    }
+    let key = route + SEP + service + SEP + consumer + SEP + node + SEP + muri + SEP + mhost + SEP + rtype + SEP + rmodel + SEP + model;
     const extra = this.#extraVars;
     for (let i = 0; i < extra.length; i++) key += SEP + labelOf(vars.get(extra[i]!));
     let s = this.#cache.get(key);
     if (s === undefined) {
       if (this.#cache.size >= CACHE_LIMIT) this.#cache.clear();
-      s = new Series(this.#m, route, muri, mhost, service, consumer, node, vars);
+      s = new Series(this.#m, route, muri, mhost, service, consumer, node, [rtype, rmodel, model], vars, ctx.routeId, serviceId);
       this.#cache.set(key, s);
     }
-    s.status(ctx.response.status).inc();
+    const status = ctx.response.status;
+    s.status(status, responseSource(ctx)).inc();
+    if (ai !== undefined) this.#llm(ctx, s.llm, rtype, status);
     const totalMs = Number(process.hrtime.bigint() - ctx.startNs) / 1e6;
     s.request.observe(totalMs);
     const up = ctx.upstreamLatencyMs;
@@ -133,6 +203,40 @@ class Prometheus implements PluginInstance {
     const reqBody = Number(req.headers['content-length'] ?? 0) || 0;
     s.ingress.inc(req.method.length + req.path.length + req.query.length + 12 + headerBytes(req.headers) + reqBody);
     s.egress.inc(17 + headerBytes(ctx.response.headers) + (ctx.bytesSent ?? 0));
+  }
+
+  #llm(ctx: HttpContext, l: LlmSeries, rtype: string, status: number): void {
+    const vars = ctx.vars;
+    (ctx.pluginData.get(ACTIVE_KEY) as CounterChild | undefined)?.inc(-1);
+    ctx.pluginData.delete(ACTIVE_KEY);
+    if (rtype !== 'ai_chat' && rtype !== 'ai_stream') return;
+    const ttft = num(vars.get('llm_time_to_first_token'));
+    // Error answers (429/5xx) carry a ttft too; llm_latency measures served answers only (APISIX 3.18).
+    if (ttft !== 0 && status < 400) {
+      const total = vars.get('apisix_upstream_response_time');
+      l.total.observe(total === undefined ? ttft : num(total));
+      if (rtype === 'ai_stream') l.ttft.observe(ttft);
+    }
+    const prompt = num(vars.get('llm_prompt_tokens'));
+    const completion = num(vars.get('llm_completion_tokens'));
+    l.prompt.inc(prompt);
+    l.promptDist.observe(prompt);
+    l.completion.inc(completion);
+    l.completionDist.observe(completion);
+  }
+
+  header_filter(ctx: HttpContext): void {
+    const ai = aiState(ctx);
+    if (ai === undefined || ai.instance === null || ctx.pluginData.has(ACTIVE_KEY)) return;
+    const vars = ctx.vars;
+    const serviceId = ctx.serviceId ?? '';
+    const c = this.#m.llmActiveConnections.child([
+      labelOf(vars.get('route_name')), ctx.routeId, labelOf(vars.get('matched_uri')), labelOf(vars.get('matched_host')),
+      serviceId === '' ? '' : labelOf(vars.get('service_name')), serviceId, ctx.consumer?.username ?? '', labelOf(vars.get('balancer_ip')),
+      labelOf(vars.get('request_type')) || (ai.stream ? 'ai_stream' : 'ai_chat'), modelLabel(vars.get('request_llm_model')), modelLabel(vars.get('llm_model')),
+    ]);
+    c.inc();
+    ctx.pluginData.set(ACTIVE_KEY, c);
   }
 
   streamLog(ctx: StreamContext): void {

@@ -85,7 +85,10 @@ describe('prometheus', () => {
     expect(value(m, 'apisix_http_requests_total') - total0).toBe(8);
     const r1 = find(m, 'apisix_http_status', { route: 'r1' });
     expect(r1).toHaveLength(1);
-    expect(r1[0]!.labels).toEqual({ code: '200', route: 'r1', matched_uri: '/m/*', matched_host: '', service: 's1', consumer: '', node: '127.0.0.1' });
+    expect(r1[0]!.labels).toEqual({
+      code: '200', route: 'r1', matched_uri: '/m/*', matched_host: '', service: 's1', consumer: '', node: '127.0.0.1',
+      request_type: 'traditional_http', request_llm_model: '', llm_model: '', response_source: 'upstream',
+    });
     expect(r1[0]!.value).toBe(2);
     expect(value(m, 'apisix_http_status', { route: 'r4', code: '404', matched_uri: '/status/4*' })).toBe(1);
     expect(value(m, 'apisix_http_status', { route: 'r4', code: '503', matched_uri: '/status/5*' })).toBe(1);

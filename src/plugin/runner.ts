@@ -50,9 +50,16 @@ function skip(step: ChainStep, isGlobal: boolean, route: PluginChain | null, ctx
   return step.filter !== null && !filterPasses(step, ctx);
 }
 
-/** A local answer, with `_meta.error_response` substituted for >= 400 statuses. */
+const REPLACED = new Error('answer replaced by _meta.error_response');
+
+/**
+ * A local answer, with `_meta.error_response` substituted for >= 400 statuses. Streamed answers can be >= 400
+ * too (ai-proxy relays a provider's 4xx as it comes): the replaced stream is cancelled so its producer (the
+ * provider's response) is released at once instead of hanging open.
+ */
 function finish(step: ChainStep, r: PluginResponse): PluginResponse {
   if (r.status >= 400 && step.errorResponse !== undefined) {
+    if (r.stream !== undefined) r.cancel?.(REPLACED);
     return { status: r.status, headers: r.headers, body: step.errorResponse as JsonObject | string };
   }
   return r;

@@ -30,6 +30,7 @@ describe('ai-proxy', () => {
       plugins: { 'ai-proxy': { provider: 'openai-compatible', auth: { query: { key: SECRET } }, override: { endpoint: llm.endpoint } } },
     });
     await gw.put('/routes/slow', { uri: '/slow', plugins: { 'ai-proxy': conf({ timeout: 200 }) } });
+    await gw.put('/routes/meta', { uri: '/meta', plugins: { 'ai-proxy': conf({ _meta: { error_response: { message: 'provider refused' } } }) } });
   });
   afterAll(async () => {
     await gw?.close();
@@ -119,6 +120,20 @@ describe('ai-proxy', () => {
     expect(firstAt).toBeLessThan(lastSent);
     llm.eventDelayMs = 0;
     llm.words = ['Hello', ' from', ' llm'];
+  });
+
+  it('_meta.error_response replaces a relayed provider 4xx and releases the provider response at once', async () => {
+    // A 400 is relayed as a stream (no fallback status); its body arrives slowly, so only a cancelled relay
+    // shows as aborted in the fixture.
+    llm.mode = 400;
+    llm.eventDelayMs = 1500;
+    const before = llm.aborted;
+    const r = await fetch(`${gw.url}/meta`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: chat() });
+    expect(r.status).toBe(400);
+    expect(await r.json()).toEqual({ message: 'provider refused' });
+    await llm.waitAborted(before + 1, 1000);
+    llm.mode = 'ok';
+    llm.eventDelayMs = 0;
   });
 
   it('a client that leaves before the provider answers aborts the provider request', async () => {

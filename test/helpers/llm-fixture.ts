@@ -16,8 +16,8 @@ export interface LlmFixture {
   readonly port: number;
   readonly endpoint: string;
   readonly requests: LlmRequest[];
-  /** 'ok' answers; 429/500 answer that status with an OpenAI error body. */
-  mode: 'ok' | 429 | 500;
+  /** 'ok' answers; 400/429/500 answer that status with an OpenAI error body (split by eventDelayMs if set). */
+  mode: 'ok' | 400 | 429 | 500;
   /** Delay before the response head. */
   headerDelayMs: number;
   /** Delay between SSE events. */
@@ -82,7 +82,15 @@ export async function startLlmFixture(name = 'fixture'): Promise<LlmFixture> {
     if (fx.mode !== 'ok') {
       const status = fx.mode;
       res.writeHead(status, { 'content-type': 'application/json' });
-      res.end(JSON.stringify({ error: { message: `${name} says ${status}`, type: status === 429 ? 'rate_limit' : 'server_error' } }));
+      const text = JSON.stringify({ error: { message: `${name} says ${status}`, type: status === 429 ? 'rate_limit' : 'server_error' } });
+      if (fx.eventDelayMs > 0) {
+        res.write(text.slice(0, 10));
+        await sleep(fx.eventDelayMs);
+        if (res.destroyed) return;
+        res.end(text.slice(10));
+      } else {
+        res.end(text);
+      }
       finished = true;
       return;
     }

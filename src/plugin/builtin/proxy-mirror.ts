@@ -4,8 +4,9 @@
 //   without `path` the client's request uri; the client's query string is kept;
 // - method, headers (hop-by-hop removed) and body are copied. Bodies are mirrored up to MIRROR_MAX_BODY bytes
 //   (buffered once; the main request then sends the same buffer); a larger declared body is not mirrored;
-// - fired in before_proxy, so only requests that really go upstream are mirrored (nginx's mirror runs at the
-//   proxy stage too); timeouts from plugin_attr.proxy-mirror.timeout {connect, read} (seconds, default 60
+// - fired in before_proxy, once an upstream node is picked, so only requests that really go upstream are
+//   mirrored (nginx's mirror runs at the proxy stage too; routes without an upstream and plugins that call
+//   their backend themselves, as ai-proxy, are not mirrored); timeouts from plugin_attr.proxy-mirror.timeout {connect, read} (seconds, default 60
 //   each, APISIX's; `send` does not apply: the body is sent from memory); at most MAX_IN_FLIGHT mirrors run at once, extra samples are dropped.
 import { Agent, type Dispatcher } from 'undici';
 import type { JsonObject } from '../../config/resources.ts';
@@ -98,6 +99,10 @@ class ProxyMirror implements PluginInstance {
   }
 
   before_proxy(ctx: HttpContext): PhaseResult | Promise<PhaseResult> {
+    // No upstream picked: a route without one (answered 503 before any proxying in APISIX) or a plugin calling
+    // its backend itself (ai-proxy's bypass_nginx_upstream: APISIX answers in the access phase, before nginx's
+    // mirror would run). Neither is mirrored.
+    if (ctx.upstreamAddr === undefined) return undefined;
     if (inFlight >= MAX_IN_FLIGHT) return undefined;
     if (this.#ratio < 1 && Math.random() >= this.#ratio) return undefined;
     const headers = ctx.request.headers;

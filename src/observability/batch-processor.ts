@@ -38,6 +38,8 @@ export function batchConfOf(conf: Record<string, unknown>, name: string): BatchC
     buffer_duration: n('buffer_duration', 60),
     max_retry_count: n('max_retry_count', 0),
     retry_delay: n('retry_delay', 1),
+    ...(typeof conf.route_id === 'string' ? { route_id: conf.route_id } : {}),
+    ...(typeof conf.server_addr === 'string' ? { server_addr: conf.server_addr } : {}),
   };
 }
 

@@ -50,6 +50,7 @@ import { aiPromptTemplatePlugin } from './ai-prompt-template.ts';
 import { aiPromptGuardPlugin } from './ai-prompt-guard.ts';
 import { aiRequestRewritePlugin } from './ai-request-rewrite.ts';
 import { opentelemetryPlugin } from './opentelemetry.ts';
+import { zipkinPlugin } from './zipkin.ts';
 import { dubboProxyPlugin } from './dubbo-proxy.ts';
 import { httpDubboPlugin } from './http-dubbo.ts';
 
@@ -100,6 +101,7 @@ export const BUILTIN_PLUGINS: readonly PluginDef[] = [
   aiPromptGuardPlugin,
   aiRequestRewritePlugin,
   opentelemetryPlugin,
+  zipkinPlugin,
   grpcTranscodePlugin,
   grpcWebPlugin,
   dubboProxyPlugin,

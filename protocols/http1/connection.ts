@@ -92,8 +92,6 @@ export class H1Conn implements ExchangeHost, ConnAddr {
   private pausedQueue = false;
   closed = false;
   detached = false;
-  /** The client ended its side: the running exchange is answered, then the connection closes. */
-  private halfClosed = false;
   timeout = T_HEADER;
   deadline: number;
 
@@ -117,7 +115,7 @@ export class H1Conn implements ExchangeHost, ConnAddr {
   }
 
   get closing(): boolean {
-    return this.engine.closing || this.halfClosed;
+    return this.engine.closing;
   }
 
   get altSvc(): string | undefined {
@@ -496,14 +494,10 @@ export class H1Conn implements ExchangeHost, ConnAddr {
         return;
       }
     }
-    // Half-close: the running exchange still answers, then the connection ends.
-    const cur = this.cur;
-    if (cur === null) {
-      if (this.stash === null) this.socket.end();
-      return;
-    }
-    this.halfClosed = true;
-    cur.keepOpen = false;
+    // A client that ends its side while an exchange runs has left, as nginx (499, "client prematurely closed
+    // connection") and node:http see it: the upstream work is cancelled.
+    if (this.cur !== null || this.stash !== null) this.socket.destroy();
+    else this.socket.end();
   }
 }
 

@@ -3,7 +3,8 @@
 // before_proxy sends it with the configured auth and options and relays the answer (APISIX's
 // bypass_nginx_upstream: the route's upstream is never used, and routes need none). Running in before_proxy
 // rather than access lets every access step (ai-rate-limiting, limit-count, prompt plugins) run first.
-// Streams are relayed chunk by chunk; a client that leaves mid-stream aborts the provider request.
+// Streams are relayed chunk by chunk; a client that leaves (before the provider answers or mid-stream) aborts
+// the provider request (ctx.clientSignal).
 import type { JsonObject } from '../../config/resources.ts';
 import type { Logger } from '../../observability/logger.ts';
 import type { HttpContext } from '../context.ts';

@@ -24,6 +24,7 @@ const PEERS = [
   ['protoc', 'protobuf-compiler'],
   ['prometheus', 'prometheus'],
   ['rsyslogd', 'rsyslog'],
+  ['clickhouse-server', 'clickhouse-server'],
 ];
 
 function has(bin) {

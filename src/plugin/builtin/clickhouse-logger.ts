@@ -1,0 +1,91 @@
+// clickhouse-logger (APISIX priority 398): batches of log entries inserted over ClickHouse's HTTP interface as
+// APISIX does: POST to endpoint_addr (or one of endpoint_addrs, picked at random per batch) with the body
+// `INSERT INTO <logtable> FORMAT JSONEachRow {...} {...}` and X-ClickHouse-User / X-ClickHouse-Key /
+// X-ClickHouse-Database headers; a status >= 400 or a network error fails the batch (retries per the batch
+// processor). Entries are the usual log entry or `log_format` (conf or plugin_metadata), so the table's
+// columns decide what log_format must produce. `password` is stored encrypted (encrypt_fields).
+import { request } from 'undici';
+import type { JsonObject } from '../../config/resources.ts';
+import type { PluginDef } from '../plugin.ts';
+import { acquireProcessor, BatchLogger, LOG_METADATA_SCHEMA, loggerSchema, logOptions } from './log-common.ts';
+
+const NAME = 'clickhouse-logger';
+const URI = { type: 'string', pattern: '^[^\\/]+:\\/\\/([\\da-zA-Z.-]+|\\[[\\da-fA-F:]+\\])(:\\d+)?' };
+
+const base = loggerSchema(
+  {
+    endpoint_addr: URI,
+    endpoint_addrs: { type: 'array', items: URI, minItems: 1 },
+    user: { type: 'string', default: '' },
+    password: { type: 'string', default: '' },
+    database: { type: 'string', default: '' },
+    logtable: { type: 'string', default: '' },
+    timeout: { type: 'integer', minimum: 1, default: 3 },
+    ssl_verify: { type: 'boolean', default: true },
+    log_format_extra: { type: 'object' },
+    max_req_body_bytes: { type: 'integer', minimum: 1, default: 524288 },
+    max_resp_body_bytes: { type: 'integer', minimum: 1, default: 524288 },
+  },
+  [],
+  NAME,
+);
+
+const schema: JsonObject = {
+  ...base,
+  properties: { ...(base.properties as JsonObject), name: { type: 'string', default: 'clickhouse logger' } },
+  oneOf: [
+    { required: ['endpoint_addr', 'user', 'password', 'database', 'logtable'] },
+    { required: ['endpoint_addrs', 'user', 'password', 'database', 'logtable'] },
+  ],
+};
+
+/** One batch as APISIX encodes it: a single entry alone, several separated by spaces. */
+export function clickhouseInsert(logtable: string, entries: readonly unknown[]): string {
+  const rows = entries.length === 1 ? JSON.stringify(entries[0]) : entries.map((e) => JSON.stringify(e)).join(' ');
+  return `INSERT INTO ${logtable} FORMAT JSONEachRow ${rows}`;
+}
+
+function sinkFor(conf: JsonObject): (entries: Record<string, unknown>[]) => Promise<void> {
+  const endpoints = typeof conf.endpoint_addr === 'string' ? [conf.endpoint_addr] : (conf.endpoint_addrs as string[]);
+  const timeoutMs = (conf.timeout as number) * 1000;
+  const logtable = String(conf.logtable);
+  const headers: Record<string, string> = {
+    'content-type': 'application/json',
+    'x-clickhouse-user': String(conf.user),
+    'x-clickhouse-key': String(conf.password),
+    'x-clickhouse-database': String(conf.database),
+  };
+  const tls = { rejectUnauthorized: conf.ssl_verify !== false };
+  return async (entries) => {
+    const endpoint = endpoints[Math.floor(Math.random() * endpoints.length)]!;
+    const res = await request(endpoint, {
+      method: 'POST',
+      headers,
+      body: clickhouseInsert(logtable, entries),
+      headersTimeout: timeoutMs,
+      bodyTimeout: timeoutMs,
+      ...(endpoint.startsWith('https:') ? { tls } : {}),
+    });
+    const text = await res.body.text();
+    if (res.statusCode >= 400) {
+      const u = new URL(endpoint);
+      throw new Error(`server returned status code[${res.statusCode}] host[${u.hostname}] port[${u.port}] body[${text}]`);
+    }
+  };
+}
+
+export const clickhouseLoggerPlugin: PluginDef = {
+  name: NAME,
+  version: '0.1',
+  priority: 398,
+  schema,
+  metadataSchema: { ...LOG_METADATA_SCHEMA, properties: { ...(LOG_METADATA_SCHEMA.properties as JsonObject), log_format_extra: { type: 'object' } } },
+  encryptFields: ['password'],
+  subsystems: ['http'],
+  status: 'stable',
+  create(conf, env) {
+    return new BatchLogger(logOptions(conf, env), acquireProcessor(NAME, conf, env, sinkFor(conf)), null);
+  },
+};
+
+export default clickhouseLoggerPlugin;

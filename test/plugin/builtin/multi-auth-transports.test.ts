@@ -77,7 +77,7 @@ describe('multi-auth over h2c and WebSocket upgrades', () => {
   it('WebSocket: refused upgrades never reach the upstream; each delegate can open the tunnel', async () => {
     const url = `ws://127.0.0.1:${gw.port}/ws/x`;
     const before = wsUp.upgrades.length;
-    for (const headers of [{}, { authorization: basic('rose', 'wrong') }, { authorization: 'Bearer a.b.c' }]) {
+    for (const headers of [{}, { authorization: basic('rose', 'wrong') }, { authorization: 'Bearer a.b.c' }] as Record<string, string>[]) {
       const res = await wsRoundTrip(url, headers);
       expect(res, JSON.stringify(headers)).toEqual({ ok: false, status: 401, body: FAILED });
     }

@@ -3,8 +3,107 @@
 // queued on a LineWriter (one write per event-loop turn); see bench/micro/access-log.ts for the cost next to
 // the pino logger call it replaced. Lines keep pino's shape ({"level":30,"time":...}). Application logs stay on
 // pino (src/observability/logger.ts).
+//
+// Credentials never reach it: request headers are not logged at all (Authorization, Cookie, apikey headers),
+// and the values of credential query arguments are replaced by `***` in request_uri and http_referer: the
+// arguments the route's auth plugins read (key-auth and jwt-auth `query`, also inside multi-auth), and a fixed
+// list of common credential names. Names are compared case-insensitively and after percent-decoding, since the
+// plugins read decoded names.
+import type { Json, JsonObject } from '../config/resources.ts';
 import { LineWriter } from '../observability/line-writer.ts';
+import type { PluginChain } from '../plugin/chain.ts';
 import type { RequestContext } from './context.ts';
+
+/** Argument names redacted on every route (lower case): the plugins' defaults and common token names. */
+export const CREDENTIAL_ARGS: ReadonlySet<string> = new Set([
+  'apikey',
+  'api_key',
+  'api-key',
+  'x-api-key',
+  'jwt',
+  'token',
+  'access_token',
+  'id_token',
+  'refresh_token',
+  'client_secret',
+  'secret',
+  'password',
+  'passwd',
+  'authorization',
+  'signature',
+]);
+
+export const REDACTED = '***';
+
+function isObject(v: Json | undefined): v is JsonObject {
+  return v !== null && typeof v === 'object' && !Array.isArray(v);
+}
+
+function addQueryName(conf: JsonObject, out: Set<string>): void {
+  if (typeof conf.query === 'string' && conf.query !== '') out.add(conf.query.toLowerCase());
+}
+
+/** The query argument names the auth plugins of `chain` read beyond CREDENTIAL_ARGS; null when none. */
+function chainArgs(chain: PluginChain): ReadonlySet<string> | null {
+  const out = new Set<string>();
+  for (const step of chain.steps) {
+    if (step.def.type !== 'auth') continue;
+    addQueryName(step.conf, out);
+    const nested = step.conf.auth_plugins;
+    if (!Array.isArray(nested)) continue;
+    for (const entry of nested) {
+      if (!isObject(entry)) continue;
+      for (const name in entry) {
+        const c = entry[name];
+        if (isObject(c)) addQueryName(c, out);
+      }
+    }
+  }
+  for (const n of out) if (CREDENTIAL_ARGS.has(n)) out.delete(n);
+  return out.size === 0 ? null : out;
+}
+
+function decodedName(raw: string): string {
+  if (raw.indexOf('%') < 0 && raw.indexOf('+') < 0) return raw.toLowerCase();
+  try {
+    return decodeURIComponent(raw.replaceAll('+', ' ')).toLowerCase();
+  } catch {
+    return raw.toLowerCase();
+  }
+}
+
+/**
+ * `uri` with the value of every credential argument replaced by `***`; `uri` itself when it has none. The
+ * fragment (a Referer may carry one) is kept as it is.
+ */
+export function redactQuery(uri: string, extra: ReadonlySet<string> | null = null): string {
+  const q = uri.indexOf('?');
+  if (q < 0) return uri; // hot path: most requests carry no query
+  let end = uri.indexOf('#', q);
+  if (end < 0) end = uri.length;
+  let out = '';
+  let last = q + 1;
+  let start = q + 1;
+  // One pass over the characters: a query of many `=`-less arguments must not cost a scan per argument.
+  while (start < end) {
+    let amp = start;
+    let eq = -1;
+    for (; amp < end; amp++) {
+      const c = uri.charCodeAt(amp);
+      if (c === 0x26) break; // &
+      if (c === 0x3d && eq < 0) eq = amp; // =
+    }
+    if (eq > start) {
+      const name = decodedName(uri.slice(start, eq));
+      if (CREDENTIAL_ARGS.has(name) || extra?.has(name)) {
+        out += uri.slice(last, eq + 1) + REDACTED;
+        last = amp;
+      }
+    }
+    start = amp + 1;
+  }
+  return out === '' ? uri : uri.slice(0, q + 1) + out + uri.slice(last);
+}
 
 /** Characters JSON needs escaped, plus surrogates (JSON.stringify turns lone ones into \u escapes). */
 const NEEDS_ESCAPE = /["\\\u0000-\u001f\ud800-\udfff]/;
@@ -25,6 +124,19 @@ function isoTime(): string {
   return iso;
 }
 
+/** Per compiled chain (one per route and snapshot): its extra credential argument names. */
+const argsByChain = new WeakMap<PluginChain, ReadonlySet<string> | null>();
+
+function extraArgs(chain: PluginChain | null): ReadonlySet<string> | null {
+  if (chain === null) return null;
+  let v = argsByChain.get(chain);
+  if (v === undefined) {
+    v = chainArgs(chain);
+    argsByChain.set(chain, v);
+  }
+  return v;
+}
+
 export class AccessLog {
   private readonly dest: LineWriter;
 
@@ -32,16 +144,20 @@ export class AccessLog {
     this.dest = new LineWriter(path);
   }
 
-  /** The line for one exchange (exported shape for tests: JSON, one line, pino-compatible). */
-  static line(ctx: RequestContext, bytes: number): string {
+  /**
+   * The line for one exchange (exported shape for tests: JSON, one line, pino-compatible). `chain`: the
+   * route's plugin chain, whose auth plugins' query argument names are redacted too.
+   */
+  static line(ctx: RequestContext, bytes: number, chain: PluginChain | null = null): string {
     // hot path
     const rq = ctx.request;
+    const extra = extraArgs(chain);
     const ms = Number(process.hrtime.bigint() - ctx.startNs) / 1e6;
     let l = `{"level":30,"time":"${isoTime()}","remote_addr":${str(ctx.peerAddr)},"host":${str(rq.host)},"request_method":${str(rq.method)}` +
-      `,"request_uri":${str(ctx.rawUri)},"server_protocol":"HTTP/${rq.httpVersion}","status":${ctx.response.status}` +
+      `,"request_uri":${str(redactQuery(ctx.rawUri, extra))},"server_protocol":"HTTP/${rq.httpVersion}","status":${ctx.response.status}` +
       `,"body_bytes_sent":${bytes},"request_time":${Math.round(ms * 1000) / 1e6}`;
     const referer = ctx.headerValue('referer');
-    if (referer !== undefined) l += `,"http_referer":${str(referer)}`;
+    if (referer !== undefined) l += `,"http_referer":${str(redactQuery(referer, extra))}`;
     const ua = ctx.headerValue('user-agent');
     if (ua !== undefined) l += `,"http_user_agent":${str(ua)}`;
     if (ctx.upstreamAddr !== undefined) l += `,"upstream_addr":${str(ctx.upstreamAddr)}`;
@@ -54,8 +170,8 @@ export class AccessLog {
     return `${l}}\n`;
   }
 
-  write(ctx: RequestContext, bytes: number): void {
-    this.dest.write(AccessLog.line(ctx, bytes));
+  write(ctx: RequestContext, bytes: number, chain: PluginChain | null = null): void {
+    this.dest.write(AccessLog.line(ctx, bytes, chain));
   }
 
   flush(): void {

@@ -229,7 +229,10 @@ class OpenIdConnect implements PluginInstance {
       uri = p.endsWith(REDIRECT_SUFFIX) ? p : (p.endsWith('/') ? p.slice(0, -1) : p) + REDIRECT_SUFFIX;
     }
     if (uri.startsWith('/')) {
-      const host = first(ctx.request.headers.host) ?? ctx.request.host;
+      // HTTP/2 and HTTP/3 requests carry the authority (with its port) in :authority, not Host: nginx's
+      // $http_host, which lua-resty-openidc reads, is built from it there.
+      const h = ctx.request.headers;
+      const host = first(h.host) ?? first(h[':authority']) ?? ctx.request.host;
       uri = `${ctx.request.scheme}://${host}${uri}`;
     }
     return uri;

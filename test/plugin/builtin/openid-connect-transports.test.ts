@@ -1,22 +1,41 @@
-// openid-connect in bearer-only mode over h2c and on WebSocket upgrades, with tokens issued by a real OpenID
-// provider (npm oidc-provider): the same checks as over HTTP/1.1, and a refused upgrade never reaches the upstream.
+// openid-connect over h2c and on WebSocket upgrades against a real OpenID provider (npm oidc-provider): bearer-only
+// (JWKS and introspection) gives the same answers as over HTTP/1.1 and a refused upgrade never reaches the
+// upstream; the browser login flow works with the gateway spoken to over h2c.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestGateway, type TestGateway } from '../../helpers/gateway.ts';
-import { startOp, type TestOp } from '../../helpers/oidc-provider.ts';
+import { ACCOUNT, startOp, type TestOp } from '../../helpers/oidc-provider.ts';
 import { startEcho, type EchoServer } from '../../helpers/upstream.ts';
 import { h2Request, startWsUpstream, wsRoundTrip, type WsUpstream } from './auth-transports.ts';
 
 type Echo = { headers: Record<string, string | undefined> };
+const SESSION_SECRET = 'session-secret-0123456789abcdef';
 const fromB64 = (v: string) => JSON.parse(Buffer.from(v, 'base64').toString()) as Record<string, unknown>;
 
-describe('openid-connect (bearer_only) over h2c and WebSocket upgrades', () => {
+/** Cookies of one origin, as a browser keeps them (expired or emptied ones dropped). */
+function keepCookies(jar: Map<string, string>, setCookie: readonly string[]): void {
+  for (const c of setCookie) {
+    const [kv, ...attrs] = c.split(';');
+    const eq = kv!.indexOf('=');
+    const name = kv!.slice(0, eq).trim();
+    const value = kv!.slice(eq + 1);
+    const expired = attrs.some((a) => /^\s*expires=/i.test(a) && Date.parse(a.split('=')[1]!) <= Date.now());
+    if (value === '' || expired) jar.delete(name);
+    else jar.set(name, value);
+  }
+}
+const cookieHeader = (jar: Map<string, string>) => [...jar].map(([k, v]) => `${k}=${v}`).join('; ');
+const setCookies = (v: string | string[] | undefined) => (v === undefined ? [] : Array.isArray(v) ? v : [v]);
+
+describe('openid-connect over h2c and WebSocket upgrades', () => {
   let gw: TestGateway;
   let up: EchoServer;
   let wsUp: WsUpstream;
   let op: TestOp;
 
   beforeAll(async () => {
-    [gw, up, wsUp, op] = await Promise.all([startTestGateway(), startEcho('a'), startWsUpstream(), startOp(['http://127.0.0.1/unused-callback'])]);
+    [gw, up, wsUp] = await Promise.all([startTestGateway(), startEcho('a'), startWsUpstream()]);
+    // The browser route has no redirect_uri: APISIX derives <request path>/.apisix/redirect on the request's authority.
+    op = await startOp([`${gw.url}/app/page/.apisix/redirect`]);
     const base = { client_id: op.clientId, client_secret: op.clientSecret, discovery: op.discovery, bearer_only: true };
     const upstream = { nodes: { [up.addr]: 1 } };
     const wsUpstream = { nodes: { [wsUp.addr]: 1 } };
@@ -28,6 +47,11 @@ describe('openid-connect (bearer_only) over h2c and WebSocket upgrades', () => {
     });
     await gw.put('/routes/intro', { uri: '/intro/*', plugins: { 'openid-connect': base }, upstream });
     await gw.put('/routes/ws', { uri: '/ws/*', enable_websocket: true, plugins: { 'openid-connect': { ...base, use_jwks: true } }, upstream: wsUpstream });
+    await gw.put('/routes/app', {
+      uri: '/app/*',
+      plugins: { 'openid-connect': { ...base, bearer_only: false, scope: 'openid email profile', session: { secret: SESSION_SECRET } } },
+      upstream,
+    });
     await gw.put('/routes/ws-intro', { uri: '/wsi/*', enable_websocket: true, plugins: { 'openid-connect': base }, upstream: wsUpstream });
   }, 30_000);
   afterAll(async () => {
@@ -117,5 +141,35 @@ describe('openid-connect (bearer_only) over h2c and WebSocket upgrades', () => {
     expect(res).toEqual({ ok: true, echo: 'echo:ping' });
     seen = wsUp.upgrades.at(-1)!;
     expect(fromB64(String(seen['x-userinfo'])).active).toBe(true);
+  });
+
+  it('h2c: the browser login flow (gateway over h2c, OP over HTTP/1.1) with the default redirect_uri on the h2 authority', async () => {
+    const gwJar = new Map<string, string>();
+    const opJar = new Map<string, string>();
+    let r = await h2Request(gw.url, { ':method': 'GET', ':path': '/app/page?x=1' });
+    expect(r.status).toBe(302);
+    keepCookies(gwJar, setCookies(r.headers['set-cookie']));
+    let url = new URL(String(r.headers.location));
+    expect(url.origin).toBe(op.issuer);
+    // The :authority keeps the port, as nginx's $http_host does for HTTP/2 requests.
+    expect(url.searchParams.get('redirect_uri')).toBe(`${gw.url}/app/page/.apisix/redirect`);
+    for (let hops = 0; url.origin === op.issuer; hops++) {
+      expect(hops).toBeLessThan(12);
+      const res = await fetch(url, { redirect: 'manual', headers: { cookie: cookieHeader(opJar) } });
+      keepCookies(opJar, res.headers.getSetCookie());
+      await res.arrayBuffer();
+      expect(res.status).toBeGreaterThanOrEqual(300);
+      url = new URL(res.headers.get('location')!, url);
+    }
+    expect(url.pathname).toBe('/app/page/.apisix/redirect');
+    r = await h2Request(gw.url, { ':method': 'GET', ':path': url.pathname + url.search, cookie: cookieHeader(gwJar) });
+    expect(r.status).toBe(302);
+    expect(r.headers.location).toBe('/app/page?x=1');
+    keepCookies(gwJar, setCookies(r.headers['set-cookie']));
+    r = await h2Request(gw.url, { ':method': 'GET', ':path': '/app/page?x=1', cookie: cookieHeader(gwJar), 'x-userinfo': 'forged' });
+    expect(r.status).toBe(200);
+    const echo = JSON.parse(r.body) as Echo;
+    expect(fromB64(echo.headers['x-userinfo']!).email).toBe(ACCOUNT.email);
+    expect(fromB64(echo.headers['x-id-token']!).sub).toBe(ACCOUNT.sub);
   });
 });

@@ -225,6 +225,8 @@ export class FieldCodec {
   readonly #decryptPem: Transform;
   readonly #encryptField: Transform;
   readonly #decryptField: Transform;
+  /** The encrypting key is one of APISIX's published defaults: obfuscation, not secrecy. */
+  readonly publicKeyring: boolean;
 
   constructor(opts: FieldCodecOptions) {
     this.#dataKeys = opts.keyring.map((k, i) => aesKey(k, `apisix.data_encryption.keyring[${i}]`));
@@ -232,6 +234,7 @@ export class FieldCodec {
     this.#sslKeys = [...this.#dataKeys, ...legacy];
     this.#fields = opts.encryptFields;
     this.#lookup = opts.lookup;
+    this.publicKeyring = opts.keyring.length > 0 && APISIX_DEFAULT_KEYRING.includes(opts.keyring[0]!);
     const sslWriter = this.#sslKeys[0];
     const dataWriter = this.#dataKeys[0];
     this.#encryptPem = (s) => (sslWriter && s.startsWith('---') ? encryptWith(sslWriter, s) : s);
@@ -314,8 +317,10 @@ function keyList(v: unknown): string[] | undefined {
 }
 
 /**
- * The codec of an etcd store from config.yaml's `apisix` section, with APISIX's defaults (enable_encrypt_fields
- * true, the default keyring). Throws on keyring entries of unusable length.
+ * The codec of a config store (etcd, or the writable standalone file) from config.yaml's `apisix` section, with
+ * APISIX's defaults (enable_encrypt_fields true, the default keyring). Throws on keyring entries of unusable
+ * length. For the standalone file the CLI writes a generated keyring into config.yaml first
+ * (keyring.ts ensureDataKeyring), since APISIX's default keys are public.
  */
 export function fieldCodecFromConfig(apisix: unknown, lookup?: EncryptFieldsLookup): FieldCodec {
   const a = (apisix ?? {}) as { data_encryption?: { enable_encrypt_fields?: boolean; keyring?: unknown }; ssl?: { key_encrypt_salt?: unknown } };

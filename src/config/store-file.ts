@@ -148,6 +148,12 @@ export class FileStore extends EventEmitter implements ConfigStore {
 
   async start(): Promise<void> {
     if (this.isReady || this.closed) throw new Error('FileStore.start() called twice or after close()');
+    if (this.writable && this.codec?.publicKeyring) {
+      this.log.warn(
+        { file: this.file },
+        "standalone: secret fields are encrypted with APISIX's published default keyring, which protects nothing; set apisix.data_encryption.keyring in config.yaml",
+      );
+    }
     const sig = await this.stat();
     if (!sig) {
       this.log.warn({ file: this.file }, 'standalone: file not found, starting with an empty configuration');

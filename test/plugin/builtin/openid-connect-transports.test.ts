@@ -52,6 +52,12 @@ describe('openid-connect over h2c and WebSocket upgrades', () => {
       plugins: { 'openid-connect': { ...base, bearer_only: false, scope: 'openid email profile', session: { secret: SESSION_SECRET } } },
       upstream,
     });
+    await gw.put('/routes/appws', {
+      uri: '/appws/*',
+      enable_websocket: true,
+      plugins: { 'openid-connect': { ...base, bearer_only: false, session: { secret: SESSION_SECRET } } },
+      upstream: wsUpstream,
+    });
     await gw.put('/routes/ws-intro', { uri: '/wsi/*', enable_websocket: true, plugins: { 'openid-connect': base }, upstream: wsUpstream });
   }, 30_000);
   afterAll(async () => {
@@ -143,7 +149,7 @@ describe('openid-connect over h2c and WebSocket upgrades', () => {
     expect(fromB64(String(seen['x-userinfo'])).active).toBe(true);
   });
 
-  it('h2c: the browser login flow (gateway over h2c, OP over HTTP/1.1) with the default redirect_uri on the h2 authority', async () => {
+  it('h2c: the browser login flow (gateway over h2c, OP over HTTP/1.1) with the default redirect_uri on the h2 authority; the session then opens a WebSocket', async () => {
     const gwJar = new Map<string, string>();
     const opJar = new Map<string, string>();
     let r = await h2Request(gw.url, { ':method': 'GET', ':path': '/app/page?x=1' });
@@ -171,5 +177,15 @@ describe('openid-connect over h2c and WebSocket upgrades', () => {
     const echo = JSON.parse(r.body) as Echo;
     expect(fromB64(echo.headers['x-userinfo']!).email).toBe(ACCOUNT.email);
     expect(fromB64(echo.headers['x-id-token']!).sub).toBe(ACCOUNT.sub);
+
+    // A browser's WebSocket carries the session cookie: the upgrade is authenticated by the session; without it the
+    // handshake gets the login redirect and the upstream never sees it.
+    const before = wsUp.upgrades.length;
+    const refused = await wsRoundTrip(`ws://127.0.0.1:${gw.port}/appws/x`, {});
+    expect(refused.ok === false && refused.status).toBe(302);
+    expect(wsUp.upgrades.length).toBe(before);
+    const ok = await wsRoundTrip(`ws://127.0.0.1:${gw.port}/appws/x`, { cookie: cookieHeader(gwJar) });
+    expect(ok).toEqual({ ok: true, echo: 'echo:ping' });
+    expect(fromB64(String(wsUp.upgrades.at(-1)!['x-userinfo'])).email).toBe(ACCOUNT.email);
   });
 });

@@ -13,6 +13,8 @@ export interface Target {
   readonly url: string;
   /** Root pid of the proxy under test; null for "direct" (client straight to the upstream). */
   readonly pid: number | null;
+  /** A helper process the target relies on (Redis for the redis policies): its CPU per request is reported apart. */
+  readonly sidecarPid?: number;
 }
 
 export interface Load {
@@ -27,6 +29,8 @@ export interface RunSample {
   /** Proxy CPU µs per request (NaN for direct). */
   cpuUsPerReq: number;
   upstreamCpuUsPerReq: number;
+  /** Sidecar CPU µs per request (NaN without a sidecar). */
+  sidecarCpuUsPerReq: number;
   rssBytes: number;
 }
 
@@ -38,6 +42,7 @@ export interface TargetStats {
   p99Ms: number;
   cpuUsPerReq: number;
   upstreamCpuUsPerReq: number;
+  sidecarCpuUsPerReq: number;
   rssBytes: number;
   errors: number;
   /** Median over rounds of rps / rps(direct) of the same round; NaN without a direct target. */
@@ -49,16 +54,20 @@ export interface TargetStats {
 async function measure(t: Target, url: string, load: Load, durationSec: number, upstreamPid: number | null): Promise<RunSample> {
   const tree = t.pid === null ? [] : processTree(t.pid);
   const upTree = upstreamPid === null ? [] : processTree(upstreamPid);
+  const sideTree = t.sidecarPid === undefined ? [] : processTree(t.sidecarPid);
   const before = sampleTree(tree);
   const upBefore = sampleTree(upTree);
+  const sideBefore = sampleTree(sideTree);
   const wrk = await runWrk({ url, connections: load.connections, durationSec, script: load.script, headers: load.headers });
   const after = sampleTree(tree);
   const upAfter = sampleTree(upTree);
+  const sideAfter = sampleTree(sideTree);
   const n = Math.max(1, wrk.requests);
   return {
     wrk,
     cpuUsPerReq: t.pid === null ? NaN : (after.cpuUs - before.cpuUs) / n,
     upstreamCpuUsPerReq: upstreamPid === null ? NaN : (upAfter.cpuUs - upBefore.cpuUs) / n,
+    sidecarCpuUsPerReq: t.sidecarPid === undefined ? NaN : (sideAfter.cpuUs - sideBefore.cpuUs) / n,
     rssBytes: t.pid === null ? NaN : after.rssBytes,
   };
 }
@@ -105,6 +114,7 @@ export async function compareTargets(
       p99Ms: median(rs.map((s) => s.wrk.latencyMs.p99)),
       cpuUsPerReq: median(rs.map((s) => s.cpuUsPerReq)),
       upstreamCpuUsPerReq: median(rs.map((s) => s.upstreamCpuUsPerReq)),
+      sidecarCpuUsPerReq: median(rs.map((s) => s.sidecarCpuUsPerReq)),
       rssBytes: Math.max(...rs.map((s) => (Number.isFinite(s.rssBytes) ? s.rssBytes : 0))),
       errors: rs.reduce((a, s) => a + s.wrk.non2xx + s.wrk.errors.connect + s.wrk.errors.read + s.wrk.errors.write + s.wrk.errors.timeout, 0),
       vsDirect: t.name === 'direct' ? 1 : ratio(rs, direct),
@@ -151,6 +161,7 @@ export function statsSummary(stats: readonly TargetStats[]): Record<string, unkn
       p99_ms: round(s.p99Ms, 3),
       proxy_cpu_us_per_req: round(s.cpuUsPerReq, 1),
       upstream_cpu_us_per_req: round(s.upstreamCpuUsPerReq, 1),
+      ...(Number.isFinite(s.sidecarCpuUsPerReq) ? { sidecar_cpu_us_per_req: round(s.sidecarCpuUsPerReq, 1) } : {}),
       rss_mb: round(s.rssBytes / 1048576, 1),
       errors: s.errors,
       transfer_mb_per_s: round(s.bytesPerSec / 1048576, 1),

@@ -20,6 +20,10 @@ export interface GatewayOptions {
   streamPorts?: number[];
   /** HTTPS listener port (apisix.ssl.listen on 127.0.0.1); certificates come from `ssls`. */
   httpsPort?: number;
+  /** Also serve HTTP/3 (QUIC, UDP) on httpsPort: `enable_http3: true` on the ssl listen entry. */
+  http3?: boolean;
+  /** apisix.ssl.fallback_sni: the certificate QUIC handshakes use (quiche has no SNI callback). */
+  fallbackSni?: string;
   /** config.yaml `plugins` (APISIX's default list when absent). */
   plugins?: string[];
   pluginAttr?: Record<string, unknown>;
@@ -45,7 +49,14 @@ export async function startGateway(opts: GatewayOptions): Promise<GatewayService
       node_listen: [{ ip: '127.0.0.1', port }],
       proxy_mode: stream.length > 0 ? 'http&stream' : 'http',
       stream_proxy: { tcp: stream.map((p) => `127.0.0.1:${p}`), udp: [] },
-      ...(opts.httpsPort !== undefined ? { ssl: { listen: [{ ip: '127.0.0.1', port: opts.httpsPort }] } } : {}),
+      ...(opts.httpsPort !== undefined
+        ? {
+          ssl: {
+            listen: [{ ip: '127.0.0.1', port: opts.httpsPort, ...(opts.http3 === true ? { enable_http3: true } : {}) }],
+            ...(opts.fallbackSni !== undefined ? { fallback_sni: opts.fallbackSni } : {}),
+          },
+        }
+        : {}),
       status: { ip: '127.0.0.1', port: statusPort },
       enable_control: false,
     },

@@ -2,6 +2,7 @@
 // scripts/test.mjs does for the test peers); otherwise the run stops with the command to type.
 import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
+import { GTLSCLIENT_BIN, H2LOAD_BIN } from './h2h3.ts';
 import { HAPROXY_BIN } from './haproxy.ts';
 import { NGINX_BIN, NGINX_STREAM_MODULE } from './nginx.ts';
 import { WRK_BIN } from './wrk.ts';
@@ -13,6 +14,9 @@ const REQUIRED: readonly [file: string, pkg: string][] = [
   [HAPROXY_BIN, 'haproxy'],
   ['/usr/bin/etcd', 'etcd-server'],
   ['/usr/bin/etcdctl', 'etcd-client'],
+  ['/usr/bin/redis-server', 'redis-server'],
+  [H2LOAD_BIN, 'nghttp2-client'],
+  [GTLSCLIENT_BIN, 'ngtcp2-client'],
 ];
 
 export function ensureTools(log: (msg: string) => void): void {

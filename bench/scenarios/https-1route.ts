@@ -2,49 +2,19 @@
 // next to nginx terminating TLS with the same certificate, both with TLS keep-alive (wrk reuses its
 // connections, so the handshake cost is amortised and the figure is the per-request record-layer and proxy
 // cost). The same two proxies in cleartext run in the same rounds, so the TLS overhead of each is visible.
-import { execFileSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { connect as tlsConnect } from 'node:tls';
 import { freePort } from '../../test/helpers/ports.ts';
 import { compareTargets, statsSummary, statsTable, type Target } from '../lib/compare.ts';
 import { route, startGateway } from '../lib/gateway.ts';
 import { startHttpPeers, startUpstream, directTarget } from '../lib/http-setup.ts';
 import { startNginxHttpsProxy } from '../lib/nginx.ts';
 import { track } from '../lib/service.ts';
+import { makeCert, waitHandshake } from '../lib/tls.ts';
 import type { Scenario } from '../lib/types.ts';
 
 const CONNECTIONS = 50;
 /** wrk sends the URL's host as SNI; localhost resolves to 127.0.0.1 here and is a valid ssl `snis` entry. */
 const SNI = 'localhost';
-
-/** A self-signed ECDSA P-256 certificate for SNI (openssl CLI), shared by the gateway and nginx. */
-function makeCert(dir: string): { cert: string; key: string; certFile: string; keyFile: string } {
-  const certFile = path.join(dir, 'tls.crt');
-  const keyFile = path.join(dir, 'tls.key');
-  execFileSync('openssl', [
-    'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', keyFile, '-out', certFile,
-    '-days', '2', '-subj', `/CN=${SNI}`, '-addext', `subjectAltName=DNS:${SNI}`,
-  ], { stdio: 'pipe' });
-  return { cert: readFileSync(certFile, 'utf8'), key: readFileSync(keyFile, 'utf8'), certFile, keyFile };
-}
-
-/** Resolves once the listener completes a handshake for SNI (the ssl object reached the data plane). */
-async function waitHandshake(port: number): Promise<void> {
-  const deadline = Date.now() + 10_000;
-  for (;;) {
-    const ok = await new Promise<boolean>((resolve) => {
-      const s = tlsConnect({ host: '127.0.0.1', port, servername: SNI, rejectUnauthorized: false }, () => {
-        s.destroy();
-        resolve(true);
-      });
-      s.once('error', () => resolve(false));
-    });
-    if (ok) return;
-    if (Date.now() > deadline) throw new Error(`no TLS handshake for ${SNI} on port ${port}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 export const https1Route: Scenario = {
   name: 'https-1route',
@@ -52,7 +22,7 @@ export const https1Route: Scenario = {
   budgetSec: 240,
   skipReason: async () => null,
   run: async (ctx) => {
-    const tls = makeCert(ctx.tmp);
+    const tls = makeCert(ctx.tmp, SNI);
     const up = await startUpstream(ctx);
     const [gwHttps, nginxHttps] = [await freePort(), await freePort()];
     const [gw, nginx, peers] = await Promise.all([
@@ -71,7 +41,7 @@ export const https1Route: Scenario = {
     // change (src/main.ts adds the TLS runtime builder after the runtime manager's first build).
     const put = await gw.admin('PUT', '/ssls/1', { cert: tls.cert, key: tls.key, snis: [SNI] });
     if (put.status >= 300) throw new Error(`PUT /ssls/1: ${put.status} ${JSON.stringify(put.body)}`);
-    await waitHandshake(gwHttps);
+    await waitHandshake(gwHttps, SNI);
     // `nginx` is the reference of the × nginx column: the HTTPS peer. The cleartext pair shows TLS's share.
     const targets: Target[] = [
       directTarget(up.port),

@@ -7,9 +7,10 @@ import { http1Route } from './http-1route.ts';
 import { httpAb } from './http-ab.ts';
 import { httpEngines } from './http-engines.ts';
 import { https1Route } from './https-1route.ts';
+import { http3 } from './http3.ts';
 import { httpPlugins } from './http-plugins.ts';
 import { memory } from './memory.ts';
 import { micro } from './micro.ts';
 import { tcpStream } from './tcp-stream.ts';
 
-export const SCENARIOS: readonly Scenario[] = [http1Route, httpAb, httpEngines, https1Route, httpPlugins, http10kRoutes, tcpStream, grpc, configPropagation, memory, micro];
+export const SCENARIOS: readonly Scenario[] = [http1Route, httpAb, httpEngines, https1Route, http3, httpPlugins, http10kRoutes, tcpStream, grpc, configPropagation, memory, micro];

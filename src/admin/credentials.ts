@@ -1,13 +1,28 @@
 // credentials (`/consumers/{u}/credentials[/{cid}]`): the parent consumer must exist; exactly one plugin, of
 // type auth; the auth key must not belong to another consumer. Stored at `consumers/{u}/credentials/{cid}`.
+import type { JsonObject } from '../config/resources.ts';
 import type { KindSpec } from './kind.ts';
 import { duplicateAuthKey } from './auth-keys.ts';
 import { errorReply, NOT_FOUND } from './envelope.ts';
 import { isObject } from './patch.ts';
 
+const SCOPE_MARK = '/credentials/';
+
+/**
+ * APISIX answers a credential's `id` as the id the client gave (`cred1`); the standalone store keeps it as
+ * `<username>/credentials/cred1` (the standalone file's form), which tools such as ADC would send back in URLs.
+ */
+function credentialView(value: JsonObject): JsonObject {
+  const id = value.id;
+  if (typeof id !== 'string') return value;
+  const at = id.indexOf(SCOPE_MARK);
+  return at < 0 ? value : { ...value, id: id.slice(at + SCOPE_MARK.length) };
+}
+
 export const credentialsSpec: KindSpec = {
   kind: 'credentials',
   unsupported: ['POST', 'PATCH'],
+  view: credentialView,
   // segs: <username> credentials [<cid>]
   parsePath: (segs) => {
     if (segs.length < 2 || segs[1] !== 'credentials' || segs.length > 3) return NOT_FOUND;

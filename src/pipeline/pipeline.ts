@@ -3,6 +3,7 @@
 // the upstream through the retry/outcome layers, or tunnel an upgraded connection) -> header_filter ->
 // body_filter (streaming, sees trailers) -> log. Adapters (protocols/*) turn their protocol's request into a
 // PipelineRequest + Downstream; the pipeline drives every phase. Per-request state lives in one Transaction.
+import { APISIX_COMPAT_VERSION } from '../apisix-compat.ts';
 import { catalogReply, type ErrorCode } from '../errors.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { PluginChain } from '../plugin/chain.ts';
@@ -51,12 +52,15 @@ export class HttpPipeline {
   /** retries( outcomes( pool dispatch ) ), composed once. */
   readonly attempt: Attempt;
   private readonly uriOptions: NormalizeOptions;
+  /** nginx replaces the upstream's Server header: `APISIX/<version>`, or `APISIX` without server tokens. */
+  readonly serverHeader: string;
 
   constructor(opts: PipelineOptions) {
     this.opts = opts;
     this.logger = opts.logger;
     this.trusted = new TrustedProxies(opts.trustedAddresses);
     this.uriOptions = opts.uri ?? NO_URI_OPTIONS;
+    this.serverHeader = opts.serverTokens ? `APISIX/${APISIX_COMPAT_VERSION}` : 'APISIX';
     this.attempt = compose(poolAttempt, retryLayer(opts.logger), outcomesLayer(opts.outcomes));
   }
 
@@ -99,6 +103,9 @@ export class HttpPipeline {
       target = slash < 0 ? '/' : target.slice(slash);
       req.headers.host = authority;
     }
+    // h2/h3 carry the authority as :authority only; nginx derives Host from it, so $http_host and plugins
+    // reading the Host header see it on every protocol.
+    if (req.headers.host === undefined && typeof authority === 'string' && authority !== '') req.headers.host = authority;
     const q = target.indexOf('?');
     const norm = normalizeRequestPath(q < 0 ? target : target.slice(0, q), this.uriOptions);
     const host = authority === null ? null : normalizeHost(authority);
@@ -251,7 +258,7 @@ export class HttpPipeline {
     const resp = ctx.response;
     resp.status = r.status;
     resp.headers['content-type'] = encoded.contentType;
-    if (this.opts.serverTokens) resp.headers['server'] = 'switchyard';
+    resp.headers['server'] = this.serverHeader;
     if (r.headers !== undefined) for (const k in r.headers) resp.headers[k.toLowerCase()] = r.headers[k];
     // gRPC clients get a trailers-only answer (HTTP 200, grpc-status); status stays the HTTP one for the log.
     const grpc = grpcLocalHeaders(tx.clientGrpc && isGrpcRequest(ctx.request.headers), r);
@@ -283,7 +290,7 @@ export class HttpPipeline {
   private localStream(tx: Transaction, chain: PluginChain | null, r: PluginResponse): void {
     tx.chain = chain;
     const headers: Record<string, string> = {};
-    if (this.opts.serverTokens) headers['server'] = 'switchyard';
+    headers['server'] = this.serverHeader;
     if (r.headers !== undefined) for (const k in r.headers) headers[k.toLowerCase()] = r.headers[k]!;
     const answer = new StreamedAnswer(r, headers);
     if (tx.closed) {

@@ -133,6 +133,7 @@ export class Transaction implements DownstreamEvents, BodySink, ProxyJob {
     const resp = ctx.response;
     resp.status = result.status;
     downstreamHeaders(result.headers, resp.headers);
+    resp.headers['server'] = this.pipeline.serverHeader;
     if (result.status >= 500 || opts.showUpstreamStatus) {
       const failed = this.failedStatuses;
       resp.headers['x-apisix-upstream-status'] = failed === '' ? String(result.status) : `${failed}, ${result.status}`;

@@ -141,6 +141,8 @@ export interface FieldCodecOptions {
   encryptFields: boolean;
   /** Legacy `apisix.ssl.key_encrypt_salt` (APISIX < 3.8): extra keys tried last when decrypting SSL keys. */
   legacySslKeys?: readonly string[];
+  /** Keys tried last when decrypting anything, never used to encrypt (a keyring that was replaced). */
+  decryptOnly?: readonly string[];
   /** Plugin encrypt_fields; falls back to APISIX_ENCRYPT_FIELDS. */
   lookup?: EncryptFieldsLookup;
 }
@@ -218,6 +220,7 @@ function withValue(obj: JsonObject, name: string, v: string): JsonObject {
  */
 export class FieldCodec {
   readonly #dataKeys: readonly AesKey[];
+  readonly #dataDecrypt: readonly AesKey[];
   readonly #sslKeys: readonly AesKey[];
   readonly #fields: boolean;
   readonly #lookup: EncryptFieldsLookup | undefined;
@@ -231,16 +234,18 @@ export class FieldCodec {
   constructor(opts: FieldCodecOptions) {
     this.#dataKeys = opts.keyring.map((k, i) => aesKey(k, `apisix.data_encryption.keyring[${i}]`));
     const legacy = (opts.legacySslKeys ?? []).map((k, i) => aesKey(k, `apisix.ssl.key_encrypt_salt[${i}]`));
-    this.#sslKeys = [...this.#dataKeys, ...legacy];
+    const old = (opts.decryptOnly ?? []).map((k, i) => aesKey(k, `decryption key ${i}`));
+    this.#dataDecrypt = [...this.#dataKeys, ...old];
+    this.#sslKeys = [...this.#dataKeys, ...legacy, ...old];
     this.#fields = opts.encryptFields;
     this.#lookup = opts.lookup;
     this.publicKeyring = opts.keyring.length > 0 && APISIX_DEFAULT_KEYRING.includes(opts.keyring[0]!);
-    const sslWriter = this.#sslKeys[0];
+    const sslWriter = this.#dataKeys[0] ?? legacy[0];
     const dataWriter = this.#dataKeys[0];
     this.#encryptPem = (s) => (sslWriter && s.startsWith('---') ? encryptWith(sslWriter, s) : s);
     this.#decryptPem = (s) => (s.startsWith('---') ? s : (decryptWith(this.#sslKeys, s) ?? s));
     this.#encryptField = (s) => (dataWriter ? encryptWith(dataWriter, s) : s);
-    this.#decryptField = (s) => decryptWith(this.#dataKeys, s) ?? s;
+    this.#decryptField = (s) => decryptWith(this.#dataDecrypt, s) ?? s;
   }
 
   /** Whether encode()/decode() can change anything at all (a codec without keys cannot). */
@@ -276,7 +281,7 @@ export class FieldCodec {
   #apply(kind: Kind, value: JsonObject, id: string | undefined, pem: Transform, field: Transform): JsonObject {
     let out = value;
     for (const path of PEM_PATHS[kind] ?? []) out = mapPath(out, path, 0, pem);
-    if (!this.#fields || this.#dataKeys.length === 0) return out;
+    if (!this.#fields || this.#dataDecrypt.length === 0) return out;
     if (kind === 'plugin_metadata') {
       const name = id ?? (typeof out.id === 'string' ? out.id : undefined);
       return name ? this.#mapConf(name, 'metadata', out, field) : out;
@@ -319,8 +324,8 @@ function keyList(v: unknown): string[] | undefined {
 /**
  * The codec of a config store (etcd, or the writable standalone file) from config.yaml's `apisix` section, with
  * APISIX's defaults (enable_encrypt_fields true, the default keyring). Throws on keyring entries of unusable
- * length. For the standalone file the CLI writes a generated keyring into config.yaml first
- * (keyring.ts ensureDataKeyring), since APISIX's default keys are public.
+ * length. The standalone file store uses fileStoreCodecFromConfig; for it the CLI writes a generated keyring
+ * into config.yaml first (keyring.ts ensureDataKeyring), since APISIX's default keys are public.
  */
 export function fieldCodecFromConfig(apisix: unknown, lookup?: EncryptFieldsLookup): FieldCodec {
   const a = (apisix ?? {}) as { data_encryption?: { enable_encrypt_fields?: boolean; keyring?: unknown }; ssl?: { key_encrypt_salt?: unknown } };
@@ -329,6 +334,24 @@ export function fieldCodecFromConfig(apisix: unknown, lookup?: EncryptFieldsLook
     keyring: keyList(de.keyring) ?? [...APISIX_DEFAULT_KEYRING],
     encryptFields: de.enable_encrypt_fields !== false,
     legacySslKeys: keyList(a.ssl?.key_encrypt_salt) ?? [],
+    lookup,
+  });
+}
+
+/**
+ * The codec of the standalone file store: as fieldCodecFromConfig, and APISIX's default keys are also tried
+ * when decrypting, so a file once written under the default keyring still loads after a keyring was
+ * generated or configured (those keys are public: trying them costs no secrecy).
+ */
+export function fileStoreCodecFromConfig(apisix: unknown, lookup?: EncryptFieldsLookup): FieldCodec {
+  const a = (apisix ?? {}) as { data_encryption?: { enable_encrypt_fields?: boolean; keyring?: unknown }; ssl?: { key_encrypt_salt?: unknown } };
+  const de = a.data_encryption ?? {};
+  const keyring = keyList(de.keyring) ?? [...APISIX_DEFAULT_KEYRING];
+  return new FieldCodec({
+    keyring,
+    encryptFields: de.enable_encrypt_fields !== false,
+    legacySslKeys: keyList(a.ssl?.key_encrypt_salt) ?? [],
+    decryptOnly: APISIX_DEFAULT_KEYRING.filter((k) => !keyring.includes(k)),
     lookup,
   });
 }

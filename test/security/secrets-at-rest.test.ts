@@ -6,7 +6,7 @@ import { mkdir, readFile, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { fieldCodecFromConfig, type FieldCodec } from '../../src/config/encryption.ts';
+import { fieldCodecFromConfig, fileStoreCodecFromConfig, type FieldCodec } from '../../src/config/encryption.ts';
 import { ensureDataKeyring, needsGeneratedKeyring } from '../../src/config/keyring.ts';
 import { parseLocalConfig } from '../../src/config/local.ts';
 import type { JsonObject } from '../../src/config/resources.ts';
@@ -129,6 +129,25 @@ describe('standalone file encryption at rest', () => {
     }
   });
 
+  it('loads a file written under the default keyring after a keyring was generated, and re-encrypts it', async () => {
+    const file = await fileIn();
+    let s = await open(file, fileStoreCodecFromConfig({}));
+    await s.put('consumers', 'jack', { username: 'jack', plugins: { 'key-auth': { key: SECRETS[0]! } } });
+    await s.close();
+    const oldText = await readFile(file, 'utf8');
+    expect(oldText).not.toContain(SECRETS[0]);
+    s = await open(file, fileStoreCodecFromConfig({ data_encryption: { keyring: [KEY] } }));
+    try {
+      expect(conf(s.get('consumers', 'jack')!.value, 'key-auth').key).toBe(SECRETS[0]);
+      await s.put('routes', '1', { uri: '/x', upstream: { nodes: { '127.0.0.1:1': 1 } } });
+      const text = await readFile(file, 'utf8');
+      const stored = /key: (\S+)/.exec(text.slice(text.indexOf('key-auth')))![1]!;
+      expect(await opensslDecrypt(KEY, stored)).toBe(SECRETS[0]);
+    } finally {
+      await s.close();
+    }
+  });
+
   it("warns when the writable file would be encrypted with APISIX's public default keyring", async () => {
     const lines: string[] = [];
     const logger = pino({ level: 'warn' }, { write: (l: string) => void lines.push(l) });
@@ -192,7 +211,7 @@ describe('generated keyring (ensureDataKeyring)', () => {
 });
 
 describe('through the gateway (Admin API -> apisix.yaml)', () => {
-  // Needs src/main.ts createStore to pass `codec: fieldCodecFromConfig(conf.apisix, lookup)` to FileStore too.
+  // Needs src/main.ts createStore to pass `codec: fileStoreCodecFromConfig(conf.apisix, lookup)` to FileStore.
   it.fails('consumer keys written through the Admin API are not in the file in plaintext', async () => {
     const gw = await startTestGateway({ config: { apisix: { data_encryption: { keyring: [KEY] } } } });
     try {

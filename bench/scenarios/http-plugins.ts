@@ -11,13 +11,16 @@ import { compareTargets, statsSummary, statsTable, type Target, type TargetStats
 import { route, startGateway } from '../lib/gateway.ts';
 import { directTarget, startHttpPeers, startUpstream } from '../lib/http-setup.ts';
 import { spawnService, track, waitListening, type Service } from '../lib/service.ts';
-import { fmt, median, round } from '../lib/stats.ts';
+import { fmt, fmtInt, median, round } from '../lib/stats.ts';
 import type { Scenario, ScenarioContext, Table } from '../lib/types.ts';
+import { pacedScript } from '../lib/wrk.ts';
 import { setupBuiltinPlugins } from '../../src/plugin/builtin/index.ts';
 import { PluginRegistry } from '../../src/plugin/registry.ts';
 
 const NEEDED = ['limit-count', 'limit-req', 'prometheus'];
 const REFERENCE = 'gateway';
+/** Think time per connection in the paced pass (as bench/lib/paced.ts). */
+const PACE_MS = 5;
 
 /** A limit never reached: a billion requests per minute per client address. */
 const LIMIT_COUNT = { count: 1_000_000_000, time_window: 60, rejected_code: 503, key: 'remote_addr' };
@@ -50,35 +53,55 @@ function rpsRatio(s: TargetStats, ref: TargetStats): number {
 
 const WHAT: Record<string, string> = {
   'gateway+plugins': 'limit-count (local) + prometheus',
+  'limits-process plain': 'no plugins (plain route of the limiter gateway)',
   'limit-count local': 'limit-count, policy local',
   'limit-count redis': 'limit-count, policy redis',
   'limit-req local': 'limit-req, policy local',
   'limit-req redis': 'limit-req, policy redis',
   'access log': 'no plugins, access log on (to a file)',
 };
+const SAME_PROCESS = 'limits-process plain';
+const LIMITERS = ['limit-count local', 'limit-count redis', 'limit-req local', 'limit-req redis'];
 
-function costTable(stats: readonly TargetStats[]): { table: Table; summary: Record<string, unknown> } {
-  const ref = stats.find((s) => s.name === REFERENCE)!;
+/**
+ * One cost table per pass: each row's CPU per request next to the 1-route gateway's (another process) and, for
+ * the limiters, next to the plain route of their own process, which removes the process-to-process spread.
+ */
+function costTable(title: string, list: readonly TargetStats[], opts: { rate?: number }): { table: Table; summary: Record<string, unknown> } {
+  const by = (n: string) => list.find((s) => s.name === n)!;
+  const ref = by(REFERENCE);
+  const same = by(SAME_PROCESS);
   const rows: string[][] = [];
   const summary: Record<string, unknown> = {};
-  for (const s of stats) {
-    if (!(s.name in WHAT)) continue;
-    const added = s.cpuUsPerReq - ref.cpuUsPerReq;
-    const cpuX = cpuRatio(s, ref);
-    const rpsX = rpsRatio(s, ref);
-    rows.push([s.name, WHAT[s.name]!, fmt(s.cpuUsPerReq, 1), fmt(added, 1), fmt(cpuX), fmt(rpsX), fmt(s.sidecarCpuUsPerReq, 1)]);
+  for (const s of [ref, ...list.filter((x) => x.name in WHAT)]) {
+    const isRef = s.name === REFERENCE;
+    const vsSame = LIMITERS.includes(s.name) ? s.cpuUsPerReq - same.cpuUsPerReq : NaN;
+    const short = opts.rate !== undefined && s.rps.median < 0.8 * opts.rate;
+    rows.push([
+      s.name,
+      isRef ? 'no plugins, access log off (the 1-route gateway)' : WHAT[s.name]!,
+      `${fmtInt(s.rps.median)}${short ? ' (short)' : ''}`,
+      isRef ? '1.00' : fmt(rpsRatio(s, ref)),
+      fmt(s.cpuUsPerReq, 1),
+      isRef ? '-' : fmt(s.cpuUsPerReq - ref.cpuUsPerReq, 1),
+      isRef ? '1.00' : fmt(cpuRatio(s, ref)),
+      fmt(vsSame, 1),
+      fmt(s.sidecarCpuUsPerReq, 1),
+    ]);
     summary[s.name] = {
+      rps: round(s.rps.median, 0),
+      rps_ratio_to_1route: round(rpsRatio(s, ref), 3),
       cpu_us_per_req: round(s.cpuUsPerReq, 1),
-      added_cpu_us_per_req: round(added, 1),
-      cpu_ratio_to_1route: round(cpuX, 3),
-      rps_ratio_to_1route: round(rpsX, 3),
+      added_cpu_us_per_req: round(s.cpuUsPerReq - ref.cpuUsPerReq, 1),
+      cpu_ratio_to_1route: round(cpuRatio(s, ref), 3),
+      ...(Number.isFinite(vsSame) ? { added_cpu_us_per_req_vs_same_process: round(vsSame, 1) } : {}),
       ...(Number.isFinite(s.sidecarCpuUsPerReq) ? { redis_cpu_us_per_req: round(s.sidecarCpuUsPerReq, 1) } : {}),
     };
   }
   return {
     table: {
-      title: `Cost next to the 1-route gateway of the same run (${fmt(ref.cpuUsPerReq, 1)} µs/req); ratios are medians of per-round ratios`,
-      columns: ['target', 'what', 'gateway CPU µs/req', 'added µs/req', 'CPU × 1-route', 'req/s × 1-route', 'redis-server CPU µs/req'],
+      title,
+      columns: ['target', 'what', 'req/s', 'req/s × 1-route', 'gateway CPU µs/req', 'added µs/req', 'CPU × 1-route', 'added vs plain route, same process', 'redis-server CPU µs/req'],
       rows,
     },
     summary,
@@ -105,8 +128,10 @@ export const httpPlugins: Scenario = {
     const [plain, withPlugins, limits, logged, peers] = await Promise.all([
       gw('gw-plain', [route('1', '/*', up.port)]),
       gw('gw-plugins', [route('1', '/*', up.port, { plugins: { 'limit-count': LIMIT_COUNT, prometheus: {} } })]),
-      // One process for the four limiter routes: each target's CPU is sampled only while its own load runs.
+      // One process for the four limiter routes and a plain one (their same-process reference): each target's CPU
+      // is sampled only while its own load runs.
       gw('gw-limits', [
+        limited('plain', {}),
         limited('lc-local', { 'limit-count': LIMIT_COUNT }),
         limited('lc-redis', { 'limit-count': { ...LIMIT_COUNT, ...redisConf } }),
         limited('lr-local', { 'limit-req': LIMIT_REQ }),
@@ -120,6 +145,7 @@ export const httpPlugins: Scenario = {
       directTarget(up.port),
       { name: REFERENCE, ...at(plain) },
       { name: 'gateway+plugins', ...at(withPlugins) },
+      { name: SAME_PROCESS, ...at(limits, '/plain') },
       { name: 'limit-count local', ...at(limits, '/lc-local') },
       { name: 'limit-count redis', ...at(limits, '/lc-redis'), sidecarPid: redis.svc.pid },
       { name: 'limit-req local', ...at(limits, '/lr-local') },
@@ -137,23 +163,38 @@ export const httpPlugins: Scenario = {
     // The access-log row only means something if the lines were written.
     const logBytes = (await stat(accessLog).catch(() => null))?.size ?? 0;
     if (logBytes === 0) throw new Error(`the access log gateway wrote nothing to ${accessLog}`);
-    const a = stats.find((s) => s.name === 'gateway+plugins')!;
-    const b = stats.find((s) => s.name === REFERENCE)!;
-    const cost = costTable(stats);
-    const logRatio = cost.summary['access log'] as { cpu_ratio_to_1route: number };
+    // Paced pass over the gateways: every one at the same offered rate, half the slowest one's saturation.
+    const gateways = targets.filter((t) => t.pid !== null && t.name !== 'nginx');
+    const slowest = Math.min(...stats.filter((s) => gateways.some((t) => t.name === s.name)).map((s) => s.rps.median));
+    const rate = slowest / 2;
+    const connections = Math.max(1, Math.round((rate * (PACE_MS + 1)) / 1000));
+    ctx.log(`  paced pass: ${connections} connections x 1 request per ${PACE_MS} ms (about ${fmtInt(rate)} req/s)`);
+    const script = await pacedScript(ctx.tmp, PACE_MS);
+    const paced = await compareTargets(ctx, gateways, { path: '/', connections, script }, { upstreamPid: up.svc.pid, warmupSec: 0, label: 'paced' });
+    const sat = { a: stats.find((s) => s.name === 'gateway+plugins')!.cpuUsPerReq, b: stats.find((s) => s.name === REFERENCE)!.cpuUsPerReq };
+    const a = paced.find((s) => s.name === 'gateway+plugins')!;
+    const b = paced.find((s) => s.name === REFERENCE)!;
+    const satCost = costTable('Cost per request at saturation, next to the 1-route gateway of the same run (ratios: medians of per-round ratios)', stats, {});
+    const pacedCost = costTable(`Cost per request paced at about ${fmtInt(rate)} req/s for every gateway (same rate, so like for like)`, paced, { rate });
+    const logSat = satCost.summary['access log'] as { cpu_ratio_to_1route: number };
+    const logPaced = pacedCost.summary['access log'] as { cpu_ratio_to_1route: number };
     return {
       summary: {
         targets: statsSummary(stats),
-        plugins_cpu_us_per_req: round(a.cpuUsPerReq - b.cpuUsPerReq, 1),
+        paced: { offered_rps: round(rate, 0), connections, delay_ms: PACE_MS, targets: statsSummary(paced) },
+        plugins_cpu_us_per_req: round(sat.a - sat.b, 1),
+        plugins_cpu_us_per_req_paced: round(a.cpuUsPerReq - b.cpuUsPerReq, 1),
         access_log_bytes: logBytes,
-        vs_1route: cost.summary,
+        saturation_vs_1route: satCost.summary,
+        paced_vs_1route: pacedCost.summary,
       },
-      tables: [statsTable('Saturation (closed loop, 50 connections)', stats), cost.table],
+      tables: [statsTable('Saturation (closed loop, 50 connections)', stats), satCost.table, pacedCost.table],
       notes: [
-        `limit-count + prometheus add ${fmt(a.cpuUsPerReq - b.cpuUsPerReq, 1)} µs of gateway CPU per request (median rounds); the access log ${fmt((logRatio.cpu_ratio_to_1route - 1) * 100, 1)} % (CPU × 1-route; issue 19 asks within 10 %).`,
+        `limit-count + prometheus add ${fmt(sat.a - sat.b, 1)} µs of gateway CPU per request at saturation, ${fmt(a.cpuUsPerReq - b.cpuUsPerReq, 1)} paced; the access log changes it by ${fmt((logSat.cpu_ratio_to_1route - 1) * 100, 1)} % at saturation, ${fmt((logPaced.cpu_ratio_to_1route - 1) * 100, 1)} % paced (CPU × 1-route; issue 19 asks within 10 %).`,
+        `Paced pass: wrk with ${connections} connections each waiting ${PACE_MS} ms after every response (bench/lib/paced.ts's method), so every gateway serves about the same req/s and CPU per request compares like for like; at saturation a faster process does more requests per event-loop turn and per syscall, which lowers its CPU per request. "added vs plain route, same process" subtracts the limiter gateway's own plugin-less route, removing the process-to-process spread: the "limits-process plain" row is configured like "gateway", so its ratio to it is that spread. "(short)": a gateway served less than 80 % of the offered paced rate (a loaded machine delays wrk's timers and the gateways alike).`,
         'Limits are never reached (errors would show 503s): limit-count 1e9 per 60 s, limit-req rate 1e6/s burst 1e4, key remote_addr (one key: every wrk connection comes from 127.0.0.1).',
         'worker_processes 1: the local policies count in the process\'s own memory (src/plugin/counters/cluster.ts); with several workers they add one IPC round trip to the primary per request (batched per event-loop turn), not measured here. The redis policies make one Redis round trip per request.',
-        'gateway, gateway+plugins and access log are separate gateways with one route `/*`; the four limiter rows share one gateway with four prefix routes (`/lc-local/*`, ...), each target sampled while only its own load runs.',
+        'gateway, gateway+plugins and access log are separate gateways with one route `/*`; the four limiter rows and `limits-process plain` share one gateway with five prefix routes (`/plain/*`, `/lc-local/*`, ...), each target sampled while only its own load runs.',
         'Access log: the gateway\'s default HTTP/1.1 engine (node:http), lines appended to a file in the run\'s temp dir.',
       ],
     };

@@ -96,6 +96,13 @@ async function main(): Promise<number> {
           : `generated admin API key "${k.key}" for "${k.name}" for this run only (${k.reason})\n`,
       );
     }
+    if (!cluster.isWorker) {
+      // The data-encryption key of the Admin-written standalone file, generated once like the admin key and
+      // never printed.
+      const { ensureDataKeyring } = await import('./config/keyring.ts');
+      const k = await ensureDataKeyring(loaded.file, conf);
+      if (k.generated) process.stderr.write(`generated apisix.data_encryption.keyring (saved to ${loaded.file})\n`);
+    }
     if (!cluster.isWorker && loaded.warnings.length > 0) {
       const { getLogger } = await import('./observability/logger.ts');
       const log = getLogger('config');

@@ -11,7 +11,7 @@ import {
   workerCount,
   type LocalConfig,
 } from './config/local.ts';
-import { fieldCodecFromConfig, lookupFromPluginDefs } from './config/encryption.ts';
+import { fieldCodecFromConfig, fileStoreCodecFromConfig, lookupFromPluginDefs } from './config/encryption.ts';
 import type { ConfigStore } from './config/store.ts';
 import { EtcdStore } from './config/store-etcd.ts';
 import { FileStore } from './config/store-file.ts';
@@ -103,10 +103,13 @@ function createStore(conf: LocalConfig, configFile: string, writable: boolean, l
       codec: fieldCodecFromConfig(conf.apisix, lookup),
     });
   }
+  const lookup = plugins ? lookupFromPluginDefs((name) => plugins.known(name)) : undefined;
   return new FileStore({
     path: standaloneFile(conf, configFile),
     logger: logger.child({ module: 'standalone' }),
     writable,
+    // Auth fields (encrypt_fields) are stored AES-encrypted in the file too, as APISIX does in etcd.
+    codec: fileStoreCodecFromConfig(conf.apisix, lookup),
   });
 }
 

@@ -305,7 +305,7 @@ export class HttpPipeline {
     const ctx = tx.ctx;
     ctx.bytesSent = tx.bytes;
     runLog(tx.rt.global, tx.chain, ctx);
-    this.opts.accessLog?.write(ctx, tx.bytes);
+    this.opts.accessLog?.write(ctx, tx.bytes, tx.chain);
     if (requestEnd.hasSubscribers) requestEnd.publish(tx);
   }
 }

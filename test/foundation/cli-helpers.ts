@@ -60,6 +60,9 @@ export function baseConfig(p: Ports, provider: 'yaml' | 'etcd' = 'yaml'): Record
       node_listen: [{ ip: '127.0.0.1', port: p.http }],
       status: { ip: '127.0.0.1', port: p.status },
       enable_control: false,
+      // A fixed test keyring: start does not generate one, so tests that rewrite config.yaml from this object
+      // change only the keys they mean to.
+      data_encryption: { keyring: ['0123456789abcdef0123456789abcdef'] },
     },
     deployment: {
       role: 'traditional',

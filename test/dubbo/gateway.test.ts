@@ -1,6 +1,6 @@
 // The Dubbo xRPC route through the whole gateway: stream route created through the Admin API, calls from a
 // raw hessian.js consumer and, when installed, from the reference consumer library apache-dubbo-js
-// (`DirectlyDubbo`; set DUBBO_JS_DIR to a directory whose node_modules holds it, default /tmp/dubbo-ref):
+// (`DirectlyDubbo`, a devDependency; DUBBO_JS_DIR may name another directory whose node_modules holds it):
 // values, exceptions and 1,000 concurrent calls over its one connection.
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -16,7 +16,8 @@ import { freePort } from '../helpers/ports.ts';
 if (xrpcProtocols.get('dubbo') === undefined) setup(xrpcProtocols);
 
 const SVC = 'org.apache.dubbo.backend.DemoService';
-const dubboJsDir = process.env.DUBBO_JS_DIR ?? '/tmp/dubbo-ref';
+// The reference consumer is a devDependency; DUBBO_JS_DIR may point at another install.
+const dubboJsDir = process.env.DUBBO_JS_DIR ?? process.cwd();
 const hasDubboJs = existsSync(path.join(dubboJsDir, 'node_modules/apache-dubbo-js/package.json'));
 
 let gw: TestGateway;

@@ -4,6 +4,7 @@
 // content-type application/grpc, grpc-status mapped from the HTTP status, grpc-message with the reason, no body.
 import type { HeaderMap } from '../plugin/context.ts';
 import type { PluginResponse } from '../plugin/plugin.ts';
+import { STATUS_TEXT } from './respond.ts';
 
 /** gRPC status codes (grpc/doc/statuscodes.md). */
 export const GrpcStatus = {
@@ -75,20 +76,6 @@ export function httpToGrpcStatus(status: number): number {
   }
 }
 
-/** Reason phrases for local answers that carry no body of their own (nginx's HTML pages). */
-const REASONS: Readonly<Record<number, string>> = {
-  400: 'Bad Request',
-  401: 'Unauthorized',
-  403: 'Forbidden',
-  404: 'Not Found',
-  405: 'Not Allowed',
-  413: 'Request Entity Too Large',
-  429: 'Too Many Requests',
-  500: 'Internal Server Error',
-  502: 'Bad Gateway',
-  503: 'Service Temporarily Unavailable',
-  504: 'Gateway Time-out',
-};
 
 const MAX_MESSAGE = 1024;
 
@@ -105,7 +92,7 @@ function reasonOf(r: PluginResponse): string {
     else text = JSON.stringify(b);
   }
   text = text?.trim();
-  if (text === undefined || text === '') return `${r.status} ${REASONS[r.status] ?? 'Error'}`;
+  if (text === undefined || text === '') return `${r.status} ${STATUS_TEXT[r.status] ?? 'Error'}`;
   return text.length > MAX_MESSAGE ? text.slice(0, MAX_MESSAGE) : text;
 }
 

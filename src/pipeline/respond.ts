@@ -1,8 +1,10 @@
 // Local answers (route not found, plugin exits, proxy errors) in APISIX's shapes.
 import type { PluginResponse } from '../plugin/plugin.ts';
 
-const STATUS_TEXT: Record<number, string> = {
+/** nginx's reason phrases for the statuses the gateway answers itself. */
+export const STATUS_TEXT: Readonly<Record<number, string>> = {
   400: 'Bad Request',
+  401: 'Unauthorized',
   403: 'Forbidden',
   404: 'Not Found',
   405: 'Not Allowed',

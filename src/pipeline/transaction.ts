@@ -86,16 +86,7 @@ export class Transaction implements DownstreamEvents, BodySink, ProxyJob {
     // hot path
     const ctx = this.ctx;
     const rq = ctx.request;
-    const headers = upstreamHeaders(rq.headers, {
-      host: rq.host,
-      peerAddr: ctx.peerAddr,
-      remoteAddr: rq.remoteAddr,
-      scheme: rq.scheme,
-      serverPort: rq.serverPort,
-      trusted: this.pipeline.trusted.trusts(ctx.peerAddr),
-      keepTeTrailers: this.upstream.isGrpc || this.http2 === true,
-      upgrade: false,
-    });
+    const headers = this.upstreamRequestHeaders(this.upstream.isGrpc || this.http2 === true, false);
     headers.host = this.upstream.hostHeader(ep, clientHostHeader(ctx));
     let body = this.body;
     if (rq.body !== null) {
@@ -104,6 +95,23 @@ export class Transaction implements DownstreamEvents, BodySink, ProxyJob {
       delete headers['transfer-encoding'];
     }
     return { method: rq.method, path: upstreamTarget(ctx), headers, body };
+  }
+
+  /** The client's headers as the upstream gets them (hop-by-hop removed, X-Forwarded-* per trusted_addresses). */
+  upstreamRequestHeaders(keepTeTrailers: boolean, upgrade: boolean): Record<string, string | string[]> {
+    // hot path
+    const ctx = this.ctx;
+    const rq = ctx.request;
+    return upstreamHeaders(rq.headers, {
+      host: rq.host,
+      peerAddr: ctx.peerAddr,
+      remoteAddr: rq.remoteAddr,
+      scheme: rq.scheme,
+      serverPort: rq.serverPort,
+      trusted: this.pipeline.trusted.trusts(ctx.peerAddr),
+      keepTeTrailers,
+      upgrade,
+    });
   }
 
   /** Builds the streamed request body once: the size limit and request_body_filter plugins applied. */

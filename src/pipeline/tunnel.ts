@@ -10,7 +10,6 @@ import { runHeaderFilter, runPhase } from '../plugin/runner.ts';
 import type { Endpoint } from '../upstream/balancer.ts';
 import { openTunnel } from '../upstream/tunnel.ts';
 import type { UpstreamRuntime } from '../upstream/upstream.ts';
-import { upstreamHeaders } from './forward.ts';
 import type { HttpPipeline } from './pipeline.ts';
 import type { Transaction } from './transaction.ts';
 
@@ -99,16 +98,7 @@ function parseHead(text: string): { status: number; headers: HeaderMap } | null 
 function splice(p: HttpPipeline, tx: Transaction, upstream: UpstreamRuntime, ep: Endpoint, up: Socket, host: string): void {
   const ctx = tx.ctx;
   const rq = ctx.request;
-  const headers = upstreamHeaders(rq.headers, {
-    host: rq.host,
-    peerAddr: ctx.peerAddr,
-    remoteAddr: rq.remoteAddr,
-    scheme: rq.scheme,
-    serverPort: rq.serverPort,
-    trusted: p.trusted.trusts(ctx.peerAddr),
-    keepTeTrailers: false,
-    upgrade: true,
-  });
+  const headers = tx.upstreamRequestHeaders(false, true);
   headers.host = host;
   const path = rq.path === ctx.originalPath ? ctx.rawPath : rq.path;
   const target = rq.query === '' ? path : `${path}?${rq.query}`;

@@ -4,7 +4,7 @@ import type { PluginResponse } from '../plugin/plugin.ts';
 /** nginx's reason phrases for the statuses the gateway answers itself. */
 export const STATUS_TEXT: Readonly<Record<number, string>> = {
   400: 'Bad Request',
-  401: 'Unauthorized',
+  401: 'Authorization Required',
   403: 'Forbidden',
   404: 'Not Found',
   405: 'Not Allowed',

@@ -1,19 +1,24 @@
 // Resident memory of the gateway process (etcd backend, one worker): idle with one route; with 10,000
 // routes; after 10,000 route create/delete cycles through the Admin API; and holding 10,000 idle TCP
-// connections through the stream proxy (think idle MQTT clients), next to nginx stream and haproxy tcp
-// holding the same connections. A proxy needs two descriptors per connection, so the connection count is
-// capped by the fd hard limit of the machine (reported).
+// connections through the stream proxy, next to nginx stream and haproxy tcp holding the same connections.
+// Then, each on a fresh gateway process (standalone config): 10,000 idle HTTP/1.1 keep-alive connections per
+// HTTP/1.1 engine (node:http and the socket-level one) next to nginx, and 10,000 MQTT sessions held through an
+// mqtt-proxy stream route (chash on mqtt_client_id) to a real mosquitto, next to nginx stream in front of the
+// same broker. A stream proxy needs two descriptors per session, so those counts are capped by the fd hard
+// limit of the machine (reported). Method of the per-connection figures: bench/lib/idle-hold.ts.
 import path from 'node:path';
 import { freePort } from '../../test/helpers/ports.ts';
 import { ETCD_PREFIX, seedEtcd, startEtcdService } from '../lib/etcd.ts';
-import { startGateway, type GatewayService } from '../lib/gateway.ts';
+import { route, startGateway, type GatewayService } from '../lib/gateway.ts';
 import { startHaproxy } from '../lib/haproxy.ts';
 import { Client } from '../lib/http-client.ts';
 import { startUpstream } from '../lib/http-setup.ts';
-import { startNginxStream } from '../lib/nginx.ts';
-import { openIdleConnections, startIdleServer } from '../lib/node-peers.ts';
+import { HOLD_COLUMNS, holdIdle, holdRow, holdSummary, type HoldFigures, type HoldOptions } from '../lib/idle-hold.ts';
+import { ensureMosquitto, startMosquitto } from '../lib/mosquitto.ts';
+import { startNginxProxy, startNginxStream } from '../lib/nginx.ts';
+import { startIdleServer } from '../lib/node-peers.ts';
 import { processTree, sampleTree } from '../lib/procfs.ts';
-import { fdHardLimit, type Service } from '../lib/service.ts';
+import { fdHardLimit, track, type Service } from '../lib/service.ts';
 import { fmt, fmtInt, mb, round } from '../lib/stats.ts';
 import type { Scenario, ScenarioContext } from '../lib/types.ts';
 
@@ -53,36 +58,79 @@ async function createDeleteCycles(gw: GatewayService, cycles: number, capSec: nu
   return done;
 }
 
-interface IdleFigures {
-  before: number;
-  after: number;
-  connected: number;
-  failed: number;
+type HoldBase = Omit<HoldOptions, 'kind' | 'pid' | 'port'>;
+
+interface FreshTarget {
+  name: string;
+  kind: 'http' | 'mqtt';
+  svc: Service;
+  port: number;
 }
 
-async function holdIdle(ctx: ScenarioContext, proxy: Service, port: number, count: number, settleMs: number): Promise<IdleFigures> {
-  const before = rss(proxy.pid);
-  const { client, connected, failed } = await openIdleConnections(port, count, 120_000);
-  try {
-    await sleep(settleMs);
-    const after = rss(proxy.pid);
-    ctx.log(`  ${proxy.name}: ${fmtInt(connected)} idle connections (${failed} failed), RSS ${mb(before)} -> ${mb(after)} MB`);
-    return { before, after, connected, failed };
-  } finally {
-    await client.stop();
+/**
+ * Fresh processes for the HTTP and MQTT figures, started together: a gateway per HTTP/1.1 engine (one
+ * catch-all route) and nginx in front of the 1 KB upstream; mosquitto, a gateway with an mqtt-proxy stream
+ * route (chash on mqtt_client_id) and nginx stream in front of it.
+ */
+async function startFresh(ctx: ScenarioContext, upstreamPort: number): Promise<FreshTarget[]> {
+  ensureMosquitto(ctx.log);
+  const [brokerPort, streamPort, nginxPort, nginxStreamPort] = [await freePort(), await freePort(), await freePort(), await freePort()];
+  const brokerUp = track(ctx.services, startMosquitto(path.join(ctx.tmp, 'mosquitto'), brokerPort));
+  const mqttRoute = {
+    id: 'mqtt',
+    server_port: streamPort,
+    plugins: { 'mqtt-proxy': { protocol_name: 'MQTT', protocol_level: 4 } },
+    upstream: { type: 'chash', key: 'mqtt_client_id', nodes: { [`127.0.0.1:${brokerPort}`]: 1 } },
+  };
+  const httpGateway = (engine: 'node' | 'socket') =>
+    track(
+      ctx.services,
+      startGateway({ dir: path.join(ctx.tmp, `gw-http-${engine}`), standalone: { routes: [route('1', '/*', upstreamPort)] }, switchyard: { http1_engine: engine } }),
+    );
+  const [node, socket, nginx, mqttGw, nginxStream] = await Promise.all([
+    httpGateway('node'),
+    httpGateway('socket'),
+    track(ctx.services, startNginxProxy(path.join(ctx.tmp, 'nginx-http'), nginxPort, upstreamPort)),
+    track(ctx.services, startGateway({ dir: path.join(ctx.tmp, 'gw-mqtt'), streamPorts: [streamPort], standalone: { routes: [], stream_routes: [mqttRoute] } })),
+    brokerUp.then(() => track(ctx.services, startNginxStream(path.join(ctx.tmp, 'nginx-mqtt'), nginxStreamPort, brokerPort))),
+  ]);
+  await brokerUp;
+  return [
+    { name: 'gateway (node engine)', kind: 'http', svc: node, port: node.port },
+    { name: 'gateway (socket engine)', kind: 'http', svc: socket, port: socket.port },
+    { name: 'nginx', kind: 'http', svc: nginx, port: nginxPort },
+    { name: 'gateway (mqtt-proxy)', kind: 'mqtt', svc: mqttGw, port: streamPort },
+    { name: 'nginx stream', kind: 'mqtt', svc: nginxStream, port: nginxStreamPort },
+  ];
+}
+
+/** One target at a time; each is stopped after its measurement (its memory and descriptors are freed). */
+async function holdFresh(ctx: ScenarioContext, targets: FreshTarget[], http: HoldBase, mqtt: HoldBase): Promise<Record<'http' | 'mqtt', HoldFigures[]>> {
+  const out: Record<'http' | 'mqtt', HoldFigures[]> = { http: [], mqtt: [] };
+  for (const t of targets) {
+    try {
+      out[t.kind].push(await holdIdle(ctx, t.name, { ...(t.kind === 'http' ? http : mqtt), kind: t.kind, pid: t.svc.pid, port: t.port }));
+    } finally {
+      await t.svc.stop();
+    }
   }
+  return out;
 }
 
 export const memory: Scenario = {
   name: 'memory',
-  title: 'Memory (RSS): idle, 10,000 routes, after 10,000 route create/delete cycles, 10,000 idle TCP connections',
-  budgetSec: 240,
+  title: 'Memory (RSS): idle, 10,000 routes, route create/delete cycles, 10,000 idle TCP connections, HTTP keep-alive connections and MQTT sessions',
+  budgetSec: 540,
   skipReason: async () => null,
   run: async (ctx) => {
     const n = ctx.smoke ? 1_000 : ROUTES;
     const cycles = ctx.smoke ? 20 : CYCLES;
     const settle = ctx.smoke ? 200 : 3000;
-    const idleCount = Math.min(ctx.smoke ? 100 : IDLE_CONNECTIONS, Math.floor((fdHardLimit() - 400) / 2));
+    const fdLimit = fdHardLimit();
+    const streamCap = Math.floor((fdLimit - 400) / 2);
+    const idleCount = Math.min(ctx.smoke ? 100 : IDLE_CONNECTIONS, streamCap);
+    const httpCount = Math.min(ctx.smoke ? 100 : IDLE_CONNECTIONS, fdLimit - 400);
+    const hold: HoldBase = { count: idleCount, settleMs: ctx.smoke ? 100 : 2000, samples: ctx.smoke ? 1 : 5, warmup: ctx.smoke ? 0 : 200 };
     const { etcd, svc: etcdSvc } = await startEtcdService();
     ctx.services.push(etcdSvc);
     const up = await startUpstream(ctx);
@@ -98,7 +146,7 @@ export const memory: Scenario = {
     ctx.services.push(gw);
     const client = new Client(gw.port, 2);
     const figures: Record<string, number> = {};
-    const idle: Record<string, IdleFigures> = {};
+    const tcp: HoldFigures[] = [];
     try {
       await client.waitStatus('/base', 200, 30_000);
       await sleep(settle);
@@ -123,26 +171,23 @@ export const memory: Scenario = {
       figures.cycle_seconds = cycleSec;
       ctx.log(`  after ${fmtInt(figures.cycles_done)} create/delete cycles (${fmt(cycleSec, 1)} s): ${mb(figures.cycles)} MB`);
 
-      idle.gateway = await holdIdle(ctx, gw, streamPort, idleCount, settle);
+      tcp.push(await holdIdle(ctx, 'gateway', { ...hold, kind: 'tcp', pid: gw.pid, port: streamPort }));
       const nginxPort = await freePort();
-      const nginx = await startNginxStream(path.join(ctx.tmp, 'nginx-stream'), nginxPort, idlePort);
-      ctx.services.push(nginx);
-      idle.nginx = await holdIdle(ctx, nginx, nginxPort, idleCount, settle);
+      const nginx = await track(ctx.services, startNginxStream(path.join(ctx.tmp, 'nginx-stream'), nginxPort, idlePort));
+      tcp.push(await holdIdle(ctx, 'nginx', { ...hold, kind: 'tcp', pid: nginx.pid, port: nginxPort }));
       const haPort = await freePort();
-      const ha = await startHaproxy(path.join(ctx.tmp, 'haproxy-tcp'), 'tcp', haPort, idlePort);
-      ctx.services.push(ha);
-      idle.haproxy = await holdIdle(ctx, ha, haPort, idleCount, settle);
+      const ha = await track(ctx.services, startHaproxy(path.join(ctx.tmp, 'haproxy-tcp'), 'tcp', haPort, idlePort));
+      tcp.push(await holdIdle(ctx, 'haproxy', { ...hold, kind: 'tcp', pid: ha.pid, port: haPort }));
     } finally {
       await client.close();
     }
-    const perConn = (f: IdleFigures) => (f.connected > 0 ? (f.after - f.before) / f.connected / 1024 : NaN);
-    const idleRows = Object.entries(idle).map(([name, f]) => [
-      name,
-      `${fmtInt(f.connected)}${f.failed > 0 ? ` (${f.failed} failed)` : ''}`,
-      mb(f.before),
-      mb(f.after),
-      fmt(perConn(f), 1),
-    ]);
+    // The etcd-backed gateway (grown by the create/delete cycles) is not needed for the fresh-process figures.
+    await gw.stop();
+    const { http, mqtt } = await holdFresh(ctx, await startFresh(ctx, up.port), { ...hold, count: httpCount }, hold);
+
+    const capNote =
+      `The fd hard limit here is ${fmtInt(fdLimit)} (ulimit -Hn): a stream proxy holds two descriptors per session, so TCP and MQTT counts are ` +
+      `capped at (limit - 400) / 2 = ${fmtInt(streamCap)}; HTTP keep-alive connections need one each (cap ${fmtInt(fdLimit - 400)}).`;
     return {
       summary: {
         routes: n,
@@ -154,13 +199,11 @@ export const memory: Scenario = {
           after_cycles: round(figures.cycles! / 1048576, 1),
         },
         cycle_seconds: round(figures.cycle_seconds!, 1),
-        idle_connections: Object.fromEntries(
-          Object.entries(idle).map(([k, f]) => [
-            k,
-            { connected: f.connected, failed: f.failed, rss_before_mb: round(f.before / 1048576, 1), rss_after_mb: round(f.after / 1048576, 1), kb_per_connection: round(perConn(f), 2) },
-          ]),
-        ),
-        fd_hard_limit: fdHardLimit(),
+        idle_connections: Object.fromEntries(tcp.map((f) => [f.name, holdSummary(f)])),
+        http_idle_keepalive: Object.fromEntries(http.map((f) => [f.name, holdSummary(f)])),
+        mqtt_sessions: Object.fromEntries(mqtt.map((f) => [f.name, holdSummary(f)])),
+        fd_hard_limit: fdLimit,
+        settle_ms: hold.settleMs,
       },
       tables: [
         {
@@ -175,16 +218,20 @@ export const memory: Scenario = {
             ],
           ],
         },
-        {
-          title: `Idle TCP connections held through the stream proxy`,
-          columns: ['proxy', 'connections', 'RSS before MB', 'RSS after MB', 'KB per connection'],
-          rows: idleRows,
-        },
+        { title: 'Idle TCP connections held through the stream proxy (the gateway above, after the cycles)', columns: HOLD_COLUMNS, rows: tcp.map(holdRow) },
+        { title: 'Idle HTTP/1.1 keep-alive connections (fresh gateway per engine, one catch-all route)', columns: HOLD_COLUMNS, rows: http.map(holdRow) },
+        { title: 'Idle MQTT sessions (mqtt-proxy stream route, chash on mqtt_client_id) to mosquitto', columns: HOLD_COLUMNS, rows: mqtt.map(holdRow) },
       ],
       notes: [
-        `RSS is read ${settle / 1000} s after each step settles (/proc/<pid>/stat, whole process tree); nothing forces a GC.`,
-        `Each idle connection sent one byte and got it echoed by the upstream, so it is proxied end to end, then stays silent. ` +
-          `The count is capped at (fd hard limit ${fdHardLimit()} - 400) / 2 = ${fmtInt(Math.floor((fdHardLimit() - 400) / 2))} here because a proxy holds two descriptors per connection.`,
+        `RSS of the proxy's process tree (/proc/<pid>/stat); each reading is the median of ${hold.samples} samples 0.4 s apart after ${hold.settleMs / 1000} s of settle ` +
+          `(twice that after close). Nothing forces a GC, so a Node proxy's figures include garbage not collected yet; ` +
+          `"KB per connection" is (RSS with all - before) / connections, "marginal" is (RSS with all - RSS with the first half) / second half, ` +
+          `each half opened by its own client process after ${hold.warmup} warm-up connections were opened and closed.`,
+        `TCP: each idle connection sent one byte and got it echoed by the upstream, so it is proxied end to end, then stays silent.`,
+        `HTTP: each connection sent one GET, read the 1 KB answer and stays open (keepalive_timeout 60 s, nginx 75 s).`,
+        `MQTT: each session sent an MQTT 3.1.1 CONNECT (keep alive 0, own client id) and got mosquitto's CONNACK through the proxy, then stays silent; ` +
+          `nginx stream forwards the same bytes without reading them.`,
+        capNote,
       ],
     };
   },

@@ -83,13 +83,15 @@ export class H1Conn implements ExchangeHost, ConnAddr {
   private url = '';
   /** Status to answer once the running exchange ended (a later pipelined request was malformed). */
   private deferred = 0;
-  /** 431 for too many header fields, found in on_headers_complete. */
+  /** A head refused in on_headers_complete: 431 (too many fields), 400, or -1 (CONNECT: closed unanswered). */
   failStatus = 0;
   private driving = false;
   /** No byte was parsed since the last complete request: the parser holds no state worth keeping. */
   private atBoundary = true;
   private pausedBody = false;
   private pausedQueue = false;
+  /** Request messages read to their end on this connection (progress check of execute()). */
+  private messages = 0;
   closed = false;
   detached = false;
   timeout = T_HEADER;
@@ -155,9 +157,13 @@ export class H1Conn implements ExchangeHost, ConnAddr {
       return -1;
     }
     const name = METHOD_NAMES[method];
-    // CONNECT: node:http without a 'connect' listener closes the connection; so does this engine.
-    if (name === undefined || name === 'CONNECT') {
+    if (name === undefined) {
       this.failStatus = 400;
+      return -1;
+    }
+    // CONNECT: node:http without a 'connect' listener closes the connection unanswered; so does this engine.
+    if (name === 'CONNECT') {
+      this.failStatus = -1;
       return -1;
     }
     const headers: HeaderMap = {};
@@ -205,6 +211,7 @@ export class H1Conn implements ExchangeHost, ConnAddr {
 
   messageComplete(): void {
     this.atBoundary = true;
+    this.messages++;
     const rx = this.rx;
     if (rx === null) return;
     this.rx = null;
@@ -270,19 +277,29 @@ export class H1Conn implements ExchangeHost, ConnAddr {
     if (this.parser === null) this.parser = this.takeParser();
     const p = this.parser;
     let off = 0;
+    let messages = this.messages;
     for (;;) {
       const r = p.execute(off === 0 ? d : d.subarray(off));
       if (typeof r !== 'number') {
         if (r.code === 'HPE_PAUSED') {
-          this.stash = d.subarray(off + r.bytesParsed);
-          this.pausedQueue = true;
-          this.socket.pause();
+          this.pauseAt(d, off + r.bytesParsed);
           return;
         }
         this.parseError(r);
         return;
       }
       off += r;
+      // Once llhttp has flagged a head as an upgrade (Upgrade + Connection: upgrade, or CONNECT), the binding
+      // reports a refused head or a pause as a plain byte count (node_http_parser.cc drops the error code of
+      // an upgrade): the head's own state tells instead.
+      if (this.failStatus !== 0) {
+        this.failParse(this.failStatus, null);
+        return;
+      }
+      if (this.waiting !== null && !this.pausedQueue) {
+        this.pauseAt(d, off);
+        return;
+      }
       const cur = this.cur;
       if (cur !== null && cur.upgrade && cur.complete) {
         // The rest of the bytes belong to the upgraded protocol.
@@ -291,11 +308,21 @@ export class H1Conn implements ExchangeHost, ConnAddr {
       }
       if (off >= d.length) return;
       // llhttp stops after a request that asked for an upgrade the gateway did not take: go on with the rest.
-      if (r === 0) {
+      // That stop may consume no byte (a paused upgrade head resumed: only its message end remains); a call
+      // that neither consumed a byte nor ended a message would loop forever.
+      if (r === 0 && this.messages === messages) {
         this.socket.destroy();
         return;
       }
+      messages = this.messages;
     }
+  }
+
+  /** llhttp paused right after a pipelined head: the bytes from `at` wait until the running exchange ends. */
+  private pauseAt(d: Buffer, at: number): void {
+    this.stash = d.subarray(at);
+    this.pausedQueue = true;
+    this.socket.pause();
   }
 
   private dispatch(ex: H1Exchange): void {
@@ -383,8 +410,13 @@ export class H1Conn implements ExchangeHost, ConnAddr {
     if (err.code === 'HPE_HEADER_OVERFLOW') status = 431;
     else if (err.code === 'HPE_CHUNK_EXTENSIONS_OVERFLOW') status = 413;
     else if (err.code === 'HPE_CB_HEADERS_COMPLETE' && this.failStatus !== 0) status = this.failStatus;
+    this.failParse(status, err);
+  }
+
+  /** A malformed or refused request: answered `status` (none when -1) once the running exchange ended. */
+  private failParse(status: number, err: ParseError | null): void {
     const rx = this.rx;
-    if (rx !== null && rx.body !== null && !rx.body.destroyed) rx.body.destroy(err);
+    if (rx !== null && rx.body !== null && !rx.body.destroyed) rx.body.destroy(err ?? aborted());
     const cur = this.cur;
     if (cur !== null && cur !== rx && !cur.ended) {
       // A later pipelined request is malformed: the running one is answered first.

@@ -7,6 +7,9 @@ import { startTestGateway, type TestGateway } from '../helpers/gateway.ts';
 import { startEcho, type EchoServer } from '../helpers/upstream.ts';
 import { raw } from './raw.ts';
 
+// The differential needs one gateway per engine: the suite-wide engine override must not make both the same.
+delete process.env.SWITCHYARD_HTTP1_ENGINE;
+
 let up: EchoServer;
 let sock: TestGateway;
 let node: TestGateway;
@@ -85,6 +88,45 @@ describe('request smuggling and limits: same answers as node:http, nothing smugg
     expect(r.statuses).toEqual(['HTTP/1.1 200 OK']);
     expect(r.text).toContain('"url":"/split?x=1"');
     expect(r.text).toContain('"x-long-header-name":"some value"');
+  });
+});
+
+describe('heads llhttp flags as upgrades (Upgrade + Connection: upgrade, CONNECT)', () => {
+  // The parser binding reports errors and pauses of such heads as a byte count: these once hung or cut the
+  // connection on the socket engine.
+  test('CONNECT: closed unanswered on both engines, nothing reaches the upstream', async () => {
+    const req = 'CONNECT up.example:443 HTTP/1.1\r\nHost: up.example:443\r\n\r\n';
+    const [s, n] = await Promise.all([raw(sock.port, [req]), raw(node.port, [req])]);
+    for (const r of [s, n]) {
+      expect(r.text).toBe('');
+      expect(r.closedByPeer).toBe(true);
+    }
+    expect(up.seen.some((r) => r.method === 'CONNECT')).toBe(false);
+  });
+
+  test('CONNECT pipelined after a GET: the GET is answered, then the connection closes', async () => {
+    const r = await raw(sock.port, ['GET /before-connect HTTP/1.1\r\nHost: a\r\n\r\nCONNECT a:1 HTTP/1.1\r\nHost: a:1\r\n\r\n']);
+    expect(r.statuses).toEqual(['HTTP/1.1 200 OK']);
+    expect(r.closedByPeer).toBe(true);
+  });
+
+  test('too many header fields on an upgrade head: 431 and close', async () => {
+    let req = 'GET /a HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n';
+    for (let i = 0; i < 60; i++) req += `X-H${i}: v\r\n`;
+    const s = await raw(sock.port, [req + '\r\n']);
+    expect(s.statuses).toEqual(['HTTP/1.1 431 Request Header Fields Too Large']);
+    expect(s.closedByPeer).toBe(true);
+  });
+
+  test('a pipelined upgrade the route does not take is a plain request: it and the next one are answered in order', async () => {
+    const r = await raw(sock.port, [
+      'GET /u1 HTTP/1.1\r\nHost: a\r\n\r\n' +
+        'GET /u2 HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n' +
+        'GET /u3 HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n',
+    ]);
+    expect(r.statuses).toEqual(['HTTP/1.1 200 OK', 'HTTP/1.1 200 OK', 'HTTP/1.1 200 OK']);
+    expect([...r.text.matchAll(/"url":"([^"]+)"/g)].map((m) => m[1])).toEqual(['/u1', '/u2', '/u3']);
+    expect(r.closedByPeer).toBe(true);
   });
 });
 

@@ -9,6 +9,9 @@ import { startTestGateway, type TestGateway } from '../helpers/gateway.ts';
 import { startEcho, type EchoServer } from '../helpers/upstream.ts';
 import { raw, RawConn } from './raw.ts';
 
+// These are the socket engine's own conformance tests: the suite-wide engine override must not swap it out.
+delete process.env.SWITCHYARD_HTTP1_ENGINE;
+
 let up: EchoServer;
 let gw: TestGateway;
 let hasher: http.Server;

@@ -29,7 +29,11 @@ const NAMED = new Map<string, Resolver>([
 
 class SessionVars implements MutableVars {
   private readonly session: StreamSession;
-  private custom: Map<string, VarValue> | null = null;
+  /**
+   * Variables set by plugins as a flat [name, value, name, value...] list: sessions set one or two
+   * (mqtt_client_id, mqtt_username) and idle ones live for hours, where a Map's hash table costs ~250 bytes.
+   */
+  private custom: VarValue[] | null = null;
 
   constructor(session: StreamSession) {
     this.session = session;
@@ -38,13 +42,26 @@ class SessionVars implements MutableVars {
   // hot path
   get(name: string): VarValue {
     const custom = this.custom;
-    if (custom !== null && custom.has(name)) return custom.get(name);
+    if (custom !== null) {
+      for (let i = 0; i < custom.length; i += 2) if (custom[i] === name) return custom[i + 1];
+    }
     const r = NAMED.get(name);
     return r === undefined ? undefined : r(this.session);
   }
 
   set(name: string, value: VarValue): void {
-    (this.custom ??= new Map()).set(name, value);
+    const custom = this.custom;
+    if (custom === null) {
+      this.custom = [name, value];
+      return;
+    }
+    for (let i = 0; i < custom.length; i += 2) {
+      if (custom[i] === name) {
+        custom[i + 1] = value;
+        return;
+      }
+    }
+    custom.push(name, value);
   }
 }
 
@@ -52,6 +69,9 @@ class SessionVars implements MutableVars {
 export interface DatagramSource {
   peeked(): Buffer;
 }
+
+const EMPTY = Buffer.alloc(0);
+const NO_BYTES: DatagramSource = { peeked: () => EMPTY };
 
 export class StreamSession implements StreamContext {
   readonly vars: MutableVars;
@@ -72,8 +92,8 @@ export class StreamSession implements StreamContext {
   bytesIn = 0;
   bytesOut = 0;
   readonly startNs = process.hrtime.bigint();
-  readonly pluginData = new Map<string, unknown>();
-  private readonly buffer: Prebuffer | DatagramSource;
+  private pluginData_: Map<string, unknown> | null = null;
+  private buffer: Prebuffer | DatagramSource;
   private readonly peekTimeoutMs: number;
 
   constructor(init: {
@@ -93,6 +113,16 @@ export class StreamSession implements StreamContext {
     this.buffer = init.buffer;
     this.peekTimeoutMs = init.peekTimeoutMs;
     this.vars = new SessionVars(this);
+  }
+
+  /** Created on first use: most stream sessions never store plugin data, and idle ones live for hours. */
+  get pluginData(): Map<string, unknown> {
+    return (this.pluginData_ ??= new Map());
+  }
+
+  /** Drops the peek buffer once the upstream is connected; later peeks see no bytes. */
+  detachBuffer(): void {
+    this.buffer = NO_BYTES;
   }
 
   peek(n: number): Promise<Buffer> {

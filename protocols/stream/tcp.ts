@@ -19,6 +19,7 @@ import { PEEK_LIMIT, type SessionDeps } from './options.ts';
 import { Prebuffer } from './prebuffer.ts';
 import { buildProxyHeader, parseProxyHeader } from './proxy-protocol.ts';
 import { StreamSession } from './session.ts';
+import { destroySelf, Splice, type SpliceOwner } from './splice.ts';
 
 /** Used when the client sends no SNI and no certificate applies: the handshake then fails. */
 let noCertContext: tls.SecureContext | null = null;
@@ -45,21 +46,38 @@ function wait(ms: number): { promise: Promise<void>; cancel(): void } {
   return { promise, cancel: () => clearTimeout(timer) };
 }
 
-export class TcpSessionHandler {
+/** What a proxied session needs once both of its sockets are closed (balancer report, log). */
+interface Proxied {
+  readonly runtime: StreamRuntime;
+  readonly route: StreamRoute;
+  readonly session: StreamSession;
+  readonly endpoint: Endpoint;
+  readonly balancer: Balancer;
+  readonly startedAt: number;
+  /** The upstream TCP socket under TLS, for its byte count (the same socket without TLS). */
+  readonly raw: net.Socket;
+}
+
+export class TcpSessionHandler implements SpliceOwner<Proxied> {
   private readonly spec: TcpListenSpec;
   private readonly deps: SessionDeps;
   private readonly live: LiveSet;
+  /** 'close' listener shared by every socket of this handler (no closure per session). */
+  private readonly forget: (this: Duplex) => void;
 
   constructor(spec: TcpListenSpec, deps: SessionDeps, live: LiveSet) {
     this.spec = spec;
     this.deps = deps;
     this.live = live;
+    this.forget = function (this: Duplex) {
+      live.delete(this);
+    };
   }
 
   handle(socket: net.Socket): void {
-    socket.on('error', () => socket.destroy());
+    socket.on('error', destroySelf);
     this.live.add(socket);
-    socket.once('close', () => this.live.delete(socket));
+    socket.on('close', this.forget);
     this.run(socket).catch((err: unknown) => {
       this.deps.logger.error({ err: (err as Error)?.message ?? String(err) }, 'stream session failed');
       socket.destroy();
@@ -253,40 +271,19 @@ export class TcpSessionHandler {
   ): void {
     const up = conn.socket;
     this.live.add(up);
-    let open = 2;
-    let failed = false;
-    const onClose = (other: Duplex, hadError: boolean): void => {
-      if (hadError) failed = true;
-      open--;
-      if (open === 0) {
-        this.live.delete(up);
-        conn.balancer.end?.(conn.endpoint, { latencyMs: performance.now() - conn.startedAt, failed });
-        this.finish(runtime, route, s, downstream, conn.raw);
-        return;
-      }
-      // One side is gone for good: flush what is queued for the other, then close it.
-      if (hadError || other.writableFinished) other.destroy();
-      else {
-        other.end();
-        other.once('finish', () => other.destroy());
-      }
-    };
-    const onTimeout = (): void => {
-      up.destroy();
-      downstream.destroy();
-    };
-    up.on('error', () => up.destroy());
-    downstream.on('error', () => downstream.destroy());
-    up.once('close', (hadError: boolean) => onClose(downstream, hadError));
-    downstream.once('close', (hadError: boolean) => onClose(up, hadError));
-    up.setTimeout(idleMs, onTimeout);
-    downstream.setTimeout(idleMs, onTimeout);
+    up.on('close', this.forget);
+    const ended = pre.ended;
+    const early = pre.release();
+    // The peek buffer and its listeners are not needed for the rest of the session.
+    s.detachBuffer();
+    const state: Proxied = { runtime, route, session: s, endpoint: conn.endpoint, balancer: conn.balancer, startedAt: conn.startedAt, raw: conn.raw };
+    new Splice(downstream, up, this, state).start(early, ended, idleMs);
+  }
 
-    const chunks = pre.release();
-    for (const c of chunks) up.write(c);
-    if (pre.ended) up.end();
-    else downstream.pipe(up);
-    up.pipe(downstream);
+  spliceClosed(sp: Splice<Proxied>, failed: boolean): void {
+    const p = sp.state;
+    p.balancer.end?.(p.endpoint, { latencyMs: performance.now() - p.startedAt, failed });
+    this.finish(p.runtime, p.route, p.session, sp.down, p.raw);
   }
 
   /** xRPC: the protocol handler owns the connection from here on; the session is logged when it closes. */

@@ -50,28 +50,57 @@ export function firstPacketLength(buf: Buffer): { need: number } | { total: numb
   return { error: 'malformed remaining length' };
 }
 
+/** The parser's last event during one parse() call: later packets or errors win, as they did per call. */
+let lastEvent: mqttPacket.Packet | Error | null = null;
+let packets = 0;
+
+function onPacket(p: mqttPacket.Packet): void {
+  packets++;
+  lastEvent = p;
+}
+
+function onParseError(err: Error): void {
+  lastEvent = err;
+}
+
+/** Reads and clears the last event (a call, so the compiler does not assume parse() left it null). */
+function takeEvent(): mqttPacket.Packet | Error | null {
+  const ev = lastEvent;
+  lastEvent = null;
+  return ev;
+}
+
+function newParser(): mqttPacket.Parser {
+  const p = mqttPacket.parser();
+  p.on('packet', onPacket);
+  p.on('error', onParseError);
+  return p;
+}
+
+/**
+ * One parser shared by every session: parse() runs synchronously, so sessions never interleave on it, and a
+ * parser per CONNECT (an EventEmitter, a buffer list, two listener closures) was garbage that the old
+ * generation held on to while thousands of clients connected. A parse that did not consume exactly one
+ * whole packet leaves state behind, so the next CONNECT gets a fresh parser.
+ */
+let parser = newParser();
+
 /** Parses a complete CONNECT packet with mqtt-packet (v3.1, v3.1.1, v5 auto-detected). */
 export function parseConnect(packet: Buffer): ConnectParse {
-  const parser = mqttPacket.parser();
-  let result: ConnectParse = { ok: false, reason: 'incomplete packet' };
-  parser.on('packet', (p: mqttPacket.Packet) => {
-    if (p.cmd !== 'connect') {
-      result = { ok: false, reason: `first packet is ${p.cmd}, not connect` };
-      return;
-    }
-    result = {
-      ok: true,
-      clientId: p.clientId ?? '',
-      username: p.username,
-      name: p.protocolId ?? 'MQTT',
-      level: p.protocolVersion ?? 4,
-    };
-  });
-  parser.on('error', (err: Error) => {
-    result = { ok: false, reason: err.message };
-  });
-  parser.parse(packet);
-  return result;
+  lastEvent = null;
+  packets = 0;
+  let left = -1;
+  let ev: mqttPacket.Packet | Error | null = null;
+  try {
+    left = parser.parse(packet);
+  } finally {
+    ev = takeEvent();
+    if (left !== 0 || packets !== 1 || ev instanceof Error) parser = newParser();
+  }
+  if (ev === null) return { ok: false, reason: 'incomplete packet' };
+  if (ev instanceof Error) return { ok: false, reason: ev.message };
+  if (ev.cmd !== 'connect') return { ok: false, reason: `first packet is ${ev.cmd}, not connect` };
+  return { ok: true, clientId: ev.clientId ?? '', username: ev.username, name: ev.protocolId ?? 'MQTT', level: ev.protocolVersion ?? 4 };
 }
 
 class MqttProxy implements PluginInstance {
@@ -113,6 +142,9 @@ class MqttProxy implements PluginInstance {
 
   /** ctx.peek bounded by the CONNECT deadline; resolves with what is buffered when time runs out. */
   private async peekBy(ctx: StreamContext, n: number, deadline: number): Promise<Buffer> {
+    // The usual CONNECT arrives in one segment: the later peeks are already satisfied, no timer needed.
+    const have = ctx.peeked();
+    if (have.length >= n) return have;
     const left = deadline - Date.now();
     if (left <= 0) return ctx.peeked();
     let timer: NodeJS.Timeout | undefined;

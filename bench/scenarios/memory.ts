@@ -227,7 +227,9 @@ export const memory: Scenario = {
           `(twice that after close). Nothing forces a GC, so a Node proxy's figures include garbage not collected yet; ` +
           `"KB per connection" is (RSS with all - before) / connections, "marginal" is (RSS with all - RSS with the first half) / second half, ` +
           `each half opened by its own client process after ${hold.warmup} warm-up connections were opened and closed.`,
-        `TCP: each idle connection sent one byte and got it echoed by the upstream, so it is proxied end to end, then stays silent.`,
+        `TCP: each idle connection sent one byte and got it echoed by the upstream, so it is proxied end to end, then stays silent. ` +
+          `The gateway row is read in the process the create/delete cycles grew: its heap has free space the new sessions land in, so it ` +
+          `under-reports; the MQTT table (a fresh process, the same stream proxy plus mqtt-proxy) is the per-session figure to quote.`,
         `HTTP: each connection sent one GET, read the 1 KB answer and stays open (keepalive_timeout 60 s, nginx 75 s).`,
         `MQTT: each session sent an MQTT 3.1.1 CONNECT (keep alive 0, own client id) and got mosquitto's CONNACK through the proxy, then stays silent; ` +
           `nginx stream forwards the same bytes without reading them.`,

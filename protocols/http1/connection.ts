@@ -1,20 +1,15 @@
 // One client connection of the socket-level HTTP/1.1 engine. All state lives on this object; socket and parser
-// callbacks are module-level functions that find it through a symbol (no per-request closures, no per-request
-// timers: the engine's sweep checks `deadline`). One request is served at a time: a pipelined head that
-// completes while another exchange runs pauses llhttp right after that head (HPE_PAUSED from
-// on_headers_complete) and the unread bytes wait in `stash` with the socket paused.
+// callbacks are module-level functions that find it through a symbol (hooks.ts: no per-request closures), and
+// there are no per-request timers (the engine's sweep checks `deadline`). One request is served at a time: a
+// pipelined head that completes while another exchange runs pauses llhttp right after that head (HPE_PAUSED
+// from on_headers_complete) and the unread bytes wait in `stash` with the socket paused.
 import type { Socket } from 'node:net';
 import type { HeaderMap } from '../../src/plugin/context.ts';
 import { H1Body, H1Exchange, type ConnAddr, type ExchangeHost } from './exchange.ts';
-import {
-  HEAD_OK, HEAD_UPGRADE, HTTPParser, K_BODY, K_HEADERS, K_HEADERS_COMPLETE, K_MESSAGE_BEGIN, K_MESSAGE_COMPLETE, METHOD_NAMES, PAUSE,
-  type LlhttpParser, type ParseError,
-} from './parser.ts';
+import { freeParser, listen, parkParser, takeParser, unlisten } from './hooks.ts';
+import { HEAD_OK, HEAD_UPGRADE, METHOD_NAMES, PAUSE, type LlhttpParser, type ParseError } from './parser.ts';
 import type { Http1Engine } from './engine.ts';
 import { addHeader, rawAnswer } from './wire.ts';
-
-const kConn = Symbol('switchyard.h1conn');
-type Tagged = { [kConn]?: H1Conn };
 
 /** What `deadline` guards. */
 export const T_NONE = 0;
@@ -36,28 +31,6 @@ function aborted(): Error {
   const err = new Error('aborted') as NodeJS.ErrnoException;
   err.code = 'ECONNRESET';
   return err;
-}
-
-function closeParser(p: LlhttpParser): void {
-  p.close();
-}
-
-/**
- * Parsers of idle keep-alive connections go back here (llhttp plus node's header buffers are about 2 KB of
- * native memory each, kept per connection by node:http); a connection takes one when its next bytes arrive.
- */
-const pool: LlhttpParser[] = [];
-const POOL_MAX = 1000;
-const RESOURCE = {};
-
-function newParser(): LlhttpParser {
-  const p = new HTTPParser();
-  p[K_MESSAGE_BEGIN] = onMessageBegin;
-  p[K_HEADERS] = onHeaders;
-  p[K_HEADERS_COMPLETE] = onHeadersComplete;
-  p[K_BODY] = onBody;
-  p[K_MESSAGE_COMPLETE] = onMessageComplete;
-  return p;
 }
 
 export class H1Conn implements ExchangeHost, ConnAddr {
@@ -105,15 +78,10 @@ export class H1Conn implements ExchangeHost, ConnAddr {
     this.serverAddr = normalizeAddr(socket.localAddress);
     this.serverPort = socket.localPort ?? 0;
     this.deadline = Date.now() + engine.headerTimeoutMs;
-    this.parser = this.takeParser();
-    (socket as Socket & Tagged)[kConn] = this;
+    this.parser = takeParser(this, engine.maxHeaderSize);
     // A client half-close still gets the answer to its last request.
     socket.allowHalfOpen = true;
-    socket.on('data', onData);
-    socket.on('end', onEnd);
-    socket.on('close', onClose);
-    socket.on('drain', onDrain);
-    socket.on('error', onError);
+    listen(socket, this);
   }
 
   get closing(): boolean {
@@ -274,7 +242,7 @@ export class H1Conn implements ExchangeHost, ConnAddr {
   }
 
   private execute(d: Buffer): void {
-    if (this.parser === null) this.parser = this.takeParser();
+    if (this.parser === null) this.parser = takeParser(this, this.engine.maxHeaderSize);
     const p = this.parser;
     let off = 0;
     let messages = this.messages;
@@ -393,13 +361,8 @@ export class H1Conn implements ExchangeHost, ConnAddr {
   detach(): void {
     this.detached = true;
     this.engine.forget(this);
-    const s = this.socket;
-    s.off('data', onData);
-    s.off('end', onEnd);
-    s.off('close', onClose);
-    s.off('drain', onDrain);
-    s.off('error', onError);
-    s.pause();
+    unlisten(this.socket);
+    this.socket.pause();
     this.freeParser();
   }
 
@@ -478,29 +441,23 @@ export class H1Conn implements ExchangeHost, ConnAddr {
     this.freeParser();
   }
 
-  private takeParser(): LlhttpParser {
-    const p = pool.pop() ?? newParser();
-    p.initialize(HTTPParser.REQUEST, RESOURCE, this.engine.maxHeaderSize, HTTPParser.kLenientNone);
-    (p as Tagged)[kConn] = this;
-    return p;
-  }
-
   /** Between two requests, with nothing buffered: the parser goes back to the pool. */
   private releaseParser(): void {
     const p = this.parser;
-    if (p === null || !this.atBoundary || this.hdrs.length > 0 || pool.length >= POOL_MAX) return;
+    if (p === null || !this.atBoundary || this.hdrs.length > 0 || !parkParser(p)) return;
     this.parser = null;
-    (p as Tagged)[kConn] = undefined;
-    pool.push(p);
   }
 
   private freeParser(): void {
     const p = this.parser;
     if (p === null) return;
     this.parser = null;
-    (p as Tagged)[kConn] = undefined;
-    // Never inside execute(): the native parser must outlive its own call stack.
-    setImmediate(closeParser, p);
+    freeParser(p);
+  }
+
+  drained(): void {
+    if (this.timeout === T_SEND) this.timeout = T_NONE;
+    this.cur?.events?.onDrain();
   }
 
   onData(d: Buffer): void {
@@ -531,53 +488,4 @@ export class H1Conn implements ExchangeHost, ConnAddr {
     if (this.cur !== null || this.stash !== null) this.socket.destroy();
     else this.socket.end();
   }
-}
-
-// Module-level listeners --------------------------------------------------------------------------------------
-
-function onData(this: Socket & Tagged, d: Buffer): void {
-  this[kConn]!.onData(d);
-}
-
-function onEnd(this: Socket & Tagged): void {
-  this[kConn]!.onEnd();
-}
-
-function onClose(this: Socket & Tagged): void {
-  this[kConn]!.closedNow();
-}
-
-function onDrain(this: Socket & Tagged): void {
-  const c = this[kConn]!;
-  if (c.timeout === T_SEND) c.timeout = T_NONE;
-  c.cur?.events?.onDrain();
-}
-
-function onError(this: Socket & Tagged): void {
-  this.destroy();
-}
-
-function onMessageBegin(this: Tagged): void {
-  this[kConn]?.messageBegin();
-}
-
-function onHeaders(this: Tagged, headers: string[], url: string): void {
-  this[kConn]?.headers(headers, url);
-}
-
-function onHeadersComplete(
-  this: Tagged, major: number, minor: number, headers: string[] | undefined, method: number, url: string | undefined,
-  _status: unknown, _message: unknown, upgrade: boolean, keepAlive: boolean,
-): number {
-  const c = this[kConn];
-  if (c === undefined) return -1;
-  return c.headersComplete(major, minor, headers, method, url, upgrade, keepAlive);
-}
-
-function onBody(this: Tagged, chunk: Buffer): void {
-  this[kConn]?.body(chunk);
-}
-
-function onMessageComplete(this: Tagged): void {
-  this[kConn]?.messageComplete();
 }

@@ -1,7 +1,7 @@
-// The core HTTP/1.1 e2e checks on both downstream engines: the socket engine is the default, so the rest of the
-// suite exercises it; this compact matrix keeps the node:http engine (`switchyard.http1_engine: node`) covered
-// and shows any divergence between the two as one failing row. Each engine gets its own gateway with the same
-// routes; every answer is checked on its own, not only against the other engine.
+// The core HTTP/1.1 e2e checks on both downstream engines: the rest of the suite runs on the default engine;
+// this compact matrix keeps the other one (`switchyard.http1_engine: node | socket`) covered and shows any
+// divergence between the two as one failing row. Each engine gets its own gateway with the same routes; every
+// answer is checked on its own, not only against the other engine.
 import { createHash } from 'node:crypto';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';

@@ -4,7 +4,7 @@
 // read back from the page.
 //
 // Needs /usr/bin/chromium and the packages @connectrpc/connect, @connectrpc/connect-web, @bufbuild/protobuf,
-// esbuild and playwright-core, from node_modules or the directory named by SWY_GRPC_WEB_CLIENTS; skipped
+// esbuild and playwright-core, from node_modules or the directory named by SWY_GRPC_WEB_CLIENTS; fails
 // without them.
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -120,7 +120,12 @@ afterAll(async () => {
   await cleanup?.();
 });
 
-describe.skipIf(tools === null)('gRPC-Web from headless Chromium (connect-web)', () => {
+describe('gRPC-Web from headless Chromium (connect-web)', () => {
+  // Dev dependencies (and Chromium, installed by npm test): a missing one is a broken install, not a skip.
+  test('has its client libraries (esbuild + playwright-core + Chromium)', () => {
+    expect(tools).not.toBeNull();
+  });
+
   test('unary with trailers, server streaming, an upstream error and a gateway error, cross-origin', async () => {
     // playwright-core makes (and removes) a temporary profile itself.
     const browser = await tools!.playwright.chromium.launch({

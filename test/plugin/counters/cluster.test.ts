@@ -4,6 +4,7 @@
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { startEcho, type EchoServer } from '../../helpers/upstream.ts';
 import { get, killAll } from '../../foundation/cli-helpers.ts';
+import { waitFor } from '../../helpers/proc.ts';
 import { only, putRoute, sequential, startNode, workerPids, type Node } from './workers.ts';
 
 vi.setConfig({ testTimeout: 60_000, hookTimeout: 60_000 });
@@ -60,8 +61,9 @@ describe('local policy across 2 workers of one node', () => {
     // A slow request held by worker A (sent while B is stopped), then B asks while A still holds the slot.
     let slow: Promise<{ status: number }> = Promise.resolve({ status: 0 });
     await only(node, a!, async () => {
-      slow = get(`${base}/delay/1500`, k);
-      await new Promise((r) => setTimeout(r, 300));
+      slow = get(`${base}/delay/1500?held=1`, k);
+      // Held once the upstream has it: A took the slot before proxying (a fixed sleep raced a loaded CI machine).
+      await waitFor(() => echo.seen.some((r) => r.url === '/delay/1500?held=1'), 10_000, 10);
     });
     expect((await only(node, b!, () => get(`${base}/delay/1`, k))).status).toBe(503);
     expect((await slow).status).toBe(200);
@@ -73,8 +75,8 @@ describe('local policy across 2 workers of one node', () => {
     const base = `http://127.0.0.1:${node.p.http}`;
     let slow: Promise<unknown> = Promise.resolve();
     await only(node, a!, async () => {
-      slow = get(`${base}/delay/5000`, k).catch(() => undefined);
-      await new Promise((r) => setTimeout(r, 300));
+      slow = get(`${base}/delay/5000?held=2`, k).catch(() => undefined);
+      await waitFor(() => echo.seen.some((r) => r.url === '/delay/5000?held=2'), 10_000, 10);
     });
     expect((await only(node, b!, () => get(`${base}/delay/1`, k))).status).toBe(503);
     process.kill(a!, 'SIGKILL');

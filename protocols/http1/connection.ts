@@ -7,7 +7,7 @@ import type { Socket } from 'node:net';
 import type { HeaderMap } from '../../src/plugin/context.ts';
 import { H1Body, H1Exchange, type ConnAddr, type ExchangeHost } from './exchange.ts';
 import { freeParser, listen, parkParser, takeParser, unlisten } from './hooks.ts';
-import { HEAD_OK, HEAD_UPGRADE, METHOD_NAMES, PAUSE, type LlhttpParser, type ParseError } from './parser.ts';
+import { HEAD_OK, HEAD_UPGRADE, METHOD_NAMES, PAUSE, type LlhttpParser, type ParseError } from '../../src/http1/parser.ts';
 import type { Http1Engine } from './engine.ts';
 import { addHeader, rawAnswer } from './wire.ts';
 

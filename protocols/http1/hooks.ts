@@ -5,7 +5,7 @@ import type { Socket } from 'node:net';
 import type { H1Conn } from './connection.ts';
 import {
   HTTPParser, K_BODY, K_HEADERS, K_HEADERS_COMPLETE, K_MESSAGE_BEGIN, K_MESSAGE_COMPLETE, type LlhttpParser,
-} from './parser.ts';
+} from '../../src/http1/parser.ts';
 
 const kConn = Symbol('switchyard.h1conn');
 type Tagged = { [kConn]?: H1Conn };

@@ -1,5 +1,6 @@
 // Node's bundled llhttp, through the HTTP parser binding node:http itself uses (`_http_common`'s HTTPParser):
-// the same C parser, the same strict defaults (no lenient flags), so this engine rejects exactly what node:http
+// the same C parser, the same strict defaults (no lenient flags), so the socket-level HTTP/1.1 code (the
+// downstream engine in protocols/http1) rejects exactly what node:http
 // rejects (CL+TE, duplicate Content-Length, obs-fold, bare LF, bad chunk sizes, NUL and control bytes, oversized
 // heads). Chosen over undici's llhttp wasm because it is native (no copy into wasm memory) and maintained with
 // the runtime; the only private surface used is this binding's callback table, checked at load time below.
@@ -43,7 +44,7 @@ interface ParserCtor {
 const common = require('_http_common') as { HTTPParser: ParserCtor };
 export const HTTPParser: ParserCtor = common.HTTPParser;
 if (typeof HTTPParser !== 'function' || typeof HTTPParser.kOnHeadersComplete !== 'number' || typeof HTTPParser.prototype.execute !== 'function') {
-  throw new Error('node:_http_common HTTPParser binding not available: the socket HTTP/1.1 engine needs it');
+  throw new Error('node:_http_common HTTPParser binding not available: the socket-level HTTP/1.1 code needs it');
 }
 
 export const K_MESSAGE_BEGIN = HTTPParser.kOnMessageBegin | 0;

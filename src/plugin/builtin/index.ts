@@ -51,6 +51,7 @@ import { aiPromptGuardPlugin } from './ai-prompt-guard.ts';
 import { aiRequestRewritePlugin } from './ai-request-rewrite.ts';
 import { opentelemetryPlugin } from './opentelemetry.ts';
 import { zipkinPlugin } from './zipkin.ts';
+import { skywalkingPlugin } from './skywalking.ts';
 import { clickhouseLoggerPlugin } from './clickhouse-logger.ts';
 import { dubboProxyPlugin } from './dubbo-proxy.ts';
 import { httpDubboPlugin } from './http-dubbo.ts';
@@ -103,6 +104,7 @@ export const BUILTIN_PLUGINS: readonly PluginDef[] = [
   aiRequestRewritePlugin,
   opentelemetryPlugin,
   zipkinPlugin,
+  skywalkingPlugin,
   clickhouseLoggerPlugin,
   grpcTranscodePlugin,
   grpcWebPlugin,

@@ -154,7 +154,9 @@ export async function startGateway(opts: StartOptions): Promise<Gateway> {
   });
 
   if (runsDataPlane) {
-    manager = new RuntimeManager(store, plugins, logger.child({ module: 'runtime' }));
+    manager = new RuntimeManager(store, plugins, logger.child({ module: 'runtime' }), {
+      skipUnknownPlugins: configProvider(conf) === 'etcd',
+    });
     const httpBuilder = new HttpRuntimeBuilder({ plugins, balancers, attrs: conf.plugin_attr, logger, health: health.view });
     const getHttp = manager.add<HttpRuntime>(httpBuilder);
     const getStream = streamEnabled(conf)

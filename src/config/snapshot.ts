@@ -26,6 +26,13 @@ export interface BuildOptions {
   readonly plugins: PluginSchemaSource;
   readonly compileVars?: CompileVars;
   readonly previous?: Snapshot;
+  /**
+   * etcd data plane: an object naming a plugin `plugins` does not have (disabled in config.yaml, removed by a
+   * plugin reload, not implemented) is kept without that plugin, and (object key, plugin) is reported here
+   * once per validation of the object, as APISIX's plugin_checker warns and skips. Unset (yaml/json
+   * providers, as in APISIX): such an object is invalid.
+   */
+  readonly onUnknownPlugin?: (key: string, plugin: string) => void;
 }
 
 type Outcome = SnapshotItem | SnapshotError;
@@ -170,6 +177,7 @@ function validateItem(item: StoredItem, opts: BuildOptions): SnapshotItem | Snap
   if (isForeignMetadata(item, opts.plugins)) {
     return Object.freeze({ item, value: deepFreeze(cloneJson(item.value)) });
   }
+  const sink = opts.onUnknownPlugin;
   let res;
   try {
     res = validateResource(item.kind, item.value, {
@@ -177,6 +185,7 @@ function validateItem(item: StoredItem, opts: BuildOptions): SnapshotItem | Snap
       withDefaults: true,
       compileVars: opts.compileVars,
       id: item.id,
+      onUnknownPlugin: sink === undefined ? undefined : (name) => sink(item.key, name),
     });
   } catch (err) {
     // A plugin's own check (or a broken plugin schema) threw: the item is unusable, the build goes on.

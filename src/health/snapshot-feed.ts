@@ -7,20 +7,25 @@ import type { Logger } from '../observability/logger.ts';
 import { checkExpr } from '../router/expr.ts';
 import type { PluginSchemaSource } from '../schema/validator.ts';
 
+function ignoreUnknownPlugin(): void {}
+
 export class SnapshotFeed {
   private readonly store: ConfigStore;
   private readonly plugins: PluginSchemaSource;
   private readonly onSnapshot: (s: Snapshot) => void;
   private readonly logger: Logger;
+  /** etcd provider: objects naming a disabled plugin stay valid, as in the workers (which log the warning). */
+  private readonly skipUnknownPlugins: boolean;
   private previous: Snapshot | null = null;
   private scheduled = false;
   private readonly onChange = (): void => this.schedule();
 
-  constructor(store: ConfigStore, plugins: PluginSchemaSource, onSnapshot: (s: Snapshot) => void, logger: Logger) {
+  constructor(store: ConfigStore, plugins: PluginSchemaSource, onSnapshot: (s: Snapshot) => void, logger: Logger, skipUnknownPlugins = false) {
     this.store = store;
     this.plugins = plugins;
     this.onSnapshot = onSnapshot;
     this.logger = logger;
+    this.skipUnknownPlugins = skipUnknownPlugins;
   }
 
   get snapshot(): Snapshot | null {
@@ -53,6 +58,7 @@ export class SnapshotFeed {
         plugins: this.plugins,
         compileVars: checkExpr,
         previous: this.previous ?? undefined,
+        onUnknownPlugin: this.skipUnknownPlugins ? ignoreUnknownPlugin : undefined,
       });
       this.previous = snap;
       this.onSnapshot(snap);

@@ -6,7 +6,7 @@
 // The control API runs where the HealthManager runs. DNS discovery is registered in every process.
 import type { ConfigStore } from '../config/store.ts';
 import type { Snapshot } from '../config/snapshot.ts';
-import type { LocalConfig } from '../config/local.ts';
+import { configProvider, type LocalConfig } from '../config/local.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { PluginSchemaSource } from '../schema/validator.ts';
 import { ALL_HEALTHY, type BalancerRegistry, type HealthView } from '../upstream/balancer.ts';
@@ -90,7 +90,8 @@ export async function setupHealth(opts: HealthWiringOptions): Promise<HealthWiri
     });
     if (opts.role === 'primary') {
       closers.push(attachPrimary(m));
-      const feed = new SnapshotFeed(opts.store, opts.plugins, (s) => m.sync(s), logger.child({ module: 'health' }));
+      const skipUnknown = configProvider(conf) === 'etcd';
+      const feed = new SnapshotFeed(opts.store, opts.plugins, (s) => m.sync(s), logger.child({ module: 'health' }), skipUnknown);
       feed.start();
       closers.push(() => feed.stop());
     }

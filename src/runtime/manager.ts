@@ -36,6 +36,12 @@ export interface RuntimeBuilder<R> {
 export interface RuntimeManagerOptions {
   /** How long a replaced runtime stays usable by requests pinned to it before it is retired (ms). */
   retireAfterMs?: number;
+  /**
+   * etcd provider: objects naming a plugin that is not enabled keep serving without it, with one warning per
+   * object and plugin each time the object is validated (APISIX's data plane skips disabled plugins; its
+   * yaml/json providers reject the object, which is what happens when this is false).
+   */
+  skipUnknownPlugins?: boolean;
 }
 
 interface Slot<R> {
@@ -56,6 +62,7 @@ export class RuntimeManager extends EventEmitter {
   private readonly plugins: PluginSchemaSource;
   private readonly logger: Logger;
   private readonly retireAfterMs: number;
+  private readonly onUnknownPlugin: ((key: string, plugin: string) => void) | undefined;
   private readonly slots: Slot<unknown>[] = [];
   private snapshot_: Snapshot | null = null;
   private scheduled = false;
@@ -70,6 +77,13 @@ export class RuntimeManager extends EventEmitter {
     this.plugins = plugins;
     this.logger = logger;
     this.retireAfterMs = opts.retireAfterMs ?? DEFAULT_RETIRE_AFTER_MS;
+    this.onUnknownPlugin = opts.skipUnknownPlugins
+      ? (key, plugin) =>
+          this.logger.warn(
+            { key, plugin },
+            `skipping disabled or unknown plugin [${plugin}] of ${key}; enable the plugin in config.yaml or change the object`,
+          )
+      : undefined;
   }
 
   add<R>(builder: RuntimeBuilder<R>): () => R | null {
@@ -140,6 +154,7 @@ export class RuntimeManager extends EventEmitter {
         plugins: this.plugins,
         compileVars: checkExpr,
         previous: full ? undefined : (this.snapshot_ ?? undefined),
+        onUnknownPlugin: this.onUnknownPlugin,
       });
       for (const e of snap.errors) this.logger.warn({ key: e.key, error: e.message }, 'invalid config object skipped');
       for (const slot of this.slots) {

@@ -22,6 +22,7 @@ import {
   pluginError,
   type CompileVars,
   type PluginSchemaSource,
+  type UnknownPluginSink,
 } from './plugins.ts';
 import { checkProtoContent } from './proto.ts';
 import { SECRET_SCHEMAS, secretManagerOf, secretShape } from './secret.ts';
@@ -41,6 +42,8 @@ export interface KindContext {
   readonly compileVars?: CompileVars;
   /** Store id, used when the value carries no `id` (plugin_metadata: plugin name; secrets: `<manager>/<id>`). */
   readonly id?: string;
+  /** Data plane (etcd): plugins the source does not have are reported here and skipped, not rejected. */
+  readonly onUnknownPlugin?: UnknownPluginSink;
 }
 
 type Step = (value: JsonObject, ctx: KindContext) => string | null;
@@ -82,14 +85,17 @@ const inlineUpstream: Step = (v) => {
 const plugins =
   (schemaType: 'route' | 'consumer', stream: boolean, prefix: string): Step =>
   (v, ctx) =>
-    checkPluginsInPlace(v, ctx.plugins, schemaType, stream, prefix, ctx.compileVars);
+    checkPluginsInPlace(v, ctx.plugins, schemaType, stream, prefix, ctx.compileVars, ctx.onUnknownPlugin);
 
 const PLUGINS_PREFIX = 'invalid plugins configuration: ';
 
 const authOnly: Step = (v, ctx) => {
   if (!isPlainObject(v.plugins)) return null;
   for (const name of Object.keys(v.plugins)) {
-    if (ctx.plugins.get(name, 'http')?.type !== 'auth') return 'only supports auth type plugins in consumer credential';
+    const def = ctx.plugins.get(name, 'http');
+    // Already reported by the plugins step; APISIX checks the plugin type in the Admin API only.
+    if (def === undefined && ctx.onUnknownPlugin !== undefined) continue;
+    if (def?.type !== 'auth') return 'only supports auth type plugins in consumer credential';
   }
   return null;
 };

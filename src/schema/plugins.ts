@@ -89,8 +89,16 @@ export function pluginError(name: string, failure: { reason: string; wrap: boole
 }
 
 /**
+ * Called for a plugin the source does not have (disabled in config.yaml, or not implemented) instead of
+ * rejecting the object: the etcd data plane keeps such objects and skips the plugin, as APISIX's
+ * plugin_checker does (skip_disabled_plugin; the Admin API and the yaml/json providers reject them).
+ */
+export type UnknownPluginSink = (name: string) => void;
+
+/**
  * Checks every entry of `holder.plugins` in place. `prefix` is put before every message (credentials and
- * consumers use "invalid plugins configuration: ").
+ * consumers use "invalid plugins configuration: "). With `onUnknown`, an unknown plugin's conf is reported
+ * there and left unchecked.
  */
 export function checkPluginsInPlace(
   holder: JsonObject,
@@ -99,12 +107,19 @@ export function checkPluginsInPlace(
   stream: boolean,
   prefix: string,
   compileVars: CompileVars | undefined,
+  onUnknown?: UnknownPluginSink,
 ): string | null {
   const plugins = holder.plugins;
   if (!isPlainObject(plugins)) return null;
   for (const name of Object.keys(plugins)) {
     const def = source.get(name, stream ? 'stream' : 'http');
-    if (!def) return `${prefix}unknown plugin [${name}]`;
+    if (!def) {
+      if (onUnknown === undefined) return `${prefix}unknown plugin [${name}]`;
+      // APISIX still requires a table here (check_single_plugin_schema tests the type before the lookup).
+      if (!isPlainObject(plugins[name])) return `${prefix}invalid plugin conf ${JSON.stringify(plugins[name] ?? null)} for plugin [${name}]`;
+      onUnknown(name);
+      continue;
+    }
     const failure = checkPluginConfInPlace(def, name, plugins[name], schemaType, compileVars);
     if (failure) return prefix + pluginError(name, failure, stream);
   }

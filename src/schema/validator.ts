@@ -14,9 +14,10 @@ import {
   type PluginSchemaDef,
   type PluginSchemaSource,
   type PluginSchemaType,
+  type UnknownPluginSink,
 } from './plugins.ts';
 
-export type { CompileVars, PluginSchemaDef, PluginSchemaSource, PluginSchemaType } from './plugins.ts';
+export type { CompileVars, PluginSchemaDef, PluginSchemaSource, PluginSchemaType, UnknownPluginSink } from './plugins.ts';
 
 export type ValidationResult = { ok: true; value: JsonObject } | { ok: false; error: string };
 
@@ -28,6 +29,11 @@ export interface ValidateOptions {
   readonly compileVars?: CompileVars;
   /** Store id, for kinds whose rules depend on it when the value has no `id` (plugin_metadata, secrets). */
   readonly id?: string;
+  /**
+   * Data plane (etcd) loads only: a plugin `plugins` does not have is reported here and skipped instead of
+   * rejecting the resource. Admin API writes leave it unset ("unknown plugin [name]").
+   */
+  readonly onUnknownPlugin?: UnknownPluginSink;
 }
 
 function luaTypeOf(v: unknown): string {

@@ -53,6 +53,9 @@ import { opentelemetryPlugin } from './opentelemetry.ts';
 import { zipkinPlugin } from './zipkin.ts';
 import { skywalkingPlugin } from './skywalking.ts';
 import { clickhouseLoggerPlugin } from './clickhouse-logger.ts';
+import { elasticsearchLoggerPlugin } from './elasticsearch-logger.ts';
+import { splunkHecLoggingPlugin } from './splunk-hec-logging.ts';
+import { lokiLoggerPlugin } from './loki-logger.ts';
 import { dubboProxyPlugin } from './dubbo-proxy.ts';
 import { httpDubboPlugin } from './http-dubbo.ts';
 
@@ -106,6 +109,9 @@ export const BUILTIN_PLUGINS: readonly PluginDef[] = [
   zipkinPlugin,
   skywalkingPlugin,
   clickhouseLoggerPlugin,
+  elasticsearchLoggerPlugin,
+  splunkHecLoggingPlugin,
+  lokiLoggerPlugin,
   grpcTranscodePlugin,
   grpcWebPlugin,
   dubboProxyPlugin,

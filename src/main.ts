@@ -36,7 +36,7 @@ import { Reloader, applyLive, writePidFile, type LiveConfig } from './reload.ts'
 import { SwitchyardError } from './errors.ts';
 import { precompileSchemas } from './schema/warm.ts';
 import { ListenerRegistry, type Listener, type ListenerAddress, type ListenerContext } from './listener/registry.ts';
-import { AccessLog } from './pipeline/access-log.ts';
+import { AccessLog, accessLogOptions } from './pipeline/access-log.ts';
 import { HttpPipeline } from './pipeline/pipeline.ts';
 import { TlsRuntimeBuilder, type CertificateStore } from './tls/store.ts';
 import { setup as setupHttpListeners } from '../protocols/http/index.ts';
@@ -178,7 +178,7 @@ export async function startGateway(opts: StartOptions): Promise<Gateway> {
     });
     let pipeline: HttpPipeline | null = null;
     if (httpEnabled(conf)) {
-      const accessLog = conf.switchyard.access_log.enable ? new AccessLog(conf.switchyard.access_log.path) : null;
+      const accessLog = conf.switchyard.access_log.enable ? new AccessLog(accessLogOptions(conf, opts.configFile)) : null;
       pipeline = new HttpPipeline({
         getRuntime: getHttp as () => HttpRuntime,
         trustedAddresses: conf.apisix.trusted_addresses,

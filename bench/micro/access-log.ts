@@ -65,7 +65,7 @@ export async function run(smoke: boolean): Promise<{ name: string; nsPerOp: numb
   if (line.level !== 30 || line.route_id !== 'route-1' || line.http_referer !== 'https://example.com/a?b="c"' || typeof line.time !== 'string') {
     throw new Error(`unexpected access log line ${JSON.stringify(line)}`);
   }
-  const built = new AccessLog('/dev/null');
+  const built = new AccessLog({ path: '/dev/null' });
   const viaPino = pinoWriter();
   const [batches, per] = smoke ? [3, 2000] : [15, 20000];
   const ours = (c: RequestContext, b: number) => built.write(c, b);

@@ -73,14 +73,40 @@ export const APISIX_DISCOVERY_TYPES: readonly string[] = ['dns', 'consul', 'cons
 export const IMPLEMENTED_DISCOVERY: ReadonlySet<string> = new Set(['dns']);
 
 /** nginx_config keys Switchyard maps onto `switchyard:` settings (used only when that setting is not given). */
-const NGINX_MAPPED: readonly { from: readonly string[]; to: readonly string[]; kind: 'workers' | 'size' | 'time' }[] = [
+type MappedKind = 'workers' | 'size' | 'time' | 'bool' | 'string' | 'escape';
+
+const NGINX_MAPPED: readonly { from: readonly string[]; to: readonly string[]; kind: MappedKind }[] = [
   { from: ['worker_processes'], to: ['worker_processes'], kind: 'workers' },
   { from: ['worker_shutdown_timeout'], to: ['limits', 'graceful_shutdown_timeout'], kind: 'time' },
   { from: ['http', 'client_max_body_size'], to: ['limits', 'client_max_body_size'], kind: 'size' },
   { from: ['http', 'keepalive_timeout'], to: ['limits', 'keepalive_timeout'], kind: 'time' },
   { from: ['http', 'client_header_timeout'], to: ['limits', 'client_header_timeout'], kind: 'time' },
   { from: ['http', 'client_body_timeout'], to: ['limits', 'client_body_timeout'], kind: 'time' },
+  { from: ['http', 'enable_access_log'], to: ['access_log', 'enable'], kind: 'bool' },
+  { from: ['http', 'access_log'], to: ['access_log', 'path'], kind: 'string' },
+  { from: ['http', 'access_log_format'], to: ['access_log', 'format'], kind: 'string' },
+  { from: ['http', 'access_log_format_escape'], to: ['access_log', 'format_escape'], kind: 'escape' },
 ];
+
+/** The value `raw` maps to for `kind`, or null when it cannot be mapped (then it is reported as ignored). */
+function mappedValue(kind: MappedKind, raw: unknown): unknown {
+  switch (kind) {
+    case 'workers':
+      return raw === 'auto' ? 'auto' : typeof raw === 'number' && raw > 0 ? raw : null;
+    case 'size':
+      return nginxSize(raw);
+    case 'time': {
+      const t = nginxTime(raw);
+      return t === null || t === 0 ? null : t;
+    }
+    case 'bool':
+      return typeof raw === 'boolean' ? raw : null;
+    case 'string':
+      return typeof raw === 'string' && raw !== '' ? raw : null;
+    case 'escape':
+      return raw === 'default' || raw === 'json' || raw === 'none' ? raw : null;
+  }
+}
 
 const SIZE_UNITS: Record<string, number> = { '': 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3 };
 const TIME_UNITS: Record<string, number> = { ms: 0.001, '': 1, s: 1, m: 60, h: 3600, d: 86400 };
@@ -113,15 +139,12 @@ export function applyApisixAliases(root: Raw): void {
     for (const m of NGINX_MAPPED) {
       const raw = getPath(nginx, m.from);
       if (raw === undefined || getPath(sw ?? {}, m.to) !== undefined) continue;
-      let value: unknown;
-      if (m.kind === 'workers') value = raw === 'auto' ? 'auto' : typeof raw === 'number' && raw > 0 ? raw : null;
-      else if (m.kind === 'size') value = nginxSize(raw);
-      else {
-        const t = nginxTime(raw);
-        value = t === null || t === 0 ? null : t;
-      }
+      const value = mappedValue(m.kind, raw);
       // An unparsable value stays unmapped and is reported with the other nginx_config keys.
-      if (value !== null) mapped.push({ to: m.to, value });
+      if (value === null) continue;
+      // nginx's `access_log off` is APISIX's enable_access_log: false.
+      if (m.from[1] === 'access_log' && value === 'off') mapped.push({ to: ['access_log', 'enable'], value: false });
+      else mapped.push({ to: m.to, value });
     }
   }
   if (getPath(root, ['apisix', 'enable_dev_mode']) === true && getPath(sw ?? {}, ['worker_processes']) === undefined) {
@@ -162,8 +185,7 @@ export function compatWarnings(root: Raw): string[] {
     const honoured = new Set<string>();
     for (const m of NGINX_MAPPED) {
       const raw = getPath(nginx, m.from);
-      const ok = m.kind === 'workers' ? raw === 'auto' || (typeof raw === 'number' && raw > 0) : m.kind === 'size' ? nginxSize(raw) !== null : nginxTime(raw) !== null;
-      if (ok) honoured.add(m.from.join('.'));
+      if (raw !== undefined && mappedValue(m.kind, raw) !== null) honoured.add(m.from.join('.'));
     }
     const ignored: string[] = [];
     for (const [k, v] of Object.entries(nginx)) {
@@ -174,7 +196,8 @@ export function compatWarnings(root: Raw): string[] {
     if (ignored.length > 0) {
       out.push(
         `nginx_config: accepted for APISIX compatibility; only worker_processes, worker_shutdown_timeout and ` +
-          `http.{client_max_body_size,keepalive_timeout,client_header_timeout,client_body_timeout} are honoured ` +
+          `http.{client_max_body_size,keepalive_timeout,client_header_timeout,client_body_timeout,enable_access_log,` +
+          `access_log,access_log_format,access_log_format_escape} are honoured ` +
           `(mapped to switchyard.*); not implemented: ${ignored.join(', ')}`,
       );
     }

@@ -258,7 +258,11 @@ export const LOCAL_CONFIG_SCHEMA: Record<string, unknown> = {
           default: {},
           properties: {
             enable: { type: 'boolean', default: true },
-            path: { type: 'string', default: 'stdout' },
+            path: { type: 'string', minLength: 1, default: 'stdout' },
+            // An nginx log_format string (APISIX nginx_config.http.access_log_format); absent: JSON lines.
+            // Every `${` must close on a variable name (src/pipeline/access-log-format.ts compiles it).
+            format: { type: 'string', minLength: 1, pattern: '^(?:[^$]|\\$(?!\\{)|\\$\\{[A-Za-z0-9_]+\\})*$' },
+            format_escape: { enum: ['default', 'json', 'none'], default: 'default' },
           },
         },
       },

@@ -9,9 +9,12 @@
 // arguments the route's auth plugins read (key-auth and jwt-auth `query`, also inside multi-auth), and a fixed
 // list of common credential names. Names are compared case-insensitively and after percent-decoding, since the
 // plugins read decoded names.
+import path from 'node:path';
+import type { LocalConfig } from '../config/local.ts';
 import type { Json, JsonObject } from '../config/resources.ts';
 import { LineWriter } from '../observability/line-writer.ts';
 import type { PluginChain } from '../plugin/chain.ts';
+import { AccessLogFormat, APISIX_ACCESS_LOG_FORMAT, type AccessLogEscape, type LineInput } from './access-log-format.ts';
 import type { RequestContext } from './context.ts';
 
 /** Argument names redacted on every route (lower case): the plugins' defaults and common token names. */
@@ -137,11 +140,50 @@ function extraArgs(chain: PluginChain | null): ReadonlySet<string> | null {
   return v;
 }
 
+/** Per compiled chain: `uri` with its credential arguments redacted (see redactQuery). */
+const redactorByChain = new WeakMap<PluginChain, (uri: string) => string>();
+const redactDefault = (uri: string): string => redactQuery(uri, null);
+
+function redactorOf(chain: PluginChain | null): (uri: string) => string {
+  if (chain === null) return redactDefault;
+  let r = redactorByChain.get(chain);
+  if (r === undefined) {
+    const extra = extraArgs(chain);
+    r = extra === null ? redactDefault : (uri: string) => redactQuery(uri, extra);
+    redactorByChain.set(chain, r);
+  }
+  return r;
+}
+
+export interface AccessLogOptions {
+  /** stdout or a file path. */
+  path: string;
+  /** An nginx log_format string (APISIX access_log_format); absent: one JSON line per request. */
+  format?: string | undefined;
+  escape?: AccessLogEscape | undefined;
+}
+
+/**
+ * The access log of `conf`: a relative path resolves against the directory above config.yaml's (APISIX's
+ * prefix, where its default `logs/access.log` lives beside `conf/`). On a terminal, without a format of its
+ * own, stdout gets APISIX's default nginx-style line instead of JSON, for people reading it.
+ */
+export function accessLogOptions(conf: LocalConfig, configFile: string, stdoutIsTty = process.stdout.isTTY === true): AccessLogOptions {
+  const a = conf.switchyard.access_log;
+  const dest = a.path === 'stdout' ? 'stdout' : path.resolve(path.dirname(path.dirname(path.resolve(configFile))), a.path);
+  const format = a.format ?? (dest === 'stdout' && stdoutIsTty ? APISIX_ACCESS_LOG_FORMAT : undefined);
+  return { path: dest, format, escape: a.format_escape };
+}
+
 export class AccessLog {
   private readonly dest: LineWriter;
+  private readonly format: AccessLogFormat | null;
+  /** Reused for every line of a format (lines are built synchronously, one at a time). */
+  private readonly input: LineInput = { ctx: null as unknown as RequestContext, bytes: 0, redact: redactDefault };
 
-  constructor(path: string) {
-    this.dest = new LineWriter(path);
+  constructor(opts: AccessLogOptions) {
+    this.format = opts.format === undefined ? null : AccessLogFormat.compile(opts.format, opts.escape ?? 'default');
+    this.dest = new LineWriter(opts.path);
   }
 
   /**
@@ -170,8 +212,22 @@ export class AccessLog {
     return `${l}}\n`;
   }
 
+  /** The line this log writes for one exchange (JSON, or the configured format). */
+  lineFor(ctx: RequestContext, bytes: number, chain: PluginChain | null = null): string {
+    // hot path
+    const format = this.format;
+    if (format === null) return AccessLog.line(ctx, bytes, chain);
+    const input = this.input;
+    input.ctx = ctx;
+    input.bytes = bytes;
+    input.redact = redactorOf(chain);
+    const l = format.line(input);
+    input.ctx = null as unknown as RequestContext;
+    return l;
+  }
+
   write(ctx: RequestContext, bytes: number, chain: PluginChain | null = null): void {
-    this.dest.write(AccessLog.line(ctx, bytes, chain));
+    this.dest.write(this.lineFor(ctx, bytes, chain));
   }
 
   flush(): void {

@@ -151,6 +151,9 @@ export class RequestContext implements HttpContext {
   upstreamProtocol: UpstreamProtocol | undefined = undefined;
   readonly tls: TlsInfo | null;
   upstreamAddr: string | undefined = undefined;
+  /** The Host header and scheme of the last upstream request (nginx $upstream_host / $upstream_scheme). */
+  upstreamHost: string | undefined = undefined;
+  upstreamScheme: string | undefined = undefined;
   balancerIp: string | undefined = undefined;
   balancerPort: number | undefined = undefined;
   upstreamStatus: number | undefined = undefined;

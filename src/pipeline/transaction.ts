@@ -88,6 +88,8 @@ export class Transaction implements DownstreamEvents, BodySink, ProxyJob {
     const rq = ctx.request;
     const headers = this.upstreamRequestHeaders(this.upstream.isGrpc || this.http2 === true, false);
     headers.host = this.upstream.hostHeader(ep, clientHostHeader(ctx));
+    ctx.upstreamHost = headers.host;
+    ctx.upstreamScheme = this.upstream.scheme;
     let body = this.body;
     if (rq.body !== null) {
       body = rq.body;

@@ -69,6 +69,11 @@ export interface StartOptions {
   configFile: string;
   role?: GatewayRole;
   logger?: Logger;
+  /**
+   * Re-reads config.yaml and applies its live keys (the CLI passes its SIGHUP Reloader, which also reaches the
+   * workers); the Control API's PUT /v1/plugins/reload calls it. Default: a Reloader of this process alone.
+   */
+  reload?: () => void;
 }
 
 export interface Gateway {
@@ -143,12 +148,19 @@ export async function startGateway(opts: StartOptions): Promise<Gateway> {
   let statusPort: number | null = null;
 
   // Health checks, service discovery and the control API (src/health/wiring.ts).
+  let reloadPlugins = opts.reload;
+  if (reloadPlugins === undefined) {
+    const reloader = new Reloader(opts.configFile, conf, logger.child({ module: 'reload' }));
+    reloader.attach((next) => applyLive(conf, next, { plugins, refresh: () => manager?.refresh() }));
+    reloadPlugins = () => reloader.request();
+  }
   const health = await setupHealth({
     role,
     dataPlane: deployRole !== 'control_plane',
     conf,
     store,
     plugins,
+    reloadPlugins,
     balancers,
     logger,
   });
@@ -293,7 +305,7 @@ export async function runGateway(conf: LocalConfig, configFile: string): Promise
   const reloader = new Reloader(configFile, conf, logger.child({ module: 'reload' }));
   process.on('SIGHUP', () => reloader.request());
   if (n <= 1) {
-    const gw = await startGateway({ config: conf, configFile, role: 'all', logger });
+    const gw = await startGateway({ config: conf, configFile, role: 'all', logger, reload: () => reloader.request() });
     logger.info({ listen: gw.addresses(), admin: gw.adminPort(), version: VERSION }, 'switchyard started');
     installSignals(async () => gw.close({ graceful: true }), drainMs);
     writePidFile(configFile, logger);
@@ -323,7 +335,7 @@ export async function runGateway(conf: LocalConfig, configFile: string): Promise
       setTimeout(() => fork(slot), delay).unref();
     });
   };
-  const gw = await startGateway({ config: conf, configFile, role: 'primary', logger });
+  const gw = await startGateway({ config: conf, configFile, role: 'primary', logger, reload: () => reloader.request() });
   attachCounterPrimary();
   for (let i = 0; i < n; i++) fork(i);
   logger.info({ workers: n, admin: gw.adminPort(), version: VERSION }, 'switchyard started');

@@ -100,8 +100,10 @@ export class DnsDiscovery implements DiscoveryProvider {
   private readonly minTtl: number;
   private readonly maxTtl: number;
   private readonly entries = new Map<string, Entry>();
+  private readonly config: JsonObject;
 
   constructor(opts: DnsDiscoveryOptions) {
+    this.config = { servers: [...opts.servers], order: [...(opts.order ?? DEFAULT_ORDER)], timeout: opts.timeoutMs ?? 2000 };
     this.client = new DnsClient({ servers: opts.servers, timeoutMs: opts.timeoutMs ?? 2000 });
     this.order = (opts.order ?? DEFAULT_ORDER).filter((t) => t === 'last' || TYPES.has(t));
     this.minTtl = opts.minTtl ?? 1;
@@ -134,6 +136,20 @@ export class DnsDiscovery implements DiscoveryProvider {
       this.entries.set(key, e);
     }
     return e;
+  }
+
+  /**
+   * The Control API's dump: `services` maps each resolved service_name (`name` or `name:port`, with ` (<scheme>)`
+   * appended for schemes other than http, whose default port differs) to its current nodes; [] until the first
+   * answer.
+   */
+  dump(): JsonObject {
+    const services: JsonObject = {};
+    for (const e of this.entries.values()) {
+      const name = (e.port === null ? e.name : `${e.name}:${e.port}`) + (e.scheme === 'http' ? '' : ` (${e.scheme})`);
+      services[name] = (e.current ?? []).map((n) => ({ host: n.host, port: n.port, weight: n.weight, priority: n.priority }));
+    }
+    return { config: this.config, services };
   }
 
   release(e: Entry): void {

@@ -3,17 +3,20 @@
 // - 'primary' (cluster): the HealthManager and its own snapshot feed; changes are broadcast to the workers,
 //   which forward passive reports back. Checkers run here only, so probes do not grow with workers.
 // - 'worker': a HealthReplica fed by the primary.
-// The control API runs where the HealthManager runs. DNS discovery is registered in every process.
+// The control API runs where the HealthManager runs (control-api.ts, control-v1.ts, control-discovery.ts say
+// where each answer's data comes from with workers). DNS discovery is registered in every process.
 import type { ConfigStore } from '../config/store.ts';
 import type { Snapshot } from '../config/snapshot.ts';
 import { configProvider, type LocalConfig } from '../config/local.ts';
 import type { Logger } from '../observability/logger.ts';
-import type { PluginSchemaSource } from '../schema/validator.ts';
+import type { PluginRegistry } from '../plugin/registry.ts';
 import { ALL_HEALTHY, type BalancerRegistry, type HealthView } from '../upstream/balancer.ts';
 import { discoveryProviders } from '../upstream/discovery.ts';
 import { DnsCache } from '../upstream/dns.ts';
 import type { JsonObject } from '../config/resources.ts';
 import { addHealthRoutes, ControlServer } from './control-api.ts';
+import { addDiscoveryRoutes, DiscoveryMirror } from './control-discovery.ts';
+import { addV1Routes } from './control-v1.ts';
 import { DnsDiscovery } from './discovery-dns.ts';
 import { attachPrimary, attachWorker, sendToPrimary } from './ipc.ts';
 import { HealthManager, outcomesOf, type HealthService } from './manager.ts';
@@ -26,7 +29,9 @@ export interface HealthWiringOptions {
   readonly dataPlane: boolean;
   readonly conf: LocalConfig;
   readonly store: ConfigStore;
-  readonly plugins: PluginSchemaSource;
+  readonly plugins: PluginRegistry;
+  /** The Control API's PUT /v1/plugins/reload: re-read config.yaml's plugin lists (the SIGHUP reload). */
+  readonly reloadPlugins: () => void;
   readonly balancers: BalancerRegistry;
   readonly logger: Logger;
 }
@@ -68,6 +73,9 @@ export async function setupHealth(opts: HealthWiringOptions): Promise<HealthWiri
   let service: HealthService | null = null;
   let control: ControlServer | null = null;
   let controlPort: number | null = null;
+  let snapshotOf: () => Snapshot | null = () => null;
+  const mirror = conf.apisix.enable_control && opts.role === 'primary' ? new DiscoveryMirror(discoveryProviders, logger.child({ module: 'discovery' })) : null;
+  if (mirror !== null) closers.push(() => mirror.close());
   const disabled = conf.apisix.disable_upstream_healthcheck;
   if (opts.dataPlane && opts.role === 'worker') {
     const replica = new HealthReplica(sendToPrimary);
@@ -91,13 +99,20 @@ export async function setupHealth(opts: HealthWiringOptions): Promise<HealthWiri
     if (opts.role === 'primary') {
       closers.push(attachPrimary(m));
       const skipUnknown = configProvider(conf) === 'etcd';
-      const feed = new SnapshotFeed(opts.store, opts.plugins, (s) => m.sync(s), logger.child({ module: 'health' }), skipUnknown);
+      const onSnapshot = (s: Snapshot): void => {
+        m.sync(s);
+        mirror?.sync(s);
+      };
+      const feed = new SnapshotFeed(opts.store, opts.plugins, onSnapshot, logger.child({ module: 'health' }), skipUnknown);
+      snapshotOf = () => feed.snapshot;
       feed.start();
       closers.push(() => feed.stop());
     }
     if (conf.apisix.enable_control) {
       const c = new ControlServer(conf.apisix.control.ip, conf.apisix.control.port, logger.child({ module: 'control' }));
       addHealthRoutes(c, m);
+      addV1Routes(c, { snapshot: () => snapshotOf(), plugins: opts.plugins, reloadPlugins: opts.reloadPlugins });
+      addDiscoveryRoutes(c, discoveryProviders);
       controlPort = await c.listen();
       control = c;
     }
@@ -110,6 +125,7 @@ export async function setupHealth(opts: HealthWiringOptions): Promise<HealthWiri
     follow: (source) => {
       const m = manager;
       if (m === null) return;
+      snapshotOf = () => source.snapshot;
       source.on('swap', () => {
         const s = source.snapshot;
         if (s !== null) m.sync(s);

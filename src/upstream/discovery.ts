@@ -18,6 +18,8 @@ export interface DiscoveryProvider {
   readonly type: string;
   /** The node source of an upstream (`service_name`, `discovery_args`, `scheme`); throws on an invalid name. */
   source(upstream: JsonObject): NodeSource;
+  /** What the provider currently resolves, for the Control API's GET /v1/discovery/<type>/dump. */
+  dump?(): JsonObject;
 }
 
 export class DiscoveryRegistry {

@@ -278,7 +278,7 @@ describe('HTTP log services (elasticsearch-logger, splunk-hec-logging, loki-logg
     expect((await fetch(`${gw.url}/loki/2`, { method: 'POST', body: 'b' })).status).toBe(200);
     expect((await fetch(`${gw.url}/loki/3`)).status).toBe(200);
     const t1 = Date.now();
-    const push = await waitFor(() => lokiPushOf('loki'), 8000, 20);
+    const push = (await waitFor(() => lokiPushOf('loki'), 8000, 20))!;
     expect(push.method).toBe('POST');
     expect(push.headers['x-scope-orgid']).toBe('team-a');
     expect(push.headers['x-extra']).toBe('on');
@@ -301,7 +301,7 @@ describe('HTTP log services (elasticsearch-logger, splunk-hec-logging, loki-logg
 
   it('loki-logger defaults: /loki/api/v1/push, tenant "fake", label job=apisix', async () => {
     expect((await fetch(`${gw.url}/lokidef`)).status).toBe(200);
-    const push = await waitFor(() => lokiPushOf('loki-default'), 8000, 20);
+    const push = (await waitFor(() => lokiPushOf('loki-default'), 8000, 20))!;
     expect(push.headers['x-scope-orgid']).toBe('fake');
     expect(JSON.parse(push.body).streams).toHaveLength(1);
     expect(JSON.parse(push.body).streams[0].stream).toEqual({ job: 'apisix' });

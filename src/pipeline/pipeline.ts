@@ -15,7 +15,7 @@ import type { HttpRoute, HttpRuntime } from '../runtime/types.ts';
 import { compose, outcomesLayer, poolAttempt, retryLayer, failureStatus, type Attempt, type UpstreamOutcomes } from '../upstream/proxy.ts';
 import type { UpstreamRuntime } from '../upstream/upstream.ts';
 import type { AccessLog } from './access-log.ts';
-import { requestEnd, requestStart } from './channels.ts';
+import { requestEnd, requestStart, upstreamErrorLayer } from './channels.ts';
 import { RequestContext } from './context.ts';
 import type { Downstream, PipelineRequest } from './downstream.ts';
 import { TrustedProxies } from './forward.ts';
@@ -49,7 +49,7 @@ export class HttpPipeline {
   readonly opts: PipelineOptions;
   readonly trusted: TrustedProxies;
   readonly logger: Logger;
-  /** retries( outcomes( pool dispatch ) ), composed once. */
+  /** retries( outcomes( upstream:error diagnostics( pool dispatch ) ) ), composed once. */
   readonly attempt: Attempt;
   private readonly uriOptions: NormalizeOptions;
   /** nginx replaces the upstream's Server header: `APISIX/<version>`, or `APISIX` without server tokens. */
@@ -61,7 +61,7 @@ export class HttpPipeline {
     this.trusted = new TrustedProxies(opts.trustedAddresses);
     this.uriOptions = opts.uri ?? NO_URI_OPTIONS;
     this.serverHeader = opts.serverTokens ? `APISIX/${APISIX_COMPAT_VERSION}` : 'APISIX';
-    this.attempt = compose(poolAttempt, retryLayer(opts.logger), outcomesLayer(opts.outcomes));
+    this.attempt = compose(poolAttempt, retryLayer(opts.logger), outcomesLayer(opts.outcomes), upstreamErrorLayer);
   }
 
   /** Entry point of every adapter. Never throws; the answer goes out through `down`. */
@@ -69,8 +69,9 @@ export class HttpPipeline {
     const rt = this.opts.getRuntime();
     const tx = new Transaction(this, rt, req, down);
     down.listen(tx);
-    if (requestStart.hasSubscribers) requestStart.publish(tx);
     const bad = this.prepare(tx);
+    // After prepare(): subscribers read the method and normalized path from the context it builds.
+    if (requestStart.hasSubscribers) requestStart.publish(tx);
     if (bad !== null) {
       this.local(tx, null, catalogReply(bad));
       return;

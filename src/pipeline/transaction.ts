@@ -10,6 +10,7 @@ import type { BodySink, DispatchRequest, ProxiedResponse } from '../upstream/dis
 import type { ProxyJob } from '../upstream/proxy.ts';
 import type { UpstreamRuntime } from '../upstream/upstream.ts';
 import { BodyLimiter, readBounded } from './body.ts';
+import type { HttpRequestMessage } from './channels.ts';
 import type { RequestContext } from './context.ts';
 import type { Downstream, DownstreamEvents, PipelineRequest } from './downstream.ts';
 import { downstreamHeaders, upstreamHeaders } from './forward.ts';
@@ -17,7 +18,7 @@ import type { HttpPipeline } from './pipeline.ts';
 
 const EMPTY = Buffer.alloc(0);
 
-export class Transaction implements DownstreamEvents, BodySink, ProxyJob {
+export class Transaction implements DownstreamEvents, BodySink, ProxyJob, HttpRequestMessage {
   readonly pipeline: HttpPipeline;
   readonly rt: HttpRuntime;
   readonly req: PipelineRequest;
@@ -70,6 +71,36 @@ export class Transaction implements DownstreamEvents, BodySink, ProxyJob {
     this.readTimeoutMs = timeout.read * 1000;
     const p = this.ctx.upstreamProtocol;
     this.http2 = p === undefined ? undefined : p === 'h2';
+  }
+
+  // HttpRequestMessage (diagnostics channels): computed only when a subscriber reads them ----------------------
+
+  get method(): string {
+    return this.ctx.request.method;
+  }
+
+  get path(): string {
+    return this.ctx.request.path;
+  }
+
+  get routeId(): string | null {
+    return this.route === null ? null : this.route.id;
+  }
+
+  get serviceId(): string | null {
+    return this.route?.serviceId ?? null;
+  }
+
+  get upstreamNode(): string | null {
+    return this.ctx.upstreamAddr ?? null;
+  }
+
+  get status(): number {
+    return this.ctx.response.status;
+  }
+
+  get latencyMs(): number {
+    return Number(process.hrtime.bigint() - this.ctx.startNs) / 1e6;
   }
 
   // ProxyJob ---------------------------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ import { runHeaderFilter, runPhase } from '../plugin/runner.ts';
 import type { Endpoint } from '../upstream/balancer.ts';
 import { openTunnel } from '../upstream/tunnel.ts';
 import type { UpstreamRuntime } from '../upstream/upstream.ts';
+import { publishUpstreamError, upstreamError } from './channels.ts';
 import type { HttpPipeline } from './pipeline.ts';
 import type { Transaction } from './transaction.ts';
 
@@ -42,6 +43,7 @@ export async function runTunnel(p: HttpPipeline, tx: Transaction, upstream: Upst
       tx.pickCtx.tried.add(ep.key);
       tx.failedStatuses += `${tx.failedStatuses === '' ? '' : ', '}${conn.kind === 'timeout' ? 504 : 502}`;
       p.logger.warn({ route: ctx.routeId, upstream: ep.key, kind: conn.kind, msg: conn.message }, 'upstream tunnel connect failed');
+      if (upstreamError.hasSubscribers) publishUpstreamError(tx, ep, { kind: conn.kind, message: conn.message, retryable: true });
       if (attempt >= upstream.retries || tx.closed) break;
       continue;
     }

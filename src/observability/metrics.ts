@@ -7,7 +7,8 @@
 //   llm_latency{type=total|ttft,<llm>}, llm_prompt_tokens{<llm>}, llm_completion_tokens{<llm>},
 //   llm_prompt_tokens_dist / llm_completion_tokens_dist{<llm>} (token buckets), llm_active_connections{route,
 //     route_id,matched_uri,matched_host,service,service_id,consumer,node,<ai>}   (prometheus plugin, AI routes;
-//     <llm> = route_id, service_id, consumer, node, <ai>)
+//     <llm> = route_id, service_id, consumer, node, <ai>; the active gauge is kept by the AI plugins per
+//     provider call, ai/active.ts)
 //   batch_process_entries{name,route_id,server_addr}, batch_process_dropped_entries_total{name}  (log sinks and
 //     span exporters; the dropped counter is Switchyard's, APISIX only logs the drop)
 //   stream_connection_total{route}                                                  counter (stream plugin)

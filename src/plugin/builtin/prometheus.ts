@@ -7,9 +7,9 @@
 // plugin parsed the request, see ai/state.ts), response_source on http_status (response-source.ts); then the
 // `metrics.<name>.extra_labels` of plugin_attr, read from variables. AI requests also feed the llm_* metrics
 // as APISIX 3.18 does (latency total/ttft of served answers, prompt/completion token counters and
-// distributions); llm_active_connections counts AI requests between the response head (header_filter, the
-// first hook a plugin after ai-proxy gets) and the log phase, where APISIX counts from the LLM call on. Latency types: request (whole
-// request), upstream (dispatch to response headers), apisix (request minus upstream). Bandwidth: ingress =
+// distributions); llm_active_connections is kept by the AI plugins themselves around each provider call
+// (ai/active.ts), as APISIX's ai-proxy does. Latency types: request (whole request), upstream (dispatch to
+// response headers), apisix (request minus upstream). Bandwidth: ingress =
 // request line + headers + body, egress = status line + headers + body (header sizes from parsed headers).
 // Cost: the labelled series of one (route, service, consumer, node, matched uri/host, extra values) tuple are
 // looked up once and cached in the instance, so a request does one string concat, one map lookup and a few
@@ -35,7 +35,6 @@ const schema: JsonObject = {
 };
 
 const SEP = '\u0001';
-const ACTIVE_KEY = 'prometheus:llm-active';
 /** APISIX caps client-supplied model names before they become label values. */
 const MAX_MODEL_LABEL_LEN = 128;
 const SOURCES: readonly ResponseSource[] = ['upstream', 'nginx', 'apisix'];
@@ -207,8 +206,6 @@ class Prometheus implements PluginInstance {
 
   #llm(ctx: HttpContext, l: LlmSeries, rtype: string, status: number): void {
     const vars = ctx.vars;
-    (ctx.pluginData.get(ACTIVE_KEY) as CounterChild | undefined)?.inc(-1);
-    ctx.pluginData.delete(ACTIVE_KEY);
     if (rtype !== 'ai_chat' && rtype !== 'ai_stream') return;
     const ttft = num(vars.get('llm_time_to_first_token'));
     // Error answers (429/5xx) carry a ttft too; llm_latency measures served answers only (APISIX 3.18).
@@ -223,20 +220,6 @@ class Prometheus implements PluginInstance {
     l.promptDist.observe(prompt);
     l.completion.inc(completion);
     l.completionDist.observe(completion);
-  }
-
-  header_filter(ctx: HttpContext): void {
-    const ai = aiState(ctx);
-    if (ai === undefined || ai.instance === null || ctx.pluginData.has(ACTIVE_KEY)) return;
-    const vars = ctx.vars;
-    const serviceId = ctx.serviceId ?? '';
-    const c = this.#m.llmActiveConnections.child([
-      labelOf(vars.get('route_name')), ctx.routeId, labelOf(vars.get('matched_uri')), labelOf(vars.get('matched_host')),
-      serviceId === '' ? '' : labelOf(vars.get('service_name')), serviceId, ctx.consumer?.username ?? '', labelOf(vars.get('balancer_ip')),
-      labelOf(vars.get('request_type')) || (ai.stream ? 'ai_stream' : 'ai_chat'), modelLabel(vars.get('request_llm_model')), modelLabel(vars.get('llm_model')),
-    ]);
-    c.inc();
-    ctx.pluginData.set(ACTIVE_KEY, c);
   }
 
   streamLog(ctx: StreamContext): void {

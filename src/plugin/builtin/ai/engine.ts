@@ -9,6 +9,7 @@ import type { JsonObject } from '../../../config/resources.ts';
 import type { Logger } from '../../../observability/logger.ts';
 import type { HttpContext, HeaderMap } from '../../context.ts';
 import type { PluginResponse } from '../../plugin.ts';
+import { ActiveLlmCall } from './active.ts';
 import { supported, urlFor, type Target } from './providers.ts';
 import { SseWatcher } from './sse.ts';
 import { recordFirstToken, recordUsage, type AiState } from './state.ts';
@@ -145,6 +146,7 @@ export async function callInstance(
   const ac = new AbortController();
   // undici's own headersTimeout has a coarse clock; the conf's timeout (ms) is enforced here up to the head.
   const timer = setTimeout(() => ac.abort(TIMED_OUT), client.timeoutMs);
+  const active = new ActiveLlmCall(ctx, st);
   let res: Dispatcher.ResponseData;
   try {
     res = await request(url, {
@@ -157,6 +159,7 @@ export async function callInstance(
       reset: !client.keepalive,
     });
   } catch (err) {
+    active.end();
     // Not a provider failure: ai-proxy-multi must not fall back to another instance for a client that left.
     if (gone.aborted) return failure(CLIENT_GONE, st.startMs);
     // The URL carries auth query args: log the instance, never the URL.
@@ -175,6 +178,7 @@ export async function callInstance(
     } catch {
       errBody = undefined;
     }
+    active.end();
     st.ttftMs = Date.now() - st.startMs;
     ctx.vars.set('llm_time_to_first_token', st.ttftMs);
     return failure(status, st.startMs, errBody, contentType);
@@ -182,10 +186,10 @@ export async function callInstance(
   const sse = contentType !== undefined && contentType.includes('text/event-stream');
   const headers: Record<string, string> = {};
   if (contentType !== undefined) headers['content-type'] = contentType;
-  const relay = new Relay(ctx, st, res.body, ac, client, sse);
+  const relay = new Relay(ctx, st, res.body, ac, client, sse, active);
   return {
     ok: true,
-    response: { status, headers, stream: relay, cancel: (reason: Error) => ac.abort(reason) },
+    response: { status, headers, stream: relay, cancel: (reason: Error) => relay.cancel(reason) },
   };
 }
 
@@ -197,14 +201,22 @@ class Relay implements AsyncIterable<Buffer> {
   readonly #ac: AbortController;
   readonly #client: AiClient;
   readonly #sse: boolean;
+  readonly #active: ActiveLlmCall;
 
-  constructor(ctx: HttpContext, st: AiState, body: AsyncIterable<Buffer>, ac: AbortController, client: AiClient, sse: boolean) {
+  constructor(ctx: HttpContext, st: AiState, body: AsyncIterable<Buffer>, ac: AbortController, client: AiClient, sse: boolean, active: ActiveLlmCall) {
     this.#ctx = ctx;
     this.#st = st;
     this.#body = body;
     this.#ac = ac;
     this.#client = client;
     this.#sse = sse;
+    this.#active = active;
+  }
+
+  /** The client left or the body was replaced: the provider call ends now, even if nobody iterates again. */
+  cancel(reason: Error): void {
+    this.#ac.abort(reason);
+    this.#active.end();
   }
 
   async *[Symbol.asyncIterator](): AsyncIterator<Buffer> {
@@ -232,6 +244,7 @@ class Relay implements AsyncIterable<Buffer> {
       else this.#json(Buffer.concat(parts!));
     } finally {
       if (timer !== null) clearTimeout(timer);
+      this.#active.end();
     }
   }
 

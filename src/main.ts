@@ -169,7 +169,9 @@ export async function startGateway(opts: StartOptions): Promise<Gateway> {
     manager = new RuntimeManager(store, plugins, logger.child({ module: 'runtime' }), {
       skipUnknownPlugins: configProvider(conf) === 'etcd',
     });
-    const httpBuilder = new HttpRuntimeBuilder({ plugins, balancers, attrs: conf.plugin_attr, logger, health: health.view });
+    const httpBuilder = new HttpRuntimeBuilder({
+      plugins, balancers, attrs: conf.plugin_attr, logger, health: health.view, upstreamClient: conf.switchyard.upstream_http1_client,
+    });
     const getHttp = manager.add<HttpRuntime>(httpBuilder);
     const getStream = streamEnabled(conf)
       ? manager.add(new StreamRuntimeBuilder({ plugins, balancers, logger, health: health.view }))

@@ -70,6 +70,7 @@ export interface LocalConfig {
   switchyard: {
     worker_processes: 'auto' | number;
     http1_engine: 'node' | 'socket';
+    upstream_http1_client: 'undici' | 'socket';
     standalone_file?: string;
     limits: {
       max_header_size: number;
@@ -192,6 +193,8 @@ export function parseLocalConfig(text: string, env: NodeJS.ProcessEnv = process.
   // Runs a whole test suite or a bench on one HTTP/1.1 engine without editing its config files.
   const engine = env.SWITCHYARD_HTTP1_ENGINE;
   if (engine === 'node' || engine === 'socket') config.switchyard.http1_engine = engine;
+  const client = env.SWITCHYARD_UPSTREAM_CLIENT;
+  if (client === 'undici' || client === 'socket') config.switchyard.upstream_http1_client = client;
   return { ok: true, config, file: '', warnings };
 }
 

@@ -1,6 +1,6 @@
 // Node's bundled llhttp, through the HTTP parser binding node:http itself uses (`_http_common`'s HTTPParser):
 // the same C parser, the same strict defaults (no lenient flags), so the socket-level HTTP/1.1 code (the
-// downstream engine in protocols/http1) rejects exactly what node:http
+// downstream engine in protocols/http1, the upstream client in src/upstream/h1) rejects exactly what node:http
 // rejects (CL+TE, duplicate Content-Length, obs-fold, bare LF, bad chunk sizes, NUL and control bytes, oversized
 // heads). Chosen over undici's llhttp wasm because it is native (no copy into wasm memory) and maintained with
 // the runtime; the only private surface used is this binding's callback table, checked at load time below.

@@ -42,6 +42,8 @@ export interface HttpRuntimeDeps {
    * `routes/<id>` for inline upstreams, `inline/<n>` for upstreams chosen at request time. Default: healthy.
    */
   health?: (key: string, conf: JsonObject) => HealthView;
+  /** switchyard.upstream_http1_client (default undici). */
+  upstreamClient?: 'undici' | 'socket';
 }
 
 /** Every kind but stream_routes. */
@@ -251,10 +253,11 @@ export class HttpRuntimeBuilder implements RuntimeBuilder<HttpRuntime> {
   private readonly deps: HttpRuntimeDeps;
   private upstreams: UpstreamCache | null = null;
   private live: LiveConsumers | null = null;
-  readonly pools = new Pools();
+  readonly pools: Pools;
 
   constructor(deps: HttpRuntimeDeps) {
     this.deps = deps;
+    this.pools = new Pools({ http1Client: deps.upstreamClient ?? 'undici' });
   }
 
   /** Every upstream of the snapshot: upstreams/<id>, and inline ones keyed by their owner. */

@@ -5,7 +5,7 @@
 import { Readable } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import type { Balancer, Endpoint } from './balancer.ts';
-import type { PoolHandle } from './pools.ts';
+import type { PoolHandle, UpstreamDispatcher } from './pools.ts';
 
 export { Pools, type PoolHandle, type PoolsOptions } from './pools.ts';
 
@@ -199,7 +199,7 @@ class Exchange implements Dispatcher.DispatchHandler {
     this.start = performance.now();
   }
 
-  run(dispatcher: Dispatcher, options: Dispatcher.DispatchOptions): Promise<DispatchResult> {
+  run(dispatcher: UpstreamDispatcher, options: Dispatcher.DispatchOptions): Promise<DispatchResult> {
     if (this.owner !== undefined) this.owner.current = this;
     const signal = this.signal;
     if (signal !== undefined) {

@@ -1,14 +1,23 @@
-// Connection pools to upstream endpoints, one undici Pool per (scheme, TLS settings, http2, keepalive,
-// connect timeout, endpoint). Pools survive config reloads while that key is still in use; retired pools
-// are closed gracefully in the background (requests already queued or running finish first).
+// Connection pools to upstream endpoints, one per (scheme, TLS settings, http2, keepalive, connect timeout,
+// endpoint): an undici Pool, or for HTTP/1.1 with `switchyard.upstream_http1_client: socket` the socket-level
+// client of src/upstream/h1 (h2 and h2c stay on undici). Pools survive config reloads while that key is still
+// in use; retired pools are closed gracefully in the background (requests already queued or running finish first).
 import { Pool, type Dispatcher } from 'undici';
 import type { Endpoint } from './balancer.ts';
+import { H1Pool, type H1PoolOptions } from './h1/pool.ts';
 import type { UpstreamRuntime } from './upstream.ts';
+
+/** The part of undici's Dispatcher that dispatch() uses; undici's Pool and H1Pool both provide it. */
+export interface UpstreamDispatcher {
+  dispatch(options: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler): boolean;
+  close(): Promise<void>;
+  destroy(): Promise<void>;
+}
 
 /** What dispatch() needs: the pool plus the runtime/endpoint it reports begin/end to. */
 export interface PoolHandle {
   readonly key: string;
-  readonly dispatcher: Dispatcher;
+  readonly dispatcher: UpstreamDispatcher;
   readonly upstream: UpstreamRuntime;
   readonly endpoint: Endpoint;
 }
@@ -18,11 +27,13 @@ export interface PoolsOptions {
   readonly maxConnections?: number | null;
   /** Largest response header block, bytes (default 16 KiB like undici). */
   readonly maxHeaderSize?: number;
+  /** HTTP/1.1 upstream client: undici (default) or the socket-level one (switchyard.upstream_http1_client). */
+  readonly http1Client?: 'undici' | 'socket';
 }
 
 export class Pools {
   private readonly opts: PoolsOptions;
-  private readonly pools = new Map<string, Pool>();
+  private readonly pools = new Map<string, UpstreamDispatcher>();
   private readonly handles = new WeakMap<UpstreamRuntime, Map<string, PoolHandle>>();
   private readonly retiring = new Set<Promise<void>>();
   private closed = false;
@@ -83,20 +94,41 @@ export class Pools {
     await Promise.allSettled([...this.retiring]);
   }
 
-  private retire(pool: Pool): void {
+  private retire(pool: UpstreamDispatcher): void {
     const p = pool.close().catch(() => pool.destroy().catch(() => undefined));
     this.retiring.add(p);
     void p.finally(() => this.retiring.delete(p));
   }
 
-  private pool(key: string, upstream: UpstreamRuntime, endpoint: Endpoint, connectTimeoutMs: number, h2: boolean): Pool {
+  private pool(key: string, upstream: UpstreamRuntime, endpoint: Endpoint, connectTimeoutMs: number, h2: boolean): UpstreamDispatcher {
     const existing = this.pools.get(key);
     if (existing !== undefined) return existing;
     if (this.closed) throw new Error('pools closed');
-    const pool = new Pool(origin(upstream, endpoint), poolOptions(upstream, connectTimeoutMs, h2, this.opts));
+    const pool: UpstreamDispatcher = !h2 && this.opts.http1Client === 'socket'
+      ? new H1Pool(h1Options(upstream, endpoint, connectTimeoutMs, this.opts))
+      : new Pool(origin(upstream, endpoint), poolOptions(upstream, connectTimeoutMs, h2, this.opts));
     this.pools.set(key, pool);
     return pool;
   }
+}
+
+/** The same keepalive_pool, TLS and limit settings as poolOptions(), for the socket-level client. */
+function h1Options(upstream: UpstreamRuntime, endpoint: Endpoint, connectTimeoutMs: number, opts: PoolsOptions): H1PoolOptions {
+  const ka = upstream.keepalivePool;
+  const t = upstream.tls;
+  return {
+    host: endpoint.host,
+    port: endpoint.port,
+    tls: isTlsScheme(upstream.scheme)
+      ? { rejectUnauthorized: t.verify, ...(t.clientCert !== undefined && t.clientKey !== undefined ? { cert: t.clientCert, key: t.clientKey } : {}) }
+      : null,
+    connectTimeoutMs,
+    keepAliveSize: Math.max(0, ka.size),
+    idleTimeoutMs: Math.max(0, ka.idleTimeout * 1000),
+    maxRequests: ka.requests > 0 ? ka.requests : 0,
+    maxConnections: opts.maxConnections ?? null,
+    maxHeaderSize: opts.maxHeaderSize ?? 16 * 1024,
+  };
 }
 
 function isTlsScheme(scheme: string): boolean {

@@ -1,0 +1,168 @@
+// Bytes and values of the upstream HTTP/1.1 client: request heads, response header records, and the errors it
+// reports. Error codes are undici's (UND_ERR_*) or the socket's own (ECONNREFUSED, ECONNRESET...), because
+// dispatch.ts's classify() turns those codes into retry and passive-health decisions whichever client ran.
+
+export class H1ClientError extends Error {
+  readonly code: string;
+
+  constructor(message: string, code: string) {
+    super(message);
+    this.name = 'H1ClientError';
+    this.code = code;
+  }
+}
+
+export function connectTimeout(ms: number): H1ClientError {
+  return new H1ClientError(`Connect Timeout Error (timeout: ${ms} ms)`, 'UND_ERR_CONNECT_TIMEOUT');
+}
+
+export function headersTimeout(): H1ClientError {
+  return new H1ClientError('Headers Timeout Error', 'UND_ERR_HEADERS_TIMEOUT');
+}
+
+export function bodyTimeout(): H1ClientError {
+  return new H1ClientError('Body Timeout Error', 'UND_ERR_BODY_TIMEOUT');
+}
+
+/** The upstream closed (FIN or reset without an errno) before the response ended. */
+export function otherSideClosed(): H1ClientError {
+  return new H1ClientError('other side closed', 'UND_ERR_SOCKET');
+}
+
+export function closedError(): H1ClientError {
+  return new H1ClientError('The client is closed', 'UND_ERR_CLOSED');
+}
+
+export function destroyedError(): H1ClientError {
+  return new H1ClientError('The client is destroyed', 'UND_ERR_DESTROYED');
+}
+
+export function invalidArgument(what: string): H1ClientError {
+  return new H1ClientError(`invalid ${what}`, 'UND_ERR_INVALID_ARG');
+}
+
+export function lengthMismatch(): H1ClientError {
+  return new H1ClientError('Request body length does not match content-length header', 'UND_ERR_REQ_CONTENT_LENGTH_MISMATCH');
+}
+
+/** A response llhttp refused; the code is llhttp's (HPE_*): a protocol failure, never retried. */
+export function parseFailure(code: string, reason: string | undefined): H1ClientError {
+  return new H1ClientError(`upstream response rejected: ${reason ?? code}`, code);
+}
+
+// Request heads -------------------------------------------------------------------------------------------------
+
+const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+/** Field values may hold HTAB, SP, visible ASCII and obs-text; CR, LF and NUL would split or end the head. */
+const BAD_VALUE = /[^\t\x20-\x7e\x80-\xff]/;
+/** Anything from '!' to 0xff: no space, no control byte in a request target. */
+const BAD_PATH = /[^\u0021-\u00ff]/;
+const DIGITS = /^\d{1,15}$/;
+
+/** Methods whose semantics define a request body: they get `content-length: 0` when the body is empty. */
+export function expectsPayload(method: string): boolean {
+  return method === 'POST' || method === 'PUT' || method === 'PATCH' || method === 'QUERY' || method === 'PROPFIND' || method === 'PROPPATCH';
+}
+
+/** What requestHead() learnt besides the head (module scratch: heads are built synchronously, one at a time). */
+export const headInfo = {
+  /** The `content-length` header the caller set (-1: none), used to frame a streamed body. */
+  contentLength: -1,
+  error: null as H1ClientError | null,
+};
+
+/**
+ * The request line and header lines, each ending in CRLF, without the framing header (content-length or
+ * transfer-encoding) and the blank line: the caller appends those once it knows the body. Headers the client
+ * owns (host when present is written first, connection, framing, upgrade, expect) are not copied from `headers`.
+ * Returns '' and sets headInfo.error on a header or target that would corrupt the head.
+ */
+export function requestHead(
+  method: string, path: string, headers: Record<string, string | string[] | undefined> | null | undefined,
+  defaultHost: string, close: boolean,
+): string {
+  // hot path
+  headInfo.contentLength = -1;
+  headInfo.error = null;
+  if (BAD_PATH.test(path) || path.length === 0) return fail(invalidArgument('request path'));
+  if (!TOKEN.test(method)) return fail(invalidArgument('request method'));
+  let host: string | undefined;
+  let lines = '';
+  if (headers !== null && headers !== undefined) {
+    for (const name in headers) {
+      const v = headers[name];
+      if (v === undefined) continue;
+      const n = name.length;
+      // Only a few lengths can be a client-owned name: lowercase those alone.
+      if (n === 4 || n === 6 || n === 7 || n === 10 || n === 14 || n === 16 || n === 17) {
+        const lower = name.toLowerCase();
+        if (lower === 'host') {
+          host = Array.isArray(v) ? v[0] : v;
+          continue;
+        }
+        if (lower === 'content-length') {
+          const s = String(Array.isArray(v) ? v[0] : v).trim();
+          if (!DIGITS.test(s)) return fail(invalidArgument('content-length header'));
+          headInfo.contentLength = Number(s);
+          continue;
+        }
+        if (lower === 'connection' || lower === 'keep-alive' || lower === 'transfer-encoding' || lower === 'upgrade' || lower === 'expect' || lower === 'proxy-connection') continue;
+      }
+      if (!TOKEN.test(name)) return fail(invalidArgument(`header name ${JSON.stringify(name)}`));
+      if (Array.isArray(v)) {
+        for (let i = 0; i < v.length; i++) {
+          const one = v[i]!;
+          if (BAD_VALUE.test(one)) return fail(invalidArgument(`${name} header`));
+          lines += `${name}: ${one}\r\n`;
+        }
+      } else {
+        if (BAD_VALUE.test(v)) return fail(invalidArgument(`${name} header`));
+        lines += `${name}: ${v}\r\n`;
+      }
+    }
+  }
+  if (host === undefined) host = defaultHost;
+  else if (BAD_VALUE.test(host)) return fail(invalidArgument('host header'));
+  return `${method} ${path} HTTP/1.1\r\nhost: ${host}\r\nconnection: ${close ? 'close' : 'keep-alive'}\r\n${lines}`;
+}
+
+function fail(err: H1ClientError): string {
+  headInfo.error = err;
+  return '';
+}
+
+// Response heads ------------------------------------------------------------------------------------------------
+
+/** Header lines from llhttp (name, value, name, value...) as undici hands them over: lowercase names, repeats in arrays. */
+export function headerRecord(raw: readonly string[]): Record<string, string | string[]> {
+  // hot path
+  const out: Record<string, string | string[]> = {};
+  for (let i = 0; i < raw.length; i += 2) {
+    const k = raw[i]!.toLowerCase();
+    const v = raw[i + 1]!;
+    const prev = out[k];
+    if (prev === undefined) out[k] = v;
+    else if (typeof prev === 'string') out[k] = [prev, v];
+    else prev.push(v);
+  }
+  return out;
+}
+
+const CLOSE_TOKEN = /(?:^|,)[\t ]*close[\t ]*(?:,|$)/i;
+const KEEP_ALIVE_TOKEN = /(?:^|,)[\t ]*keep-alive[\t ]*(?:,|$)/i;
+const KA_TIMEOUT = /(?:^|[\s,;])timeout[\t ]*=[\t ]*(\d+)/i;
+
+/** Whether a `Connection` header value allows another request on the connection (for HTTP/1.x `minor`). */
+export function connectionReusable(value: string | string[] | undefined, minor: number): boolean {
+  if (value === undefined) return minor >= 1;
+  const v = Array.isArray(value) ? value.join(',') : value;
+  if (CLOSE_TOKEN.test(v)) return false;
+  return minor >= 1 || KEEP_ALIVE_TOKEN.test(v);
+}
+
+/** The `timeout=N` hint of a `Keep-Alive` response header, in ms (-1: none). */
+export function keepAliveHint(value: string | string[] | undefined): number {
+  if (value === undefined) return -1;
+  const m = KA_TIMEOUT.exec(Array.isArray(value) ? value.join(',') : value);
+  return m === null ? -1 : Number(m[1]) * 1000;
+}

@@ -1,6 +1,7 @@
 // Shared by the ADC tests (adc.test.ts: resource Admin API backend; adc-standalone.test.ts: the configs API
-// backend): an echo upstream, a throwaway certificate, ADC's declarative file describing every resource kind ADC
-// manages, and the data-plane checks that file implies.
+// backend; adc-record.test.ts, which records ADC's calls for adc-replay.test.ts): an echo upstream, a throwaway
+// certificate, ADC's declarative file describing every resource kind ADC manages, and the data-plane checks that
+// file implies (servesDeclared(), also used by the replay).
 import { execFile } from 'node:child_process';
 import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -18,6 +19,8 @@ const run = promisify(execFile);
 
 export interface AdcFixture {
   readonly dir: string;
+  /** The echo upstream every declared node points at. */
+  readonly echoPort: number;
   /** The declarative file (ADC's format): what a user of ADC keeps in git. A fresh copy on every call. */
   declarative(): Record<string, any>;
   writeDecl(name: string, conf: Record<string, any>): Promise<string>;
@@ -27,6 +30,12 @@ export interface AdcFixture {
   /** Asserts the data plane serves what declarative() describes. */
   servesDeclared(gw: TestGateway): Promise<void>;
   close(): Promise<void>;
+}
+
+export interface AdcFixtureOptions {
+  /** The SSL's certificate and key (PEM, CN and SAN adc.test); a fresh 2-day one when absent. The recorder
+   *  passes the committed fixtures/adc/ pair so recorded bodies stay valid for replay. */
+  tls?: { cert: string; key: string };
 }
 
 export interface Fetched {
@@ -45,18 +54,54 @@ export function basicAuth(user: string, password: string): string {
   return `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}`;
 }
 
-export async function startAdcFixture(bin: string): Promise<AdcFixture> {
+/** Asserts the data plane serves what the fixture's declarative() describes (ADC synced it, live or replayed). */
+export async function servesDeclared(gw: TestGateway): Promise<void> {
+  await gw.synced();
+  const anon = await fetchText(`${gw.url}/items/1`);
+  expect(anon.status).toBe(401);
+  expect(anon.headers.get('x-global')).toBe('adc');
+  const items = await fetchText(`${gw.url}/items/1`, { apikey: 'alice-secret-key' });
+  expect(items.status).toBe(200);
+  const echoed = JSON.parse(items.body) as { headers: Record<string, string> };
+  expect(echoed.headers['x-svc']).toBe('catalog');
+  expect(echoed.headers['x-consumer-username']).toBe('alice');
+  // The consumer's own limit applies (the route has none).
+  expect(items.headers.get('x-ratelimit-limit')).toBe('50');
+  const orders = await fetchText(`${gw.url}/orders`, { host: 'orders.test' });
+  expect([orders.status, orders.headers.get('x-ratelimit-limit')]).toEqual([200, '100']);
+  expect((await fetchText(`${gw.url}/orders`)).status).toBe(404);
+  expect((await fetchText(`${gw.url}/private`, { host: 'orders.test', authorization: basicAuth('bob', 'bob-pw') })).status).toBe(200);
+  expect((await fetchText(`${gw.url}/private`, { host: 'orders.test' })).status).toBe(401);
+  // The synced certificate is served for its SNI.
+  const subject = await new Promise<string>((resolve, reject) => {
+    const s = tls.connect({ host: '127.0.0.1', port: gw.httpsPort, servername: 'adc.test', rejectUnauthorized: false }, () => {
+      const cn = s.getPeerCertificate().subject?.CN;
+      s.end();
+      resolve(String(cn));
+    });
+    s.on('error', reject);
+  });
+  expect(subject).toBe('adc.test');
+}
+
+export async function startAdcFixture(bin: string, opts: AdcFixtureOptions = {}): Promise<AdcFixture> {
   const echo: EchoServer = await startEcho('adc');
   const work = await tempDir('swy-adc-');
   const f = (n: string): string => path.join(work.dir, n);
-  await run('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', f('key.pem'), '-out', f('cert.pem'), '-days', '2', '-subj', '/CN=adc.test', '-addext', 'subjectAltName=DNS:adc.test']);
-  const [cert, key] = await Promise.all([readFile(f('cert.pem'), 'utf8'), readFile(f('key.pem'), 'utf8')]);
+  let tlsPair = opts.tls;
+  if (!tlsPair) {
+    await run('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', f('key.pem'), '-out', f('cert.pem'), '-days', '2', '-subj', '/CN=adc.test', '-addext', 'subjectAltName=DNS:adc.test']);
+    const [cert, key] = await Promise.all([readFile(f('cert.pem'), 'utf8'), readFile(f('key.pem'), 'utf8')]);
+    tlsPair = { cert, key };
+  }
+  const { cert, key } = tlsPair;
   const node = (): Record<string, unknown> => ({ host: '127.0.0.1', port: echo.port, weight: 1 });
   const adc = (gw: TestGateway, args: string[]): Promise<AdcResult> =>
     runAdc(bin, args, { server: gw.adminUrl.replace(/\/apisix\/admin$/, ''), token: ADMIN_KEY, cwd: work.dir });
 
   return {
     dir: work.dir,
+    echoPort: echo.port,
     declarative: () => ({
       services: [
         {
@@ -105,34 +150,7 @@ export async function startAdcFixture(bin: string): Promise<AdcFixture> {
       expect(out.code, out.output).toBe(0);
       return parse(await readFile(f('diff.yaml'), 'utf8')) as unknown[];
     },
-    servesDeclared: async (gw) => {
-      await gw.synced();
-      const anon = await fetchText(`${gw.url}/items/1`);
-      expect(anon.status).toBe(401);
-      expect(anon.headers.get('x-global')).toBe('adc');
-      const items = await fetchText(`${gw.url}/items/1`, { apikey: 'alice-secret-key' });
-      expect(items.status).toBe(200);
-      const echoed = JSON.parse(items.body) as { headers: Record<string, string> };
-      expect(echoed.headers['x-svc']).toBe('catalog');
-      expect(echoed.headers['x-consumer-username']).toBe('alice');
-      // The consumer's own limit applies (the route has none).
-      expect(items.headers.get('x-ratelimit-limit')).toBe('50');
-      const orders = await fetchText(`${gw.url}/orders`, { host: 'orders.test' });
-      expect([orders.status, orders.headers.get('x-ratelimit-limit')]).toEqual([200, '100']);
-      expect((await fetchText(`${gw.url}/orders`)).status).toBe(404);
-      expect((await fetchText(`${gw.url}/private`, { host: 'orders.test', authorization: basicAuth('bob', 'bob-pw') })).status).toBe(200);
-      expect((await fetchText(`${gw.url}/private`, { host: 'orders.test' })).status).toBe(401);
-      // The synced certificate is served for its SNI.
-      const subject = await new Promise<string>((resolve, reject) => {
-        const s = tls.connect({ host: '127.0.0.1', port: gw.httpsPort, servername: 'adc.test', rejectUnauthorized: false }, () => {
-          const cn = s.getPeerCertificate().subject?.CN;
-          s.end();
-          resolve(String(cn));
-        });
-        s.on('error', reject);
-      });
-      expect(subject).toBe('adc.test');
-    },
+    servesDeclared,
     close: async () => {
       await echo.close();
       await work.cleanup();

@@ -6,7 +6,8 @@
 //     0.9.1's integrity from `npm view datum-diff@0.9.1 dist.integrity`
 //   npx pnpm@11.10.0 install --frozen-lockfile && NX_DAEMON=false npx nx build cli
 //   export SWY_ADC_BIN=/tmp/adc/dist/apps/cli/main.cjs
-// Nothing of ADC is kept in this repository.
+// Nothing of ADC is kept in this repository, only transcripts of its Admin API calls (test/compat/fixtures/adc/,
+// recorded by test/compat/adc-record.test.ts, replayed without ADC by test/compat/adc-replay.test.ts).
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
 

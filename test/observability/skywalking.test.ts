@@ -1,5 +1,5 @@
-// skywalking against a fake OAP written here: it serves SkyWalking's HTTP JSON endpoints (POST /v3/segments,
-// /v3/management/reportProperties, /v3/management/keepAlive) and parses every body with protobufjs's ProtoJSON
+// skywalking and skywalking-logger against a fake OAP written here: it serves SkyWalking's HTTP JSON endpoints
+// (POST /v3/segments, /v3/logs, /v3/management/reportProperties, /v3/management/keepAlive) and parses every body with protobufjs's ProtoJSON
 // parser (protobufjs/ext/protojson, strict like the OAP's JsonFormat: unknown fields, wrong types and unknown
 // enum names are refused) against the official .proto files (test/observability/skywalking/, copied from
 // apache/skywalking-data-collect-protocol). The sw8 headers the upstream receives are decoded here from the
@@ -113,7 +113,8 @@ export async function startFakeOap(): Promise<FakeOap> {
           if (!Array.isArray(json)) throw new Error('expected a JSON array of segments');
           for (const s of json) oap.segments.push(decode(type, s) as Segment);
         } else if (req.url === '/v3/logs') {
-          for (const l of Array.isArray(json) ? json : [json]) oap.logs.push(decode(type, l));
+          if (!Array.isArray(json)) throw new Error('expected a JSON array of logs');
+          for (const l of json) oap.logs.push(decode(type, l));
         } else if (req.url === '/v3/management/reportProperties') oap.properties.push(decode(type, json));
         else oap.pings.push(decode(type, json));
       } catch (err) {
@@ -375,5 +376,66 @@ describe('skywalking with an OAP that never answers', () => {
     }
     expect(oap.segments).toHaveLength(0);
     expect(oap.held).toBeGreaterThanOrEqual(1);
+  });
+});
+
+describe('skywalking-logger (LogData to the fake OAP)', () => {
+  let gw: TestGateway;
+  let up: EchoServer;
+  let oap: FakeOap;
+  interface Log {
+    traceContext: { traceId: string; traceSegmentId: string; spanId: number } | null;
+    body: { json: { json: string } | null };
+    service: string;
+    serviceInstance: string;
+    endpoint: string;
+  }
+  const logsOf = (endpoint: string) => (oap.logs as unknown as Log[]).filter((l) => l.endpoint === endpoint);
+
+  beforeAll(async () => {
+    oap = await startFakeOap();
+    up = await startEcho('sw-log-up');
+    gw = await startTestGateway({
+      config: { plugins: ['skywalking', 'skywalking-logger'], plugin_attr: { skywalking: { endpoint_addr: oap.url, report_interval: 1 } } },
+    });
+    const upstream = { nodes: { [up.addr]: 1 } };
+    const logger = { endpoint_addr: oap.url, service_instance_name: '$hostname', batch_max_size: 1, inactive_timeout: 1 };
+    await gw.put('/routes/traced', { uri: '/traced', upstream, plugins: { skywalking: {}, 'skywalking-logger': logger } });
+    await gw.put('/routes/logged', { uri: '/logged/*', upstream, plugins: { 'skywalking-logger': { ...logger, service_name: 'edge-logs', log_format: { m: '$request_method' } } } });
+  }, 30_000);
+
+  afterAll(async () => {
+    await gw?.close();
+    await up?.close();
+    await oap?.close();
+  });
+
+  it('links the log to the segment the skywalking plugin reported (trace, segment, exit span)', async () => {
+    const r = await fetch(`${gw.url}/traced?q=1`);
+    expect(r.status).toBe(200);
+    await r.text();
+    await waitFor(() => logsOf('/traced').length === 1 && oap.segments.length === 1, 10_000);
+    expect(oap.rejected).toEqual([]);
+    const log = logsOf('/traced')[0]!;
+    const seg = oap.segments[0]!;
+    expect(log.traceContext).toEqual({ traceId: seg.traceId, traceSegmentId: seg.traceSegmentId, spanId: 1 });
+    expect(log.service).toBe('APISIX');
+    expect(log.serviceInstance).toBe(os.hostname());
+    const entry = JSON.parse(log.body.json!.json) as { request: { uri: string; method: string }; response: { status: number }; route_id: string };
+    expect(entry.request).toMatchObject({ uri: '/traced?q=1', method: 'GET' });
+    expect(entry.response.status).toBe(200);
+    expect(entry.route_id).toBe('traced');
+  });
+
+  it('takes the trace context from an incoming sw8 alone, and leaves it out for a malformed one', async () => {
+    const sw8 = ['1', b64('app-trace'), b64('app-seg'), '4', b64('a'), b64('b'), b64('c'), b64('d')].join('-');
+    expect((await fetch(`${gw.url}/logged/good`, { headers: { sw8 } })).status).toBe(200);
+    expect((await fetch(`${gw.url}/logged/bad`, { headers: { sw8: '1-abc' } })).status).toBe(200);
+    await waitFor(() => logsOf('/logged/good').length === 1 && logsOf('/logged/bad').length === 1, 10_000);
+    const good = logsOf('/logged/good')[0]!;
+    expect(good.traceContext).toEqual({ traceId: 'app-trace', traceSegmentId: 'app-seg', spanId: 4 });
+    expect(good.service).toBe('edge-logs');
+    expect(JSON.parse(good.body.json!.json)).toEqual({ m: 'GET', route_id: 'logged' });
+    expect(logsOf('/logged/bad')[0]!.traceContext).toBeNull();
   });
 });

@@ -52,6 +52,7 @@ import { aiRequestRewritePlugin } from './ai-request-rewrite.ts';
 import { opentelemetryPlugin } from './opentelemetry.ts';
 import { zipkinPlugin } from './zipkin.ts';
 import { skywalkingPlugin } from './skywalking.ts';
+import { skywalkingLoggerPlugin } from './skywalking-logger.ts';
 import { clickhouseLoggerPlugin } from './clickhouse-logger.ts';
 import { elasticsearchLoggerPlugin } from './elasticsearch-logger.ts';
 import { splunkHecLoggingPlugin } from './splunk-hec-logging.ts';
@@ -108,6 +109,7 @@ export const BUILTIN_PLUGINS: readonly PluginDef[] = [
   opentelemetryPlugin,
   zipkinPlugin,
   skywalkingPlugin,
+  skywalkingLoggerPlugin,
   clickhouseLoggerPlugin,
   elasticsearchLoggerPlugin,
   splunkHecLoggingPlugin,

@@ -2,8 +2,9 @@
 // puts on the wire: elasticsearch-logger's Bulk API NDJSON (with the version probe APISIX makes first),
 // splunk-hec-logging's concatenated HEC events, loki-logger's push JSON, with their auth and tenant headers;
 // driven by real requests through a gateway. A receiver answering errors shows the retry, then the drop
-// counted by the Prometheus exporter.
+// counted by the Prometheus exporter; an HTTPS receiver with an untrusted certificate shows ssl_verify.
 import http from 'node:http';
+import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -12,6 +13,7 @@ import { lokiLoggerPlugin as lokiDef } from '../../src/plugin/builtin/loki-logge
 import { splunkHecLoggingPlugin as splunkDef } from '../../src/plugin/builtin/splunk-hec-logging.ts';
 import { MapVars } from '../../src/router/vars.ts';
 import { startTestGateway, type TestGateway } from '../helpers/gateway.ts';
+import { makeTestCa, type TestCa } from '../helpers/grpc.ts';
 import { waitFor } from '../helpers/proc.ts';
 import { startEcho, type EchoServer } from '../helpers/upstream.ts';
 import { confError } from '../plugin/helpers.ts';
@@ -60,6 +62,8 @@ describe('HTTP log services (elasticsearch-logger, splunk-hec-logging, loki-logg
   let gw: TestGateway;
   let up: EchoServer;
   let receiver: http.Server;
+  let tlsReceiver: https.Server;
+  let ca: TestCa;
   let base = '';
   let metricsUrl = '';
   const got: Received[] = [];
@@ -96,6 +100,19 @@ describe('HTTP log services (elasticsearch-logger, splunk-hec-logging, loki-logg
     });
     await new Promise<void>((r) => receiver.listen(0, '127.0.0.1', r));
     base = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}`;
+    // HTTPS with a certificate from a CA nobody trusts: only ssl_verify false gets through.
+    ca = await makeTestCa();
+    tlsReceiver = https.createServer({ key: ca.key, cert: ca.cert }, (req, res) => {
+      let body = '';
+      req.on('data', (d: Buffer) => (body += d.toString()));
+      req.on('end', () => {
+        got.push({ method: req.method ?? '', url: `/tls${req.url ?? '/'}`, headers: req.headers, body });
+        res.writeHead(req.url?.startsWith('/loki/') ? 204 : 200, { 'content-type': 'application/json' });
+        res.end(JSON.stringify({ text: 'Success', code: 0 }));
+      });
+    });
+    await new Promise<void>((r) => tlsReceiver.listen(0, '127.0.0.1', r));
+    const tlsBase = `https://127.0.0.1:${(tlsReceiver.address() as AddressInfo).port}`;
     gw = await startTestGateway();
     metricsUrl = `http://127.0.0.1:${(gw.config.plugin_attr.prometheus!.export_addr as { port: number }).port}/apisix/prometheus/metrics`;
     const upstream = { nodes: { [up.addr]: 1 } };
@@ -160,11 +177,24 @@ describe('HTTP log services (elasticsearch-logger, splunk-hec-logging, loki-logg
       upstream,
       plugins: { 'loki-logger': { endpoint_addrs: [base], endpoint_uri: '/fail-loki', name: 'loki-fail', ...failing } },
     });
+    await gw.put('/routes/tls-loki', { uri: '/tlsloki', upstream, plugins: { 'loki-logger': { endpoint_addrs: [tlsBase], batch_max_size: 1 } } });
+    await gw.put('/routes/tls-splunk-verify', {
+      uri: '/tlssplunk/verify',
+      upstream,
+      plugins: { 'splunk-hec-logging': { endpoint: { uri: `${tlsBase}/services/collector/verify`, token: 't' }, name: 'tls-verify', batch_max_size: 1 } },
+    });
+    await gw.put('/routes/tls-splunk-trust', {
+      uri: '/tlssplunk/trust',
+      upstream,
+      plugins: { 'splunk-hec-logging': { endpoint: { uri: `${tlsBase}/services/collector/trust`, token: 't' }, ssl_verify: false, batch_max_size: 1 } },
+    });
   }, 30_000);
 
   afterAll(async () => {
     await gw?.close();
     receiver?.close();
+    tlsReceiver?.close();
+    await ca?.cleanup();
     await up?.close();
   });
 
@@ -318,5 +348,13 @@ describe('HTTP log services (elasticsearch-logger, splunk-hec-logging, loki-logg
     // The failed version probe is retried with the retry, and the bulk goes out without a known version.
     expect(to('/fail-es').filter((r) => r.method === 'GET')).toHaveLength(2);
     expect(parseBulk(to('/fail-es/_bulk')[0]!.body)[0]![0]).toEqual({ index: { _index: 'x' } });
+  });
+
+  it('ssl_verify: an untrusted certificate fails the batch unless ssl_verify is false (loki-logger\'s default)', async () => {
+    const before = await dropped('tls-verify');
+    for (const p of ['/tlsloki', '/tlssplunk/verify', '/tlssplunk/trust']) expect((await fetch(`${gw.url}${p}`)).status).toBe(200);
+    await waitFor(() => to('/tls/loki/api/v1/push').length === 1 && to('/tls/services/collector/trust').length === 1, 8000, 20);
+    await waitFor(async () => (await dropped('tls-verify')) - before === 1, 8000, 50);
+    expect(to('/tls/services/collector/verify')).toEqual([]);
   });
 });

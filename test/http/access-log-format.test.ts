@@ -94,10 +94,11 @@ async function send(port: number, raw: string): Promise<number> {
 }
 
 async function linesOf(file: string, n: number): Promise<string[]> {
-  return waitFor(async () => {
+  const lines = await waitFor(async () => {
     const l = (await readFile(file, 'utf8').catch(() => '')).split('\n').filter((x) => x !== '');
     return l.length >= n ? l : null;
   }, 10_000);
+  return lines!;
 }
 
 /** Fields that differ by nature: the local time, the two durations. */

@@ -26,7 +26,7 @@ async function startOutput(format: string): Promise<string> {
   const gw = await startCli(file, p.status, { SWITCHYARD_LOG_FORMAT: format });
   const out = await waitFor(() => (gw.peer.output().includes('enable_reuseport') ? gw.peer.output() : null), 10_000);
   await gw.peer.stop();
-  return out;
+  return out!;
 }
 
 describe('application log lines', () => {

@@ -82,6 +82,8 @@ export interface Gateway {
   readonly plugins: PluginRegistry;
   /** The health checkers of this process ('all' and cluster primary), null in workers. */
   readonly health: HealthManager | null;
+  /** Rebuilds what the plugin set shapes (runtimes, the cluster primary's snapshot) after a plugin reload. */
+  refresh(): void;
   /** Control API port (127.0.0.1:9090 by default), null when not running in this process. */
   controlPort(): number | null;
   /** Bound addresses of every listener of this process ('http', 'https', 'tcp', 'udp', ...). */
@@ -147,11 +149,18 @@ export async function startGateway(opts: StartOptions): Promise<Gateway> {
   let status: StatusServer | null = null;
   let statusPort: number | null = null;
 
+  // Set once health is wired; reloads start from requests to servers that may listen before that.
+  let refreshHealth: (() => void) | null = null;
+  const refresh = (): void => {
+    manager?.refresh();
+    refreshHealth?.();
+  };
+
   // Health checks, service discovery and the control API (src/health/wiring.ts).
   let reloadPlugins = opts.reload;
   if (reloadPlugins === undefined) {
     const reloader = new Reloader(opts.configFile, conf, logger.child({ module: 'reload' }));
-    reloader.attach((next) => applyLive(conf, next, { plugins, refresh: () => manager?.refresh() }));
+    reloader.attach((next) => applyLive(conf, next, { plugins, refresh }));
     reloadPlugins = () => reloader.request();
   }
   const health = await setupHealth({
@@ -164,6 +173,7 @@ export async function startGateway(opts: StartOptions): Promise<Gateway> {
     balancers,
     logger,
   });
+  refreshHealth = () => health.refresh();
 
   if (runsDataPlane) {
     manager = new RuntimeManager(store, plugins, logger.child({ module: 'runtime' }), {
@@ -238,7 +248,7 @@ export async function startGateway(opts: StartOptions): Promise<Gateway> {
       streamEnabled: streamEnabled(conf),
       onPluginsReload: async () => {
         enablePlugins(plugins, conf.plugins, conf.stream_plugins);
-        manager?.refresh();
+        refresh();
       },
       logger: logger.child({ module: 'admin' }),
       version: VERSION,
@@ -277,6 +287,7 @@ export async function startGateway(opts: StartOptions): Promise<Gateway> {
     manager,
     plugins,
     health: health.manager,
+    refresh,
     controlPort: () => health.controlPort(),
     addresses: () => listeners.flatMap((l) => l.addresses()),
     adminPort: () => admin?.address().port ?? null,
@@ -311,7 +322,7 @@ export async function runGateway(conf: LocalConfig, configFile: string): Promise
     logger.info({ listen: gw.addresses(), admin: gw.adminPort(), version: VERSION }, 'switchyard started');
     installSignals(async () => gw.close({ graceful: true }), drainMs);
     writePidFile(configFile, logger);
-    reloader.attach((next) => applyLive(conf, next, { plugins: gw.plugins, refresh: () => gw.manager?.refresh() }));
+    reloader.attach((next) => applyLive(conf, next, { plugins: gw.plugins, refresh: () => gw.refresh() }));
     return;
   }
 
@@ -344,7 +355,7 @@ export async function runGateway(conf: LocalConfig, configFile: string): Promise
   writePidFile(configFile, logger);
   reloader.attach((next) => {
     for (const w of Object.values(cluster.workers ?? {})) if (w?.isConnected()) w.send({ type: 'reload', next });
-    return applyLive(conf, next, { plugins: gw.plugins, refresh: () => gw.manager?.refresh() });
+    return applyLive(conf, next, { plugins: gw.plugins, refresh: () => gw.refresh() });
   });
   installSignals(async () => {
     stopping = true;
@@ -391,7 +402,7 @@ async function runWorker(conf: LocalConfig, configFile: string, logger: Logger, 
     if (m?.type === 'shutdown') stop();
     else if (m?.type === 'reload' && m.next && gw) {
       const g = gw;
-      applyLive(conf, m.next, { plugins: g.plugins, refresh: () => g.manager?.refresh() });
+      applyLive(conf, m.next, { plugins: g.plugins, refresh: () => g.refresh() });
     }
   });
   const started = await startGateway({ config: conf, configFile, role: 'worker', logger });

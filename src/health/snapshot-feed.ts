@@ -18,6 +18,8 @@ export class SnapshotFeed {
   private readonly skipUnknownPlugins: boolean;
   private previous: Snapshot | null = null;
   private scheduled = false;
+  /** The plugin set changed: the next build revalidates every item instead of reusing `previous`. */
+  private full = false;
   private readonly onChange = (): void => this.schedule();
 
   constructor(store: ConfigStore, plugins: PluginSchemaSource, onSnapshot: (s: Snapshot) => void, logger: Logger, skipUnknownPlugins = false) {
@@ -43,6 +45,12 @@ export class SnapshotFeed {
     this.store.off('resync', this.onChange);
   }
 
+  /** Full rebuild soon (plugin reload), as RuntimeManager.refresh() does for the data plane. */
+  refresh(): void {
+    this.full = true;
+    this.schedule();
+  }
+
   private schedule(): void {
     if (this.scheduled) return;
     this.scheduled = true;
@@ -57,10 +65,11 @@ export class SnapshotFeed {
       const snap = buildSnapshot(this.store.all(), this.store.revision, {
         plugins: this.plugins,
         compileVars: checkExpr,
-        previous: this.previous ?? undefined,
+        previous: this.full ? undefined : (this.previous ?? undefined),
         onUnknownPlugin: this.skipUnknownPlugins ? ignoreUnknownPlugin : undefined,
       });
       this.previous = snap;
+      this.full = false;
       this.onSnapshot(snap);
     } catch (err) {
       this.logger.error({ err }, 'health snapshot build failed; keeping the current checkers');

@@ -53,6 +53,8 @@ export interface HealthWiring {
   readonly outcomes: ReturnType<typeof outcomesOf> | undefined;
   /** 'all' role: sync checkers with every snapshot `source` publishes. Call before source starts. */
   follow(source: SnapshotSource): void;
+  /** The plugin set changed: the primary rebuilds its snapshot in full (the 'all' role follows its source). */
+  refresh(): void;
   controlPort(): number | null;
   close(): Promise<void>;
 }
@@ -74,6 +76,7 @@ export async function setupHealth(opts: HealthWiringOptions): Promise<HealthWiri
   let control: ControlServer | null = null;
   let controlPort: number | null = null;
   let snapshotOf: () => Snapshot | null = () => null;
+  let feed: SnapshotFeed | null = null;
   const mirror = conf.apisix.enable_control && opts.role === 'primary' ? new DiscoveryMirror(discoveryProviders, logger.child({ module: 'discovery' })) : null;
   if (mirror !== null) closers.push(() => mirror.close());
   const disabled = conf.apisix.disable_upstream_healthcheck;
@@ -103,10 +106,11 @@ export async function setupHealth(opts: HealthWiringOptions): Promise<HealthWiri
         m.sync(s);
         mirror?.sync(s);
       };
-      const feed = new SnapshotFeed(opts.store, opts.plugins, onSnapshot, logger.child({ module: 'health' }), skipUnknown);
-      snapshotOf = () => feed.snapshot;
-      feed.start();
-      closers.push(() => feed.stop());
+      const f = new SnapshotFeed(opts.store, opts.plugins, onSnapshot, logger.child({ module: 'health' }), skipUnknown);
+      feed = f;
+      snapshotOf = () => f.snapshot;
+      f.start();
+      closers.push(() => f.stop());
     }
     if (conf.apisix.enable_control) {
       const c = new ControlServer(conf.apisix.control.ip, conf.apisix.control.port, logger.child({ module: 'control' }));
@@ -131,6 +135,7 @@ export async function setupHealth(opts: HealthWiringOptions): Promise<HealthWiri
         if (s !== null) m.sync(s);
       });
     },
+    refresh: () => feed?.refresh(),
     controlPort: () => controlPort,
     close: async () => {
       await control?.close();

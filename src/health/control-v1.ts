@@ -134,7 +134,7 @@ export function addV1Routes(server: ControlServer, deps: ControlV1Deps): void {
   addDump(server, deps, 'services', 'service');
   addDump(server, deps, 'upstreams', 'upstream');
 
-  // APISIX lists the metadata of the plugins config.yaml enables, in that order.
+  // APISIX lists the metadata of the enabled plugins in config.yaml order; here in priority order.
   server.route('/v1/plugin_metadatas', (rest) => {
     if (rest !== '') return notFound();
     const snap = deps.snapshot();

@@ -11,6 +11,8 @@ import path from 'node:path';
 import protobuf from 'protobufjs';
 import protojson from 'protobufjs/ext/protojson.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { silentLogger } from '../../src/observability/logger.ts';
+import { MAX_QUEUED, SkyWalkingReporter, type SwSegment } from '../../src/plugin/builtin/skywalking-reporter.ts';
 import { startTestGateway, type TestGateway } from '../helpers/gateway.ts';
 import { freePort } from '../helpers/ports.ts';
 import { waitFor } from '../helpers/proc.ts';
@@ -56,6 +58,8 @@ interface Segment {
 export interface FakeOap {
   readonly url: string;
   readonly segments: Segment[];
+  /** Segments per accepted /v3/segments POST. */
+  readonly segmentPosts: number[];
   readonly properties: Record<string, unknown>[];
   readonly pings: Record<string, unknown>[];
   readonly logs: Record<string, unknown>[];
@@ -82,6 +86,7 @@ export async function startFakeOap(): Promise<FakeOap> {
   const oap: FakeOap = {
     url: '',
     segments: [],
+    segmentPosts: [],
     properties: [],
     pings: [],
     logs: [],
@@ -112,6 +117,7 @@ export async function startFakeOap(): Promise<FakeOap> {
         if (req.url === '/v3/segments') {
           if (!Array.isArray(json)) throw new Error('expected a JSON array of segments');
           for (const s of json) oap.segments.push(decode(type, s) as Segment);
+          oap.segmentPosts.push(json.length);
         } else if (req.url === '/v3/logs') {
           if (!Array.isArray(json)) throw new Error('expected a JSON array of logs');
           for (const l of json) oap.logs.push(decode(type, l));
@@ -437,5 +443,28 @@ describe('skywalking-logger (LogData to the fake OAP)', () => {
     expect(good.service).toBe('edge-logs');
     expect(JSON.parse(good.body.json!.json)).toEqual({ m: 'GET', route_id: 'logged' });
     expect(logsOf('/logged/bad')[0]!.traceContext).toBeNull();
+  });
+});
+
+describe('skywalking reporter queue', () => {
+  it('holds at most MAX_QUEUED segments and sends them in batches of at most 100', async () => {
+    const oap = await startFakeOap();
+    const reporter = new SkyWalkingReporter({ endpoint: oap.url, service: 's', instance: 'i', intervalMs: 1000, logger: silentLogger });
+    try {
+      const seg = (n: number): SwSegment => ({ traceId: `t${n}`, traceSegmentId: `s${n}`, service: 's', serviceInstance: 'i', spans: [] });
+      for (let i = 0; i < MAX_QUEUED + 25; i++) reporter.push(seg(i));
+      expect(reporter.queued).toBe(MAX_QUEUED);
+      await waitFor(() => oap.segments.length === MAX_QUEUED, 20_000);
+      expect(oap.rejected).toEqual([]);
+      expect(Math.max(...oap.segmentPosts)).toBe(100);
+      expect(oap.segmentPosts).toHaveLength(MAX_QUEUED / 100);
+      // The oldest were kept, the overflow dropped.
+      expect(oap.segments[0]!.traceId).toBe('t0');
+      expect(oap.segments.some((x) => x.traceId === `t${MAX_QUEUED}`)).toBe(false);
+      expect(reporter.queued).toBe(0);
+    } finally {
+      await reporter.close();
+      await oap.close();
+    }
   });
 });

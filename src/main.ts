@@ -32,7 +32,8 @@ import type { HttpRuntime } from './runtime/types.ts';
 import { BalancerRegistry } from './upstream/balancer.ts';
 import { setupBalancers } from './upstream/balancers.ts';
 import { VERSION } from './version.ts';
-import { Reloader, applyLive, writePidFile, type LiveConfig } from './reload.ts';
+import { Reloader, applyLive, writePidFile, type LiveConfig, type ReloadOutcome } from './reload.ts';
+import { followPluginList, publishPluginList, type PluginLists } from './config/plugin-list.ts';
 import { SwitchyardError } from './errors.ts';
 import { precompileSchemas } from './schema/warm.ts';
 import { ListenerRegistry, type Listener, type ListenerAddress, type ListenerContext } from './listener/registry.ts';
@@ -71,9 +72,10 @@ export interface StartOptions {
   logger?: Logger;
   /**
    * Re-reads config.yaml and applies its live keys (the CLI passes its SIGHUP Reloader, which also reaches the
-   * workers); the Control API's PUT /v1/plugins/reload calls it. Default: a Reloader of this process alone.
+   * workers); the Admin API's PUT /plugins/reload and the Control API's PUT /v1/plugins/reload call it.
+   * Default: a Reloader of this process alone.
    */
-  reload?: () => void;
+  reload?: () => Promise<ReloadOutcome>;
 }
 
 export interface Gateway {
@@ -82,8 +84,12 @@ export interface Gateway {
   readonly plugins: PluginRegistry;
   /** The health checkers of this process ('all' and cluster primary), null in workers. */
   readonly health: HealthManager | null;
-  /** Rebuilds what the plugin set shapes (runtimes, the cluster primary's snapshot) after a plugin reload. */
-  refresh(): void;
+  /**
+   * Applies a reload's live part to this process (plugin lists, plugin_attr), then rebuilds what they shape
+   * (runtimes, the cluster primary's snapshot). A plugin list followed from etcd stays in force. Returns the
+   * listed plugins that are not available.
+   */
+  applyLive(next: LiveConfig): string[];
   /** Control API port (127.0.0.1:9090 by default), null when not running in this process. */
   controlPort(): number | null;
   /** Bound addresses of every listener of this process ('http', 'https', 'tcp', 'udp', ...). */
@@ -156,20 +162,44 @@ export async function startGateway(opts: StartOptions): Promise<Gateway> {
     refreshHealth?.();
   };
 
-  // Health checks, service discovery and the control API (src/health/wiring.ts).
-  let reloadPlugins = opts.reload;
-  if (reloadPlugins === undefined) {
-    const reloader = new Reloader(opts.configFile, conf, logger.child({ module: 'reload' }));
-    reloader.attach((next) => applyLive(conf, next, { plugins, refresh }));
-    reloadPlugins = () => reloader.request();
+  // APISIX's `<prefix>/plugins` key (config/plugin-list.ts): nodes with the Admin API write it, the others run it.
+  const pluginKey = store instanceof EtcdStore ? store : null;
+  let followed: PluginLists | null = null;
+  if (pluginKey !== null && !(deployRole !== 'data_plane' && conf.apisix.enable_admin)) {
+    followPluginList(pluginKey, (lists) => {
+      followed = lists;
+      const missing = enablePlugins(plugins, lists.http, lists.stream);
+      refresh();
+      return missing;
+    }, logger.child({ module: 'plugins' }));
   }
+  const applyConf = (next: LiveConfig): string[] => {
+    const f = followed;
+    const missing = applyLive(conf, next, {
+      plugins,
+      refresh: () => {
+        if (f !== null) enablePlugins(plugins, f.http, f.stream);
+        refresh();
+      },
+    });
+    return f === null ? missing : [];
+  };
+
+  // Health checks, service discovery and the control API (src/health/wiring.ts).
+  let reload = opts.reload;
+  if (reload === undefined) {
+    const reloader = new Reloader(opts.configFile, conf, logger.child({ module: 'reload' }));
+    reloader.attach(applyConf);
+    reload = () => reloader.request();
+  }
+  const reloadPlugins = reload;
   const health = await setupHealth({
     role,
     dataPlane: deployRole !== 'control_plane',
     conf,
     store,
     plugins,
-    reloadPlugins,
+    reloadPlugins: () => void reloadPlugins(),
     balancers,
     logger,
   });
@@ -246,15 +276,26 @@ export async function startGateway(opts: StartOptions): Promise<Gateway> {
       plugins,
       conf: conf.deployment.admin,
       streamEnabled: streamEnabled(conf),
+      // APISIX answers "done" once its workers are told; here the reload has run in this process and been
+      // sent to the workers, and an invalid config.yaml is an error rather than a silent no-op. A failed etcd
+      // write is logged as APISIX does: this node's reload stands, data planes keep their list.
       onPluginsReload: async () => {
-        enablePlugins(plugins, conf.plugins, conf.stream_plugins);
-        refresh();
+        const outcome = await reloadPlugins();
+        if (!outcome.ok) throw new Error(outcome.error);
+        if (pluginKey === null) return;
+        const log = logger.child({ module: 'plugins' });
+        await publishPluginList(pluginKey, plugins, 'set', log).catch((err: unknown) => log.error({ err }, 'cannot write the plugin list to etcd'));
       },
       logger: logger.child({ module: 'admin' }),
       version: VERSION,
       ui: uiSourcesFor(conf, () => health.controlPort()),
     });
     await admin.listen();
+    if (pluginKey !== null) {
+      publishPluginList(pluginKey, plugins, 'reset', logger.child({ module: 'plugins' })).catch((err: unknown) =>
+        logger.error({ err }, 'cannot sync the plugin list to etcd'),
+      );
+    }
   }
 
   // Prometheus scrape endpoint (plugin_attr.prometheus.export_addr): served by the process that does not
@@ -287,7 +328,7 @@ export async function startGateway(opts: StartOptions): Promise<Gateway> {
     manager,
     plugins,
     health: health.manager,
-    refresh,
+    applyLive: applyConf,
     controlPort: () => health.controlPort(),
     addresses: () => listeners.flatMap((l) => l.addresses()),
     adminPort: () => admin?.address().port ?? null,
@@ -316,13 +357,13 @@ export async function runGateway(conf: LocalConfig, configFile: string): Promise
   if (cluster.isWorker) return await runWorker(conf, configFile, logger, drainMs);
   // SIGHUP (`switchyard reload`) is handled from the first moment: its default action would end the process.
   const reloader = new Reloader(configFile, conf, logger.child({ module: 'reload' }));
-  process.on('SIGHUP', () => reloader.request());
+  process.on('SIGHUP', () => void reloader.request());
   if (n <= 1) {
     const gw = await startGateway({ config: conf, configFile, role: 'all', logger, reload: () => reloader.request() });
     logger.info({ listen: gw.addresses(), admin: gw.adminPort(), version: VERSION }, 'switchyard started');
     installSignals(async () => gw.close({ graceful: true }), drainMs);
     writePidFile(configFile, logger);
-    reloader.attach((next) => applyLive(conf, next, { plugins: gw.plugins, refresh: () => gw.refresh() }));
+    reloader.attach((next) => gw.applyLive(next));
     return;
   }
 
@@ -355,7 +396,7 @@ export async function runGateway(conf: LocalConfig, configFile: string): Promise
   writePidFile(configFile, logger);
   reloader.attach((next) => {
     for (const w of Object.values(cluster.workers ?? {})) if (w?.isConnected()) w.send({ type: 'reload', next });
-    return applyLive(conf, next, { plugins: gw.plugins, refresh: () => gw.refresh() });
+    return gw.applyLive(next);
   });
   installSignals(async () => {
     stopping = true;
@@ -398,11 +439,13 @@ async function runWorker(conf: LocalConfig, configFile: string, logger: Logger, 
   process.on('SIGINT', () => undefined);
   // A hang-up of the terminal reaches the whole group; reloads come from the primary (IPC).
   process.on('SIGHUP', () => undefined);
+  // A reload sent while this worker starts may postdate its read of config.yaml: applied once started.
+  let pending: LiveConfig | null = null;
   process.on('message', (m: { type?: string; next?: LiveConfig }) => {
     if (m?.type === 'shutdown') stop();
-    else if (m?.type === 'reload' && m.next && gw) {
-      const g = gw;
-      applyLive(conf, m.next, { plugins: g.plugins, refresh: () => g.refresh() });
+    else if (m?.type === 'reload' && m.next) {
+      if (gw) gw.applyLive(m.next);
+      else pending = m.next;
     }
   });
   const started = await startGateway({ config: conf, configFile, role: 'worker', logger });
@@ -411,6 +454,7 @@ async function runWorker(conf: LocalConfig, configFile: string, logger: Logger, 
     await started.close({ graceful: false });
     process.exit(0);
   }
+  if (pending !== null) started.applyLive(pending);
   const manager = started.manager;
   if (manager === null || manager.ready) process.send?.({ type: 'ready' });
   else manager.once('swap', () => process.send?.({ type: 'ready' }));

@@ -1,7 +1,8 @@
-// Reload without restart (APISIX users run `apisix reload`): SIGHUP to the primary or the single process
-// re-reads config.yaml and validates it; an invalid file changes nothing and logs its key-path errors. What can
-// change live is applied: the `plugins` / `stream_plugins` lists (as the Admin API's plugin reload does: the
-// registry's enabled set, then a full runtime rebuild, so routes drop plugins no longer enabled as APISIX does)
+// Reload without restart (APISIX users run `apisix reload`): SIGHUP to the primary or the single process, the
+// Admin API's PUT /apisix/admin/plugins/reload and the Control API's PUT /v1/plugins/reload all re-read
+// config.yaml and validate it; an invalid file changes nothing and logs its key-path errors. What can change live
+// is applied: the `plugins` / `stream_plugins` lists (as APISIX's plugin reload does: the registry's enabled set,
+// then a full runtime rebuild, so routes drop plugins no longer enabled)
 // and plugin_attr of plugins that read it when their instances are built. Every other changed key (listeners,
 // etcd, workers, admin...) is logged as needing a restart and left as it was. Cluster workers get the
 // validated live part from the primary over IPC, so every process applies the same values.
@@ -123,7 +124,7 @@ export function planReload(current: LocalConfig, loaded: LocalConfig): ReloadPla
 
 /**
  * Applies the live part to this process. `conf` is changed in place: the runtime builder holds
- * `conf.plugin_attr` and the Admin API's plugin reload reads `conf.plugins`, so both see the new values.
+ * `conf.plugin_attr` and the next reload compares against `conf`, so both see the new values.
  * Returns the listed plugins that are not available (skipped, as at start).
  */
 export function applyLive(conf: LocalConfig, next: LiveConfig, target: { plugins: PluginRegistry; refresh(): void }): string[] {
@@ -138,9 +139,27 @@ export function applyLive(conf: LocalConfig, next: LiveConfig, target: { plugins
   return missing;
 }
 
+/** What one reload did: the changed keys applied and left for a restart, or why nothing changed. */
+export type ReloadOutcome =
+  | { ok: true; applied: string[]; needRestart: string[] }
+  | { ok: false; error: string };
+
+interface Waiter {
+  promise: Promise<ReloadOutcome>;
+  resolve(outcome: ReloadOutcome): void;
+}
+
+function waiter(): Waiter {
+  let resolve!: (outcome: ReloadOutcome) => void;
+  const promise = new Promise<ReloadOutcome>((r) => (resolve = r));
+  return { promise, resolve };
+}
+
 /**
- * Serialises reload requests (SIGHUP): one reload at a time, requests during a reload coalesce into one more.
- * Requests before attach() (still starting) run once attached.
+ * The one home of reloads (SIGHUP, the Admin API's PUT /plugins/reload, the Control API's PUT
+ * /v1/plugins/reload): one reload at a time; requests during a reload share one more, which reads the file
+ * after they were made. Requests before attach() (still starting) run once attached. request() resolves with
+ * the outcome of the reload that served it and never rejects.
  */
 export class Reloader {
   private readonly configFile: string;
@@ -148,7 +167,8 @@ export class Reloader {
   private readonly log: Logger;
   private apply: ((next: LiveConfig) => string[]) | null = null;
   private running = false;
-  private again = false;
+  /** The requests waiting for the next reload. */
+  private queued: Waiter | null = null;
 
   /** `conf`: the configuration the process runs with (compared against, changed in place by apply). */
   constructor(configFile: string, conf: LocalConfig, log: Logger) {
@@ -159,40 +179,41 @@ export class Reloader {
 
   attach(apply: (next: LiveConfig) => string[]): void {
     this.apply = apply;
-    if (this.again) {
-      this.again = false;
-      this.request();
-    }
+    this.next();
   }
 
-  request(): void {
-    if (this.running || this.apply === null) {
-      this.again = true;
-      return;
-    }
+  request(): Promise<ReloadOutcome> {
+    this.queued ??= waiter();
+    const { promise } = this.queued;
+    this.next();
+    return promise;
+  }
+
+  private next(): void {
+    const w = this.queued;
+    if (this.running || this.apply === null || w === null) return;
+    this.queued = null;
     this.running = true;
     this.reload().then(
-      () => this.done(),
+      (outcome) => this.done(w, outcome),
       (err: unknown) => {
         this.log.error({ err }, 'reload failed');
-        this.done();
+        this.done(w, { ok: false, error: (err as Error).message });
       },
     );
   }
 
-  private done(): void {
+  private done(w: Waiter, outcome: ReloadOutcome): void {
     this.running = false;
-    if (this.again) {
-      this.again = false;
-      this.request();
-    }
+    w.resolve(outcome);
+    this.next();
   }
 
-  private async reload(): Promise<void> {
+  private async reload(): Promise<ReloadOutcome> {
     const loaded = await loadLocalConfig(this.configFile);
     if (!loaded.ok) {
       this.log.error({ file: this.configFile, errors: loaded.errors }, 'reload: invalid configuration, nothing changed');
-      return;
+      return { ok: false, error: `invalid configuration in ${this.configFile}: ${loaded.errors.join('; ')}` };
     }
     for (const w of loaded.warnings) this.log.warn({ file: this.configFile }, w);
     const plan = planReload(this.conf, loaded.config);
@@ -204,5 +225,6 @@ export class Reloader {
       this.log.warn({ keys: plan.restart }, 'reload: these changed keys need a restart to take effect; kept as they are');
     }
     this.log.info({ file: this.configFile, applied: plan.live, needRestart: plan.restart }, 'reload: done');
+    return { ok: true, applied: plan.live, needRestart: plan.restart };
   }
 }

@@ -1,5 +1,7 @@
-// `/plugins/list`, `/plugins/{name}`, `/plugins?all=true` (deprecated dump) and `PUT /plugins/reload`
-// (APISIX admin/plugins.lua). Plugin schemas are answered with the injected `_meta`.
+// `/plugins/list`, `/plugins/{name}`, `/plugins?all=true` (deprecated dump) (APISIX admin/plugins.lua) and
+// `PUT /plugins/reload` (admin/init.lua): `reload` re-reads config.yaml in every process of the node and, on
+// etcd, writes the plugin list for the nodes without an Admin API (src/main.ts, src/config/plugin-list.ts); it
+// rejects when nothing could be applied. Plugin schemas are answered with the injected `_meta`.
 import type { JsonObject } from '../config/resources.ts';
 import type { PluginDef } from '../plugin/plugin.ts';
 import { injectMeta } from '../schema/validator.ts';

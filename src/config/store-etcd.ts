@@ -61,6 +61,8 @@ export class EtcdStore extends EventEmitter implements ConfigStore {
   private loop: Promise<void> | null = null;
   /** Undoes the registration as a metrics source (etcd_reachable, etcd_modify_indexes). */
   private unregisterMetrics: (() => void) | null = null;
+  /** The raw value of `<prefix>/plugins` (APISIX's cluster-wide plugin list, config/plugin-list.ts), null while absent. */
+  private pluginListRaw: string | null = null;
 
   constructor(opts: EtcdStoreOptions) {
     super();
@@ -80,6 +82,26 @@ export class EtcdStore extends EventEmitter implements ConfigStore {
 
   get ready(): boolean {
     return this.isReady;
+  }
+
+  /** `<prefix>/plugins` as last read or watched, null while absent. Changes emit 'plugins' (raw or null). */
+  get pluginList(): string | null {
+    return this.pluginListRaw;
+  }
+
+  private setPluginList(raw: string | null): void {
+    if (raw === this.pluginListRaw) return;
+    this.pluginListRaw = raw;
+    this.emit('plugins', raw);
+  }
+
+  async putPluginList(raw: string): Promise<void> {
+    const key = `${this.prefix}/plugins`;
+    try {
+      await this.members.call('idempotent', (c) => c.kv.put({ key: Buffer.from(key), value: Buffer.from(raw) }));
+    } catch (err) {
+      throw this.unavailable(err, `put ${key}`);
+    }
   }
 
   /** The member the watch is on (diagnostics), null between watches. */
@@ -225,6 +247,8 @@ export class EtcdStore extends EventEmitter implements ConfigStore {
     const end = prefixEnd(start);
     const fresh = new Map<string, StoredItem>();
     const keep = new Set<string>();
+    const pluginsKey = `${this.prefix}/plugins`;
+    let pluginList: string | null = null;
     let key = start;
     let atRev: number | undefined;
     for (let page = 0; page < 1_000_000; page++) {
@@ -233,13 +257,17 @@ export class EtcdStore extends EventEmitter implements ConfigStore {
       atRev ??= rev(res.header);
       // A revision below ours means etcd lost or replaced its data: equal revisions no longer prove equal values.
       const strict = atRev < this.rev;
-      for (const kv of res.kvs) this.collect(kv, fresh, keep, strict);
+      for (const kv of res.kvs) {
+        if (kv.key.toString() === pluginsKey) pluginList = kv.value.toString();
+        else this.collect(kv, fresh, keep, strict);
+      }
       if (!res.more || res.kvs.length === 0) break;
       key = Buffer.concat([res.kvs[res.kvs.length - 1]!.key, Buffer.from([0])]);
     }
     if (this.closed) return;
     const events = replaceView(this.view, fresh, keep);
     this.rev = atRev ?? 0;
+    this.setPluginList(pluginList);
     if (events.length > 0) this.emit('change', events, this.rev);
     if (resync) {
       this.log.info({ revision: this.rev, changes: events.length }, 'etcd: resynced');
@@ -330,11 +358,16 @@ export class EtcdStore extends EventEmitter implements ConfigStore {
 
   private applyWatch(res: IWatchResponse): void {
     const events: ConfigEvent[] = [];
+    const pluginsKey = `${this.prefix}/plugins`;
     let last = this.rev;
     for (const ev of res.events) {
       const kv = ev.kv;
       const key = kv.key.toString();
       last = Math.max(last, Number(kv.mod_revision));
+      if (key === pluginsKey) {
+        this.setPluginList(ev.type === 'Delete' ? null : kv.value.toString());
+        continue;
+      }
       if (ev.type === 'Delete') {
         const old = this.view.remove(key);
         if (old) events.push({ type: 'delete', kind: old.kind, id: old.id });

@@ -10,10 +10,12 @@
 //  - ssls `key` and every `keys[]`; upstreams `tls.client_key`, and the inline `upstream.tls.client_key` of
 //    routes, services and stream routes. These are only encrypted when they hold PEM text (start with "---"),
 //    and decrypted unless they do, independent of enable_encrypt_fields.
-//  - plugin conf fields listed in the plugin's encrypt_fields (a name, or "a.b" for one nested level), inside
-//    `plugins` of consumers and credentials (consumer schema), of routes, services, global rules, plugin
-//    configs and consumer groups (plugin schema), and in plugin_metadata (metadata schema); only when
-//    enable_encrypt_fields is on (APISIX default), and only string values.
+//  - plugin conf fields listed in the plugin's encrypt_fields (a dotted path of any depth, an array on the way
+//    standing for each of its objects), inside `plugins` of consumers and credentials (consumer schema), of
+//    routes, services, global rules, plugin configs and consumer groups (plugin schema), and in
+//    plugin_metadata (metadata schema); only when enable_encrypt_fields is on (APISIX default). The field's
+//    string is encrypted, or each string of an array, or each string value of a map (elasticsearch-logger and
+//    loki-logger `headers`): APISIX 3.18 plugin.lua process_encrypt_field.
 import { createCipheriv, createDecipheriv } from 'node:crypto';
 import type { Json, JsonObject, Kind } from './resources.ts';
 
@@ -56,7 +58,9 @@ export const APISIX_ENCRYPT_FIELDS: Readonly<Record<PluginSchemaType, FieldTable
     'authz-casdoor': ['client_secret'],
     'limit-count': ['redis_password', 'sentinel_password'],
     'clickhouse-logger': ['password'],
-    'elasticsearch-logger': ['auth.password'],
+    'elasticsearch-logger': ['auth.password', 'headers'],
+    'loki-logger': ['headers'],
+    'http-logger': ['auth_header'],
     'sls-logger': ['access_key_secret'],
     'tencent-cloud-cls': ['secret_key'],
     'rocketmq-logger': ['secret_key'],
@@ -193,24 +197,44 @@ function mapPath(obj: JsonObject, path: readonly string[], depth: number, fn: Tr
   return next === cur ? obj : { ...obj, [name]: next as Json };
 }
 
-/** APISIX's field rule: a literal key first; else "a.b" names one nested level. */
-function mapField(conf: JsonObject, field: string, fn: Transform): JsonObject {
-  const direct = conf[field];
-  if (direct !== undefined && direct !== null) {
-    return typeof direct === 'string' ? withValue(conf, field, fn(direct)) : conf;
-  }
-  const dot = field.indexOf('.');
-  if (dot <= 0) return conf;
-  const outer = field.slice(0, dot);
-  const inner = field.slice(dot + 1);
-  const sub = conf[outer];
-  if (!isObject(sub) || typeof sub[inner] !== 'string') return conf;
-  const v = fn(sub[inner]);
-  return v === sub[inner] ? conf : { ...conf, [outer]: { ...sub, [inner]: v } };
+/** `arr` with `fn` applied to each element, or `arr` itself when no element changed. */
+function mapElements(arr: Json[], fn: (e: Json) => Json): Json[] {
+  const out = arr.map(fn);
+  return out.some((e, i) => e !== arr[i]) ? out : arr;
 }
 
-function withValue(obj: JsonObject, name: string, v: string): JsonObject {
-  return obj[name] === v ? obj : { ...obj, [name]: v };
+/** Each string value of a map through `fn`; the map itself when none changed. */
+function mapStringValues(map: JsonObject, fn: Transform): JsonObject {
+  let out: JsonObject | null = null;
+  for (const k of Object.keys(map)) {
+    const v = map[k];
+    if (typeof v !== 'string') continue;
+    const n = fn(v);
+    if (n !== v) (out ??= { ...map })[k] = n;
+  }
+  return out ?? map;
+}
+
+/**
+ * APISIX's encrypt_fields rule for the path `path[depth..]` below `conf`: an array on the way applies the rest
+ * of the path to each of its objects; at the end a string, each string of an array, or each string value of
+ * a map goes through `fn`. Copies only what changes.
+ */
+function mapField(conf: JsonObject, path: readonly string[], depth: number, fn: Transform): JsonObject {
+  const name = path[depth]!;
+  const cur = conf[name];
+  if (cur === undefined || cur === null || (typeof cur !== 'object' && typeof cur !== 'string')) return conf;
+  let next: Json = cur;
+  if (depth === path.length - 1) {
+    if (typeof cur === 'string') next = fn(cur);
+    else if (Array.isArray(cur)) next = mapElements(cur, (e) => (typeof e === 'string' ? fn(e) : e));
+    else next = mapStringValues(cur, fn);
+  } else if (Array.isArray(cur)) {
+    next = mapElements(cur, (e) => (isObject(e) ? mapField(e, path, depth + 1, fn) : e));
+  } else if (isObject(cur)) {
+    next = mapField(cur, path, depth + 1, fn);
+  }
+  return next === cur ? conf : { ...conf, [name]: next };
 }
 
 /**
@@ -302,7 +326,7 @@ export class FieldCodec {
   #mapConf(name: string, schemaType: PluginSchemaType, conf: JsonObject, fn: Transform): JsonObject {
     const fields = this.#fieldsOf(name, schemaType);
     let out = conf;
-    for (const f of fields) out = mapField(out, f, fn);
+    for (const f of fields) out = mapField(out, f.split('.'), 0, fn);
     return out;
   }
 

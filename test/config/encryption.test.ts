@@ -195,6 +195,28 @@ describe('FieldCodec resources', () => {
     expect(c.encode('ssls', { key: pem }).key).toBe(new FieldCodec({ keyring: [K1], encryptFields: true }).encryptString(pem));
   });
 
+  it('follows APISIX 3.18 paths: any depth, arrays on the way, maps of strings at the end', () => {
+    const defs: Record<string, { encryptFields?: readonly string[] }> = {
+      'my-logger': { encryptFields: ['headers', 'sinks.auth.token', 'tags'] },
+    };
+    const c = new FieldCodec({ keyring: [K1], encryptFields: true, lookup: lookupFromPluginDefs((n) => defs[n]) });
+    const conf: JsonObject = {
+      headers: { 'X-A': 'a', 'X-B': 'b', n: 1 },
+      sinks: [{ auth: { token: 't1', user: 'u' } }, { auth: { token: 't2' } }, 'not-an-object'],
+      tags: ['x', 2],
+    };
+    const route: JsonObject = { uri: '/x', plugins: { 'my-logger': conf } };
+    const enc = pluginConf(c.encode('routes', route), 'my-logger');
+    const e = (s: string) => c.encryptString(s);
+    expect(enc).toEqual({
+      headers: { 'X-A': e('a'), 'X-B': e('b'), n: 1 },
+      sinks: [{ auth: { token: e('t1'), user: 'u' } }, { auth: { token: e('t2') } }, 'not-an-object'],
+      tags: [e('x'), 2],
+    });
+    expect(c.decode('routes', c.encode('routes', route))).toEqual(route);
+    expect((conf.headers as JsonObject)['X-A']).toBe('a'); // the input is never mutated
+  });
+
   it('takes encrypt fields from plugin definitions first, then the APISIX table', () => {
     const defs: Record<string, { consumerSchema?: unknown; encryptFields?: readonly string[] }> = {
       'my-auth': { consumerSchema: {}, encryptFields: ['token'] },

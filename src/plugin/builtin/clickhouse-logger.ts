@@ -3,11 +3,12 @@
 // `INSERT INTO <logtable> FORMAT JSONEachRow {...} {...}` and X-ClickHouse-User / X-ClickHouse-Key /
 // X-ClickHouse-Database headers; a status >= 400 or a network error fails the batch (retries per the batch
 // processor). Entries are the usual log entry or `log_format` (conf or plugin_metadata), so the table's
-// columns decide what log_format must produce. `password` is stored encrypted (encrypt_fields).
-import { request } from 'undici';
+// columns decide what log_format must produce. `password` is stored encrypted (encrypt_fields). ssl_verify
+// (default true) decides whether an https endpoint's certificate must be trusted.
 import type { JsonObject } from '../../config/resources.ts';
 import type { PluginDef } from '../plugin.ts';
-import { acquireProcessor, BatchLogger, LOG_METADATA_SCHEMA, loggerSchema, logOptions } from './log-common.ts';
+import { acquireProcessor, BATCH_LOG_METADATA_SCHEMA, BatchLogger, loggerSchema, logOptions } from './log-common.ts';
+import { SinkHttp } from './log-http.ts';
 
 const NAME = 'clickhouse-logger';
 const URI = { type: 'string', pattern: '^[^\\/]+:\\/\\/([\\da-zA-Z.-]+|\\[[\\da-fA-F:]+\\])(:\\d+)?' };
@@ -22,9 +23,6 @@ const base = loggerSchema(
     logtable: { type: 'string', default: '' },
     timeout: { type: 'integer', minimum: 1, default: 3 },
     ssl_verify: { type: 'boolean', default: true },
-    log_format_extra: { type: 'object' },
-    max_req_body_bytes: { type: 'integer', minimum: 1, default: 524288 },
-    max_resp_body_bytes: { type: 'integer', minimum: 1, default: 524288 },
   },
   [],
   NAME,
@@ -47,7 +45,7 @@ export function clickhouseInsert(logtable: string, entries: readonly unknown[]):
 
 function sinkFor(conf: JsonObject): (entries: Record<string, unknown>[]) => Promise<void> {
   const endpoints = typeof conf.endpoint_addr === 'string' ? [conf.endpoint_addr] : (conf.endpoint_addrs as string[]);
-  const timeoutMs = (conf.timeout as number) * 1000;
+  const http = new SinkHttp({ sslVerify: conf.ssl_verify !== false, timeoutMs: (conf.timeout as number) * 1000 });
   const logtable = String(conf.logtable);
   const headers: Record<string, string> = {
     'content-type': 'application/json',
@@ -55,21 +53,12 @@ function sinkFor(conf: JsonObject): (entries: Record<string, unknown>[]) => Prom
     'x-clickhouse-key': String(conf.password),
     'x-clickhouse-database': String(conf.database),
   };
-  const tls = { rejectUnauthorized: conf.ssl_verify !== false };
   return async (entries) => {
     const endpoint = endpoints[Math.floor(Math.random() * endpoints.length)]!;
-    const res = await request(endpoint, {
-      method: 'POST',
-      headers,
-      body: clickhouseInsert(logtable, entries),
-      headersTimeout: timeoutMs,
-      bodyTimeout: timeoutMs,
-      ...(endpoint.startsWith('https:') ? { tls } : {}),
-    });
-    const text = await res.body.text();
-    if (res.statusCode >= 400) {
+    const res = await http.send('POST', endpoint, headers, clickhouseInsert(logtable, entries));
+    if (res.status >= 400) {
       const u = new URL(endpoint);
-      throw new Error(`server returned status code[${res.statusCode}] host[${u.hostname}] port[${u.port}] body[${text}]`);
+      throw new Error(`server returned status code[${res.status}] host[${u.hostname}] port[${u.port}] body[${res.body}]`);
     }
   };
 }
@@ -79,7 +68,7 @@ export const clickhouseLoggerPlugin: PluginDef = {
   version: '0.1',
   priority: 398,
   schema,
-  metadataSchema: { ...LOG_METADATA_SCHEMA, properties: { ...(LOG_METADATA_SCHEMA.properties as JsonObject), log_format_extra: { type: 'object' } } },
+  metadataSchema: BATCH_LOG_METADATA_SCHEMA,
   encryptFields: ['password'],
   subsystems: ['http'],
   status: 'stable',

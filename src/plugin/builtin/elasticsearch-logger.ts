@@ -13,17 +13,17 @@ import type { JsonObject } from '../../config/resources.ts';
 import { batchSchemaProps } from '../../observability/batch-processor.ts';
 import type { Vars } from '../../router/vars.ts';
 import type { HttpContext } from '../context.ts';
-import type { PluginDef, PluginInstance } from '../plugin.ts';
+import type { PhaseResult, PluginDef, PluginInstance } from '../plugin.ts';
 import type { Logger } from '../../observability/logger.ts';
 import { VarTemplate } from './limit-count/key.ts';
 import {
   acquireProcessor,
-  captureRequestBody,
-  collectResponseBody,
-  LOG_METADATA_SCHEMA,
+  BATCH_LOG_METADATA_SCHEMA,
   LOG_PROPS,
   logEntry,
   logOptions,
+  requestBodyPhase,
+  responseBodyPhase,
   type LogOptions,
 } from './log-common.ts';
 import { SinkHttp } from './log-http.ts';
@@ -236,15 +236,15 @@ class EsLogger implements PluginInstance {
     this.#opts = opts;
     this.#index = index;
     this.#handle = handle;
-    if (opts.includeReqBody) this.access = captureRequestBody;
-    if (opts.includeRespBody) this.body_filter = collectResponseBody;
+    if (opts.includeReqBody) this.access = requestBodyPhase(opts);
+    if (opts.includeRespBody) this.body_filter = responseBodyPhase(opts);
   }
 
-  access?: (ctx: HttpContext) => Promise<void>;
+  access?: (ctx: HttpContext) => PhaseResult | Promise<PhaseResult>;
   body_filter?: (ctx: HttpContext, chunk: Buffer) => Buffer;
 
   log(ctx: HttpContext): void {
-    this.#handle.processor.push({ index: this.#index.render(ctx.vars), entry: logEntry(ctx, this.#opts) });
+    this.#handle.push({ index: this.#index.render(ctx.vars), entry: logEntry(ctx, this.#opts) });
   }
 
   destroy(): void {
@@ -257,7 +257,7 @@ export const elasticsearchLoggerPlugin: PluginDef = {
   version: '0.1',
   priority: 413,
   schema,
-  metadataSchema: LOG_METADATA_SCHEMA,
+  metadataSchema: BATCH_LOG_METADATA_SCHEMA,
   encryptFields: ['auth.password', 'headers'],
   subsystems: ['http'],
   status: 'stable',

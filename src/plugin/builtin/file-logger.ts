@@ -2,8 +2,8 @@
 // Writes go through one append stream per path, so the request never waits on the disk.
 import { createWriteStream, type WriteStream } from 'node:fs';
 import type { HttpContext } from '../context.ts';
-import type { PluginDef, PluginInstance } from '../plugin.ts';
-import { captureRequestBody, collectResponseBody, LOG_METADATA_SCHEMA, logEntry, loggerSchema, logOptions, type LogOptions } from './log-common.ts';
+import type { PhaseResult, PluginDef, PluginInstance } from '../plugin.ts';
+import { LOG_METADATA_SCHEMA, logEntry, loggerSchema, logOptions, requestBodyPhase, responseBodyPhase, type LogOptions } from './log-common.ts';
 
 const NAME = 'file-logger';
 
@@ -37,15 +37,15 @@ class FileLogger implements PluginInstance {
   readonly #opts: LogOptions;
   readonly #path: string;
   readonly #stream: WriteStream;
-  access?: (ctx: HttpContext) => Promise<void>;
+  access?: (ctx: HttpContext) => PhaseResult | Promise<PhaseResult>;
   body_filter?: (ctx: HttpContext, chunk: Buffer) => Buffer;
 
   constructor(path: string, opts: LogOptions) {
     this.#path = path;
     this.#opts = opts;
     this.#stream = openStream(path);
-    if (opts.includeReqBody) this.access = captureRequestBody;
-    if (opts.includeRespBody) this.body_filter = collectResponseBody;
+    if (opts.includeReqBody) this.access = requestBodyPhase(opts);
+    if (opts.includeRespBody) this.body_filter = responseBodyPhase(opts);
   }
 
   log(ctx: HttpContext): void {

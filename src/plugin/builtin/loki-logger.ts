@@ -8,18 +8,18 @@
 // batch. timeout and keepalive_timeout are milliseconds.
 import type { JsonObject } from '../../config/resources.ts';
 import { batchSchemaProps } from '../../observability/batch-processor.ts';
-import { checkExpr } from '../../router/expr.ts';
 import type { HttpContext } from '../context.ts';
-import type { PluginDef, PluginInstance } from '../plugin.ts';
+import type { PhaseResult, PluginDef, PluginInstance } from '../plugin.ts';
 import { VarTemplate } from './limit-count/key.ts';
 import {
   acquireProcessor,
-  captureRequestBody,
-  collectResponseBody,
-  LOG_METADATA_SCHEMA,
+  BATCH_LOG_METADATA_SCHEMA,
+  checkBodyExprs,
   LOG_PROPS,
   logEntry,
   logOptions,
+  requestBodyPhase,
+  responseBodyPhase,
   type LogOptions,
 } from './log-common.ts';
 import { SinkHttp } from './log-http.ts';
@@ -113,11 +113,11 @@ class LokiLogger implements PluginInstance {
     this.#handle = handle;
     this.#labels = Object.entries(labels).map(([k, v]) => [k, new VarTemplate(v), v] as const);
     this.#fixed = this.#labels.every(([, t]) => t.constant !== null) ? { labels, key: Object.values(labels).map((v) => v + '\0').join('') } : null;
-    if (opts.includeReqBody) this.access = captureRequestBody;
-    if (opts.includeRespBody) this.body_filter = collectResponseBody;
+    if (opts.includeReqBody) this.access = requestBodyPhase(opts);
+    if (opts.includeRespBody) this.body_filter = responseBodyPhase(opts);
   }
 
-  access?: (ctx: HttpContext) => Promise<void>;
+  access?: (ctx: HttpContext) => PhaseResult | Promise<PhaseResult>;
   body_filter?: (ctx: HttpContext, chunk: Buffer) => Buffer;
 
   log(ctx: HttpContext): void {
@@ -137,7 +137,7 @@ class LokiLogger implements PluginInstance {
       }
       labels = resolved;
     }
-    this.#handle.processor.push({ labels, key, time: `${startMs}000000`, entry });
+    this.#handle.push({ labels, key, time: `${startMs}000000`, entry });
   }
 
   destroy(): void {
@@ -150,18 +150,12 @@ export const lokiLoggerPlugin: PluginDef = {
   version: '0.1',
   priority: 414,
   schema,
-  metadataSchema: LOG_METADATA_SCHEMA,
+  metadataSchema: BATCH_LOG_METADATA_SCHEMA,
   encryptFields: ['headers'],
   subsystems: ['http'],
   status: 'stable',
   check(conf, schemaType) {
-    if (schemaType !== 'route') return null;
-    for (const field of ['include_req_body_expr', 'include_resp_body_expr']) {
-      if (conf[field] === undefined) continue;
-      const err = checkExpr(conf[field]);
-      if (err !== null) return `failed to validate the '${field}' expression: ${err}`;
-    }
-    return null;
+    return schemaType === 'route' ? checkBodyExprs(conf) : null;
   },
   create(conf, env) {
     const labels = (conf.log_labels as Record<string, string> | undefined) ?? { job: 'apisix' };

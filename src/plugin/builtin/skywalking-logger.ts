@@ -10,9 +10,18 @@
 import os from 'node:os';
 import type { JsonObject } from '../../config/resources.ts';
 import type { HttpContext } from '../context.ts';
-import type { PluginDef, PluginInstance } from '../plugin.ts';
+import type { PhaseResult, PluginDef, PluginInstance } from '../plugin.ts';
 import { uriDef } from '../../schema/defs.ts';
-import { acquireProcessor, captureRequestBody, collectResponseBody, LOG_METADATA_SCHEMA, loggerSchema, logEntry, logOptions, type LogOptions } from './log-common.ts';
+import {
+  acquireProcessor,
+  BATCH_LOG_METADATA_SCHEMA,
+  loggerSchema,
+  logEntry,
+  logOptions,
+  requestBodyPhase,
+  responseBodyPhase,
+  type LogOptions,
+} from './log-common.ts';
 import { SinkHttp } from './log-http.ts';
 import { parseSw8 } from './skywalking.ts';
 
@@ -59,17 +68,17 @@ class SkyWalkingLogger implements PluginInstance {
     this.#handle = handle;
     this.#service = conf.service_name as string;
     this.#instance = conf.service_instance_name === '$hostname' ? os.hostname() : (conf.service_instance_name as string);
-    if (opts.includeReqBody) this.access = captureRequestBody;
-    if (opts.includeRespBody) this.body_filter = collectResponseBody;
+    if (opts.includeReqBody) this.access = requestBodyPhase(opts);
+    if (opts.includeRespBody) this.body_filter = responseBodyPhase(opts);
   }
 
-  access?: (ctx: HttpContext) => Promise<void>;
+  access?: (ctx: HttpContext) => PhaseResult | Promise<PhaseResult>;
   body_filter?: (ctx: HttpContext, chunk: Buffer) => Buffer;
 
   log(ctx: HttpContext): void {
     const h = ctx.request.headers.sw8;
     const sw8 = parseSw8(Array.isArray(h) ? h[0] : h);
-    this.#handle.processor.push({
+    this.#handle.push({
       traceContext: sw8 === null ? undefined : { traceId: sw8.traceId, traceSegmentId: sw8.segmentId, spanId: sw8.spanId },
       body: { json: { json: JSON.stringify(logEntry(ctx, this.#opts)) } },
       service: this.#service,
@@ -88,7 +97,7 @@ export const skywalkingLoggerPlugin: PluginDef = {
   version: '0.1',
   priority: 408,
   schema,
-  metadataSchema: LOG_METADATA_SCHEMA,
+  metadataSchema: BATCH_LOG_METADATA_SCHEMA,
   subsystems: ['http'],
   status: 'stable',
   create(conf, env) {

@@ -5,14 +5,15 @@
 // with millisecond decimals, source "apache-apisix-splunk-hec-logging", sourcetype "_json"; `event` is a
 // fixed selection of the default log entry (request_url, request_method, request_headers, request_query,
 // request_size, response_headers, response_status, response_size, latency, upstream) or, with log_format
-// (conf or plugin_metadata), the formatted entry. Only status 200 counts as sent. APISIX's schema has no
+// (conf or plugin_metadata), the formatted entry; log_format_extra fields (conf or plugin_metadata) join the
+// fixed event where it has no such key. Only status 200 counts as sent. APISIX's schema has no
 // include_*_body switches for this plugin: the fixed event would not carry the bodies.
 import os from 'node:os';
 import type { JsonObject } from '../../config/resources.ts';
 import { batchSchemaProps } from '../../observability/batch-processor.ts';
 import type { HttpContext } from '../context.ts';
 import type { PluginDef, PluginInstance } from '../plugin.ts';
-import { acquireProcessor, LOG_METADATA_SCHEMA, logEntry, logOptions, type LogOptions } from './log-common.ts';
+import { acquireProcessor, BATCH_LOG_METADATA_SCHEMA, extraEntry, logEntry, logOptions, type LogOptions, type ProcessorHandle } from './log-common.ts';
 import { SinkHttp } from './log-http.ts';
 
 const NAME = 'splunk-hec-logging';
@@ -36,6 +37,7 @@ const schema: JsonObject = {
     },
     ssl_verify: { type: 'boolean', default: true },
     log_format: { type: 'object' },
+    log_format_extra: { type: 'object' },
     ...batchSchemaProps(NAME),
   },
   required: ['endpoint'],
@@ -49,29 +51,28 @@ interface SplunkEvent {
   event: Record<string, unknown>;
 }
 
-/** APISIX's event for one request: the fixed selection of the default entry, or the log_format entry. */
-export function splunkEvent(entry: Record<string, unknown>, customized: boolean, now: number): SplunkEvent {
+/**
+ * APISIX's event for one request: the fixed selection of the default entry (plus the log_format_extra fields
+ * it lacks), or the log_format entry.
+ */
+export function splunkEvent(entry: Record<string, unknown>, customized: boolean, now: number, extra: Record<string, unknown> | null = null): SplunkEvent {
   if (customized) return { time: now / 1000, host: HOSTNAME, source: SOURCE, sourcetype: SOURCETYPE, event: entry };
   const rq = entry.request as Record<string, unknown>;
   const rs = entry.response as Record<string, unknown>;
-  return {
-    time: now / 1000,
-    host: (entry.server as { hostname: string }).hostname,
-    source: SOURCE,
-    sourcetype: SOURCETYPE,
-    event: {
-      request_url: rq.url,
-      request_method: rq.method,
-      request_headers: rq.headers,
-      request_query: rq.querystring,
-      request_size: rq.size,
-      response_headers: rs.headers,
-      response_status: rs.status,
-      response_size: rs.size,
-      latency: entry.latency,
-      upstream: entry.upstream,
-    },
+  const event: Record<string, unknown> = {
+    request_url: rq.url,
+    request_method: rq.method,
+    request_headers: rq.headers,
+    request_query: rq.querystring,
+    request_size: rq.size,
+    response_headers: rs.headers,
+    response_status: rs.status,
+    response_size: rs.size,
+    latency: entry.latency,
+    upstream: entry.upstream,
   };
+  if (extra !== null) for (const k in extra) if (event[k] === undefined) event[k] = extra[k];
+  return { time: now / 1000, host: (entry.server as { hostname: string }).hostname, source: SOURCE, sourcetype: SOURCETYPE, event };
 }
 
 function sinkFor(conf: JsonObject): (events: SplunkEvent[]) => Promise<void> {
@@ -97,15 +98,19 @@ function sinkFor(conf: JsonObject): (events: SplunkEvent[]) => Promise<void> {
 
 class SplunkLogger implements PluginInstance {
   readonly #opts: LogOptions;
-  readonly #handle: ReturnType<typeof acquireProcessor<SplunkEvent>>;
+  /** The same options without log_format_extra: the extras go into the event, not the full entry. */
+  readonly #entryOpts: LogOptions;
+  readonly #handle: ProcessorHandle<SplunkEvent>;
 
-  constructor(opts: LogOptions, handle: ReturnType<typeof acquireProcessor<SplunkEvent>>) {
+  constructor(opts: LogOptions, handle: ProcessorHandle<SplunkEvent>) {
+    this.#entryOpts = { ...opts, extra: null };
     this.#opts = opts;
     this.#handle = handle;
   }
 
   log(ctx: HttpContext): void {
-    this.#handle.processor.push(splunkEvent(logEntry(ctx, this.#opts), this.#opts.format !== null, Date.now()));
+    const o = this.#opts;
+    this.#handle.push(splunkEvent(logEntry(ctx, this.#entryOpts), o.format !== null, Date.now(), extraEntry(ctx, o)));
   }
 
   destroy(): void {
@@ -118,7 +123,7 @@ export const splunkHecLoggingPlugin: PluginDef = {
   version: '0.1',
   priority: 409,
   schema,
-  metadataSchema: LOG_METADATA_SCHEMA,
+  metadataSchema: BATCH_LOG_METADATA_SCHEMA,
   encryptFields: ['endpoint.token'],
   subsystems: ['http'],
   status: 'stable',

@@ -3,11 +3,20 @@
 // host:port; `timeout` in ms. On UDP each batch is one datagram of newline-terminated lines.
 import type { JsonObject } from '../../config/resources.ts';
 import type { HttpContext } from '../context.ts';
-import type { PluginDef, PluginInstance } from '../plugin.ts';
-import { acquireProcessor, captureRequestBody, collectResponseBody, LOG_METADATA_SCHEMA, logEntry, loggerSchema, logOptions, type LogOptions } from './log-common.ts';
+import type { PhaseResult, PluginDef, PluginInstance } from '../plugin.ts';
+import {
+  acquireProcessor,
+  BATCH_LOG_METADATA_SCHEMA,
+  logEntry,
+  loggerSchema,
+  logOptions,
+  requestBodyPhase,
+  responseBodyPhase,
+  type LogOptions,
+  type ProcessorHandle,
+} from './log-common.ts';
 import { sendOverTcp } from './tcp-logger.ts';
 import { sendOverUdp } from './udp-logger.ts';
-import type { BatchProcessor } from '../../observability/batch-processor.ts';
 
 const NAME = 'syslog';
 
@@ -33,19 +42,19 @@ export function rfc5424(hostname: string, msg: string): string {
 
 class Syslog implements PluginInstance {
   readonly #opts: LogOptions;
-  readonly #handle: { processor: BatchProcessor<string>; release(): void };
-  access?: (ctx: HttpContext) => Promise<void>;
+  readonly #handle: ProcessorHandle<string>;
+  access?: (ctx: HttpContext) => PhaseResult | Promise<PhaseResult>;
   body_filter?: (ctx: HttpContext, chunk: Buffer) => Buffer;
 
-  constructor(opts: LogOptions, handle: { processor: BatchProcessor<string>; release(): void }) {
+  constructor(opts: LogOptions, handle: ProcessorHandle<string>) {
     this.#opts = opts;
     this.#handle = handle;
-    if (opts.includeReqBody) this.access = captureRequestBody;
-    if (opts.includeRespBody) this.body_filter = collectResponseBody;
+    if (opts.includeReqBody) this.access = requestBodyPhase(opts);
+    if (opts.includeRespBody) this.body_filter = responseBodyPhase(opts);
   }
 
   log(ctx: HttpContext): void {
-    this.#handle.processor.push(rfc5424(ctx.request.host, JSON.stringify(logEntry(ctx, this.#opts))));
+    this.#handle.push(rfc5424(ctx.request.host, JSON.stringify(logEntry(ctx, this.#opts))));
   }
 
   destroy(): void {
@@ -66,7 +75,7 @@ export const syslogPlugin: PluginDef = {
   version: '0.1',
   priority: 401,
   schema,
-  metadataSchema: LOG_METADATA_SCHEMA,
+  metadataSchema: BATCH_LOG_METADATA_SCHEMA,
   subsystems: ['http'],
   status: 'stable',
   create(conf, env) {

@@ -4,7 +4,7 @@ import net from 'node:net';
 import tls from 'node:tls';
 import type { JsonObject } from '../../config/resources.ts';
 import type { PluginDef } from '../plugin.ts';
-import { acquireProcessor, BatchLogger, encodeBatch, LOG_METADATA_SCHEMA, loggerSchema, logOptions } from './log-common.ts';
+import { acquireProcessor, BATCH_LOG_METADATA_SCHEMA, BatchLogger, encodeBatch, loggerSchema, logOptions } from './log-common.ts';
 
 const NAME = 'tcp-logger';
 
@@ -42,7 +42,7 @@ export const tcpLoggerPlugin: PluginDef = {
   version: '0.1',
   priority: 405,
   schema,
-  metadataSchema: LOG_METADATA_SCHEMA,
+  metadataSchema: BATCH_LOG_METADATA_SCHEMA,
   subsystems: ['http'],
   status: 'stable',
   create(conf, env) {

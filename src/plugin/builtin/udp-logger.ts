@@ -3,7 +3,7 @@ import dgram from 'node:dgram';
 import net from 'node:net';
 import type { JsonObject } from '../../config/resources.ts';
 import type { PluginDef } from '../plugin.ts';
-import { acquireProcessor, BatchLogger, encodeBatch, LOG_METADATA_SCHEMA, loggerSchema, logOptions } from './log-common.ts';
+import { acquireProcessor, BATCH_LOG_METADATA_SCHEMA, BatchLogger, encodeBatch, loggerSchema, logOptions } from './log-common.ts';
 
 const NAME = 'udp-logger';
 
@@ -43,7 +43,7 @@ export const udpLoggerPlugin: PluginDef = {
   version: '0.1',
   priority: 400,
   schema,
-  metadataSchema: LOG_METADATA_SCHEMA,
+  metadataSchema: BATCH_LOG_METADATA_SCHEMA,
   subsystems: ['http'],
   status: 'stable',
   create(conf, env) {

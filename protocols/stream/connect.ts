@@ -14,6 +14,8 @@ export interface ConnectRequest {
   readonly header: Buffer | null;
   /** TLS to the node (`scheme: tls`), null for plain TCP. */
   readonly tls: { readonly settings: UpstreamTls; readonly clientSni: string | undefined } | null;
+  /** Reads through this `onread` (plain TCP only); the socket then stays paused until its reader resumes it. */
+  readonly onread?: net.OnReadOpts;
 }
 
 export type ConnectResult =
@@ -30,7 +32,10 @@ function serverName(clientSni: string | undefined, endpoint: Endpoint): string {
 export function connectUpstream(req: ConnectRequest): Promise<ConnectResult> {
   return new Promise<ConnectResult>((resolve) => {
     const { endpoint } = req;
-    const raw = net.connect({ host: endpoint.host, port: endpoint.port, allowHalfOpen: true, noDelay: true });
+    const onread = req.tls === null ? req.onread : undefined;
+    const raw = net.connect({ host: endpoint.host, port: endpoint.port, allowHalfOpen: true, noDelay: true, onread });
+    // Reading starts at connect unless paused: an onread socket has no readable buffer to hold early bytes.
+    if (onread !== undefined) raw.pause();
     let secure: tls.TLSSocket | null = null;
     let settled = false;
     const finish = (r: ConnectResult): void => {

@@ -19,7 +19,7 @@ import { PEEK_LIMIT, type SessionDeps } from './options.ts';
 import { Prebuffer } from './prebuffer.ts';
 import { buildProxyHeader, parseProxyHeader } from './proxy-protocol.ts';
 import { StreamSession } from './session.ts';
-import { destroySelf, Splice, type SpliceOwner } from './splice.ts';
+import { destroySelf, Splice, UPSTREAM_ONREAD, type SpliceOwner } from './splice.ts';
 
 /** Used when the client sends no SNI and no certificate applies: the handshake then fails. */
 let noCertContext: tls.SecureContext | null = null;
@@ -36,6 +36,8 @@ interface Connected {
   readonly endpoint: Endpoint;
   readonly balancer: Balancer;
   readonly startedAt: number;
+  /** The socket reads through UPSTREAM_ONREAD (paused until the splice starts). */
+  readonly userReads: boolean;
 }
 
 function wait(ms: number): { promise: Promise<void>; cancel(): void } {
@@ -250,8 +252,8 @@ export class TcpSessionHandler implements SpliceOwner<Proxied> {
       const balancer = up.balancer;
       balancer.begin?.(endpoint);
       const startedAt = performance.now();
-      const r: ConnectResult = await connectUpstream({ endpoint, timeoutMs: connectMs, header, tls: tlsReq });
-      if (r.ok) return { socket: r.socket, raw: r.raw, endpoint, balancer, startedAt };
+      const r: ConnectResult = await connectUpstream({ endpoint, timeoutMs: connectMs, header, tls: tlsReq, onread: tlsReq === null ? UPSTREAM_ONREAD : undefined });
+      if (r.ok) return { socket: r.socket, raw: r.raw, endpoint, balancer, startedAt, userReads: tlsReq === null };
       balancer.end?.(endpoint, { latencyMs: performance.now() - startedAt, failed: true });
       this.deps.logger.warn({ route: s.routeId, node: endpoint.key, reason: r.reason }, 'stream upstream connect failed');
       (tried ??= new Set()).add(endpoint.key);
@@ -277,7 +279,7 @@ export class TcpSessionHandler implements SpliceOwner<Proxied> {
     // The peek buffer and its listeners are not needed for the rest of the session.
     s.detachBuffer();
     const state: Proxied = { runtime, route, session: s, endpoint: conn.endpoint, balancer: conn.balancer, startedAt: conn.startedAt, raw: conn.raw };
-    new Splice(downstream, up, this, state).start(early, ended, idleMs);
+    new Splice(downstream, up, this, state).start(early, ended, idleMs, conn.userReads);
   }
 
   spliceClosed(sp: Splice<Proxied>, failed: boolean): void {

@@ -72,7 +72,9 @@ class NodeServers {
 
   constructor(pipeline: HttpPipeline, limits: HttpLimits, altSvc?: string, http1Engine: 'node' | 'socket' = 'node') {
     this.limits = limits;
-    this.socketEngine = http1Engine === 'socket' ? new Http1Engine({ pipeline, limits, altSvc, tlsInfo: tlsInfoFor }) : null;
+    this.socketEngine = http1Engine === 'socket'
+      ? new Http1Engine({ pipeline, limits, altSvc, tlsInfo: tlsInfoFor, h2c: (socket) => this.h2.emit('connection', socket) })
+      : null;
     // HTTP/3 on this port is advertised on every answer (RFC 7838); an upstream's own alt-svc replaces it.
     const handle = altSvc === undefined
       ? (req: http.IncomingMessage | http2.Http2ServerRequest, res: http.ServerResponse | http2.Http2ServerResponse) => handleNodeRequest(pipeline, req, res)
@@ -133,7 +135,7 @@ class NodeServers {
 
   /** An HTTP/1.1 connection (cleartext or TLS); `first` holds bytes already read from it. */
   acceptH1(socket: net.Socket, first?: Buffer): void {
-    if (this.socketEngine !== null) return this.socketEngine.accept(socket, first);
+    if (this.socketEngine !== null) return this.socketEngine.accept(socket);
     this.h1.emit('connection', socket);
     if (first !== undefined) socket.emit('data', first);
   }
@@ -194,9 +196,15 @@ export function createHttpListener(opts: HttpListenerOptions): Listener {
   const { h2 } = servers;
   // Sockets whose first bytes have not arrived yet belong to neither server; a forced close must end them too.
   const sniffing = new Set<net.Socket>();
+  const engine = servers.socketEngine;
   const server = net.createServer({ noDelay: true, pauseOnConnect: false }, (socket) => {
     if (!opts.h2c) {
       servers.acceptH1(socket);
+      return;
+    }
+    // The socket engine sniffs the first bytes itself, without a timer and listeners per connection.
+    if (engine !== null) {
+      engine.accept(socket, true);
       return;
     }
     sniffing.add(socket);

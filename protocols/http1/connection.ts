@@ -21,6 +21,19 @@ export const T_CLOSING = 5;
 
 const EMPTY = Buffer.alloc(0);
 const CONTINUE_RE = /^100-continue$/i;
+const H2_PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
+
+/** First bytes that start the HTTP/2 preface (at least 3 of them, as the node:http path sniffs). */
+function h2Preface(d: Buffer): boolean {
+  const n = Math.min(d.length, H2_PREFACE.length);
+  return n >= 3 && d.compare(H2_PREFACE, 0, n, 0, n) === 0;
+}
+
+/** What node caches on a socket once its addresses were read (net.Socket's _peername/_sockname objects). */
+interface AddrCache {
+  _peername?: unknown;
+  _sockname?: unknown;
+}
 
 function normalizeAddr(a: string | undefined): string {
   if (a === undefined) return '';
@@ -52,7 +65,7 @@ export class H1Conn implements ExchangeHost, ConnAddr {
   /** Bytes received but not yet parsed (after a pause, or while the loop runs). */
   stash: Buffer | null = null;
   /** Header lines and URL of a head llhttp delivered in pieces (slow path). */
-  private hdrs: string[] = [];
+  private hdrs: string[] | null = null;
   private url = '';
   /** Status to answer once the running exchange ended (a later pipelined request was malformed). */
   private deferred = 0;
@@ -67,18 +80,22 @@ export class H1Conn implements ExchangeHost, ConnAddr {
   private messages = 0;
   closed = false;
   detached = false;
+  /** The first bytes decide between HTTP/1.1 and h2c prior knowledge (engine.h2c). */
+  private sniff: boolean;
   timeout = T_HEADER;
   deadline: number;
 
-  constructor(engine: Http1Engine, socket: Socket) {
+  constructor(engine: Http1Engine, socket: Socket, sniffH2: boolean) {
     this.engine = engine;
     this.socket = socket;
-    this.remoteAddr = normalizeAddr(socket.remoteAddress);
+    this.remoteAddr = engine.remoteAddr(normalizeAddr(socket.remoteAddress));
     this.remotePort = socket.remotePort ?? 0;
-    this.serverAddr = normalizeAddr(socket.localAddress);
+    this.serverAddr = engine.localAddr(normalizeAddr(socket.localAddress));
     this.serverPort = socket.localPort ?? 0;
+    this.sniff = sniffH2;
     this.deadline = Date.now() + engine.headerTimeoutMs;
-    this.parser = takeParser(this, engine.maxHeaderSize);
+    // The parser is taken when the first bytes arrive (execute).
+    this.parser = null;
     // A client half-close still gets the answer to its last request.
     socket.allowHalfOpen = true;
     listen(socket, this);
@@ -105,15 +122,16 @@ export class H1Conn implements ExchangeHost, ConnAddr {
   headers(h: string[], url: string): void {
     // Trailers of a chunked request body: not forwarded (the pipeline has no request trailers).
     if (this.rx !== null) return;
-    for (let i = 0; i < h.length; i++) this.hdrs.push(h[i]!);
+    const hdrs = (this.hdrs ??= []);
+    for (let i = 0; i < h.length; i++) hdrs.push(h[i]!);
     this.url += url;
   }
 
   headersComplete(major: number, minor: number, raw: string[] | undefined, method: number, url: string | undefined, upgrade: boolean, keepAlive: boolean): number {
     // hot path
     if (raw === undefined) {
-      raw = this.hdrs;
-      this.hdrs = [];
+      raw = this.hdrs ?? [];
+      this.hdrs = null;
     }
     if (url === undefined) {
       url = this.url;
@@ -311,8 +329,17 @@ export class H1Conn implements ExchangeHost, ConnAddr {
       this.timeout = T_IDLE;
       this.deadline = Date.now() + this.engine.keepaliveTimeoutMs;
     }
-    if (this.engine.closing) this.socket.end();
-    else this.releaseParser();
+    if (this.engine.closing) {
+      this.socket.end();
+      return;
+    }
+    this.releaseParser();
+    // Idle keep-alive connections live for minutes, by the ten thousand: node's cached address objects (two
+    // objects and their strings per socket, read by us and by observers of net.server.socket after accept) are
+    // dropped, the fields above have what requests need; node reads them again if anyone asks.
+    const s = this.socket as Socket & AddrCache;
+    s._peername = undefined;
+    s._sockname = undefined;
   }
 
   // ExchangeHost ------------------------------------------------------------------------------------------------
@@ -413,6 +440,11 @@ export class H1Conn implements ExchangeHost, ConnAddr {
 
   /** The sweep found `deadline` passed. */
   expire(): void {
+    // A client that never sent a byte is closed unanswered, as nginx and node:http do.
+    if (this.timeout === T_HEADER && this.messages === 0 && this.parser === null && this.stash === null) {
+      this.socket.destroy();
+      return;
+    }
     if (this.timeout === T_HEADER && this.cur === null && this.socket.writable) {
       this.socket.write(rawAnswer(408), 'latin1');
       this.closeSoon();
@@ -444,7 +476,7 @@ export class H1Conn implements ExchangeHost, ConnAddr {
   /** Between two requests, with nothing buffered: the parser goes back to the pool. */
   private releaseParser(): void {
     const p = this.parser;
-    if (p === null || !this.atBoundary || this.hdrs.length > 0 || !parkParser(p)) return;
+    if (p === null || !this.atBoundary || this.hdrs !== null || !parkParser(p)) return;
     this.parser = null;
   }
 
@@ -462,6 +494,15 @@ export class H1Conn implements ExchangeHost, ConnAddr {
 
   onData(d: Buffer): void {
     // hot path
+    if (this.sniff) {
+      this.sniff = false;
+      if (h2Preface(d)) {
+        this.detach();
+        this.socket.unshift(d);
+        this.engine.h2c!(this.socket);
+        return;
+      }
+    }
     if (this.timeout === T_IDLE) {
       this.timeout = T_HEADER;
       this.deadline = Date.now() + this.engine.headerTimeoutMs;

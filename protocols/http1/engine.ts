@@ -25,6 +25,11 @@ export interface Http1EngineOptions {
   altSvc?: string;
   /** TLS facts of a request (protocols/http/tls-info.ts tlsInfoFor), injected so the folders stay independent. */
   tlsInfo(socket: Socket, authority: string | null): TlsInfo | null;
+  /**
+   * Takes a cleartext connection whose first bytes are the HTTP/2 preface (h2c prior knowledge), paused with
+   * those bytes unshifted; needed when `accept` is asked to sniff.
+   */
+  h2c?: (socket: Socket) => void;
 }
 
 export class Http1Engine {
@@ -39,10 +44,14 @@ export class Http1Engine {
   readonly keepAliveLines: string;
   readonly altSvc: string | undefined;
   readonly tlsInfo: (socket: Socket, authority: string | null) => TlsInfo | null;
+  readonly h2c: ((socket: Socket) => void) | undefined;
   /** Coarse clock (ms) advanced by the sweep; deadlines are compared against it. */
   clock = Date.now();
   closing = false;
   private readonly conns = new Set<H1Conn>();
+  /** The last address strings seen: connections from one client, or to one local address, share one string. */
+  private lastRemote = '';
+  private lastLocal = '';
   private readonly sweeper: NodeJS.Timeout;
 
   constructor(opts: Http1EngineOptions) {
@@ -57,18 +66,31 @@ export class Http1Engine {
     this.keepAliveLines = `connection: keep-alive\r\nkeep-alive: timeout=${Math.round(l.keepalive_timeout)}\r\n`;
     this.altSvc = opts.altSvc;
     this.tlsInfo = opts.tlsInfo;
+    this.h2c = opts.h2c;
     const shortest = Math.min(this.headerTimeoutMs, this.bodyTimeoutMs, this.keepaliveTimeoutMs);
     const tick = Math.max(50, Math.min(1000, Math.floor(shortest / 4)));
     this.sweeper = setInterval(sweep, tick, this);
     this.sweeper.unref();
   }
 
-  /** A connection accepted by a listener; `first` is data already read from it (the h2c sniff). */
-  accept(socket: Socket, first?: Buffer): void {
+  /**
+   * A connection accepted by a listener. With `sniffH2`, first bytes that start the HTTP/2 preface hand the
+   * socket to `h2c` instead: the sniff costs the connection no timer or listener of its own
+   * (client_header_timeout is the sweep's, as for a head).
+   */
+  accept(socket: Socket, sniffH2 = false): void {
     socket.setNoDelay(true);
-    const c = new H1Conn(this, socket);
-    this.conns.add(c);
-    if (first !== undefined && first.length > 0) c.onData(first);
+    this.conns.add(new H1Conn(this, socket, sniffH2 && this.h2c !== undefined));
+  }
+
+  remoteAddr(addr: string): string {
+    if (addr === this.lastRemote) return this.lastRemote;
+    return (this.lastRemote = addr);
+  }
+
+  localAddr(addr: string): string {
+    if (addr === this.lastLocal) return this.lastLocal;
+    return (this.lastLocal = addr);
   }
 
   forget(c: H1Conn): void {

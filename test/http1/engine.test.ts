@@ -1,9 +1,12 @@
 // Conformance of the socket HTTP/1.1 engine over raw sockets: pipelining (in order, one at a time), chunked
 // request bodies in odd pieces, Expect: 100-continue, response framing (chunked + trailers, HEAD, 204/304,
-// HTTP/1.0), half-close, slow clients (header, body and keep-alive timeouts) and big bodies both ways.
+// HTTP/1.0), half-close, slow clients (header, body and keep-alive timeouts), big bodies both ways, the h2c
+// sniff, and what an idle keep-alive connection keeps.
 import { createHash } from 'node:crypto';
+import diagnostics_channel from 'node:diagnostics_channel';
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
+import http2 from 'node:http2';
+import type { AddressInfo, Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { startTestGateway, type TestGateway } from '../helpers/gateway.ts';
 import { startEcho, type EchoServer } from '../helpers/upstream.ts';
@@ -187,6 +190,13 @@ describe('slow clients (1 s timeouts)', () => {
     expect(c.closed).toBe(true);
   });
 
+  test('a client that never sends a byte is closed unanswered after client_header_timeout', async () => {
+    const c = new RawConn(gw.port);
+    const waited = await c.waitClose(5000);
+    console.log(`silent client closed after ${waited} ms (client_header_timeout 1 s)`);
+    expect(c.buf).toBe('');
+  });
+
   test('idle keep-alive connection closes after keepalive_timeout; a busy one stays', async () => {
     const c = new RawConn(gw.port);
     c.write('GET /ka HTTP/1.1\r\nHost: a\r\n\r\n');
@@ -201,5 +211,69 @@ describe('slow clients (1 s timeouts)', () => {
     }
     expect(busy.closed).toBe(false);
     busy.destroy();
+  });
+});
+
+describe('h2c prior knowledge on the same port', () => {
+  test('the HTTP/2 preface hands the connection to the h2 server; HTTP/1.1 clients keep the engine', async () => {
+    const session = http2.connect(`http://127.0.0.1:${gw.port}`);
+    try {
+      const { status, body } = await new Promise<{ status: number; body: string }>((resolve, reject) => {
+        const req = session.request({ ':path': '/h2c/a', ':method': 'GET' });
+        let status = 0;
+        let body = '';
+        req.on('response', (h) => (status = Number(h[':status'])));
+        req.setEncoding('utf8');
+        req.on('data', (d: string) => (body += d));
+        req.on('end', () => resolve({ status, body }));
+        req.on('error', reject);
+        req.end();
+      });
+      expect(status).toBe(200);
+      expect(body).toContain('"url":"/h2c/a"');
+    } finally {
+      session.close();
+    }
+    // Two bytes of the preface are not enough to call it HTTP/2 (as the node:http path sniffs): HTTP/1.1 parses it.
+    const r = await raw(gw.port, ['PR\r\n\r\n']);
+    expect(r.statuses).toEqual(['HTTP/1.1 400 Bad Request']);
+  });
+});
+
+describe('an idle keep-alive connection', () => {
+  test('keeps no parser, timer, per-connection closure or cached address objects, and serves its next request', async () => {
+    const accepted: Socket[] = [];
+    const onSocket = (m: unknown): void => {
+      const s = (m as { socket: Socket }).socket;
+      if (s.localPort === gw.port) accepted.push(s);
+    };
+    diagnostics_channel.subscribe('net.server.socket', onSocket);
+    const c = new RawConn(gw.port);
+    try {
+      c.write('GET /idle/1 HTTP/1.1\r\nHost: a\r\n\r\n');
+      await c.waitFor('"url":"/idle/1"');
+      expect(accepted).toHaveLength(1);
+      const sock = accepted[0]! as Socket & { _peername?: unknown; _sockname?: unknown };
+      const own = (name: string): unknown => {
+        const k = Object.getOwnPropertySymbols(sock).find((sym) => sym.description === name);
+        return k === undefined ? undefined : (sock as unknown as Record<symbol, unknown>)[k];
+      };
+      const conn = own('switchyard.h1conn') as { parser: unknown; cur: unknown };
+      // The engine reaches its idle state once the answer is out.
+      await expect.poll(() => conn.cur, { timeout: 5000 }).toBeNull();
+      expect(conn.parser).toBeNull();
+      // No socket timer (node keeps a cleared Timeout object under its timeout symbol once one was set).
+      expect(own('timeout') ?? null).toBeNull();
+      expect(sock.listenerCount('timeout')).toBe(0);
+      expect(sock.listenerCount('data')).toBe(1);
+      expect(sock._peername ?? null).toBeNull();
+      expect(sock._sockname ?? null).toBeNull();
+      c.write('GET /idle/2 HTTP/1.1\r\nHost: a\r\n\r\n');
+      await c.waitFor('"url":"/idle/2"');
+      expect(c.buf.match(/HTTP\/1\.1 200 OK/g)).toHaveLength(2);
+    } finally {
+      diagnostics_channel.unsubscribe('net.server.socket', onSocket);
+      c.destroy();
+    }
   });
 });

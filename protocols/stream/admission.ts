@@ -11,7 +11,8 @@ export type Admission =
   /** `route` is set when the failure happened after the match (stream log plugins then run). */
   | { readonly ok: false; readonly reason: string; readonly route: StreamRoute | null };
 
-export async function admit(runtime: StreamRuntime, s: StreamSession): Promise<Admission> {
+/** Synchronous unless a preread plugin is (no promise or microtask per session for the usual routes). */
+export function admit(runtime: StreamRuntime, s: StreamSession): Admission | Promise<Admission> {
   const route = runtime.router.match({
     serverAddr: s.serverAddr,
     serverPort: s.serverPort,
@@ -26,8 +27,14 @@ export async function admit(runtime: StreamRuntime, s: StreamSession): Promise<A
     s.status = 503;
     return { ok: false, reason: route.broken, route };
   }
-  let r = runPreread(runtime.global, route.chain, s);
-  if (r !== undefined && typeof (r as Promise<unknown>).then === 'function') r = await r;
+  const r = runPreread(runtime.global, route.chain, s);
+  if (r !== undefined && typeof (r as Promise<unknown>).then === 'function') {
+    return (r as Promise<unknown>).then((v) => afterPreread(runtime, route, s, v));
+  }
+  return afterPreread(runtime, route, s, r);
+}
+
+function afterPreread(runtime: StreamRuntime, route: StreamRoute, s: StreamSession, r: unknown): Admission {
   if (r !== undefined) {
     s.status = (r as { status: number }).status;
     return { ok: false, reason: `closed by a preread plugin (status ${s.status})`, route };

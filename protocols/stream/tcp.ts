@@ -127,7 +127,9 @@ export class TcpSessionHandler implements SpliceOwner<Proxied> {
     session.sni = sni;
     if (!this.spec.tls && runtime.router.hasSniRoutes) session.sni = await this.peekSni(pre);
 
-    const adm = await admit(runtime, session);
+    const pending = admit(runtime, session);
+    // Awaiting a plain value would still cost a microtask: only preread plugins that wait make it a promise.
+    const adm = pending instanceof Promise ? await pending : pending;
     if (!adm.ok) {
       logger.info({ remote: remoteAddr, port: session.serverPort, sni: session.sni, route: session.routeId || undefined, reason: adm.reason }, 'stream session closed');
       downstream.destroy();
@@ -310,7 +312,7 @@ export class TcpSessionHandler implements SpliceOwner<Proxied> {
     s.bytesIn = downstream.bytesRead;
     s.bytesOut = downstream.bytesWritten;
     logSession(runtime, route, s);
-    this.deps.logger.debug(
+    if (this.deps.logger.isLevelEnabled('debug')) this.deps.logger.debug(
       { route: s.routeId || undefined, remote: s.remoteAddr, upstream: s.upstreamAddr, status: s.status, bytesIn: s.bytesIn, bytesOut: s.bytesOut, upstreamBytes: upstreamRaw?.bytesWritten },
       'stream session done',
     );

@@ -4,7 +4,8 @@
 // told exactly once, after both sockets closed.
 import net from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import { Splice } from '../../protocols/stream/splice.ts';
+import { createHash } from 'node:crypto';
+import { Splice, UPSTREAM_ONREAD } from '../../protocols/stream/splice.ts';
 
 interface Rig {
   /** The test's client socket and upstream-side socket (what the splice connects). */
@@ -25,8 +26,8 @@ afterEach(() => {
   for (const s of servers.splice(0)) s.close();
 });
 
-function listen(onConn: (s: net.Socket) => void): Promise<number> {
-  const srv = net.createServer({ allowHalfOpen: true }, (s) => {
+function listen(onConn: (s: net.Socket) => void, highWaterMark?: number): Promise<number> {
+  const srv = net.createServer({ allowHalfOpen: true, highWaterMark }, (s) => {
     sockets.push(s);
     onConn(s);
   });
@@ -43,8 +44,27 @@ function connect(port: number): Promise<net.Socket> {
   });
 }
 
+/** Connects as the gateway does for plain upstreams: reads through UPSTREAM_ONREAD, paused until the splice starts. */
+function connectUserReads(port: number): Promise<net.Socket> {
+  return new Promise((resolve, reject) => {
+    const s = net.connect({ port, host: '127.0.0.1', allowHalfOpen: true, onread: UPSTREAM_ONREAD });
+    s.pause();
+    sockets.push(s);
+    s.once('connect', () => resolve(s));
+    s.once('error', reject);
+  });
+}
+
 /** client -> [down | splice | up] -> server, with `early` bytes handed over as if peeked before. */
-async function rig(idleMs = 10_000, early: Buffer[] = [], clientEnded = false, beforeStart?: (down: net.Socket) => Promise<void>): Promise<Rig> {
+async function rig(
+  idleMs = 10_000,
+  early: Buffer[] = [],
+  clientEnded = false,
+  beforeStart?: (down: net.Socket) => Promise<void>,
+  userReads = false,
+  /** highWaterMark of the gateway's client socket: a large one leaves writes queued while write() says true. */
+  downHighWaterMark?: number,
+): Promise<Rig> {
   let server!: net.Socket;
   const upPort = await listen((s) => (server = s));
   let down!: net.Socket;
@@ -53,7 +73,7 @@ async function rig(idleMs = 10_000, early: Buffer[] = [], clientEnded = false, b
       down = s;
       s.pause();
       resolve();
-    }).then(async (p) => {
+    }, downHighWaterMark).then(async (p) => {
       const c = await connect(p);
       clientRef.c = c;
     });
@@ -62,7 +82,7 @@ async function rig(idleMs = 10_000, early: Buffer[] = [], clientEnded = false, b
   await gotDown;
   while (clientRef.c === undefined) await new Promise((r) => setTimeout(r, 5));
   if (beforeStart) await beforeStart(down);
-  const up = await connect(upPort);
+  const up = userReads ? await connectUserReads(upPort) : await connect(upPort);
   while (server === undefined) await new Promise((r) => setTimeout(r, 5));
   let calls = 0;
   let resolveClosed!: (v: { failed: boolean; calls: () => number }) => void;
@@ -71,7 +91,7 @@ async function rig(idleMs = 10_000, early: Buffer[] = [], clientEnded = false, b
     calls++;
     resolveClosed({ failed, calls: () => calls });
   } }, 'state');
-  splice.start(early, clientEnded, idleMs);
+  splice.start(early, clientEnded, idleMs, userReads);
   return { client: clientRef.c, server, down, up, closed, splice };
 }
 
@@ -155,6 +175,58 @@ describe('stream splice', () => {
     const atClient = collect(r.client);
     r.server.end('bye');
     expect((await atClient).toString()).toBe('bye');
+    expect((await r.closed).failed).toBe(false);
+  });
+  it('upstream reads through the shared/private onread buffers: concurrent sessions, slow clients, every byte intact', async () => {
+    // Two sessions share the module's read buffers. Upstreams send small writes (shared buffer, copied out) and
+    // large ones (private buffers written without a copy) while the clients stop reading for a while, so writes
+    // to them are partial and queued (with write() still saying true below the first session's 4 MiB
+    // highWaterMark): a buffer reused while a write holds it would corrupt the bytes.
+    const sessions = await Promise.all([rig(10_000, [], false, undefined, true, 4 << 20), rig(10_000, [], false, undefined, true)]);
+    const results = sessions.map(async (r, k) => {
+      const sent = createHash('sha256');
+      const got = createHash('sha256');
+      let received = 0;
+      r.client.pause();
+      r.client.on('data', (d: Buffer) => {
+        got.update(d);
+        received += d.length;
+      });
+      const total = { n: 0 };
+      const done = new Promise<void>((res) => r.client.once('end', () => res()));
+      // Bounded: 48 rounds of one small and one large write (about 6 MB per session).
+      for (let i = 0; i < 48; i++) {
+        const small = Buffer.alloc(100 + ((i * 37) % 900), (i + k * 101) & 0xff);
+        const large = Buffer.alloc(64 * 1024 + ((i * 7919) % 65536), (i * 3 + k * 17) & 0xff);
+        for (const b of [small, large]) {
+          sent.update(b);
+          total.n += b.length;
+          if (!r.server.write(b)) await new Promise((res) => r.server.once('drain', res));
+        }
+        // The client reads nothing for the first rounds (kernel buffers fill, the splice queues and pauses).
+        if (i === 16) r.client.resume();
+      }
+      r.client.resume();
+      r.server.end();
+      await done;
+      expect(received).toBe(total.n);
+      expect(got.digest('hex')).toBe(sent.digest('hex'));
+      r.client.end();
+      expect((await r.closed).failed).toBe(false);
+    });
+    await Promise.all(results);
+  });
+
+  it('onread upstream: the client half-closes, the upstream still answers and ends; backpressure resumes on drain', async () => {
+    const r = await rig(10_000, [], false, undefined, true);
+    const atServer = collect(r.server);
+    r.client.end('request');
+    expect((await atServer).toString()).toBe('request');
+    const atClient = collect(r.client);
+    r.server.end(Buffer.alloc(3 * 1024 * 1024, 'z'));
+    const body = await atClient;
+    expect(body.length).toBe(3 * 1024 * 1024);
+    expect(body.every((b) => b === 0x7a)).toBe(true);
     expect((await r.closed).failed).toBe(false);
   });
 });

@@ -22,7 +22,7 @@ import { waitFor } from '../test/helpers/proc.ts';
 import { route, startGateway, type GatewayService } from './lib/gateway.ts';
 import { startMosquitto } from './lib/mosquitto.ts';
 import { processTree, sampleTree } from './lib/procfs.ts';
-import { spawnService, type Service } from './lib/service.ts';
+import { fdHardLimit, spawnService, type Service } from './lib/service.ts';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const PROBE = path.join(HERE, 'lib/mem-probe.ts');
@@ -221,7 +221,8 @@ async function measure(t: Target, build: Build, count: number, snapshot: boolean
     await w.svc.stop();
     const before = await probe.reading(2000);
     if (snapshot) await probe.ask(`snapshot ${path.join(dir, 'a.heapsnapshot')}`);
-    const c = await openClients(kind, port, count, `${t}-hold`);
+    // A stream proxy holds two descriptors per session (the memory scenario's cap).
+    const c = await openClients(kind, port, kind === 'mqtt' ? Math.min(count, Math.floor((fdHardLimit() - 400) / 2)) : count, `${t}-hold`);
     const all = await probe.reading(2000);
     if (snapshot) await probe.ask(`snapshot ${path.join(dir, 'b.heapsnapshot')}`);
     await c.svc.stop();

@@ -6,9 +6,10 @@
 // Memory is the point of this file: an idle MQTT client holds a session for hours, so everything a session
 // keeps after its CONNECT peek counts tens of thousands of times. Readable.pipe() costs two sets of about a
 // dozen closures plus once-wrappers per session; here the listeners are module-level functions shared by
-// every session, which find their session through one symbol-keyed slot on the socket. Only the client
-// socket carries the idle timer: every forwarded byte is either read from it or written to it, so its
-// timer sees all the activity nginx's proxy_timeout counts.
+// every session, which find their session through one symbol-keyed slot on the socket. No session has a timer
+// of its own: each read stamps the session with a coarse clock, and one interval timer for all sessions closes
+// those idle for their timeout (nginx's proxy_timeout: every forwarded byte is read from one of the sockets).
+// Node's cached address objects of both sockets are dropped once the session has copied what it needs.
 //
 // CPU per MB is the other point: a default socket read allocates a fresh 64 KiB ArrayBuffer per read, and at
 // hundreds of MB/s that external memory makes V8 run a full mark-compact several times a second (most of
@@ -26,6 +27,44 @@ const SPLICE = Symbol('swy.stream.splice');
 
 interface SplicedSocket extends net.Socket {
   [SPLICE]?: Splice<unknown>;
+  _peername?: unknown;
+  _sockname?: unknown;
+}
+
+/** Live splices, swept for idleness by one unref'd interval timer that runs while there are any. */
+const live = new Set<Splice<unknown>>();
+let sweeper: NodeJS.Timeout | null = null;
+let tickMs = 0;
+const EPOCH = Date.now();
+/** ms since EPOCH, advanced by the sweep: a read stamps its session without reading the clock. */
+let clock = 0;
+
+function sweep(): void {
+  clock = Date.now() - EPOCH;
+  for (const sp of live) {
+    // A stamp may lag its read by up to a tick: a session counts as idle once idleMs + a tick have passed.
+    if (clock - sp.seen >= sp.idleMs + tickMs) sp.expire();
+  }
+}
+
+/** Runs the sweep at least every quarter of the shortest idle timeout (50 ms to 1 s). */
+function watch(sp: Splice<unknown>): void {
+  live.add(sp);
+  const tick = Math.max(50, Math.min(1000, Math.floor(sp.idleMs / 4)));
+  if (sweeper !== null && tick >= tickMs) return;
+  if (sweeper !== null) clearInterval(sweeper);
+  clock = Date.now() - EPOCH;
+  tickMs = tick;
+  sweeper = setInterval(sweep, tick);
+  sweeper.unref();
+}
+
+function unwatch(sp: Splice<unknown>): void {
+  live.delete(sp);
+  if (live.size === 0 && sweeper !== null) {
+    clearInterval(sweeper);
+    sweeper = null;
+  }
 }
 
 /** Told once, when both sockets of the splice are closed. */
@@ -41,6 +80,9 @@ export class Splice<S = unknown> {
   private readonly owner: SpliceOwner<S>;
   private open = 2;
   private failed = false;
+  idleMs = 0;
+  /** The sweep clock at the last read of either socket. */
+  seen = 0;
 
   constructor(down: net.Socket, up: net.Socket, owner: SpliceOwner<S>, state: S) {
     this.down = down;
@@ -69,9 +111,13 @@ export class Splice<S = unknown> {
     up.on('end', onEnd);
     up.on('drain', onDrain);
     down.on('drain', onDrain);
-    // setTimeout(ms, cb) would wrap cb in a once() closure per session.
-    down.setTimeout(idleMs);
-    down.on('timeout', onTimeout);
+    (down as SplicedSocket)._peername = undefined;
+    (down as SplicedSocket)._sockname = undefined;
+    (up as SplicedSocket)._peername = undefined;
+    (up as SplicedSocket)._sockname = undefined;
+    this.idleMs = idleMs;
+    this.seen = clock;
+    watch(this);
 
     let flowing = true;
     for (const c of early) flowing = up.write(c);
@@ -87,6 +133,7 @@ export class Splice<S = unknown> {
   closed(sock: net.Socket, hadError: boolean): void {
     if (hadError) this.failed = true;
     if (--this.open === 0) {
+      unwatch(this);
       (this.down as SplicedSocket)[SPLICE] = undefined;
       (this.up as SplicedSocket)[SPLICE] = undefined;
       this.owner.spliceClosed(this, this.failed);
@@ -101,6 +148,13 @@ export class Splice<S = unknown> {
       other.once('finish', destroySelf);
     }
   }
+
+  /** Idle past its timeout: both sockets close. */
+  expire(): void {
+    unwatch(this);
+    this.up.destroy();
+    this.down.destroy();
+  }
 }
 
 function peerOf(sp: Splice<unknown>, sock: net.Socket): net.Socket {
@@ -111,6 +165,7 @@ function peerOf(sp: Splice<unknown>, sock: net.Socket): net.Socket {
 function onData(this: SplicedSocket, chunk: Buffer): void {
   const sp = this[SPLICE];
   if (sp === undefined) return;
+  sp.seen = clock;
   const peer = peerOf(sp, this);
   // A peer that is gone or half-closed takes no more bytes; close handling tears the session down.
   if (peer.writable && !peer.write(chunk)) this.pause();
@@ -162,6 +217,7 @@ function nextReadBuffer(): Buffer {
 function onUpstreamRead(this: SplicedSocket, n: number, buf: Buffer): boolean {
   const sp = this[SPLICE];
   const peer = sp === undefined ? null : sp.down;
+  if (sp !== undefined) sp.seen = clock;
   if (buf === shared) {
     next = n >= PRIVATE_AT ? privateBuffer() : shared;
     if (peer === null || !peer.writable) return true;
@@ -189,13 +245,6 @@ export const UPSTREAM_ONREAD: net.OnReadOpts = {
 
 function onClose(this: SplicedSocket, hadError: boolean): void {
   this[SPLICE]?.closed(this, hadError);
-}
-
-function onTimeout(this: SplicedSocket): void {
-  const sp = this[SPLICE];
-  if (sp === undefined) return;
-  sp.up.destroy();
-  sp.down.destroy();
 }
 
 /** The 'error' listener of every stream socket: the 'close' that follows does the accounting. */

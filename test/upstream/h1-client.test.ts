@@ -280,6 +280,31 @@ describe('response framing from a scripted upstream', () => {
     expect(d.trailers).toEqual({ 'x-t': 'done' });
   });
 
+  it('content-length bodies (read without llhttp) split at every byte, or with the head, arrive intact; the connection is reused', async () => {
+    const body = '0123456789'.repeat(30);
+    const wire = reply(200, body, { 'x-a': '1' });
+    const up = await raw((s, req) => {
+      if (req.path === '/bytes') {
+        let i = 0;
+        const next = (): void => {
+          if (i < wire.length) s.write(wire[i++]!, 'latin1', next);
+        };
+        next();
+      } else {
+        // The head plus a few body bytes in one segment, the rest after the client has read them.
+        const cut = wire.indexOf('\r\n\r\n') + 7;
+        s.write(wire.slice(0, cut), () => setTimeout(() => s.write(wire.slice(cut)), 20));
+      }
+    });
+    const u = upstream(up.port);
+    for (const p of ['/bytes', '/split', '/bytes']) {
+      const r = ok(await call(u, p));
+      expect(r.headers['x-a']).toBe('1');
+      expect((await drain(r)).body.toString()).toBe(body);
+    }
+    expect(up.accepted()).toBe(1);
+  });
+
   it('1xx responses (100, 103) before the final one are skipped', async () => {
     const up = await raw((s) => s.write('HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nlink: </a.css>\r\n\r\n' + reply(201, 'made')));
     const r = ok(await call(upstream(up.port), '/'));
@@ -575,7 +600,7 @@ describe('handler contract (undici call order)', () => {
 
 describe('TLS and nginx', () => {
   it('https: verify off by default; verify on refuses a self-signed certificate; SNI from the Host header', async () => {
-    let sni: string | false | undefined;
+    let sni: string | false | null | undefined;
     const server = https.createServer({ key, cert }, (req, res) => {
       sni = (req.socket as import('node:tls').TLSSocket).servername;
       res.end('secure');

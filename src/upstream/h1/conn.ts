@@ -6,8 +6,8 @@
 import net, { type Socket } from 'node:net';
 import tls from 'node:tls';
 import type { Dispatcher } from 'undici';
-import { HEAD_OK, type LlhttpParser, type ParseError } from '../../http1/parser.ts';
-import { freeParser, listen, newParser, track, untrack } from './hooks.ts';
+import { HEAD_OK, HEAD_UPGRADE, type LlhttpParser, type ParseError } from '../../http1/parser.ts';
+import { clock, freeParser, listen, newParser, resetParser, SWEEP_MS, track, untrack, watchForJunk } from './hooks.ts';
 import type { H1Pool } from './pool.ts';
 import {
   bodyTimeout, connectionReusable, connectTimeout, expectsPayload, headerRecord, headersTimeout, headInfo,
@@ -81,6 +81,14 @@ export class UpstreamConn implements Dispatcher.DispatchController {
   private junk = false;
   /** A failure decided inside a parser callback, reported when execute() returns. */
   private protoError: H1ClientError | null = null;
+  /**
+   * Body bytes still to come of a content-length response. Such a body is counted here and handed on as views
+   * of the socket's buffers, which saves llhttp's copy and a call into JS per chunk: on_headers_complete
+   * answers "upgrade" so execute() stops right after the head and returns the bytes it used (a pause would
+   * cost an Error with a stack trace per response), and the parser is reset for the next response. Chunked
+   * and read-until-close bodies go through llhttp.
+   */
+  private bodyLeft = 0;
   private executing = false;
 
   // The connection -------------------------------------------------------------------------------------------
@@ -153,7 +161,7 @@ export class UpstreamConn implements Dispatcher.DispatchController {
     if (!this.pausedFlag) return;
     this.pausedFlag = false;
     this.socket.resume();
-    if (this.timeout === T_BODY && this.bodyTimeoutMs > 0) this.deadline = Date.now() + this.bodyTimeoutMs;
+    if (this.timeout === T_BODY && this.bodyTimeoutMs > 0) this.deadline = clock + this.bodyTimeoutMs + SWEEP_MS;
   }
 
   // Requests -------------------------------------------------------------------------------------------------
@@ -182,6 +190,7 @@ export class UpstreamConn implements Dispatcher.DispatchController {
     this.dirty = false;
     this.abortReason = null;
     this.junk = false;
+    this.bodyLeft = 0;
     if (this.state === IDLE) {
       this.state = BUSY;
       this.timeout = T_NONE;
@@ -308,7 +317,7 @@ export class UpstreamConn implements Dispatcher.DispatchController {
     this.sent = true;
     if (this.handler === null || this.headed) return;
     this.timeout = T_HEADERS;
-    this.deadline = this.headersTimeoutMs > 0 ? Date.now() + this.headersTimeoutMs : 0;
+    this.deadline = this.headersTimeoutMs > 0 ? clock + this.headersTimeoutMs + SWEEP_MS : 0;
   }
 
   // Socket events --------------------------------------------------------------------------------------------
@@ -322,24 +331,46 @@ export class UpstreamConn implements Dispatcher.DispatchController {
       return;
     }
     this.gotBytes = true;
-    this.executing = true;
-    const r = this.parser!.execute(chunk);
-    this.executing = false;
-    this.afterParse(r);
-    if (this.timeout === T_BODY && this.handler !== null && !this.pausedFlag && this.bodyTimeoutMs > 0) {
-      this.deadline = Date.now() + this.bodyTimeoutMs;
+    if (this.bodyLeft > 0) {
+      this.countBody(chunk);
+      if (this.complete) this.finish();
+    } else {
+      this.executing = true;
+      const r = this.parser!.execute(chunk);
+      this.executing = false;
+      this.afterParse(r, chunk);
     }
+    if (this.timeout === T_BODY && this.handler !== null && !this.pausedFlag && this.bodyTimeoutMs > 0) {
+      this.deadline = clock + this.bodyTimeoutMs + SWEEP_MS;
+    }
+  }
+
+  /** Bytes of a content-length body (see `bodyLeft`); anything past its end is junk. */
+  private countBody(d: Buffer): void {
+    // hot path
+    const h = this.handler!;
+    const left = this.bodyLeft;
+    const n = d.length;
+    if (n <= left) {
+      this.bodyLeft = left - n;
+      h.onResponseData?.(this, d);
+    } else {
+      this.bodyLeft = 0;
+      this.junk = true;
+      h.onResponseData?.(this, d.subarray(0, left));
+    }
+    if (this.bodyLeft === 0 && this.handler === h) this.complete = true;
   }
 
   /** FIN from the upstream: ends a read-until-close body, fails an unfinished response. */
   ended(): void {
-    if (this.state === BUSY && this.handler !== null && this.parser !== null) {
+    if (this.state === BUSY && this.handler !== null && this.parser !== null && this.bodyLeft === 0) {
       this.executing = true;
       const r = this.parser.finish();
       this.executing = false;
       if (this.complete) {
         this.reusable = false;
-        this.afterParse(r ?? 0);
+        this.afterParse(r ?? 0, null);
         return;
       }
     }
@@ -383,8 +414,9 @@ export class UpstreamConn implements Dispatcher.DispatchController {
 
   // Parser callbacks -----------------------------------------------------------------------------------------
 
+  /** Only called while watchForJunk() is on: a message after the end of the response. */
   messageBegin(): void {
-    if (this.handler === null || this.complete) this.junk = true;
+    this.junk = true;
   }
 
   headers(lines: string[]): void {
@@ -436,10 +468,17 @@ export class UpstreamConn implements Dispatcher.DispatchController {
     }
     this.reusable = reusable && !this.closeSent && !this.dirty;
     this.timeout = T_BODY;
-    this.deadline = this.bodyTimeoutMs > 0 ? Date.now() + this.bodyTimeoutMs : 0;
+    this.deadline = this.bodyTimeoutMs > 0 ? clock + this.bodyTimeoutMs + SWEEP_MS : 0;
     h.onResponseStart?.(this, status, headers, message);
     if (this.handler !== h) return -1;
-    return head ? HEAD_NO_BODY : HEAD_OK;
+    if (head) return HEAD_NO_BODY;
+    // llhttp has checked the framing headers (one valid content-length, not with transfer-encoding).
+    const cl = headers['content-length'];
+    if (typeof cl === 'string' && status !== 204 && status !== 304 && headers['transfer-encoding'] === undefined && cl !== '0') {
+      this.bodyLeft = Number(cl);
+      return HEAD_UPGRADE;
+    }
+    return HEAD_OK;
   }
 
   body(chunk: Buffer): void {
@@ -450,13 +489,22 @@ export class UpstreamConn implements Dispatcher.DispatchController {
   }
 
   messageComplete(): void {
+    // llhttp ends the message at a head answered "upgrade": the content-length body is still to come.
+    if (this.bodyLeft > 0) return;
+    // From here on a message start is junk (not after a skipped 1xx: the final response is still due).
+    if (this.parser !== null) watchForJunk(this.parser, this.headed);
     // The end of a skipped 1xx message: keep waiting for the final response.
     if (this.handler === null || !this.headed) return;
     this.complete = true;
   }
 
-  private afterParse(r: number | ParseError | undefined): void {
+  private afterParse(r: number | ParseError | undefined, chunk: Buffer | null): void {
     // hot path
+    if (typeof r === 'number' && this.bodyLeft > 0) {
+      // Stopped after the head of a content-length response (`r` bytes of `chunk`): the body is counted here.
+      resetParser(this.parser!, this.pool.opts.maxHeaderSize);
+      if (chunk !== null && r < chunk.length) this.countBody(r === 0 ? chunk : chunk.subarray(r));
+    }
     if (this.complete) {
       if (typeof r === 'object' || this.junk) this.reusable = false;
       this.finish();
@@ -476,6 +524,7 @@ export class UpstreamConn implements Dispatcher.DispatchController {
     const reuse = this.reusable && this.sent && !this.junk && this.state === BUSY;
     const lines = this.trailerLines;
     this.trailerLines = null;
+    if (this.parser !== null) watchForJunk(this.parser, false);
     this.forget();
     this.timeout = T_NONE;
     this.deadline = 0;

@@ -23,10 +23,12 @@ export function listen(socket: Socket, c: UpstreamConn, tls: boolean): void {
 
 const RESOURCE = {};
 
-/** A response parser for `c`; `maxHeaderSize` bounds the status line plus header block. */
+/**
+ * A response parser for `c`; `maxHeaderSize` bounds the status line plus header block. Its message-begin
+ * callback is off: watchForJunk() turns it on only where a message start means trouble.
+ */
 export function newParser(c: UpstreamConn, maxHeaderSize: number): LlhttpParser {
   const p = new HTTPParser();
-  p[K_MESSAGE_BEGIN] = onMessageBegin;
   p[K_HEADERS] = onHeaders;
   p[K_HEADERS_COMPLETE] = onHeadersComplete;
   p[K_BODY] = onBody;
@@ -34,6 +36,20 @@ export function newParser(c: UpstreamConn, maxHeaderSize: number): LlhttpParser 
   p.initialize(HTTPParser.RESPONSE, RESOURCE, maxHeaderSize, HTTPParser.kLenientNone);
   (p as Tagged)[kConn] = c;
   return p;
+}
+
+/** Back to the start of a message (after a body read without llhttp, see conn.ts `bodyLeft`). */
+export function resetParser(p: LlhttpParser, maxHeaderSize: number): void {
+  p.initialize(HTTPParser.RESPONSE, RESOURCE, maxHeaderSize, HTTPParser.kLenientNone);
+}
+
+/**
+ * After the end of a response llhttp parsed to its end (chunked, 1xx), any further message start is bytes
+ * nobody asked for; the callback costs a call into JS per message, so it is on only from then until the
+ * connection takes its next request.
+ */
+export function watchForJunk(p: LlhttpParser, on: boolean): void {
+  p[K_MESSAGE_BEGIN] = on ? onMessageBegin : undefined;
 }
 
 function closeParser(p: LlhttpParser): void {
@@ -110,10 +126,17 @@ export const SWEEP_MS = 100;
 const live = new Set<UpstreamConn>();
 let timer: NodeJS.Timeout | null = null;
 
+/**
+ * Epoch ms as of the last sweep (or the first tracked connection): per-request deadlines are `clock + timeout +
+ * SWEEP_MS`, so they never fire early and a request reads no clock.
+ */
+export let clock = Date.now();
+
 /** Puts `c` under the sweep until untrack(); its `deadline` (0: none) is read on every sweep. */
 export function track(c: UpstreamConn): void {
   live.add(c);
   if (timer === null) {
+    clock = Date.now();
     timer = setInterval(sweep, SWEEP_MS);
     timer.unref();
   }
@@ -129,6 +152,7 @@ export function untrack(c: UpstreamConn): void {
 
 function sweep(): void {
   const now = Date.now();
+  clock = now;
   for (const c of live) {
     const d = c.deadline;
     if (d !== 0 && d <= now) c.expire();

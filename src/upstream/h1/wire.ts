@@ -92,23 +92,25 @@ export function requestHead(
     for (const name in headers) {
       const v = headers[name];
       if (v === undefined) continue;
-      const n = name.length;
-      // Only a few lengths can be a client-owned name: lowercase those alone.
-      if (n === 4 || n === 6 || n === 7 || n === 10 || n === 14 || n === 16 || n === 17) {
-        const lower = name.toLowerCase();
-        if (lower === 'host') {
+      let kind = NAME_KIND.get(name);
+      if (kind === undefined) {
+        kind = nameKind(name);
+        if (NAME_KIND.size < NAME_CACHE_MAX) NAME_KIND.set(name, kind);
+      }
+      if (kind !== N_PLAIN) {
+        if (kind === N_HOST) {
           host = Array.isArray(v) ? v[0] : v;
           continue;
         }
-        if (lower === 'content-length') {
+        if (kind === N_LENGTH) {
           const s = String(Array.isArray(v) ? v[0] : v).trim();
           if (!DIGITS.test(s)) return fail(invalidArgument('content-length header'));
           headInfo.contentLength = Number(s);
           continue;
         }
-        if (lower === 'connection' || lower === 'keep-alive' || lower === 'transfer-encoding' || lower === 'upgrade' || lower === 'expect' || lower === 'proxy-connection') continue;
+        if (kind === N_OWNED) continue;
+        return fail(invalidArgument(`header name ${JSON.stringify(name)}`));
       }
-      if (!TOKEN.test(name)) return fail(invalidArgument(`header name ${JSON.stringify(name)}`));
       if (Array.isArray(v)) {
         for (let i = 0; i < v.length; i++) {
           const one = v[i]!;
@@ -126,6 +128,29 @@ export function requestHead(
   return `${method} ${path} HTTP/1.1\r\nhost: ${host}\r\nconnection: ${close ? 'close' : 'keep-alive'}\r\n${lines}`;
 }
 
+const N_PLAIN = 0;
+const N_HOST = 1;
+const N_LENGTH = 2;
+/** Managed by the client (connection, framing, upgrade, expect): never copied. */
+const N_OWNED = 3;
+const N_INVALID = 4;
+const OWNED: ReadonlySet<string> = new Set(['connection', 'keep-alive', 'transfer-encoding', 'upgrade', 'expect', 'proxy-connection']);
+
+/**
+ * What each request header name is, validated once: names come from a handful of plugins and clients, and a
+ * lookup of an object key (interned, hash cached) costs less than lowercasing and a token check per request.
+ */
+const NAME_KIND = new Map<string, number>();
+const NAME_CACHE_MAX = 2048;
+
+function nameKind(name: string): number {
+  if (!TOKEN.test(name)) return N_INVALID;
+  const lower = name.toLowerCase();
+  if (lower === 'host') return N_HOST;
+  if (lower === 'content-length') return N_LENGTH;
+  return OWNED.has(lower) ? N_OWNED : N_PLAIN;
+}
+
 function fail(err: H1ClientError): string {
   headInfo.error = err;
   return '';
@@ -138,7 +163,7 @@ export function headerRecord(raw: readonly string[]): Record<string, string | st
   // hot path
   const out: Record<string, string | string[]> = {};
   for (let i = 0; i < raw.length; i += 2) {
-    const k = raw[i]!.toLowerCase();
+    const k = lowerName(raw[i]!);
     const v = raw[i + 1]!;
     const prev = out[k];
     if (prev === undefined) out[k] = v;
@@ -146,6 +171,19 @@ export function headerRecord(raw: readonly string[]): Record<string, string | st
     else prev.push(v);
   }
   return out;
+}
+
+/** Response header names as llhttp spells them -> their lowercase, interned form (an upstream sends few names). */
+const LOWER = new Map<string, string>();
+
+function lowerName(raw: string): string {
+  let k = LOWER.get(raw);
+  if (k === undefined) {
+    // A property key is interned: stores under it later skip the string-table lookup of a fresh string.
+    k = Object.keys({ [raw.toLowerCase()]: 0 })[0]!;
+    if (LOWER.size < NAME_CACHE_MAX) LOWER.set(raw, k);
+  }
+  return k;
 }
 
 const CLOSE_TOKEN = /(?:^|,)[\t ]*close[\t ]*(?:,|$)/i;

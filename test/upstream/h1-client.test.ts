@@ -577,6 +577,21 @@ describe('handler contract (undici call order)', () => {
     expect(up.requests).toHaveLength(1);
   });
 
+  it('a handler that throws on data fails its own request and leaves the process running', async () => {
+    const up = await raw((s) => s.write(reply(200, 'body')));
+    const pool = h1Pool(up.port);
+    const err = await new Promise<Error>((resolve) => {
+      pool.dispatch({ method: 'GET', path: '/', headers: { host: 'a' }, body: null }, {
+        onResponseData: () => {
+          throw new Error('sink broke');
+        },
+        onResponseError: (_c, e) => resolve(e),
+      });
+    });
+    expect(err.message).toBe('sink broke');
+    expect((await record(pool)).body).toBe('body');
+  });
+
   it('close() lets running requests finish and refuses new ones; destroy() fails running ones', async () => {
     const up = await raw((s, req) => {
       if (req.path === '/slow') setTimeout(() => s.write(reply(200, 'late')), 100);

@@ -331,14 +331,21 @@ export class UpstreamConn implements Dispatcher.DispatchController {
       return;
     }
     this.gotBytes = true;
-    if (this.bodyLeft > 0) {
-      this.countBody(chunk);
-      if (this.complete) this.finish();
-    } else {
-      this.executing = true;
-      const r = this.parser!.execute(chunk);
+    // A handler that throws fails its own request, not the process (the socket listener would rethrow).
+    try {
+      if (this.bodyLeft > 0) {
+        this.countBody(chunk);
+        if (this.complete) this.finish();
+      } else {
+        this.executing = true;
+        const r = this.parser!.execute(chunk);
+        this.executing = false;
+        this.afterParse(r, chunk);
+      }
+    } catch (err) {
       this.executing = false;
-      this.afterParse(r, chunk);
+      this.kill(err instanceof Error ? err : new Error(String(err)));
+      return;
     }
     if (this.timeout === T_BODY && this.handler !== null && !this.pausedFlag && this.bodyTimeoutMs > 0) {
       this.deadline = clock + this.bodyTimeoutMs + SWEEP_MS;

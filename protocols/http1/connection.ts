@@ -6,7 +6,7 @@
 import type { Socket } from 'node:net';
 import type { HeaderMap } from '../../src/plugin/context.ts';
 import { H1Body, H1Exchange, type ConnAddr, type ExchangeHost } from './exchange.ts';
-import { freeParser, listen, parkParser, takeParser, unlisten } from './hooks.ts';
+import { dropNoopEnd, freeParser, listen, parkParser, takeParser, unlisten } from './hooks.ts';
 import { HEAD_OK, HEAD_UPGRADE, METHOD_NAMES, PAUSE, type LlhttpParser, type ParseError } from '../../src/http1/parser.ts';
 import type { Http1Engine } from './engine.ts';
 import { addHeader, rawAnswer } from './wire.ts';
@@ -99,6 +99,7 @@ export class H1Conn implements ExchangeHost, ConnAddr {
     // A client half-close still gets the answer to its last request.
     socket.allowHalfOpen = true;
     listen(socket, this);
+    if (!sniffH2) dropNoopEnd(socket);
   }
 
   get closing(): boolean {
@@ -498,10 +499,13 @@ export class H1Conn implements ExchangeHost, ConnAddr {
       this.sniff = false;
       if (h2Preface(d)) {
         this.detach();
+        // As node:http2 gets its sockets from a listener.
+        this.socket.allowHalfOpen = false;
         this.socket.unshift(d);
         this.engine.h2c!(this.socket);
         return;
       }
+      dropNoopEnd(this.socket);
     }
     if (this.timeout === T_IDLE) {
       this.timeout = T_HEADER;

@@ -20,6 +20,17 @@ export function listen(socket: Socket, c: H1Conn): void {
   socket.on('error', onError);
 }
 
+/**
+ * Node's own 'end' listener of a socket does nothing once half-open is allowed; without it onEnd is the only
+ * one, a function instead of an array (and its backing store) per connection.
+ */
+export function dropNoopEnd(socket: Socket): void {
+  if (!socket.allowHalfOpen) return;
+  for (const f of socket.rawListeners('end')) {
+    if (f.name === 'onReadableStreamEnd') socket.removeListener('end', f as (...args: unknown[]) => void);
+  }
+}
+
 /** Stops routing the socket's events (a tunnel takes the socket over). */
 export function unlisten(socket: Socket): void {
   socket.off('data', onData);

@@ -111,6 +111,8 @@ export class Splice<S = unknown> {
     up.on('end', onEnd);
     up.on('drain', onDrain);
     down.on('drain', onDrain);
+    dropNoopEnd(down);
+    dropNoopEnd(up);
     (down as SplicedSocket)._peername = undefined;
     (down as SplicedSocket)._sockname = undefined;
     (up as SplicedSocket)._peername = undefined;
@@ -154,6 +156,17 @@ export class Splice<S = unknown> {
     unwatch(this);
     this.up.destroy();
     this.down.destroy();
+  }
+}
+
+/**
+ * Node's own 'end' listener of a socket does nothing when half-open is allowed; without it our 'end' listener
+ * is the only one, a function instead of an array (and its backing store) per socket.
+ */
+function dropNoopEnd(s: net.Socket): void {
+  if (!s.allowHalfOpen) return;
+  for (const f of s.rawListeners('end')) {
+    if (f.name === 'onReadableStreamEnd') s.removeListener('end', f as (...args: unknown[]) => void);
   }
 }
 

@@ -274,8 +274,8 @@ export class TcpSessionHandler implements SpliceOwner<Proxied> {
     idleMs: number,
   ): void {
     const up = conn.socket;
+    // Leaves `live` in spliceClosed: a second 'close' listener would make the socket's listener list an array.
     this.live.add(up);
-    up.on('close', this.forget);
     const ended = pre.ended;
     const early = pre.release();
     // The peek buffer and its listeners are not needed for the rest of the session.
@@ -285,6 +285,7 @@ export class TcpSessionHandler implements SpliceOwner<Proxied> {
   }
 
   spliceClosed(sp: Splice<Proxied>, failed: boolean): void {
+    this.live.delete(sp.up);
     const p = sp.state;
     p.balancer.end?.(p.endpoint, { latencyMs: performance.now() - p.startedAt, failed });
     this.finish(p.runtime, p.route, p.session, sp.down, p.raw);

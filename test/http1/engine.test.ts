@@ -241,7 +241,7 @@ describe('h2c prior knowledge on the same port', () => {
 });
 
 describe('an idle keep-alive connection', () => {
-  test('keeps no parser, timer, per-connection closure or cached address objects, and serves its next request', async () => {
+  test('keeps no parser, timer, per-connection closure, extra listener or cached address objects, and serves its next request', async () => {
     const accepted: Socket[] = [];
     const onSocket = (m: unknown): void => {
       const s = (m as { socket: Socket }).socket;
@@ -266,6 +266,8 @@ describe('an idle keep-alive connection', () => {
       expect(own('timeout') ?? null).toBeNull();
       expect(sock.listenerCount('timeout')).toBe(0);
       expect(sock.listenerCount('data')).toBe(1);
+      // Node's own 'end' listener is a no-op with half-open allowed and is dropped: one listener, no array.
+      expect(sock.listenerCount('end')).toBe(1);
       expect(sock._peername ?? null).toBeNull();
       expect(sock._sockname ?? null).toBeNull();
       c.write('GET /idle/2 HTTP/1.1\r\nHost: a\r\n\r\n');

@@ -60,11 +60,13 @@ function timerOf(s: net.Socket): unknown {
 }
 
 describe('stream splice idle timeout', () => {
-  it('keeps no timer, timeout listener or cached address objects per session', async () => {
+  it('keeps no timer, timeout listener, no-op end listener or cached address objects per session', async () => {
     const r = await rig(60_000);
     for (const s of [r.down, r.up]) {
       expect(timerOf(s)).toBeNull();
       expect(s.listenerCount('timeout')).toBe(0);
+      // Node's own 'end' listener is a no-op on half-open sockets and is dropped: one listener, no array.
+      expect(s.listenerCount('end')).toBe(1);
       expect((s as net.Socket & { _peername?: unknown })._peername).toBeUndefined();
       expect((s as net.Socket & { _sockname?: unknown })._sockname).toBeUndefined();
     }

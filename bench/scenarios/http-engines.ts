@@ -1,6 +1,7 @@
 // The two HTTP/1.1 engines of the gateway side by side (switchyard.http1_engine node vs socket, protocols/http1)
-// on the http-1route load, the socket engine again with the access log on (to a file), and nginx as the
-// reference; then memory per idle keep-alive connection: N clients each send one GET, read the answer and stay
+// on the http-1route load, the socket engine with the socket-level upstream client too
+// (switchyard.upstream_http1_client: socket, src/upstream/h1), the socket engine with the access log on (to a
+// file), and nginx as the reference; then memory per idle keep-alive connection: N clients each send one GET, read the answer and stay
 // connected, RSS of each proxy before and after.
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -60,9 +61,10 @@ export const httpEngines: Scenario = {
     const routes = { routes: [route('1', '/*', up.port)] };
     const gw = (name: string, switchyard: Record<string, unknown>) =>
       track(ctx.services, startGateway({ dir: path.join(ctx.tmp, name), standalone: routes, switchyard }));
-    const [node, socket, logged, peers] = await Promise.all([
+    const [node, socket, socketUp, logged, peers] = await Promise.all([
       gw('node', { http1_engine: 'node' }),
       gw('socket', { http1_engine: 'socket' }),
+      gw('socket-up', { http1_engine: 'socket', upstream_http1_client: 'socket' }),
       gw('socket-log', { http1_engine: 'socket', access_log: { enable: true, path: path.join(ctx.tmp, 'access.log') } }),
       startHttpPeers(ctx, up.port, ['nginx']),
     ]);
@@ -70,6 +72,7 @@ export const httpEngines: Scenario = {
       directTarget(up.port),
       { name: 'gateway-node', url: `http://127.0.0.1:${node.port}`, pid: node.pid },
       { name: 'gateway-socket', url: `http://127.0.0.1:${socket.port}`, pid: socket.pid },
+      { name: 'socket+socket-up', url: `http://127.0.0.1:${socketUp.port}`, pid: socketUp.pid },
       { name: 'socket+log', url: `http://127.0.0.1:${logged.port}`, pid: logged.pid },
       ...peers,
     ];
@@ -85,7 +88,13 @@ export const httpEngines: Scenario = {
     return {
       summary: {
         saturation: statsSummary(stats),
-        cpu_us_per_req: { node: round(cpu('gateway-node'), 1), socket: round(cpu('gateway-socket'), 1), socket_access_log: round(cpu('socket+log'), 1), nginx: round(cpu('nginx'), 1) },
+        cpu_us_per_req: {
+          node: round(cpu('gateway-node'), 1),
+          socket: round(cpu('gateway-socket'), 1),
+          socket_socket_upstream: round(cpu('socket+socket-up'), 1),
+          socket_access_log: round(cpu('socket+log'), 1),
+          nginx: round(cpu('nginx'), 1),
+        },
         idle_keepalive: idle.map((f) => ({ ...f, before: round(f.before / 1048576, 1), after: round(f.after / 1048576, 1), kb_per_connection: round(perConnKb(f), 2) })),
       },
       tables: [
@@ -97,6 +106,7 @@ export const httpEngines: Scenario = {
         },
       ],
       notes: [
+        `Socket-level upstream client (socket engine both halves): ${fmt(cpu('socket+socket-up') / cpu('nginx'), 2)}x nginx CPU per request, socket engine on undici ${fmt(cpu('gateway-socket') / cpu('nginx'), 2)}x.`,
         `Access log cost on the socket engine: ${fmt(cpu('socket+log') - cpu('gateway-socket'), 1)} µs/req (median rounds).`,
         'Each idle connection sent one GET and read its answer, so it went through the whole request path once; the proxy then holds it (keepalive_timeout 60 s, nginx 75 s).',
         'proxy CPU µs/req: user+system CPU of the proxy process tree (/proc/<pid>/stat) divided by the requests served.',

@@ -166,10 +166,6 @@ export class UpstreamConn implements Dispatcher.DispatchController {
 
   // Requests -------------------------------------------------------------------------------------------------
 
-  get idle(): boolean {
-    return this.state === IDLE;
-  }
-
   /** Runs `opts` on this connection (idle, or still connecting: written once connected). */
   assign(opts: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler, retried: boolean): void {
     // hot path

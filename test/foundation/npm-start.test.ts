@@ -79,7 +79,7 @@ describe('npm start with the shipped conf/', () => {
     // no longer answers 404.
     const script = rewritten.replace(/\\\n/g, '\u0000').split('\n').map((cmd) => {
       const line = cmd.replaceAll('\u0000', '\\\n');
-      const uri = /-X PUT \S+\/apisix\/admin\/routes\/[\s\S]*"uri":"([^"]+)"/.exec(line)?.[1];
+      const uri = /-X PUT \S+\/apisix\/admin\/routes\/[\s\S]*?"uri":"([^"]+)"/.exec(line)?.[1];
       if (uri === undefined) return line;
       return `${line}\nfor i in $(seq 300); do [ "$(curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1:${p.http}${uri})" != 404 ] && break; sleep 0.1; done`;
     }).join('\n');

@@ -12,7 +12,8 @@ type Tagged = { [kConn]?: UpstreamConn };
 /** Routes the socket's events to `c`; `tls` waits for the handshake instead of the TCP connect. */
 export function listen(socket: Socket, c: UpstreamConn, tls: boolean): void {
   (socket as Socket & Tagged)[kConn] = c;
-  socket.once(tls ? 'secureConnect' : 'connect', onConnect);
+  // 'on', not 'once' (a wrapper closure per connection): connected() ignores anything after the first.
+  socket.on(tls ? 'secureConnect' : 'connect', onConnect);
   socket.on('data', onData);
   socket.on('end', onEnd);
   socket.on('close', onClose);

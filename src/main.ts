@@ -154,6 +154,7 @@ export async function startGateway(opts: StartOptions): Promise<Gateway> {
   let admin: AdminServer | null = null;
   let status: StatusServer | null = null;
   let statusPort: number | null = null;
+  let exporter: MetricsExporter | null = null;
 
   // Set once health is wired; reloads start from requests to servers that may listen before that.
   let refreshHealth: (() => void) | null = null;
@@ -204,6 +205,20 @@ export async function startGateway(opts: StartOptions): Promise<Gateway> {
     logger,
   });
   refreshHealth = () => health.refresh();
+
+  // A start that fails once the store is open (a port in use, say) closes what it opened before it throws, so
+  // an embedder (or a test) that retries leaks no servers, watchers or timers.
+  const abandon = async (err: unknown): Promise<never> => {
+    await Promise.all(listeners.map((l) => l.close({ graceful: false }).catch(() => undefined)));
+    await admin?.close().catch(() => undefined);
+    await status?.close().catch(() => undefined);
+    await exporter?.close().catch(() => undefined);
+    for (const c of closers) await c().catch(() => undefined);
+    closeRedisCounters();
+    await health.close().catch(() => undefined);
+    await store.close().catch(() => undefined);
+    throw err;
+  };
 
   if (runsDataPlane) {
     manager = new RuntimeManager(store, plugins, logger.child({ module: 'runtime' }), {
@@ -262,8 +277,7 @@ export async function startGateway(opts: StartOptions): Promise<Gateway> {
         try {
           await l.listen();
         } catch (err) {
-          await Promise.all(listeners.map((x) => x.close({ graceful: false })));
-          throw new SwitchyardError('SWY_ERR_LISTEN_FAILED', `${kind.name}: ${(err as Error).message}`, { cause: err });
+          await abandon(new SwitchyardError('SWY_ERR_LISTEN_FAILED', `${kind.name}: ${(err as Error).message}`, { cause: err }));
         }
         listeners.push(l);
       }
@@ -290,7 +304,7 @@ export async function startGateway(opts: StartOptions): Promise<Gateway> {
       version: VERSION,
       ui: uiSourcesFor(conf, () => health.controlPort()),
     });
-    await admin.listen();
+    await admin.listen().catch(abandon);
     if (pluginKey !== null) {
       publishPluginList(pluginKey, plugins, 'reset', logger.child({ module: 'plugins' })).catch((err: unknown) =>
         logger.error({ err }, 'cannot sync the plugin list to etcd'),
@@ -300,14 +314,13 @@ export async function startGateway(opts: StartOptions): Promise<Gateway> {
 
   // Prometheus scrape endpoint (plugin_attr.prometheus.export_addr): served by the process that does not
   // serve traffic in a cluster (aggregating the workers' registries), or by the single process.
-  let exporter: MetricsExporter | null = null;
   if (plugins.get('prometheus') !== undefined && deployRole !== 'control_plane') {
     const ex = exporterOptionsFromAttr(conf.plugin_attr.prometheus);
     if (role === 'worker') enableClusterMetrics();
     else if (ex.enabled) {
       gatewayMetrics().setEtcdProbe(() => store.ready);
       exporter = createMetricsExporter({ ip: ex.ip, port: ex.port, path: ex.path, aggregate: role === 'primary' });
-      await exporter.listen();
+      await exporter.listen().catch(abandon);
     }
   }
 
@@ -320,7 +333,7 @@ export async function startGateway(opts: StartOptions): Promise<Gateway> {
         return workersNotReady();
       },
     });
-    statusPort = await status.listen();
+    statusPort = await status.listen().catch(abandon);
   }
 
   return {

@@ -38,9 +38,36 @@ export interface TestGatewayOptions {
   etcd?: { endpoint: string; prefix?: string };
 }
 
+/** `n` distinct free ports (independent picks could repeat a number: the gateway then collides with itself). */
+async function distinctPorts(n: number): Promise<number[]> {
+  const out = new Set<number>();
+  while (out.size < n) out.add(await freePort());
+  return [...out];
+}
+
+function isAddressInUse(err: unknown): boolean {
+  for (let e: any = err; e !== undefined && e !== null; e = e.cause) if (e.code === 'EADDRINUSE') return true;
+  return false;
+}
+
 export async function startTestGateway(opts: TestGatewayOptions = {}): Promise<TestGateway> {
   const { dir, cleanup } = await tempDir('swy-gw-');
-  const [httpPort, adminPort, statusPort, metricsPort, httpsPort] = [await freePort(), await freePort(), await freePort(), await freePort(), await freePort()];
+  // A port checked free can still be taken by another test process before the gateway binds it: on
+  // EADDRINUSE the gateway starts again on fresh ports (bounded).
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startOn(opts, dir, cleanup, await distinctPorts(5));
+    } catch (err) {
+      if (attempt >= 4 || !isAddressInUse(err)) {
+        await cleanup();
+        throw err;
+      }
+    }
+  }
+}
+
+async function startOn(opts: TestGatewayOptions, dir: string, cleanup: () => Promise<void>, ports: number[]): Promise<TestGateway> {
+  const [httpPort, adminPort, statusPort, metricsPort, httpsPort] = ports as [number, number, number, number, number];
   const base: Record<string, any> = {
     apisix: {
       node_listen: [{ ip: '127.0.0.1', port: httpPort }],

@@ -62,10 +62,10 @@ export const httpEngines: Scenario = {
     const gw = (name: string, switchyard: Record<string, unknown>) =>
       track(ctx.services, startGateway({ dir: path.join(ctx.tmp, name), standalone: routes, switchyard }));
     const [node, socket, socketUp, logged, peers] = await Promise.all([
-      gw('node', { http1_engine: 'node' }),
-      gw('socket', { http1_engine: 'socket' }),
+      gw('node', { http1_engine: 'node', upstream_http1_client: 'undici' }),
+      gw('socket', { http1_engine: 'socket', upstream_http1_client: 'undici' }),
       gw('socket-up', { http1_engine: 'socket', upstream_http1_client: 'socket' }),
-      gw('socket-log', { http1_engine: 'socket', access_log: { enable: true, path: path.join(ctx.tmp, 'access.log') } }),
+      gw('socket-log', { http1_engine: 'socket', upstream_http1_client: 'undici', access_log: { enable: true, path: path.join(ctx.tmp, 'access.log') } }),
       startHttpPeers(ctx, up.port, ['nginx']),
     ]);
     const targets: Target[] = [

@@ -42,7 +42,7 @@ export interface HttpRuntimeDeps {
    * `routes/<id>` for inline upstreams, `inline/<n>` for upstreams chosen at request time. Default: healthy.
    */
   health?: (key: string, conf: JsonObject) => HealthView;
-  /** switchyard.upstream_http1_client (default undici). */
+  /** switchyard.upstream_http1_client (config default socket; undici when absent here, for builders made without a config). */
   upstreamClient?: 'undici' | 'socket';
 }
 

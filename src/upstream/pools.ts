@@ -27,7 +27,7 @@ export interface PoolsOptions {
   readonly maxConnections?: number | null;
   /** Largest response header block, bytes (default 16 KiB like undici). */
   readonly maxHeaderSize?: number;
-  /** HTTP/1.1 upstream client: undici (default) or the socket-level one (switchyard.upstream_http1_client). */
+  /** HTTP/1.1 upstream client: undici when absent, or the socket-level one (switchyard.upstream_http1_client, whose config default is socket). */
   readonly http1Client?: 'undici' | 'socket';
 }
 

@@ -96,7 +96,7 @@ export class H1Conn implements ExchangeHost, ConnAddr {
     this.deadline = Date.now() + engine.headerTimeoutMs;
     // The parser is taken when the first bytes arrive (execute).
     this.parser = null;
-    // A client half-close still gets the answer to its last request.
+    // Half-open allowed: onEnd decides (finish the parser, then answer or close) instead of node ending the socket.
     socket.allowHalfOpen = true;
     listen(socket, this);
     if (!sniffH2) dropNoopEnd(socket);

@@ -47,11 +47,14 @@ function sweep(): void {
   }
 }
 
-/** Runs the sweep at least every quarter of the shortest idle timeout (50 ms to 1 s). */
-function watch(sp: Splice<unknown>): void {
-  live.add(sp);
-  const tick = Math.max(50, Math.min(1000, Math.floor(sp.idleMs / 4)));
-  if (sweeper !== null && tick >= tickMs) return;
+/** Live sessions per sweep tick: the interval follows the shortest tick still in use, not the shortest ever. */
+const ticks = new Map<number, number>();
+
+function tickOf(sp: Splice<unknown>): number {
+  return Math.max(50, Math.min(1000, Math.floor(sp.idleMs / 4)));
+}
+
+function schedule(tick: number): void {
   if (sweeper !== null) clearInterval(sweeper);
   clock = Date.now() - EPOCH;
   tickMs = tick;
@@ -59,11 +62,26 @@ function watch(sp: Splice<unknown>): void {
   sweeper.unref();
 }
 
+/** Runs the sweep at least every quarter of the shortest idle timeout of the live sessions (50 ms to 1 s). */
+function watch(sp: Splice<unknown>): void {
+  live.add(sp);
+  const tick = tickOf(sp);
+  ticks.set(tick, (ticks.get(tick) ?? 0) + 1);
+  if (sweeper === null || tick < tickMs) schedule(tick);
+}
+
 function unwatch(sp: Splice<unknown>): void {
-  live.delete(sp);
-  if (live.size === 0 && sweeper !== null) {
-    clearInterval(sweeper);
+  if (!live.delete(sp)) return;
+  const tick = tickOf(sp);
+  const left = (ticks.get(tick) ?? 1) - 1;
+  if (left > 0) ticks.set(tick, left);
+  else ticks.delete(tick);
+  if (live.size === 0) {
+    if (sweeper !== null) clearInterval(sweeper);
     sweeper = null;
+  } else if (left === 0 && tick === tickMs) {
+    // The last session with the shortest timeout left: sweep at the pace the remaining ones need.
+    schedule(Math.min(...ticks.keys()));
   }
 }
 

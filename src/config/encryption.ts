@@ -346,7 +346,7 @@ function keyList(v: unknown): string[] | undefined {
 }
 
 /**
- * The codec of a config store (etcd, or the writable standalone file) from config.yaml's `apisix` section, with
+ * The codec of the etcd config store from config.yaml's `apisix` section, with
  * APISIX's defaults (enable_encrypt_fields true, the default keyring). Throws on keyring entries of unusable
  * length. The standalone file store uses fileStoreCodecFromConfig; for it the CLI writes a generated keyring
  * into config.yaml first (keyring.ts ensureDataKeyring), since APISIX's default keys are public.

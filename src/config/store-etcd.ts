@@ -46,6 +46,8 @@ function rev(h: IResponseHeader | undefined): number {
 export class EtcdStore extends EventEmitter implements ConfigStore {
   readonly backend = 'etcd' as const;
   readonly prefix: string;
+  /** `<prefix>/plugins`, APISIX's cluster-wide plugin list. */
+  private readonly pluginsKey: string;
   private readonly opts: EtcdStoreOptions;
   private readonly log: Logger;
   private readonly members: EtcdMembers;
@@ -68,6 +70,7 @@ export class EtcdStore extends EventEmitter implements ConfigStore {
     super();
     this.opts = opts;
     this.prefix = opts.prefix.replace(/\/+$/, '');
+    this.pluginsKey = `${this.prefix}/plugins`;
     this.log = opts.logger;
     if (opts.tls?.verify === false) {
       this.log.warn('etcd tls.verify=false is not supported by the gRPC client; the server certificate is verified');
@@ -96,7 +99,7 @@ export class EtcdStore extends EventEmitter implements ConfigStore {
   }
 
   async putPluginList(raw: string): Promise<void> {
-    const key = `${this.prefix}/plugins`;
+    const key = this.pluginsKey;
     try {
       await this.members.call('idempotent', (c) => c.kv.put({ key: Buffer.from(key), value: Buffer.from(raw) }));
     } catch (err) {
@@ -247,7 +250,7 @@ export class EtcdStore extends EventEmitter implements ConfigStore {
     const end = prefixEnd(start);
     const fresh = new Map<string, StoredItem>();
     const keep = new Set<string>();
-    const pluginsKey = `${this.prefix}/plugins`;
+    const pluginsKey = this.pluginsKey;
     let pluginList: string | null = null;
     let key = start;
     let atRev: number | undefined;
@@ -358,7 +361,7 @@ export class EtcdStore extends EventEmitter implements ConfigStore {
 
   private applyWatch(res: IWatchResponse): void {
     const events: ConfigEvent[] = [];
-    const pluginsKey = `${this.prefix}/plugins`;
+    const pluginsKey = this.pluginsKey;
     let last = this.rev;
     for (const ev of res.events) {
       const kv = ev.kv;

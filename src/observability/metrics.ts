@@ -73,12 +73,13 @@ function extraOf(metrics: unknown, name: string): ExtraLabel[] {
   return out;
 }
 
-/** Reads plugin_attr.prometheus (APISIX names). */
+/** default_buckets: the numbers of the list, or undefined for the defaults. */
 function bucketsOf(v: unknown): number[] | undefined {
   const b = Array.isArray(v) ? (v as unknown[]).filter((x): x is number => typeof x === 'number') : undefined;
   return b !== undefined && b.length > 0 ? b : undefined;
 }
 
+/** Reads plugin_attr.prometheus (APISIX names). */
 export function metricsOptionsFromAttr(attr: Record<string, unknown> | undefined): MetricsOptions {
   return {
     prefix: typeof attr?.metric_prefix === 'string' ? attr.metric_prefix : undefined,

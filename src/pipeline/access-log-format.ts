@@ -98,7 +98,6 @@ const LOG_VARS = new Map<string, Getter>([
   }],
   ['remote_user', (i) => remoteUser(i.ctx)],
   ['body_bytes_sent', (i) => i.bytes],
-  ['status', (i) => i.ctx.response.status],
   ['request_time', (i) => seconds(Number(process.hrtime.bigint() - i.ctx.startNs) / 1e6)],
   ['upstream_response_time', (i) => (i.ctx.upstreamLatencyMs === undefined ? undefined : seconds(i.ctx.upstreamLatencyMs))],
   ['upstream_scheme', (i) => i.ctx.upstreamScheme],

@@ -5,6 +5,7 @@
 import { Readable } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import type { Balancer, Endpoint } from './balancer.ts';
+import { IDEMPOTENT, OWNED } from './h1/wire.ts';
 import type { PoolHandle, UpstreamDispatcher } from './pools.ts';
 
 export { Pools, type PoolHandle, type PoolsOptions } from './pools.ts';
@@ -68,10 +69,8 @@ export interface AttemptOwner {
   cancelled: boolean;
 }
 
-/** Headers undici rejects or manages itself; a proxy never forwards them as-is. */
-const SKIP_HEADERS = new Set(['connection', 'keep-alive', 'transfer-encoding', 'upgrade', 'expect', 'proxy-connection']);
-/** Methods nginx may resend to another upstream after the request was sent (proxy_next_upstream non_idempotent). */
-const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE']);
+/** Headers undici rejects or manages itself; a proxy never forwards them as-is (the h1 client's own set). */
+const SKIP_HEADERS = OWNED;
 const CONNECT_CODES = new Set([
   'ECONNREFUSED',
   'EHOSTUNREACH',

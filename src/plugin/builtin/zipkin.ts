@@ -9,11 +9,11 @@
 // (of the request span when not sampled) and uberctx-* baggage. Sampled spans are POSTed as a JSON array to
 // `endpoint` by a batch processor named zipkin_report (batch_max_size 1000, inactive_timeout 5 s, no retry).
 import { randomBytes } from 'node:crypto';
-import { request } from 'undici';
 import type { JsonObject } from '../../config/resources.ts';
 import type { HttpContext } from '../context.ts';
 import type { PluginDef, PluginInstance, PluginResponse } from '../plugin.ts';
 import { acquireProcessor } from './log-common.ts';
+import { SinkHttp } from './log-http.ts';
 import { responseSource } from './response-source.ts';
 import type { BatchProcessor } from '../../observability/batch-processor.ts';
 
@@ -230,11 +230,14 @@ class Zipkin implements PluginInstance {
   }
 }
 
+/** A collector that never answers must not hold a batch slot: one deadline per POST, as the log sinks. */
+const REPORT_TIMEOUT_MS = 10_000;
+
 function sinkFor(endpoint: string): (spans: ZipkinSpan[]) => Promise<void> {
+  const http = new SinkHttp({ sslVerify: true, timeoutMs: REPORT_TIMEOUT_MS });
   return async (spans) => {
-    const res = await request(endpoint, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(spans) });
-    await res.body.dump();
-    if (res.statusCode < 200 || res.statusCode >= 300) throw new Error(`failed: ${endpoint} ${res.statusCode}`);
+    const res = await http.send('POST', endpoint, { 'content-type': 'application/json' }, JSON.stringify(spans));
+    if (res.status < 200 || res.status >= 300) throw new Error(`failed: ${endpoint} ${res.status}`);
   };
 }
 

@@ -10,7 +10,7 @@ import { HEAD_OK, HEAD_UPGRADE, type LlhttpParser, type ParseError } from '../..
 import { clock, freeParser, listen, newParser, resetParser, SWEEP_MS, track, untrack, watchForJunk } from './hooks.ts';
 import type { H1Pool } from './pool.ts';
 import {
-  bodyTimeout, connectionReusable, connectTimeout, expectsPayload, headerRecord, headersTimeout, headInfo,
+  bodyTimeout, connectionReusable, connectTimeout, expectsPayload, headerRecord, headersTimeout, headInfo, IDEMPOTENT,
   invalidArgument, keepAliveHint, lengthMismatch, otherSideClosed, parseFailure, requestHead, type H1ClientError,
 } from './wire.ts';
 
@@ -29,8 +29,6 @@ const T_IDLE = 4;
 /** on_headers_complete: no body follows (HEAD, 1xx). */
 const HEAD_NO_BODY = 1;
 
-/** Methods a request may be sent twice with (nginx's idempotent set, as dispatch.ts's retry rules). */
-const IDEMPOTENT: ReadonlySet<string> = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE']);
 
 const EMPTY_TRAILERS: Record<string, string | string[]> = Object.freeze({}) as Record<string, string | string[]>;
 const CONTEXT = Object.freeze({});

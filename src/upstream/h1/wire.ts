@@ -134,7 +134,9 @@ const N_LENGTH = 2;
 /** Managed by the client (connection, framing, upgrade, expect): never copied. */
 const N_OWNED = 3;
 const N_INVALID = 4;
-const OWNED: ReadonlySet<string> = new Set(['connection', 'keep-alive', 'transfer-encoding', 'upgrade', 'expect', 'proxy-connection']);
+export const OWNED: ReadonlySet<string> = new Set(['connection', 'keep-alive', 'transfer-encoding', 'upgrade', 'expect', 'proxy-connection']);
+/** Methods a request may be sent twice with (nginx proxy_next_upstream without non_idempotent). */
+export const IDEMPOTENT: ReadonlySet<string> = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE']);
 
 /**
  * What each request header name is, validated once: names come from a handful of plugins and clients, and a

@@ -127,20 +127,10 @@ function isoTime(): string {
   return iso;
 }
 
-/** Per compiled chain (one per route and snapshot): its extra credential argument names. */
-const argsByChain = new WeakMap<PluginChain, ReadonlySet<string> | null>();
-
-function extraArgs(chain: PluginChain | null): ReadonlySet<string> | null {
-  if (chain === null) return null;
-  let v = argsByChain.get(chain);
-  if (v === undefined) {
-    v = chainArgs(chain);
-    argsByChain.set(chain, v);
-  }
-  return v;
-}
-
-/** Per compiled chain: `uri` with its credential arguments redacted (see redactQuery). */
+/**
+ * Per compiled chain (one per route and snapshot): `uri` with the credential arguments redacted (see
+ * redactQuery), including the names the chain's auth plugins read.
+ */
 const redactorByChain = new WeakMap<PluginChain, (uri: string) => string>();
 const redactDefault = (uri: string): string => redactQuery(uri, null);
 
@@ -148,7 +138,7 @@ function redactorOf(chain: PluginChain | null): (uri: string) => string {
   if (chain === null) return redactDefault;
   let r = redactorByChain.get(chain);
   if (r === undefined) {
-    const extra = extraArgs(chain);
+    const extra = chainArgs(chain);
     r = extra === null ? redactDefault : (uri: string) => redactQuery(uri, extra);
     redactorByChain.set(chain, r);
   }
@@ -193,13 +183,13 @@ export class AccessLog {
   static line(ctx: RequestContext, bytes: number, chain: PluginChain | null = null): string {
     // hot path
     const rq = ctx.request;
-    const extra = extraArgs(chain);
+    const redact = redactorOf(chain);
     const ms = Number(process.hrtime.bigint() - ctx.startNs) / 1e6;
     let l = `{"level":30,"time":"${isoTime()}","remote_addr":${str(ctx.peerAddr)},"host":${str(rq.host)},"request_method":${str(rq.method)}` +
-      `,"request_uri":${str(redactQuery(ctx.rawUri, extra))},"server_protocol":"HTTP/${rq.httpVersion}","status":${ctx.response.status}` +
+      `,"request_uri":${str(redact(ctx.rawUri))},"server_protocol":"HTTP/${rq.httpVersion}","status":${ctx.response.status}` +
       `,"body_bytes_sent":${bytes},"request_time":${Math.round(ms * 1000) / 1e6}`;
     const referer = ctx.headerValue('referer');
-    if (referer !== undefined) l += `,"http_referer":${str(redactQuery(referer, extra))}`;
+    if (referer !== undefined) l += `,"http_referer":${str(redact(referer))}`;
     const ua = ctx.headerValue('user-agent');
     if (ua !== undefined) l += `,"http_user_agent":${str(ua)}`;
     if (ctx.upstreamAddr !== undefined) l += `,"upstream_addr":${str(ctx.upstreamAddr)}`;

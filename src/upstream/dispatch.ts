@@ -401,7 +401,7 @@ export function dispatch(
   const options: Dispatcher.DispatchOptions & { servername?: string } = {
     method: req.method as Dispatcher.HttpMethod,
     path: req.path,
-    headers: finalHeaders(req.headers),
+    headers: pool.ownsHeaders ? req.headers : finalHeaders(req.headers),
     // undici accepts any AsyncIterable as a request body (documented in its Dispatcher API).
     body: pump !== null ? (pump.chunks() as unknown as Readable) : src,
     headersTimeout: opts.readTimeoutMs,

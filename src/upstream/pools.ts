@@ -20,6 +20,8 @@ export interface PoolHandle {
   readonly dispatcher: UpstreamDispatcher;
   readonly upstream: UpstreamRuntime;
   readonly endpoint: Endpoint;
+  /** The dispatcher drops the headers it manages itself (H1Pool's request head does), so dispatch() need not. */
+  readonly ownsHeaders: boolean;
 }
 
 export interface PoolsOptions {
@@ -62,7 +64,8 @@ export class Pools {
     const timeout = override ? connectTimeoutMs : upstream.connectTimeoutMs;
     const h2 = proto ? http2 : upstream.http2;
     const key = poolKey(upstream, endpoint, timeout, h2);
-    const created: PoolHandle = { key, dispatcher: this.pool(key, upstream, endpoint, timeout, h2), upstream, endpoint };
+    const dispatcher = this.pool(key, upstream, endpoint, timeout, h2);
+    const created: PoolHandle = { key, dispatcher, upstream, endpoint, ownsHeaders: dispatcher instanceof H1Pool };
     memo.set(memoKey, created);
     return created;
   }

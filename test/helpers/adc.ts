@@ -19,11 +19,14 @@ export function adcBin(): string | undefined {
   return bin && existsSync(bin) ? bin : undefined;
 }
 
-/** Why ADC tests are skipped (for the test title), or null when ADC is available. */
+/**
+ * Why ADC tests are skipped (for the test title), or null when they run: only an unset SWY_ADC_BIN skips. A
+ * set one that names no file throws, so a mistyped path fails the run instead of hiding it.
+ */
 export function adcSkipReason(): string | null {
   const bin = process.env[ADC_ENV];
   if (!bin) return `${ADC_ENV} is not set (build api7/adc as test/helpers/adc.ts describes)`;
-  if (!existsSync(bin)) return `${ADC_ENV}=${bin} does not exist`;
+  if (!existsSync(bin)) throw new Error(`${ADC_ENV}=${bin} does not exist`);
   return null;
 }
 

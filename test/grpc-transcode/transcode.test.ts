@@ -62,6 +62,23 @@ describe('grpc-transcode', () => {
     expect(await empty.text()).toBe('{"message":"Hello ","items":[],"gender":"GENDER_UNKNOWN"}');
   });
 
+  it('client arg names cannot reach Object.prototype (the gateway runs in this process)', async () => {
+    const probe = {} as Record<string, unknown>;
+    const r = await fetch(`${gw.url}/hello?name=x&__proto__.polluted=1&constructor.prototype.polluted2=1&__proto__=3`);
+    expect(r.status).toBe(200);
+    expect(await r.json()).toEqual({ message: 'Hello x', items: [], gender: 'GENDER_UNKNOWN' });
+    const form = await fetch(`${gw.url}/hello`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: 'name=y&__proto__.polluted3=1',
+    });
+    expect(form.status).toBe(200);
+    expect(probe.polluted).toBeUndefined();
+    expect(probe.polluted2).toBeUndefined();
+    expect(probe.polluted3).toBeUndefined();
+    expect(Object.keys(Object.prototype)).toEqual([]);
+  });
+
   it('POST: a JSON body with nested messages, enums by name or number; form bodies too', async () => {
     const post = (body: string, type = 'application/json') => fetch(`${gw.url}/hello`, { method: 'POST', headers: { 'content-type': type }, body });
     let r = await post('{"name":"world","person":{"name":"Joe","age":1},"gender":2}');

@@ -10,7 +10,8 @@
 // - A JSON body that passed is re-encoded (defaults filled in) and that is what the upstream receives, so the
 //   upstream cannot see a different document than the one checked (duplicate keys: the last wins).
 // - Header names are case-insensitive as in nginx: a schema property `User-Agent` sees the `user-agent` header.
-import type { JsonObject } from '../../config/resources.ts';
+import type { Json, JsonObject } from '../../config/resources.ts';
+import { ownGet, ownSet } from '../../config/safe-json.ts';
 import { compileSchema, runSchema, type CompiledSchema } from '../../schema/compile.ts';
 import type { HeaderMap, HttpContext } from '../context.ts';
 import type { PluginDef, PluginInstance, PluginResponse } from '../plugin.ts';
@@ -78,10 +79,11 @@ export function decodeArgs(body: string): JsonObject {
     const key = unescapeArg(eq < 0 ? part : part.slice(0, eq));
     if (key === '') continue;
     const value: string | boolean = eq < 0 ? true : unescapeArg(part.slice(eq + 1));
-    const prev = out[key];
-    if (prev === undefined) out[key] = value;
+    // Own-property reads and writes: the keys are the client's (`__proto__`, `constructor`).
+    const prev = ownGet(out, key) as Json | undefined;
+    if (prev === undefined) ownSet(out, key, value);
     else if (Array.isArray(prev)) prev.push(value);
-    else out[key] = [prev, value];
+    else ownSet(out, key, [prev, value]);
   }
   return out;
 }

@@ -165,5 +165,10 @@ describe('request-validation', () => {
     expect(r.status).toBe(400);
     expect(r.body).toMatch(/^property "tag" validation failed: wrong type: expected array, got string/);
     expect(decodeArgs('a=1&b&a=%20x&=z&&c=')).toEqual({ a: ['1', ' x'], b: true, c: '' });
+    // Client keys are own properties: a repeated __proto__ neither swaps the result's prototype nor reads it.
+    const hostile = decodeArgs('__proto__=a&__proto__=b&constructor=c');
+    expect(Object.getPrototypeOf(hostile)).toBe(Object.prototype);
+    expect(Object.getOwnPropertyDescriptor(hostile, '__proto__')?.value).toEqual(['a', 'b']);
+    expect(Object.getOwnPropertyDescriptor(hostile, 'constructor')?.value).toBe('c');
   });
 });

@@ -31,9 +31,12 @@ function isTable(v: unknown): v is Table {
   return v !== null && typeof v === 'object' && !Array.isArray(v) && !(v instanceof BigIntText);
 }
 
-/** Args (query or form) as a table: repeated names become arrays, dotted names nested tables. */
+/**
+ * Args (query or form) as a table: repeated names become arrays, dotted names nested tables. The tables have no
+ * prototype: the keys are the client's, and `?__proto__.x=1` must name a field, not reach Object.prototype.
+ */
 function argsTable(params: URLSearchParams): Table {
-  const out: Table = {};
+  const out: Table = Object.create(null) as Table;
   for (const key of new Set(params.keys())) {
     const all = params.getAll(key);
     const value: unknown = all.length === 1 ? all[0] : all;
@@ -44,7 +47,7 @@ function argsTable(params: URLSearchParams): Table {
       const next = at[seg];
       if (isTable(next)) at = next;
       else {
-        const t: Table = {};
+        const t: Table = Object.create(null) as Table;
         at[seg] = t;
         at = t;
       }
@@ -189,7 +192,7 @@ export function message(type: protobuf.Type, t: Table, path = ''): Record<string
     if (field.map) {
       if (!isTable(v)) throw new EncodeError(`${what}: table expected`);
       const keyType = (field as unknown as protobuf.MapField).keyType;
-      const m: Record<string, unknown> = {};
+      const m = Object.create(null) as Record<string, unknown>; // client keys: "__proto__" is a map key
       for (const k of Object.keys(v)) {
         const item = v[k];
         if (item !== undefined && item !== null) m[mapKey(keyType, k, what)] = fieldValue(field, item, `${what}.${k}`);

@@ -44,6 +44,10 @@ function readInt(buf: Uint8Array, c: Cursor, prefix: number): number {
     if (v > Number.MAX_SAFE_INTEGER) throw new QpackError(QPACK_DECOMPRESSION_FAILED, 'integer overflow');
     if ((b & 0x80) === 0) return v;
     mul *= 128;
+    // Redundant zero continuation bytes add nothing to v but keep scaling mul: at Infinity, 0 * mul is NaN,
+    // and a NaN capacity or length passes every later bound (an unbounded dynamic table). No value up to
+    // 2^53 needs a continuation byte beyond this point.
+    if (mul > Number.MAX_SAFE_INTEGER) throw new QpackError(QPACK_DECOMPRESSION_FAILED, 'integer overflow');
   }
 }
 

@@ -158,6 +158,11 @@ export class RequestContext implements HttpContext {
   balancerPort: number | undefined = undefined;
   upstreamStatus: number | undefined = undefined;
   upstreamLatencyMs: number | undefined = undefined;
+  /**
+   * The gRPC status the exchange ended with ($grpc_status): the upstream's grpc-status trailer, or the head of a
+   * trailers-only answer, or the gateway's own gRPC answer (src/pipeline/grpc.ts); undefined for other traffic.
+   */
+  grpcStatus: string | undefined = undefined;
   bytesSent = 0;
   private query_: URLSearchParams | null = null;
   private cookies_: Map<string, string> | null = null;

@@ -263,7 +263,10 @@ export class HttpPipeline {
     if (r.headers !== undefined) for (const k in r.headers) resp.headers[k.toLowerCase()] = r.headers[k];
     // gRPC clients get a trailers-only answer (HTTP 200, grpc-status); status stays the HTTP one for the log.
     const grpc = grpcLocalHeaders(tx.clientGrpc && isGrpcRequest(ctx.request.headers), r);
-    if (grpc !== null) Object.assign(resp.headers, grpc);
+    if (grpc !== null) {
+      Object.assign(resp.headers, grpc);
+      ctx.grpcStatus = grpc['grpc-status'];
+    }
     let body = grpc === null ? encoded.body : EMPTY;
     if (chain !== null || global !== null) {
       runHeaderFilter(global, chain, ctx);

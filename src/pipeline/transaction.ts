@@ -174,6 +174,9 @@ export class Transaction implements DownstreamEvents, BodySink, ProxyJob, HttpRe
     const resp = ctx.response;
     resp.status = result.status;
     downstreamHeaders(result.headers, resp.headers);
+    // A trailers-only gRPC answer carries its status in the head; end() sees the trailer of the others.
+    const gs = resp.headers['grpc-status'];
+    if (gs !== undefined) ctx.grpcStatus = typeof gs === 'string' ? gs : gs[0];
     resp.headers['server'] = this.pipeline.serverHeader;
     if (result.status >= 500 || opts.showUpstreamStatus) {
       const failed = this.failedStatuses;
@@ -221,6 +224,8 @@ export class Transaction implements DownstreamEvents, BodySink, ProxyJob, HttpRe
       break;
     }
     this.ctx.response.trailers = t;
+    // Read before body_filter: grpc-web turns the trailers into its trailer frame and clears them.
+    if (t !== null && t['grpc-status'] !== undefined) this.ctx.grpcStatus = t['grpc-status'];
     if (this.filtering) {
       const out = runBodyFilter(this.rt.global, this.chain, this.ctx, EMPTY, true);
       if (out !== null && out.length > 0) {

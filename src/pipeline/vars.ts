@@ -52,6 +52,8 @@ const NAMED = new Map<string, Resolver>([
   ['balancer_port', (c) => c.balancerPort],
   ['upstream_status', (c) => c.upstreamStatus],
   ['status', (c) => c.response.status],
+  // Switchyard: the final gRPC status of a gRPC / gRPC-Web exchange (RequestContext.grpcStatus), for logs.
+  ['grpc_status', (c) => c.grpcStatus],
   ['request_id', (c) => c.headerValue('x-request-id')],
 ]);
 

@@ -156,6 +156,8 @@ export function normalizeRequestPath(raw: string, opts: NormalizeOptions = DEFAU
   return { ok: true, path, forward };
 }
 
+const IPV6_LITERAL = /^[0-9a-fA-F.]*:[0-9a-fA-F:.]*$/;
+
 /**
  * The one host normalization: lower case, port removed, IPv6 brackets removed, trailing dot(s) removed (nginx
  * does the same, so `secret.local.` matches `hosts: ["secret.local"]`). Returns null when the value is not a
@@ -168,6 +170,9 @@ export function normalizeHost(h: string): string | null {
     if (close < 0) return null;
     const rest = h.slice(close + 1);
     if (rest !== '' && !/^:\d{1,5}$/.test(rest)) return null;
+    // An IP literal holds an IPv6 address (hex digits, colons, dots of an embedded IPv4): `[/]` must not
+    // become the host `/`, nor `[.]` the host `.`.
+    if (!IPV6_LITERAL.test(h.slice(1, close))) return null;
     return h.slice(1, close).toLowerCase();
   }
   let end = h.length;
@@ -183,7 +188,8 @@ export function normalizeHost(h: string): string | null {
   let lower = false;
   for (let i = 0; i < end; i++) {
     const c = h.charCodeAt(i);
-    if (c <= 32 || c === 47 || c === 92 || c === 127) return null;
+    // A colon or bracket left of the port is no name (`a:b:80`, `:[`): nginx would cut at the first colon.
+    if (c <= 32 || c === 47 || c === 92 || c === 127 || c === 58 || c === 91 || c === 93) return null;
     if (c === 46 && (i === 0 || h.charCodeAt(i - 1) === 46)) return null;
     if (c >= 65 && c <= 90) lower = true;
   }

@@ -3,7 +3,7 @@
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['node_modules/**', 'bench/results/**'] },
+  { ignores: ['node_modules/**', 'bench/results/**', 'build/**', 'test-output/**'] },
   ...tseslint.configs.recommended,
   {
     rules: {

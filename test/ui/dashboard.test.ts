@@ -29,6 +29,8 @@ let tmp: { dir: string; cleanup: () => Promise<void> };
 const problems: string[] = [];
 
 beforeAll(async () => {
+  // The dashboard as the sources stand (what npm start's prestart does).
+  execFileSync(process.execPath, [path.join(import.meta.dirname, '../../scripts/build-ui.mjs'), '--if-stale'], { stdio: 'inherit' });
   tmp = await tempDir('swy-dash-');
   echo = await startEcho('dash');
   const control = await freePort();

@@ -3,10 +3,14 @@
 // openssl, Control API health and Prometheus text from a running gateway, redacted config).
 import { execFileSync } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createAdminServer, type AdminServer, type AdminServerConf } from '../../src/admin/server.ts';
+import { AdminAuth } from '../../src/admin/auth.ts';
 import { REDACTED, uiSourcesFor } from '../../src/admin/ui/live.ts';
+import { createUiHandler } from '../../src/admin/ui/serve.ts';
 import { silentLogger } from '../../src/observability/logger.ts';
 import { ADMIN_KEY, startTestGateway, type TestGateway } from '../helpers/gateway.ts';
 import { freePort } from '../helpers/ports.ts';
@@ -14,6 +18,9 @@ import { tempDir, waitFor } from '../helpers/proc.ts';
 import { startEcho, type EchoServer } from '../helpers/upstream.ts';
 
 const VIEWER_KEY = 'viewer-key-for-ui-tests-0123';
+const REPO = path.join(import.meta.dirname, '../..');
+const SOURCES = path.join(REPO, 'src/admin/ui/web');
+const BUILD = path.join(REPO, 'build/ui');
 let g: TestGateway;
 let echo: EchoServer;
 let withSources: AdminServer;
@@ -46,6 +53,8 @@ async function adminOn(conf: Partial<AdminServerConf>, sources = true): Promise<
 }
 
 beforeAll(async () => {
+  // The dashboard as the sources stand (what npm start's prestart does).
+  execFileSync(process.execPath, [path.join(REPO, 'scripts/build-ui.mjs'), '--if-stale'], { stdio: 'inherit' });
   tmp = await tempDir('swy-ui-');
   echo = await startEcho('ui');
   const control = await freePort();
@@ -75,13 +84,21 @@ describe('static dashboard', () => {
     expect(index.headers.get('content-type')).toMatch(/^text\/html/);
     expect(index.headers.get('content-security-policy')).toMatch(/^default-src 'self'/);
     expect(index.headers.get('x-content-type-options')).toBe('nosniff');
+    expect(index.headers.get('cache-control')).toBe('no-cache');
     const html = await index.text();
-    expect(html).toContain('/ui/js/main.js');
     expect(html).not.toContain(ADMIN_KEY);
     expect((await fetch(`${root}/ui/index.html`)).status).toBe(200);
-    const js = await fetch(`${root}/ui/js/main.js`);
+    // The page names the built, content-hashed bundle, which is cached as immutable.
+    const script = /<script type="module" src="\/ui\/(app-[A-Z0-9]{8}\.js)"><\/script>/.exec(html)?.[1];
+    const style = /<link rel="stylesheet" href="\/ui\/(style-[A-Z0-9]{8}\.css)">/.exec(html)?.[1];
+    expect(script, html).toBeDefined();
+    expect(style, html).toBeDefined();
+    const js = await fetch(`${root}/ui/${script}`);
+    expect(js.status).toBe(200);
     expect(js.headers.get('content-type')).toMatch(/^text\/javascript/);
-    expect((await fetch(`${root}/ui/app.css`)).headers.get('content-type')).toMatch(/^text\/css/);
+    expect(js.headers.get('cache-control')).toBe('public, max-age=31536000, immutable');
+    expect(await js.text()).toBe(readFileSync(path.join(BUILD, script!), 'utf8'));
+    expect((await fetch(`${root}/ui/${style}`)).headers.get('content-type')).toMatch(/^text\/css/);
     expect((await fetch(`${root}/ui/favicon.svg`)).headers.get('content-type')).toBe('image/svg+xml');
     const spa = await fetch(`${root}/ui/not_exist`);
     expect(spa.status).toBe(200);
@@ -104,13 +121,40 @@ describe('static dashboard', () => {
   });
 
   it('ships no inline script or style and never writes markup from strings', () => {
-    const dir = path.join(import.meta.dirname, '../../src/admin/ui/assets');
-    const html = readFileSync(path.join(dir, 'index.html'), 'utf8');
-    expect(html).not.toMatch(/<script(?![^>]*\bsrc=)[^>]*>/);
-    expect(html).not.toMatch(/\sstyle=|\son[a-z]+=/);
-    for (const f of readdirSync(path.join(dir, 'js'))) {
-      const js = readFileSync(path.join(dir, 'js', f), 'utf8');
-      expect(js, f).not.toMatch(/innerHTML|outerHTML|insertAdjacentHTML|document\.write|\beval\(|new Function/);
+    for (const dir of [SOURCES, BUILD]) {
+      const html = readFileSync(path.join(dir, 'index.html'), 'utf8');
+      expect(html).not.toMatch(/<script(?![^>]*\bsrc=)[^>]*>/);
+      expect(html).not.toMatch(/\sstyle=|\son[a-z]+=/);
+    }
+    const sources = readdirSync(SOURCES).filter((f) => f.endsWith('.js'));
+    expect(sources).toContain('main.js');
+    for (const f of sources) {
+      const js = readFileSync(path.join(SOURCES, f), 'utf8');
+      expect(js, f).not.toMatch(/innerHTML|outerHTML|insertAdjacentHTML|dangerouslySetInnerHTML|document\.write|\beval\(|new Function/);
+    }
+  });
+
+  it('answers 503 with the reason while the dashboard is not built, and keeps /ui/api working', async () => {
+    // An empty directory stands for a checkout whose build never ran (the shared build/ui stays in place).
+    const ui = createUiHandler({
+      auth: new AdminAuth([{ name: 'admin', key: ADMIN_KEY, role: 'admin' }], true),
+      store: g.gw.store!,
+      sources: uiSourcesFor(g.config, () => g.gw.controlPort()),
+      logger: silentLogger,
+      assetDir: tmp.dir,
+    });
+    const server = createServer((req, res) => void ui.handle(req, res, new URL(req.url ?? '/', 'http://x')));
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    try {
+      const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+      for (const p of ['/ui/', '/ui/index.html', '/ui/routes']) {
+        const r = await fetch(`${base}${p}`);
+        expect(r.status, p).toBe(503);
+        expect(((await r.json()) as { error_msg: string }).error_msg).toMatch(/^the dashboard is not built: run `npm run build:ui`/);
+      }
+      expect((await fetch(`${base}/ui/api/config`, { headers: { 'X-API-KEY': ADMIN_KEY } })).status).toBe(200);
+    } finally {
+      await new Promise((resolve) => server.close(resolve));
     }
   });
 });

@@ -1,10 +1,11 @@
 // The embedded dashboard on the Admin listener (APISIX 3.13+ `deployment.admin.enable_admin_ui`): `/ui` answers
-// 301 to `/ui/` (a relative Location, like APISIX's `absolute_redirect off`), `/ui/<file>` serves the static
-// assets, any other `/ui/...` path is the single-page fallback (index.html). The assets are plain ES modules and
-// CSS read once at startup: there is no build step. Helper endpoints the Admin API has no equivalent for live
-// under `/ui/api/` and require the admin key like the Admin API (GET only, so the viewer role may read them).
+// 301 to `/ui/` (a relative Location, like APISIX's `absolute_redirect off`), `/ui/<file>` serves the built
+// assets, any other `/ui/...` path is the single-page fallback (index.html). The assets are built from
+// src/admin/ui/web into build/ui by scripts/build-ui.mjs (npm install and npm start run it) and read once at
+// startup. Helper endpoints the Admin API has no equivalent for live under `/ui/api/` and require the admin key
+// like the Admin API (GET only, so the viewer role may read them).
 // The key is never embedded in a page: the browser keeps it in sessionStorage and sends it as X-API-KEY.
-import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import path from 'node:path';
 import type { ConfigStore } from '../../config/store.ts';
@@ -14,7 +15,11 @@ import { sslSummaries } from './certs.ts';
 import { fetchControlHealth, fetchMetricsText, redactedConfig, type UiSources } from './live.ts';
 
 export const UI_PREFIX = '/ui';
-const ASSET_DIR = path.join(import.meta.dirname, 'assets');
+const BUILD_DIR = path.join(import.meta.dirname, '../../../build/ui');
+const SOURCE_DIR = path.join(import.meta.dirname, 'web');
+/** esbuild's `[name]-[hash]` output names: their content never changes, so browsers may keep them. */
+const HASHED = /-[A-Z0-9]{8}\.(?:js|css)$/;
+const NOT_BUILT = 'the dashboard is not built: run `npm run build:ui` (npm install and npm start build it)';
 
 const TYPES: Readonly<Record<string, string>> = {
   '.html': 'text/html; charset=utf-8',
@@ -40,18 +45,21 @@ const SECURITY_HEADERS: Readonly<Record<string, string>> = {
 interface Asset {
   readonly type: string;
   readonly body: Buffer;
+  readonly cache: string;
 }
 
-/** Every file under the asset directory, keyed by its URL path below /ui/ (read once: config time). */
+/** Every file of the build, keyed by its URL path below /ui/ (read once: config time); empty when not built. */
 function loadAssets(dir: string): Map<string, Asset> {
   const out = new Map<string, Asset>();
+  if (!existsSync(dir)) return out;
   const walk = (d: string, prefix: string): void => {
     for (const name of readdirSync(d)) {
       const full = path.join(d, name);
       if (statSync(full).isDirectory()) walk(full, `${prefix}${name}/`);
       else {
         const type = TYPES[path.extname(name)];
-        if (type !== undefined) out.set(`${prefix}${name}`, { type, body: readFileSync(full) });
+        const cache = HASHED.test(name) ? 'public, max-age=31536000, immutable' : 'no-cache';
+        if (type !== undefined) out.set(`${prefix}${name}`, { type, body: readFileSync(full), cache });
       }
     }
   };
@@ -59,11 +67,22 @@ function loadAssets(dir: string): Map<string, Asset> {
   return out;
 }
 
+function newestMtime(dir: string): number {
+  let newest = 0;
+  for (const e of readdirSync(dir, { withFileTypes: true })) {
+    const full = path.join(dir, e.name);
+    newest = Math.max(newest, e.isDirectory() ? newestMtime(full) : statSync(full).mtimeMs);
+  }
+  return newest;
+}
+
 export interface UiHandlerOptions {
   readonly auth: AdminAuth;
   readonly store: ConfigStore;
   readonly sources: UiSources;
   readonly logger: Logger;
+  /** The built dashboard (build/ui); tests point it at a directory of their own. */
+  readonly assetDir?: string;
 }
 
 export interface UiHandler {
@@ -86,10 +105,14 @@ function json(req: IncomingMessage, res: ServerResponse, status: number, body: u
 }
 
 export function createUiHandler(opts: UiHandlerOptions): UiHandler {
-  const assets = loadAssets(ASSET_DIR);
+  const { auth, store, sources, logger, assetDir = BUILD_DIR } = opts;
+  const assets = loadAssets(assetDir);
   const index = assets.get('index.html');
-  if (index === undefined) throw new Error(`admin UI: ${ASSET_DIR}/index.html is missing`);
-  const { auth, store, sources, logger } = opts;
+  if (index === undefined) logger.error({ dir: assetDir }, NOT_BUILT);
+  else if (existsSync(SOURCE_DIR) && newestMtime(SOURCE_DIR) > statSync(path.join(assetDir, 'index.html')).mtimeMs) {
+    // A checkout edited after the last build, started without npm start (whose prestart rebuilds).
+    logger.warn({ dir: assetDir }, 'the dashboard build is older than its sources: run `npm run build:ui`');
+  }
 
   async function api(req: IncomingMessage, res: ServerResponse, name: string, url: URL): Promise<void> {
     const verdict = auth.check(req, url.searchParams);
@@ -138,9 +161,10 @@ export function createUiHandler(opts: UiHandlerOptions): UiHandler {
       }
       const rest = p.slice(UI_PREFIX.length + 1);
       if (rest.startsWith('api/')) return api(req, res, rest.slice(4), url);
+      if (index === undefined) return json(req, res, 503, { error_msg: NOT_BUILT });
       const asset = rest === '' ? index : assets.get(rest);
       if (asset !== undefined) {
-        return write(req, res, 200, asset.type, asset.body, { 'Cache-Control': 'no-cache' });
+        return write(req, res, 200, asset.type, asset.body, { 'Cache-Control': asset.cache });
       }
       // A missing file with an extension is a 404; anything else is a client-side route (SPA fallback).
       if (path.extname(rest) !== '') return write(req, res, 404, 'text/plain; charset=utf-8', 'not found\n');

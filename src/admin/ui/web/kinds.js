@@ -1,6 +1,6 @@
 // The resource kinds the dashboard manages: URL name, labels, list columns, how ids are chosen and which
 // plugin schema variant their plugin forms use.
-import { brief } from './dom.js';
+import { brief } from './util.js';
 
 const plugins = (v) => Object.keys(v.plugins ?? {}).join(', ');
 const nodes = (n) => {

@@ -24,8 +24,20 @@ export const session = {
   },
 };
 
-/** Raised when the key is rejected, so the shell can return to the login form. */
+/** Raised when the key is rejected; the shell, told through onAuthLost, returns to the sign-in form. */
 export class AuthError extends Error {}
+
+let authLost = null;
+/** The shell's handler for a key the Admin API stopped accepting (removed from the config meanwhile). */
+export function onAuthLost(fn) {
+  authLost = fn;
+}
+
+function rejected(r) {
+  const err = new AuthError(r.body?.description ?? 'unauthorized');
+  authLost?.(err);
+  return err;
+}
 
 async function call(method, url, body, key = session.key) {
   const headers = {};
@@ -50,14 +62,14 @@ async function call(method, url, body, key = session.key) {
 
 export async function api(method, path, body) {
   const r = await call(method, ADMIN + path, body);
-  if (r.status === 401 && r.body?.description !== 'invalid method for role viewer') throw new AuthError(r.body?.description ?? 'unauthorized');
+  if (r.status === 401 && r.body?.description !== 'invalid method for role viewer') throw rejected(r);
   return r;
 }
 
 /** The dashboard's own helper endpoints (/ui/api/...). */
 export async function uiApi(name) {
   const r = await call('GET', `/ui/api/${name}`);
-  if (r.status === 401) throw new AuthError(r.body?.description ?? 'unauthorized');
+  if (r.status === 401) throw rejected(r);
   return r;
 }
 

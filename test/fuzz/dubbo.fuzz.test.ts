@@ -1,5 +1,6 @@
-// Property test of the Dubbo input path: for arbitrary bytes in arbitrary splits (random noise, and
-// frames with valid magic but random flags, lengths and bodies) the frame decoder never throws, never
+// Fuzz target: the Dubbo input path (moved from test/dubbo/decoder-fuzz.test.ts so `npm run fuzz` runs it
+// longer). For arbitrary bytes in arbitrary splits (random noise, and frames with valid magic but random
+// flags, lengths and bodies) the frame decoder never throws, never
 // returns a body above its bound, never retains HEADER + bound bytes once it asks for more, and the body
 // decoders (request head, request body, response) return values instead of throwing.
 import fc from 'fast-check';
@@ -7,8 +8,11 @@ import hessian from 'hessian.js';
 import { describe, expect, it } from 'vitest';
 import { HEADER_LENGTH, decodeRequestBody, decodeRequestHead, decodeResponse } from '../../protocols/dubbo/codec.ts';
 import { FrameDecoder } from '../../protocols/dubbo/frame-decoder.ts';
+import { params, runs } from './runs.ts';
 
 const MAX = 4096;
+const N_FRAMES = runs(2000);
+const N_HEAD = runs(1000);
 
 /** A frame header with the right magic and a random length (often above MAX), then some bytes. */
 const framed = fc
@@ -42,7 +46,7 @@ function splits(buf: Buffer, cuts: number[]): Buffer[] {
 }
 
 describe('dubbo decoder fuzz', () => {
-  it('never throws and stays within the frame bound', () => {
+  it(`never throws and stays within the frame bound (${N_FRAMES} inputs)`, () => {
     const seen = { frames: 0, errors: 0 };
     fc.assert(
       fc.property(input, fc.array(fc.nat(), { maxLength: 12 }), (buf, cuts) => {
@@ -73,14 +77,14 @@ describe('dubbo decoder fuzz', () => {
           if (failed) break;
         }
       }),
-      { numRuns: 2000, seed: 0x5eed },
+      params(N_FRAMES),
     );
     // The generator reaches both outcomes often (the property is not vacuous).
-    expect(seen.frames).toBeGreaterThan(200);
-    expect(seen.errors).toBeGreaterThan(200);
+    expect(seen.frames).toBeGreaterThan(N_FRAMES / 10);
+    expect(seen.errors).toBeGreaterThan(N_FRAMES / 10);
   });
 
-  it('reads the routing head as hessian.js wrote it, for any strings (ASCII fast path and fallback)', () => {
+  it(`reads the routing head as hessian.js wrote it, for any strings (ASCII fast path and fallback) (${N_HEAD} inputs)`, () => {
     const text = fc.oneof(fc.string({ maxLength: 300 }), fc.string({ unit: 'binary', maxLength: 40 }));
     fc.assert(
       fc.property(text, text.filter((x) => x !== ''), text, text.filter((x) => x !== ''), fc.uint8Array({ maxLength: 20 }), (v, svc, ver, m, tail) => {
@@ -89,7 +93,7 @@ describe('dubbo decoder fuzz', () => {
         const body = Buffer.concat([e.get(), Buffer.from(tail)]);
         expect(decodeRequestHead(body)).toEqual({ ok: true, value: { dubboVersion: v, service: svc, version: ver, method: m } });
       }),
-      { numRuns: 1000, seed: 0x4ead },
+      params(N_HEAD),
     );
   });
 });

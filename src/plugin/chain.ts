@@ -16,7 +16,7 @@ import type { Logger } from '../observability/logger.ts';
 import { compileExpr, isAlwaysTrue, type CompiledExpr } from '../router/expr.ts';
 import type { PluginDef, PluginEnv, PluginInstance, PluginResponse } from './plugin.ts';
 import type { PluginRegistry, Subsystem } from './registry.ts';
-import { resolveSecretRefs } from './secret-refs.ts';
+import { hasManagerRefs, resolveSecretRefs } from './secret-refs.ts';
 
 /** Builds the environment of one plugin instance; `ownerId` is the global rule id in compileGlobal. */
 export type EnvFor = (def: PluginDef, conf: JsonObject, ownerId?: string) => PluginEnv;
@@ -100,11 +100,17 @@ export class PluginChain {
   /** Rewrite steps of consumer-contributed, non-auth plugins (APISIX "rewrite_in_consumer"). */
   readonly consumerRewrite: readonly ChainStep[];
   readonly subsystem: Subsystem;
+  /**
+   * Whether a conf of the chain holds a `$secret://` reference: such a chain is rebuilt when the secrets
+   * resource changes, since its instances hold the values resolved when they were created.
+   */
+  readonly secretRefs: boolean;
   readonly #byName: ReadonlyMap<string, ChainStep>;
 
   private constructor(steps: ChainStep[], subsystem: Subsystem) {
     this.steps = steps;
     this.subsystem = subsystem;
+    this.secretRefs = steps.some((s) => hasManagerRefs(s.conf));
     this.rewrite = steps.filter((s) => s.instance.rewrite !== undefined);
     this.access = steps.filter((s) => s.instance.access !== undefined);
     this.before_proxy = steps.filter((s) => s.instance.before_proxy !== undefined);

@@ -9,9 +9,11 @@
 // answers 500) instead of being kept verbatim, since a literal "$env://..." would otherwise become a
 // password, key or token anyone could guess. Resolved values never appear in errors or logs.
 // Secret managers: APISIX's are vault, aws and gcp, all reached over the network. Creating an instance is
-// synchronous here, so they need the values fetched before the snapshot is built; until that step exists a
-// `$secret://` reference to an existing secret fails with a message saying so.
+// synchronous here, so their values are fetched before the runtimes are built (secret-vault.ts, awaited by
+// the runtime manager) and read from that cache here. Vault is implemented; a reference to an aws or gcp
+// secret fails with a message saying that manager is not available.
 import type { Json, JsonObject } from '../config/resources.ts';
+import { lookupVault, parseVaultRef } from './secret-vault.ts';
 
 export const SECRET_PREFIX = '$secret://';
 const ENV_PREFIX = '$ENV://';
@@ -37,6 +39,16 @@ export function hasSecretRefs(v: Json | undefined): boolean {
   if (Array.isArray(v)) return v.some((x) => hasSecretRefs(x));
   if (v !== null && typeof v === 'object') {
     for (const k of Object.keys(v)) if (hasSecretRefs(v[k])) return true;
+  }
+  return false;
+}
+
+/** Whether any string in `v` is a `$secret://` reference (values that can change while the process runs). */
+export function hasManagerRefs(v: Json | undefined): boolean {
+  if (typeof v === 'string') return v.startsWith(SECRET_PREFIX);
+  if (Array.isArray(v)) return v.some((x) => hasManagerRefs(x));
+  if (v !== null && typeof v === 'object') {
+    for (const k of Object.keys(v)) if (hasManagerRefs(v[k])) return true;
   }
   return false;
 }
@@ -71,7 +83,10 @@ function fetchSecret(ref: string, store: SecretStore | undefined): Lookup {
   if (i2 === path.length - 1) return { ok: false, error: 'error format: no secret key id' };
   const manager = path.slice(0, i1);
   const id = `${manager}/${path.slice(i1 + 1, i2)}`;
-  if (store?.get('secrets', id) === undefined) return { ok: false, error: `no secret conf, secret_uri: ${ref}` };
+  const secret = store?.get('secrets', id);
+  if (secret === undefined) return { ok: false, error: `no secret conf, secret_uri: ${ref}` };
+  const vault = parseVaultRef(ref);
+  if (vault !== null) return 'error' in vault ? { ok: false, error: vault.error } : lookupVault(secret, vault);
   return {
     ok: false,
     error: `secret manager ${manager} is not available: its values must be fetched before the configuration is built`,

@@ -214,12 +214,14 @@ const PLUGINS_READING: ReadonlyMap<Kind, readonly string[]> = new Map([['protos'
 
 /**
  * Names of plugins whose instances must be rebuilt: their plugin_metadata changed, or a resource kind they
- * read (protos for grpc-transcode: APISIX reads the proto per request, so an update applies at once).
+ * read (protos for grpc-transcode: APISIX reads the proto per request, so an update applies at once), plus
+ * SECRETS_CHANGED when the secrets resource changed.
  */
 function changedMetadata(snapshot: Snapshot, prev: Snapshot | null): Set<string> | null {
   if (prev === null) return null;
   const out = new Set<string>();
   for (const [kind, names] of PLUGINS_READING) if (!snapshot.sameKind(kind, prev)) for (const n of names) out.add(n);
+  if (!snapshot.sameKind('secrets', prev)) out.add(SECRETS_CHANGED);
   if (snapshot.sameKind('plugin_metadata', prev)) return out;
   for (const m of snapshot.list('plugin_metadata')) if (prev.get('plugin_metadata', m.item.id) !== m) out.add(m.item.id);
   for (const m of prev.list('plugin_metadata')) if (snapshot.get('plugin_metadata', m.item.id) !== m) out.add(m.item.id);
@@ -240,9 +242,17 @@ function onlyRoutesChanged(snapshot: Snapshot, prev: Snapshot): boolean {
   return true;
 }
 
-/** Whether a chain may be kept given the changed metadata (null: nothing may be kept). */
+/** Marks a changed secrets resource in the changed-metadata set (no plugin has this name). */
+const SECRETS_CHANGED = '\0secrets';
+
+/**
+ * Whether a chain may be kept given the changed metadata (null: nothing may be kept). A chain whose confs
+ * hold `$secret://` references is rebuilt when the secrets resource changed: its instances hold the values
+ * resolved at creation.
+ */
 function metadataUnchanged(chain: PluginChain, changed: Set<string> | null): boolean {
   if (changed === null) return false;
+  if (chain.secretRefs && changed.has(SECRETS_CHANGED)) return false;
   for (const name of changed) if (chain.has(name)) return false;
   return true;
 }

@@ -1,7 +1,8 @@
 // Follows a ConfigStore and publishes data-plane runtimes. Store events are coalesced (one rebuild per burst),
 // a snapshot is validated off the request path, runtimes are built from it and swapped atomically.
 // A builder whose kinds did not change keeps its runtime (no build, no swap of that slot).
-// A rebuild failure keeps the last good runtime.
+// A rebuild failure keeps the last good runtime. Values of secret managers (Vault) the confs reference are
+// fetched between the snapshot and the build, so a swap never publishes a conf whose secret is not fetched.
 import { EventEmitter } from 'node:events';
 import type { Kind } from '../config/resources.ts';
 import type { ConfigStore } from '../config/store.ts';
@@ -9,6 +10,7 @@ import { buildSnapshot, type Snapshot } from '../config/snapshot.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { PluginSchemaSource } from '../schema/validator.ts';
 import { checkExpr } from '../router/expr.ts';
+import { prefetchVaultSecrets } from '../plugin/secret-vault.ts';
 
 /** One consumer of snapshots (HTTP runtime, stream runtime): builds its view, reusing the previous one. */
 export interface RuntimeBuilder<R> {
@@ -69,6 +71,8 @@ export class RuntimeManager extends EventEmitter {
   private building = false;
   private dirty = false;
   private fullPending = false;
+  /** Set by stop(): a build waiting on secret fetches is dropped instead of published. */
+  private stopped = false;
   private readonly onChange = (): void => this.schedule();
 
   constructor(store: ConfigStore, plugins: PluginSchemaSource, logger: Logger, opts: RuntimeManagerOptions = {}) {
@@ -102,6 +106,7 @@ export class RuntimeManager extends EventEmitter {
 
   /** Builds from the store's current view and follows it. The store must be started. */
   start(): void {
+    this.stopped = false;
     this.store.on('change', this.onChange);
     this.store.on('resync', this.onChange);
     this.rebuild();
@@ -110,6 +115,7 @@ export class RuntimeManager extends EventEmitter {
   stop(): void {
     this.store.off('change', this.onChange);
     this.store.off('resync', this.onChange);
+    this.stopped = true;
   }
 
   /**
@@ -148,15 +154,35 @@ export class RuntimeManager extends EventEmitter {
     const full = this.fullPending;
     this.fullPending = false;
     const started = performance.now();
-    const built: unknown[] = [];
+    let snap: Snapshot;
     try {
-      const snap = buildSnapshot(this.store.all(), this.store.revision, {
+      snap = buildSnapshot(this.store.all(), this.store.revision, {
         plugins: this.plugins,
         compileVars: checkExpr,
         previous: full ? undefined : (this.snapshot_ ?? undefined),
         onUnknownPlugin: this.onUnknownPlugin,
       });
       for (const e of snap.errors) this.logger.warn({ key: e.key, error: e.message }, 'invalid config object skipped');
+    } catch (err) {
+      this.logger.error({ err }, 'config rebuild failed; keeping the last good runtime');
+      if (full) this.fullPending = true;
+      this.settle();
+      return;
+    }
+    // Secret manager values the plugin confs reference are fetched before a runtime is built from the
+    // snapshot (plugin instances resolve references synchronously); events meanwhile mark the build dirty.
+    const fetching = prefetchVaultSecrets(snap);
+    if (fetching === null) this.publish(snap, full, started);
+    else void fetching.then(() => this.publish(snap, full, started));
+  }
+
+  private publish(snap: Snapshot, full: boolean, started: number): void {
+    if (this.stopped) {
+      this.building = false;
+      return;
+    }
+    const built: unknown[] = [];
+    try {
       for (const slot of this.slots) {
         if (!full && this.unchangedFor(slot, snap)) built.push(slot.current);
         else built.push(slot.builder.build(snap, full ? null : slot.current));
@@ -185,11 +211,15 @@ export class RuntimeManager extends EventEmitter {
       }
       if (full) this.fullPending = true;
     } finally {
-      this.building = false;
-      if (this.dirty) {
-        this.dirty = false;
-        this.schedule();
-      }
+      this.settle();
+    }
+  }
+
+  private settle(): void {
+    this.building = false;
+    if (this.dirty) {
+      this.dirty = false;
+      this.schedule();
     }
   }
 }

@@ -52,7 +52,9 @@ describe('secret references in plugin confs', () => {
     expect(() => resolveSecretRefs({ k: '$secret://vault/1/' }, noSecrets)).toThrow('no secret key id');
     expect(() => resolveSecretRefs({ k: '$secret://vault/1/db/pass' }, noSecrets)).toThrow('no secret conf, secret_uri: $secret://vault/1/db/pass');
     const store: SecretStore = { get: (_k, id) => (id === 'vault/1' ? { value: { uri: 'http://127.0.0.1:1', prefix: 'kv', token: 't' } } : undefined) };
-    expect(() => resolveSecretRefs({ k: '$secret://vault/1/db/pass' }, store)).toThrow('secret manager vault is not available');
+    expect(() => resolveSecretRefs({ k: '$secret://vault/1/db/pass' }, store)).toThrow('vault path db of vault/1 was not fetched');
+    const aws: SecretStore = { get: (_k, id) => (id === 'aws/1' ? { value: { access_key_id: 'a', secret_access_key: 'b' } } : undefined) };
+    expect(() => resolveSecretRefs({ k: '$secret://aws/1/db/pass' }, aws)).toThrow('secret manager aws is not available');
   });
 
   describe('through the gateway', () => {

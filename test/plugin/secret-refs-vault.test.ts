@@ -1,0 +1,140 @@
+// `$secret://vault/...` references against a small HTTP receiver speaking the Vault KV v2 read API (no real
+// Vault runs here): values fetched before the swap, cached, re-read when the secrets object changes.
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startTestGateway, type TestGateway } from '../helpers/gateway.ts';
+import { startEcho, type EchoServer } from '../helpers/upstream.ts';
+import { curl } from '../helpers/curl.ts';
+
+interface KvReceiver {
+  readonly url: string;
+  /** KV v2 secrets by path under the mount `kv` (GET /v1/kv/data/<path>). */
+  readonly data: Map<string, Record<string, string>>;
+  /** Tokens accepted; anything else gets 403 as Vault answers a bad token. */
+  readonly tokens: Set<string>;
+  readonly seen: { url: string; token: string | undefined; namespace: string | undefined }[];
+  close(): Promise<void>;
+}
+
+async function startKv(): Promise<KvReceiver> {
+  const data = new Map<string, Record<string, string>>();
+  const tokens = new Set<string>();
+  const seen: KvReceiver['seen'] = [];
+  const server = http.createServer((req, res) => {
+    const token = req.headers['x-vault-token'] as string | undefined;
+    seen.push({ url: req.url ?? '', token, namespace: req.headers['x-vault-namespace'] as string | undefined });
+    res.setHeader('content-type', 'application/json');
+    if (req.method !== 'GET' || token === undefined || !tokens.has(token)) {
+      res.writeHead(403).end(JSON.stringify({ errors: ['permission denied'] }));
+      return;
+    }
+    const m = /^\/v1\/kv\/data\/(.+)$/.exec(req.url ?? '');
+    const fields = m ? data.get(m[1]!) : undefined;
+    if (fields === undefined) {
+      res.writeHead(404).end(JSON.stringify({ errors: [] }));
+      return;
+    }
+    res.end(JSON.stringify({ request_id: 'r', lease_duration: 0, data: { data: fields, metadata: { version: 1, destroyed: false } } }));
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    data,
+    tokens,
+    seen,
+    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+  };
+}
+
+describe('$secret://vault references through the gateway', () => {
+  let gw: TestGateway;
+  let up: EchoServer;
+  let kv: KvReceiver;
+
+  beforeAll(async () => {
+    kv = await startKv();
+    gw = await startTestGateway();
+    up = await startEcho('vault');
+  });
+  afterAll(async () => {
+    await gw?.close();
+    await up?.close();
+    await kv?.close();
+  });
+
+  const blocked = async () => {
+    const r = await curl(`${gw.url}/ua`, ['-A', 'a bot']);
+    return { status: r.status, body: r.body };
+  };
+
+  it('resolves a KV v2 value before the route serves, then keeps it cached until the secret changes', async () => {
+    kv.tokens.add('tok-1');
+    kv.data.set('apisix/jack', { msg: 'first value' });
+    await gw.put('/secrets/vault/1', { uri: kv.url, prefix: 'kv/data/apisix', token: 'tok-1', namespace: 'team-a' });
+    await gw.put('/routes/1', {
+      uri: '/ua',
+      plugins: { 'ua-restriction': { denylist: ['bot'], message: '$secret://vault/1/jack/msg' } },
+      upstream: { nodes: { [up.addr]: 1 } },
+    });
+    const first = await blocked();
+    expect(first.status).toBe(403);
+    expect(JSON.parse(first.body)).toEqual({ message: 'first value' });
+    expect(kv.seen).toEqual([{ url: '/v1/kv/data/apisix/jack', token: 'tok-1', namespace: 'team-a' }]);
+
+    // Vault changes, the configuration does not: the fetched value stays, and requests never reach Vault.
+    kv.data.set('apisix/jack', { msg: 'second value' });
+    for (let i = 0; i < 3; i++) expect(JSON.parse((await blocked()).body)).toEqual({ message: 'first value' });
+    expect(kv.seen.length).toBe(1);
+    // Another route's write rebuilds the runtime but neither refetches nor rebuilds the secret's chain.
+    await gw.put('/routes/2', { uri: '/other', upstream: { nodes: { [up.addr]: 1 } } });
+    expect(JSON.parse((await blocked()).body)).toEqual({ message: 'first value' });
+    expect(kv.seen.length).toBe(1);
+
+    // A change of the secrets object (a rotated token) re-reads Vault and rebuilds the route's chain,
+    // though the route itself did not change.
+    kv.tokens.add('tok-2');
+    await gw.put('/secrets/vault/1', { uri: kv.url, prefix: 'kv/data/apisix', token: 'tok-2', namespace: 'team-a' });
+    expect(JSON.parse((await blocked()).body)).toEqual({ message: 'second value' });
+    expect(kv.seen.at(-1)).toEqual({ url: '/v1/kv/data/apisix/jack', token: 'tok-2', namespace: 'team-a' });
+    const stored = await gw.admin('GET', '/routes/1');
+    expect(stored.body.value.plugins['ua-restriction'].message).toBe('$secret://vault/1/jack/msg');
+  });
+
+  it('fails closed (500, upstream never reached) when Vault refuses the token or lacks the field', async () => {
+    await gw.put('/secrets/vault/1', { uri: kv.url, prefix: 'kv/data/apisix', token: 'revoked' });
+    const before = up.seen.length;
+    expect((await blocked()).status).toBe(500);
+    expect((await curl(`${gw.url}/ua`)).status).toBe(500);
+    await gw.put('/secrets/vault/1', { uri: kv.url, prefix: 'kv/data/apisix', token: 'tok-2' });
+    await gw.put('/routes/1', {
+      uri: '/ua',
+      plugins: { 'ua-restriction': { denylist: ['bot'], message: '$secret://vault/1/jack/nope' } },
+      upstream: { nodes: { [up.addr]: 1 } },
+    });
+    expect((await curl(`${gw.url}/ua`)).status).toBe(500);
+    expect(up.seen.length).toBe(before);
+    // The field present again: the route serves (a passing client reaches the upstream).
+    await gw.put('/routes/1', {
+      uri: '/ua',
+      plugins: { 'ua-restriction': { denylist: ['bot'], message: '$secret://vault/1/jack/msg' } },
+      upstream: { nodes: { [up.addr]: 1 } },
+    });
+    expect((await curl(`${gw.url}/ua`)).status).toBe(200);
+    expect(up.seen.length).toBe(before + 1);
+  });
+
+  it('reads the token from an $env reference, as APISIX', async () => {
+    const name = `SWY_TEST_VAULT_TOKEN_${process.pid}`;
+    process.env[name] = 'tok-env';
+    kv.tokens.add('tok-env');
+    kv.data.set('apisix/jack', { msg: 'via env token' });
+    try {
+      await gw.put('/secrets/vault/1', { uri: kv.url, prefix: 'kv/data/apisix', token: `$env://${name}` });
+      expect(JSON.parse((await blocked()).body)).toEqual({ message: 'via env token' });
+      expect(kv.seen.at(-1)!.token).toBe('tok-env');
+    } finally {
+      delete process.env[name];
+    }
+  });
+});

@@ -3,7 +3,7 @@
 // become Sets so the per-outcome lookups are O(1).
 import type { JsonObject } from '../config/resources.ts';
 
-export type ProbeType = 'http' | 'https' | 'tcp' | 'udp';
+export type ProbeType = 'http' | 'https' | 'tcp' | 'udp' | 'grpc' | 'grpcs';
 
 export interface ActiveConf {
   readonly type: ProbeType;
@@ -20,6 +20,8 @@ export interface ActiveConf {
   readonly reqHeaders: readonly string[];
   readonly udpPayload: Buffer;
   readonly udpExpect: Buffer | null;
+  /** grpc/grpcs probes: the service name of grpc.health.v1.HealthCheckRequest ('' = the whole server). */
+  readonly grpcService: string;
   readonly healthy: { readonly interval: number; readonly statuses: ReadonlySet<number>; readonly successes: number };
   readonly unhealthy: {
     readonly interval: number;
@@ -91,6 +93,7 @@ function activeOf(a: JsonObject): ActiveConf {
     reqHeaders: Array.isArray(a.req_headers) ? a.req_headers.filter((x): x is string => typeof x === 'string') : [],
     udpPayload: hex(a.udp_payload) ?? Buffer.alloc(0),
     udpExpect: hex(a.udp_expect),
+    grpcService: str(a.grpc_service) ?? '',
     healthy: Object.freeze({
       interval: Math.max(1, num(h.interval, 1)),
       statuses: statuses(h.http_statuses, ACTIVE_HEALTHY),

@@ -76,6 +76,58 @@ export function httpToGrpcStatus(status: number): number {
   }
 }
 
+/**
+ * gRPC status to HTTP status, as Envoy's Grpc::Utility::grpcToHttpStatus (what its router feeds outlier
+ * detection for gRPC answers): 0 200, 1 499, 3/9/11 400, 4 504, 5 404, 6/10 409, 7 403, 8 429, 12 501, 14 503,
+ * 16 401; 2, 13, 15 and anything else (including an unparsable value) 500. Passive health checks judge a gRPC
+ * answer by this status against `checks.passive.*.http_statuses`: with APISIX's default unhealthy list
+ * [429, 500, 503], the failing gRPC codes are UNKNOWN(2), RESOURCE_EXHAUSTED(8), INTERNAL(13), UNAVAILABLE(14),
+ * DATA_LOSS(15) and codes outside 0-16.
+ */
+export function grpcToHttpStatus(grpcStatus: string | undefined): number {
+  switch (grpcStatus) {
+    case '0':
+      return 200;
+    case '1':
+      return 499;
+    case '3':
+    case '9':
+    case '11':
+      return 400;
+    case '4':
+      return 504;
+    case '5':
+      return 404;
+    case '6':
+    case '10':
+      return 409;
+    case '7':
+      return 403;
+    case '8':
+      return 429;
+    case '12':
+      return 501;
+    case '14':
+      return 503;
+    case '16':
+      return 401;
+    default:
+      return 500;
+  }
+}
+
+/**
+ * Passive health view of a proxied answer's head: the status to report now (the HTTP status, or for a gRPC
+ * answer carrying grpc-status in its head, trailers-only, that status mapped by grpcToHttpStatus), or -1 for
+ * a gRPC answer whose status comes in the trailers (reported then; its 200 head says nothing).
+ */
+export function passiveStatusOfHead(status: number, headers: Record<string, string | string[]>): number {
+  // hot path
+  if (status !== 200 || !isGrpcRequest(headers)) return status;
+  const gs = headers['grpc-status'];
+  if (gs === undefined) return -1;
+  return grpcToHttpStatus(typeof gs === 'string' ? gs : gs[0]);
+}
 
 const MAX_MESSAGE = 1024;
 

@@ -14,6 +14,7 @@ import type { HttpRequestMessage } from './channels.ts';
 import type { RequestContext } from './context.ts';
 import type { Downstream, DownstreamEvents, PipelineRequest } from './downstream.ts';
 import { downstreamHeaders, upstreamHeaders } from './forward.ts';
+import { grpcToHttpStatus } from './grpc.ts';
 import type { HttpPipeline } from './pipeline.ts';
 
 const EMPTY = Buffer.alloc(0);
@@ -47,6 +48,7 @@ export class Transaction implements DownstreamEvents, BodySink, ProxyJob, HttpRe
   cancelled = false;
   failedStatuses = '';
   upstreamLatencyMs = 0;
+  grpcOutcome: ProxyJob['grpcOutcome'] = null;
   /** The request body for upstream attempts, built once after before_proxy (a retry resends it unconsumed). */
   private body: Readable | Buffer | null = null;
 
@@ -226,6 +228,12 @@ export class Transaction implements DownstreamEvents, BodySink, ProxyJob, HttpRe
     this.ctx.response.trailers = t;
     // Read before body_filter: grpc-web turns the trailers into its trailer frame and clears them.
     if (t !== null && t['grpc-status'] !== undefined) this.ctx.grpcStatus = t['grpc-status'];
+    const go = this.grpcOutcome;
+    if (go !== null) {
+      this.grpcOutcome = null;
+      // Passive health of a gRPC answer (Envoy's mapping); a stream that ends without grpc-status is UNKNOWN.
+      go.outcomes.status(this.upstream, go.endpoint, grpcToHttpStatus(t?.['grpc-status']));
+    }
     if (this.filtering) {
       const out = runBodyFilter(this.rt.global, this.chain, this.ctx, EMPTY, true);
       if (out !== null && out.length > 0) {

@@ -25,9 +25,11 @@ const hexBytes: JsonObject = { type: 'string', pattern: '^([0-9a-fA-F]{2})*$' };
 const activeCheck: JsonObject = {
   type: 'object',
   properties: {
-    // Switchyard extension: `udp` probes send `udp_payload` and expect a datagram (starting with
-    // `udp_expect` when set); APISIX only knows http, https and tcp.
-    type: { type: 'string', enum: ['http', 'https', 'tcp', 'udp'], default: 'http' },
+    // Switchyard extensions: `udp` probes send `udp_payload` and expect a datagram (starting with
+    // `udp_expect` when set); `grpc` (h2c) and `grpcs` (h2 over TLS, https_verify_certificate applies) call
+    // grpc.health.v1.Health/Check for `grpc_service` and count SERVING as a success, any other answer as an
+    // http failure (src/health/probe-grpc.ts). APISIX only knows http, https and tcp.
+    type: { type: 'string', enum: ['http', 'https', 'tcp', 'udp', 'grpc', 'grpcs'], default: 'http' },
     timeout: { type: 'number', default: 1 },
     concurrency: { type: 'integer', default: 10 },
     host: hostDef,
@@ -40,6 +42,8 @@ const activeCheck: JsonObject = {
     udp_payload: hexBytes,
     // Switchyard extension (see `type`).
     udp_expect: hexBytes,
+    // Switchyard extension (see `type`): HealthCheckRequest.service; '' asks for the server as a whole.
+    grpc_service: { type: 'string', maxLength: 256 },
     healthy: {
       type: 'object',
       properties: {

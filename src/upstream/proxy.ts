@@ -3,6 +3,7 @@
 // dispatch with the attempt's deadlines. The layers are composed once per pipeline; per request they read a
 // ProxyJob (no closures). The job owns the running attempt, so its client going away cancels it.
 import type { Logger } from '../observability/logger.ts';
+import { passiveStatusOfHead } from '../pipeline/grpc.ts';
 import type { Endpoint, PickContext } from './balancer.ts';
 import { dispatch, type AttemptOwner, type DispatchFailure, type DispatchRequest, type DispatchResult } from './dispatch.ts';
 import type { UpstreamRuntime } from './upstream.ts';
@@ -31,6 +32,11 @@ export interface ProxyJob extends AttemptOwner {
   failedStatuses: string;
   /** Milliseconds from the last attempt's dispatch to its response head. */
   upstreamLatencyMs: number;
+  /**
+   * Set by the outcomes layer when a gRPC answer's status is still to come in its trailers: the job reports it
+   * to `outcomes` once they arrive (passiveStatusOfHead in src/pipeline/grpc.ts).
+   */
+  grpcOutcome: { readonly outcomes: UpstreamOutcomes; readonly endpoint: Endpoint } | null;
 }
 
 export type Attempt = (job: ProxyJob, endpoint: Endpoint) => Promise<DispatchResult>;
@@ -60,8 +66,11 @@ export function outcomesLayer(sink: UpstreamOutcomes | undefined): Layer {
     const r = await next(job, endpoint);
     // A cancelled attempt says nothing about the node's health.
     if (job.cancelled) return r;
-    if (r.ok) sink.status(job.upstream, endpoint, r.status);
-    else sink.failure(job.upstream, endpoint, r.kind);
+    if (r.ok) {
+      const status = passiveStatusOfHead(r.status, r.headers);
+      if (status >= 0) sink.status(job.upstream, endpoint, status);
+      else job.grpcOutcome = { outcomes: sink, endpoint };
+    } else sink.failure(job.upstream, endpoint, r.kind);
     return r;
   };
 }

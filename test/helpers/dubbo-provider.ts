@@ -12,6 +12,12 @@ export interface DubboProvider {
   /** Calls received per "service#method". */
   readonly calls: Map<string, number>;
   heartbeats: number;
+  /**
+   * Every call received: each argument's hessian2 wire kind (from its first byte: int, long, double, string,
+   * bool, null, map, list, object) and its value decoded with types ({$class, $} for typed maps, objects
+   * and arrays).
+   */
+  readonly received: { service: string; method: string; desc: string; kinds: string[]; typed: unknown[] }[];
   readonly sockets: Set<net.Socket>;
   /** Stops listening and destroys every connection (calls in flight never get an answer). */
   kill(): Promise<void>;
@@ -33,16 +39,40 @@ function hs(...values: unknown[]): Buffer {
   return e.get();
 }
 
+/** The kind of a hessian2 value from its leading byte (Hessian 2.0 serialization grammar). */
+export function wireKind(b: number): string {
+  if ((b >= 0x80 && b <= 0xd7) || b === 0x49) return 'int';
+  if (b >= 0xd8 || (b >= 0x38 && b <= 0x3f) || b === 0x4c || b === 0x59) return 'long';
+  if ((b >= 0x5b && b <= 0x5f) || b === 0x44) return 'double';
+  if (b <= 0x1f || (b >= 0x30 && b <= 0x33) || b === 0x52 || b === 0x53) return 'string';
+  if (b === 0x54 || b === 0x46) return 'bool';
+  if (b === 0x4e) return 'null';
+  if (b === 0x48 || b === 0x4d) return 'map';
+  if ((b >= 0x55 && b <= 0x58) || (b >= 0x70 && b <= 0x7f)) return 'list';
+  if (b === 0x43 || b === 0x4f || (b >= 0x60 && b <= 0x6f)) return 'object';
+  return `0x${b.toString(16)}`;
+}
+
 export async function startDubboProvider(services: Record<string, Record<string, Method>>, name = 'provider'): Promise<DubboProvider> {
   const calls = new Map<string, number>();
   const sockets = new Set<net.Socket>();
-  const p = { calls, heartbeats: 0, sockets } as DubboProvider & { heartbeats: number };
+  const received: DubboProvider['received'] = [];
+  const p = { calls, heartbeats: 0, sockets, received } as DubboProvider & { heartbeats: number };
   const answer = async (s: net.Socket, id: Buffer, twoWay: boolean, body: Buffer): Promise<void> => {
     const d = new hessian.DecoderV2(body);
     const [, path, , method, desc] = [d.read(), d.read(), d.read(), d.read(), d.read()] as string[];
     const argc = (desc!.match(/\[*(L[^;]+;|[ZBCSIJFD])/g) ?? []).length;
     const args = Array.from({ length: argc }, () => d.read());
     const att = (d.read() ?? {}) as Record<string, unknown>;
+    const td = new hessian.DecoderV2(body) as InstanceType<typeof hessian.DecoderV2> & { byteBuffer: { position(): number } };
+    for (let i = 0; i < 5; i++) td.read();
+    const kinds: string[] = [];
+    const typed: unknown[] = [];
+    for (let i = 0; i < argc; i++) {
+      kinds.push(wireKind(body[td.byteBuffer.position()]!));
+      typed.push(td.read(true));
+    }
+    received.push({ service: path!, method: method!, desc: desc!, kinds, typed });
     calls.set(`${path}#${method}`, (calls.get(`${path}#${method}`) ?? 0) + 1);
     const svc = services[path!];
     let out: Buffer;

@@ -11,6 +11,17 @@
 //   and the upstream's retries; APISIX's plugin tries only the picked node). A call slower than
 //   send_timeout + read_timeout is 500 (APISIX's read timeout), and counts as a timeout for passive health.
 // Calls share multiplexed provider connections (APISIX opens one connection per request).
+//
+// Switchyard extension, `serialization` ("fastjson" by default, as APISIX; or "hessian2"): with "hessian2" the
+// call goes to an ordinary hessian2 provider (Dubbo's default serialization). The body is a JSON array (or
+// object, its values in order) with one element per parameter of params_type_desc, each converted to the
+// declared Java type (dubbo/hessian-json.ts; a mismatch is 400 with an error_msg). Answers:
+// - a value: 200, content-type application/json, the value as JSON;
+// - null (void): an empty 200, as APISIX answers null in fastjson mode;
+// - an exception: 500 (APISIX's http-dubbo status for it) with {"error_msg": <its message>, "exception": <its
+//   Java class>}; a non-OK Dubbo status (service not found, version mismatch...): 500 with {"error_msg": <the
+//   provider's message>, "dubbo_status": <status>}. Transport failures answer as in fastjson mode.
+// `serialized` and serialization_header_key describe fastjson text and are refused with "hessian2".
 import type { JsonObject } from '../../config/resources.ts';
 import type { Logger } from '../../observability/logger.ts';
 import type { Endpoint } from '../../upstream/balancer.ts';
@@ -20,6 +31,7 @@ import { runAttempts, type AttemptResult } from '../terminal-attempts.ts';
 import { upstreamCallers, type DubboCaller } from '../terminals.ts';
 import { classify, readBody } from './dubbo/common.ts';
 import { FASTJSON, jsonParams, parseReply, requestBody, requestHead, serializedParams } from './dubbo/fastjson.ts';
+import { argsFromJson, jsonOf, parseDescriptor, type ParamType } from './dubbo/hessian-json.ts';
 
 const schema: JsonObject = {
   type: 'object',
@@ -34,19 +46,32 @@ const schema: JsonObject = {
     connect_timeout: { type: 'number', default: 6000 },
     read_timeout: { type: 'number', default: 6000 },
     send_timeout: { type: 'number', default: 6000 },
+    serialization: { type: 'string', enum: ['fastjson', 'hessian2'], default: 'fastjson' },
   },
   required: ['service_name', 'method'],
+  if: { properties: { serialization: { const: 'hessian2' } }, required: ['serialization'] },
+  then: { properties: { serialized: { const: false } }, not: { required: ['serialization_header_key'] } },
 };
+
+function check(conf: JsonObject): string | null {
+  if (conf.serialization !== 'hessian2') return null;
+  const t = parseDescriptor(typeof conf.params_type_desc === 'string' ? conf.params_type_desc : '');
+  return typeof t === 'string' ? t : null;
+}
 
 const STATUS_OK = 20;
 const OK_EMPTY: PluginResponse = { status: 200, body: '' };
 const FAILED: PluginResponse = { status: 500 };
 const UNREACHABLE: PluginResponse = { status: 502 };
+const JSON_TYPE = { 'content-type': 'application/json' } as const;
 
 interface Call {
   readonly caller: DubboCaller;
   readonly plugin: HttpDubbo;
+  /** fastjson: the serialized request body. */
   readonly body: Buffer;
+  /** hessian2: the typed arguments. */
+  readonly args: readonly unknown[];
 }
 
 async function attempt(endpoint: Endpoint, _t: unknown, c: Call): Promise<AttemptResult<PluginResponse>> {
@@ -73,8 +98,46 @@ async function attempt(endpoint: Endpoint, _t: unknown, c: Call): Promise<Attemp
   return { ok: true, status: 500, value: FAILED };
 }
 
+async function attemptHessian(endpoint: Endpoint, _t: unknown, c: Call): Promise<AttemptResult<PluginResponse>> {
+  const p = c.plugin;
+  const r = await c.caller.invoke(endpoint, {
+    service: p.service,
+    version: p.version,
+    method: p.method,
+    paramTypes: p.paramsDesc,
+    args: c.args,
+    timeoutMs: p.callTimeoutMs,
+    connectTimeoutMs: p.connectTimeoutMs,
+  });
+  switch (r.kind) {
+    case 'value':
+      return { ok: true, status: 200, value: { status: 200, body: jsonOf(r.value), headers: JSON_TYPE } };
+    case 'null':
+      return { ok: true, status: 200, value: OK_EMPTY };
+    case 'exception':
+      p.logger.warn({ provider: endpoint.key, service: p.service, method: p.method, exception: r.exception.className, msg: r.exception.message }, 'http-dubbo: the provider threw');
+      return { ok: true, status: 500, value: { status: 500, body: { error_msg: r.exception.message, exception: r.exception.className } } };
+    case 'status':
+      p.logger.warn({ provider: endpoint.key, service: p.service, version: p.version, method: p.method, status: r.status, msg: r.message }, 'http-dubbo: the provider refused the call');
+      return { ok: true, status: 500, value: { status: 500, body: { error_msg: r.message, dubbo_status: r.status } } };
+    default: {
+      const f = classify(r);
+      p.logger.error({ provider: endpoint.key, code: r.code, msg: r.message }, f.retryable ? 'http-dubbo: failed to connect to upstream' : 'http-dubbo: upstream call failed');
+      return { ok: false, kind: f.kind, retryable: f.retryable, value: f.retryable ? UNREACHABLE : FAILED };
+    }
+  }
+}
+
+const NO_ARGS: readonly unknown[] = [];
+const NO_BODY = Buffer.alloc(0);
+
 export class HttpDubbo implements PluginInstance {
   readonly service: string;
+  readonly version: string;
+  readonly method: string;
+  readonly paramsDesc: string;
+  /** hessian2 mode: the declared parameter types; null in fastjson mode. */
+  readonly #types: readonly ParamType[] | null;
   readonly connectTimeoutMs: number;
   readonly callTimeoutMs: number;
   readonly logger: Logger;
@@ -86,8 +149,16 @@ export class HttpDubbo implements PluginInstance {
 
   constructor(conf: JsonObject, logger: Logger) {
     this.service = conf.service_name as string;
-    const version = (conf.service_version as string | undefined) ?? '0.0.0';
-    this.#head = requestHead(this.service, version, conf.method as string, (conf.params_type_desc as string | undefined) ?? '');
+    this.version = (conf.service_version as string | undefined) ?? '0.0.0';
+    this.method = conf.method as string;
+    this.paramsDesc = (conf.params_type_desc as string | undefined) ?? '';
+    this.#head = requestHead(this.service, this.version, this.method, this.paramsDesc);
+    if (conf.serialization === 'hessian2') {
+      const t = parseDescriptor(this.paramsDesc);
+      // The schema check refused a bad descriptor; a conf that skipped it fails closed.
+      if (typeof t === 'string') throw new Error(t);
+      this.#types = t;
+    } else this.#types = null;
     this.#maxBody = (conf.max_req_body_size as number | undefined) ?? 67108864;
     this.#serialized = conf.serialized === true;
     this.#serializationHeader = typeof conf.serialization_header_key === 'string' ? conf.serialization_header_key.toLowerCase() : null;
@@ -105,6 +176,11 @@ export class HttpDubbo implements PluginInstance {
     }
     const raw = await readBody(ctx, this.#maxBody);
     if (!Buffer.isBuffer(raw)) return raw;
+    if (this.#types !== null) {
+      const a = argsFromJson(this.#types, raw);
+      if (!a.ok) return { status: 400, body: { error_msg: a.message } };
+      return this.#run(ctx, attemptHessian, { caller, plugin: this, body: NO_BODY, args: a.args });
+    }
     let serialized = this.#serialized;
     if (this.#serializationHeader !== null) {
       const h = ctx.request.headers[this.#serializationHeader];
@@ -117,7 +193,11 @@ export class HttpDubbo implements PluginInstance {
       if (!parsed.ok) return { status: 400, body: { error_msg: parsed.message } };
       params = parsed.params;
     }
-    const run = await runAttempts(ctx, attempt, { caller, plugin: this, body: requestBody(this.#head, params) });
+    return this.#run(ctx, attempt, { caller, plugin: this, body: requestBody(this.#head, params), args: NO_ARGS });
+  }
+
+  async #run(ctx: HttpContext, fn: typeof attempt, call: Call): Promise<PhaseResult> {
+    const run = await runAttempts(ctx, fn, call);
     if (run === null) {
       this.logger.error({ route: ctx.routeId }, 'http-dubbo: the upstream attempt state of the request is not reachable');
       return FAILED;
@@ -133,6 +213,7 @@ export const httpDubboPlugin: PluginDef = {
   schema,
   subsystems: ['http'],
   status: 'experimental',
+  check,
   create(conf, env) {
     return new HttpDubbo(conf, env.logger);
   },

@@ -6,6 +6,10 @@
 // (connect failure) is re-picked on another node within the upstream's retries; a call that was sent is
 // never retried. Failures the gateway answers itself are Dubbo responses with a non-OK status and a message.
 // A bad frame from the client closes that client's connection only.
+// Each finished call (reply, gateway-made error or timeout) is published on the switchyard:dubbo:call
+// diagnostics channel, which the process metrics record (apisix_dubbo_calls_total and
+// apisix_dubbo_calls_latency_seconds, src/observability/metrics.ts), and offered to the superior route's
+// `protocol.logger` entries (call-log.ts).
 import { channel } from 'node:diagnostics_channel';
 import type { Duplex } from 'node:stream';
 import type { Logger } from '../../src/observability/logger.ts';
@@ -27,13 +31,25 @@ import {
   type Frame,
   type RequestHead,
 } from './codec.ts';
+import { CallLog } from './call-log.ts';
 import type { RawReply, ReplyHandler, TransportCode } from './connection.ts';
 import { FrameDecoder } from './frame-decoder.ts';
 import { DubboPool } from './pool.ts';
 import { matchSubordinate, routeTable, type RouteTable } from './route-table.ts';
 
-/** Published once per finished call: {route, service, method, upstream, status, latencyMs}. */
+/**
+ * Published once per finished call: {route, service, version, method, upstream, status, latencyMs}. `status`
+ * is the reply's Dubbo status code as a string ("20", "31" timeout, "60" service not found...), or
+ * "exception" for an OK reply whose result is a Java exception.
+ */
 export const callChannel = channel('switchyard:dubbo:call');
+
+/** Status labels without a string per call. */
+const STATUS_LABEL: readonly string[] = Array.from({ length: 256 }, (_, i) => String(i));
+const EXCEPTION = 'exception';
+/** An OK reply body starts with the response type as a compact hessian2 int (0x90 + type). */
+const HESSIAN_TYPE_EXCEPTION = 0x90;
+const HESSIAN_TYPE_EXCEPTION_WITH_ATTACHMENTS = 0x93;
 
 const DEFAULT_CALL_TIMEOUT_MS = 60_000;
 
@@ -56,6 +72,8 @@ interface Call {
   readonly routeId: string;
   readonly upstream: UpstreamRuntime;
   readonly startedAt: number;
+  /** Epoch ms when the call arrived (logged calls only need it; Date.now() is cheap). */
+  readonly startedWall: number;
   endpoint: Endpoint | null;
   tried: Set<string> | null;
   attempts: number;
@@ -75,11 +93,13 @@ export class DubboProxy implements XrpcHandler, ReplyHandler<Call> {
   private readonly sessions = new Set<ClientSession>();
   private readonly opts: DubboProxyOptions;
   readonly logger: Logger;
+  readonly callLog: CallLog;
   private readonly sweeper: NodeJS.Timeout;
 
   constructor(opts: DubboProxyOptions) {
     this.opts = opts;
     this.logger = opts.logger;
+    this.callLog = new CallLog(opts.logger);
     // Pools of nodes no longer used keep no connections (idle eviction); drop them from the map too.
     this.sweeper = setInterval(() => {
       for (const [k, p] of this.pools) {
@@ -113,6 +133,7 @@ export class DubboProxy implements XrpcHandler, ReplyHandler<Call> {
     for (const s of this.sessions) s.destroy();
     for (const p of this.pools.values()) p.close();
     this.pools.clear();
+    this.callLog.close();
   }
 
   /** Picks a node (skipping the ones tried) and sends; answers the client itself when no node is left. */
@@ -181,6 +202,7 @@ class ClientSession {
   readonly timeoutMs: number;
   closed = false;
   private readonly proxy: DubboProxy;
+  private readonly loggers: ReturnType<CallLog['loggersFor']>;
   private readonly socket: Duplex;
   private readonly decoder: FrameDecoder;
   private readonly done: (status: number) => void;
@@ -197,6 +219,7 @@ class ClientSession {
     this.decoder = new FrameDecoder(table.maxFrameSize);
     this.done = done;
     this.timeoutMs = table.timeoutMs ?? (conn.upstream.conf.timeout != null ? Math.round(conn.upstream.timeout.read * 1000) : DEFAULT_CALL_TIMEOUT_MS);
+    this.loggers = proxy.callLog.loggersFor(conn.route);
   }
 
   start(): void {
@@ -272,6 +295,7 @@ class ClientSession {
       routeId,
       upstream,
       startedAt: performance.now(),
+      startedWall: this.loggers.length > 0 ? Date.now() : 0,
       endpoint: null,
       tried: null,
       attempts: 0,
@@ -289,20 +313,41 @@ class ClientSession {
       this.socket.write(f.body);
       this.socket.uncork();
     }
-    this.finish(call, f.status);
+    const t = f.body[0];
+    const exception = f.status === Status.OK && (t === HESSIAN_TYPE_EXCEPTION || t === HESSIAN_TYPE_EXCEPTION_WITH_ATTACHMENTS);
+    this.finish(call, exception ? EXCEPTION : STATUS_LABEL[f.status]!);
   }
 
   fail(call: Call, status: number, message: string): void {
     if (!this.closed) this.socket.write(encodeErrorResponse(call.clientId, status, message));
-    this.finish(call, status);
+    this.finish(call, STATUS_LABEL[status]!);
   }
 
-  private finish(call: Call, status: number): void {
+  private finish(call: Call, status: string): void {
+    // hot path
     this.inFlight--;
     const latencyMs = performance.now() - call.startedAt;
-    this.proxy.logger.debug({ route: call.routeId, service: call.head.service, method: call.head.method, upstream: call.endpoint?.key, status, latencyMs }, 'dubbo call');
+    const h = call.head;
     if (callChannel.hasSubscribers) {
-      callChannel.publish({ route: call.routeId, service: call.head.service, version: call.head.version, method: call.head.method, upstream: call.endpoint?.key, status, latencyMs });
+      callChannel.publish({ route: call.routeId, service: h.service, version: h.version, method: h.method, upstream: call.endpoint?.key, status, latencyMs });
+    }
+    if (this.loggers.length > 0) {
+      const c = this.conn.ctx;
+      this.proxy.callLog.log(this.loggers, {
+        routeId: call.routeId,
+        service: h.service,
+        version: h.version,
+        method: h.method,
+        upstream: call.endpoint?.key,
+        status,
+        rpcTime: latencyMs / 1000,
+        startTime: call.startedWall,
+        remoteAddr: c.remoteAddr,
+        remotePort: c.remotePort,
+        serverAddr: c.serverAddr,
+        serverPort: c.serverPort,
+        session: c.vars,
+      });
     }
     if (this.closed) return;
     if (this.ended && this.inFlight === 0) this.socket.end();

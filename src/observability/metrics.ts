@@ -12,6 +12,10 @@
 //   batch_process_entries{name,route_id,server_addr}, batch_process_dropped_entries_total{name}  (log sinks and
 //     span exporters; the dropped counter is Switchyard's, APISIX only logs the drop)
 //   stream_connection_total{route}                                                  counter (stream plugin)
+//   dubbo_calls_total{route,service,method,status}, dubbo_calls_latency_seconds{route,service,method}
+//     counter and histogram (seconds, 1 ms to 1 s as APISIX's xRPC redis_commands_latency_seconds): every call
+//     through an L4 Dubbo stream route, recorded from the switchyard:dubbo:call diagnostics channel, named as
+//     APISIX names xRPC protocol metrics (<protocol>_<metric>, apisix/stream/xrpc/metrics.lua)
 //   http_requests_total, nginx_http_current_connections{state}                      gauges (http-stats.ts)
 //   etcd_reachable, etcd_modify_indexes{key}                                        gauges (etcd stores)
 //   upstream_status{name,ip,port}                                                   gauge (health checkers)
@@ -24,12 +28,16 @@ import os from 'node:os';
 import v8 from 'node:v8';
 import { VERSION } from '../version.ts';
 import { httpStats } from './http-stats.ts';
-import { Registry, type Counter, type Gauge, type Histogram } from './registry.ts';
+import { subscribe } from 'node:diagnostics_channel';
+import { Registry, type Counter, type CounterChild, type Gauge, type Histogram, type HistogramChild } from './registry.ts';
 import { etcdSources, healthSources } from './sources.ts';
 import { batchSources, droppedEntries } from './batch-processor.ts';
 
 /** APISIX's default latency buckets (milliseconds). */
 export const DEFAULT_BUCKETS: readonly number[] = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000, 30000, 60000];
+
+/** APISIX's buckets of the xRPC latency histograms (seconds). */
+export const XRPC_LATENCY_BUCKETS: readonly number[] = [0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1];
 
 /** APISIX's buckets of the LLM token histograms. */
 export const DEFAULT_TOKEN_BUCKETS: readonly number[] = [1, 10, 50, 100, 200, 500, 1000, 2000, 5000, 10000, 20000, 50000, 100000, 200000, 500000, 1000000];
@@ -102,6 +110,8 @@ export class GatewayMetrics {
   readonly latency: Histogram;
   readonly bandwidth: Counter;
   readonly streamConnections: Counter;
+  readonly dubboCalls: Counter;
+  readonly dubboLatency: Histogram;
   readonly llmLatency: Histogram;
   readonly llmPromptTokens: Counter;
   readonly llmCompletionTokens: Counter;
@@ -148,6 +158,9 @@ export class GatewayMetrics {
     const batchEntries = r.gauge(`${p}batch_process_entries`, 'batch process remaining entries', ['name', 'route_id', 'server_addr']);
     const batchDropped = r.counter(`${p}batch_process_dropped_entries_total`, 'Log entries and spans dropped by batch processors (retries exhausted or queue full)', ['name']);
     this.streamConnections = r.counter(`${p}stream_connection_total`, 'Total number of connections handled per stream route in APISIX', ['route']);
+    this.dubboCalls = r.counter(`${p}dubbo_calls_total`, 'Total number of calls for a specific Dubbo service method', ['route', 'service', 'method', 'status']);
+    this.dubboLatency = r.histogram(`${p}dubbo_calls_latency_seconds`, 'Latency of calls for a specific Dubbo service method', ['route', 'service', 'method'],
+      XRPC_LATENCY_BUCKETS);
     const errors = r.counter(`${p}nginx_metric_errors_total`, 'Number of nginx-lua-prometheus errors');
     const errorsChild = errors.child([]);
 
@@ -215,6 +228,59 @@ export class GatewayMetrics {
 export { enableClusterMetrics } from './cluster-metrics.ts';
 
 let current: GatewayMetrics | null = null;
+
+/** What protocols/dubbo publishes per finished call (`status`: Dubbo status code, or "exception"). */
+interface DubboCallMessage {
+  readonly route: string;
+  readonly service: string;
+  readonly method: string;
+  readonly status: string;
+  readonly latencyMs: number;
+}
+
+interface DubboSeries {
+  readonly owner: GatewayMetrics;
+  readonly latency: HistogramChild;
+  readonly calls: Map<string, CounterChild>;
+}
+
+/** Series per route/service/method, so a call costs one key string and two map lookups. */
+const dubboSeries = new Map<string, DubboSeries>();
+/**
+ * Service and method names come from clients: past this many route/service/method tuples, new ones are
+ * counted under service and method "_other" so a client cycling names cannot grow the registry without bound.
+ */
+export const MAX_DUBBO_SERIES = 2000;
+
+function onDubboCall(message: unknown): void {
+  // hot path (one per Dubbo call)
+  const m = current;
+  if (m === null) return;
+  const c = message as DubboCallMessage;
+  let service = c.service;
+  let method = c.method;
+  let key = `${c.route}\u0001${service}\u0001${method}`;
+  let s = dubboSeries.get(key);
+  if (s === undefined && dubboSeries.size >= MAX_DUBBO_SERIES) {
+    service = method = '_other';
+    key = `${c.route}\u0001_other\u0001_other`;
+    s = dubboSeries.get(key);
+  }
+  if (s === undefined || s.owner !== m) {
+    s = { owner: m, latency: m.dubboLatency.child([c.route, service, method]), calls: new Map() };
+    dubboSeries.set(key, s);
+  }
+  let calls = s.calls.get(c.status);
+  if (calls === undefined) {
+    calls = m.dubboCalls.child([c.route, service, method, c.status]);
+    s.calls.set(c.status, calls);
+  }
+  calls.inc();
+  s.latency.observe(c.latencyMs / 1000);
+}
+
+// By name: this module does not import the protocol that publishes (src/ never depends on protocols/).
+subscribe('switchyard:dubbo:call', onDubboCall);
 
 /**
  * The process-wide metrics. With options (plugin_attr.prometheus), a configuration different from the current

@@ -8,7 +8,7 @@ import tls from 'node:tls';
 import type { Listener, ListenerAddress } from '../../src/listener/registry.ts';
 import type { Logger } from '../../src/observability/logger.ts';
 import type { HttpPipeline } from '../../src/pipeline/pipeline.ts';
-import { sniCallback, tagSslChoice, versionRange, type CertificateStore, type SslChoice } from '../../src/tls/store.ts';
+import { keepClientChain, sniCallback, tagSslChoice, versionRange, type CertificateStore, type SslChoice } from '../../src/tls/store.ts';
 import { Http1Engine } from '../http1/engine.ts';
 import { handleNodeRequest, handleNodeUpgrade, wantsUpgrade } from './node-adapter.ts';
 import { tagCertificates, tlsInfoFor } from './tls-info.ts';
@@ -168,6 +168,10 @@ class NodeServers {
   }
 }
 
+function onKeylog(_line: Buffer, socket: tls.TLSSocket): void {
+  keepClientChain(socket);
+}
+
 function bind(server: net.Server, host: string, port: number): Promise<{ host: string; port: number }> {
   return new Promise((resolve, reject) => {
     server.once('error', reject);
@@ -295,6 +299,10 @@ export function createHttpsListener(opts: HttpsListenerOptions): Listener {
     // A removed fallback ssl object stops serving: a context without a certificate fails the handshake.
     server.setSecureContext(choice?.options ?? {});
     (server as tls.Server & { requestCert: boolean }).requestCert = choice?.mtls ?? false;
+    // client.depth needs the chain a client sent, kept from inside the handshake; without SNI no callback
+    // sees the socket then, but 'keylog' does (node derives keys before the client's certificate arrives).
+    server.off('keylog', onKeylog);
+    if (choice?.mtls) server.on('keylog', onKeylog);
   };
   server.prependListener('connection', followFallback);
   server.on('secureConnection', (socket: tls.TLSSocket) => {

@@ -5,7 +5,7 @@
 import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import type { TlsInfo } from '../../src/pipeline/downstream.ts';
-import { sslChoiceOf, type CertificateStore } from '../../src/tls/store.ts';
+import { chainWithinDepth, sslChoiceOf, type CertificateStore } from '../../src/tls/store.ts';
 
 const kInfo = Symbol('switchyard.tlsInfo');
 const kCerts = Symbol('switchyard.certificates');
@@ -31,6 +31,9 @@ export function tlsInfoOf(socket: Socket | undefined | null): TlsInfo | null {
   const presented = peer !== null && peer !== undefined && Object.keys(peer).length > 0;
   let verify = 'NONE';
   if (choice?.mtls) verify = !presented ? 'NONE' : s.authorized ? 'SUCCESS' : `FAILED:${String(s.authorizationError ?? 'unknown')}`;
+  // client.depth as nginx's ssl_verify_depth: OpenSSL ignores the certificates above the limit, so a longer
+  // chain fails for want of its issuer (nginx's $ssl_client_verify shows this reason).
+  if (verify === 'SUCCESS' && !chainWithinDepth(s, choice!, peer!.raw)) verify = 'FAILED:unable to get local issuer certificate';
   const info: TlsInfo = {
     servername: typeof s.servername === 'string' ? s.servername : '',
     protocol: s.getProtocol() ?? '',

@@ -5,7 +5,8 @@
 // a wildcard covering exactly one label (`*.x.com` matches `a.x.com`, not `a.b.x.com`). Several certificates
 // of different key types in one ssl object (cert/key plus certs/keys) share one context, and OpenSSL picks by
 // what the client supports.
-import tls, { type SecureContext, type TLSSocket } from 'node:tls';
+import { X509Certificate } from 'node:crypto';
+import tls, { type DetailedPeerCertificate, type SecureContext, type TLSSocket } from 'node:tls';
 import type { JsonObject } from '../config/resources.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { Snapshot } from '../config/snapshot.ts';
@@ -26,6 +27,14 @@ export interface SslChoice {
   readonly mtls: boolean;
   /** `client.skip_mtls_uri_regex`: paths that need no verified client certificate. */
   readonly skipMtls: ((path: string) => boolean) | null;
+  /**
+   * `client.depth` (nginx ssl_verify_depth, default 1): how many intermediate CA certificates may stand between
+   * the client certificate and the trusted root. Node has no per-context verify depth, so the HTTP layer
+   * checks it on the verified chain (chainWithinDepth).
+   */
+  readonly depth: number;
+  /** The certificates of `client.ca`, parsed once: where a chain's trust anchor and bundled intermediates are. */
+  readonly caCerts: readonly X509Certificate[];
 }
 
 /** Listener-wide TLS defaults (config.yaml apisix.ssl). */
@@ -57,6 +66,8 @@ export function versionRange(v: unknown): { minVersion?: tls.SecureVersion; maxV
   return { minVersion: list[0], maxVersion: list[list.length - 1] };
 }
 
+const PEM_CERT = /-----BEGIN CERTIFICATE-----[^-]+-----END CERTIFICATE-----/g;
+
 function buildChoice(id: string, v: JsonObject, defaults: TlsDefaults): SslChoice {
   const certs = [v.cert, ...strings(v.certs)].filter((x): x is string => typeof x === 'string');
   const keys = [v.key, ...strings(v.keys)].filter((x): x is string => typeof x === 'string');
@@ -78,7 +89,9 @@ function buildChoice(id: string, v: JsonObject, defaults: TlsDefaults): SslChoic
     const res = patterns.map((p) => new RegExp(p));
     skipMtls = (path) => res.some((re) => re.test(path));
   }
-  return { sslId: id, context, options, mtls: ca !== undefined, skipMtls };
+  const depth = typeof client?.depth === 'number' && client.depth >= 0 ? client.depth : 1;
+  const caCerts = ca === undefined ? [] : (ca.match(PEM_CERT) ?? []).map((pem) => new X509Certificate(pem));
+  return { sslId: id, context, options, mtls: ca !== undefined, skipMtls, depth, caCerts };
 }
 
 export class CertificateStore {
@@ -165,6 +178,54 @@ export function sslChoiceOf(socket: TLSSocket): SslChoice | undefined {
   return (socket as TLSSocket & Tagged)[kChoice];
 }
 
+// The certificates a client sent after its own (its intermediates), read as the handshake completes.
+const kSent = Symbol('switchyard.sentChain');
+type ChainTagged = TLSSocket & { [kSent]?: X509Certificate[] | null };
+
+/**
+ * A 'secure' listener that runs before node's own: node (24.x, nodejs/node#65579) reads the peer certificate
+ * there in a way that drops the client's intermediates from what getPeerCertificate(true) shows afterwards, and
+ * `client.depth` needs them.
+ */
+function captureSentChain(this: ChainTagged): void {
+  const sent: X509Certificate[] = [];
+  let cur: DetailedPeerCertificate | undefined = this.getPeerCertificate(true);
+  for (let i = 0; i < 100 && cur !== undefined && cur.raw !== undefined; i++) {
+    const up: DetailedPeerCertificate | undefined = cur.issuerCertificate;
+    if (up === undefined || up === null || up === cur || up.raw === undefined) break;
+    sent.push(new X509Certificate(up.raw));
+    cur = up;
+  }
+  this[kSent] = sent;
+}
+
+/** Arranges for the client's certificate chain to be kept (once per connection, before its handshake ends). */
+export function keepClientChain(socket: TLSSocket): void {
+  const s = socket as ChainTagged;
+  if (s[kSent] !== undefined) return;
+  s[kSent] = null;
+  s.prependListener('secure', captureSentChain);
+}
+
+/**
+ * `client.depth` as nginx's ssl_verify_depth (OpenSSL's verify depth): at most `depth` intermediate CA
+ * certificates between a client certificate node already verified and the self-signed anchor of client.ca.
+ * The chain is rebuilt as OpenSSL builds it, trusted certificates first: each issuer is looked up in client.ca,
+ * then among the certificates the client sent.
+ */
+export function chainWithinDepth(socket: TLSSocket, choice: SslChoice, leaf: Buffer): boolean {
+  const sent = (socket as ChainTagged)[kSent] ?? [];
+  let cur = new X509Certificate(leaf);
+  for (let n = 0; n <= choice.depth; n++) {
+    const trusted = choice.caCerts.find((c) => cur.checkIssued(c));
+    if (trusted !== undefined && trusted.checkIssued(trusted)) return true;
+    const next = trusted ?? sent.find((c) => cur.checkIssued(c));
+    if (next === undefined) return false;
+    cur = next;
+  }
+  return false;
+}
+
 /** Node's TLS socket internals the SNI callback adjusts mid-handshake (no public API does it per SNI). */
 type HandshakingSocket = TLSSocket & {
   _handle?: { setVerifyMode?(request: boolean, reject: boolean): void } | null;
@@ -180,6 +241,7 @@ type HandshakingSocket = TLSSocket & {
 export function applySslChoice(socket: TLSSocket, choice: SslChoice): void {
   const s = socket as HandshakingSocket;
   tagSslChoice(s, choice);
+  if (choice.mtls) keepClientChain(s);
   s._handle?.setVerifyMode?.(choice.mtls, false);
   s._requestCert = choice.mtls;
 }

@@ -12,6 +12,9 @@ let tmp: { dir: string; cleanup(): Promise<void> };
 let pki: Pki;
 let client: Pem;
 let foreign: Pem;
+/** Client certificates one and two intermediate CAs below the client CA. */
+let viaOne: Pem;
+let viaTwo: Pem;
 let up: EchoServer;
 let verified: EchoServer;
 let gw: TestGateway;
@@ -26,6 +29,11 @@ beforeAll(async () => {
   const open = pki.server('open', 'open.test', ['open.test'], '0C02');
   client = pki.client('client', 'client-one', '0D01');
   foreign = pki.client('foreign', 'client-foreign', '0D02', true);
+  pki.intermediate('int1', 'Client Intermediate One', '0E01');
+  pki.intermediate('int2', 'Client Intermediate Two', '0E02', 'int1');
+  viaOne = pki.clientUnder('via-one', 'client-via-one', '0D03', 'int1');
+  viaTwo = pki.clientUnder('via-two', 'client-via-two', '0D04', 'int2');
+  const d = pki.server('d', 'd0.test', ['d0.test', 'd1.test', 'd2.test'], '0C03');
   [up, verified] = await Promise.all([startEcho('M'), startEcho('V')]);
   fbPort = await freePort();
   [gw, fb] = await Promise.all([
@@ -39,7 +47,10 @@ beforeAll(async () => {
     await g.put('/ssls/m', { cert: m.cert, key: m.key, snis: ['m.test'], client: { ca: pki.clientCa, skip_mtls_uri_regex: ['^/public/'] } });
     await g.put('/ssls/open', { cert: open.cert, key: open.key, snis: ['open.test'] });
     await g.put('/ssls/strict', { cert: m.cert, key: m.key, snis: ['strict.test'], client: { ca: pki.clientCa, depth: 1 } });
-    await g.put('/routes/m', { uri: '/*', hosts: ['m.test', 'strict.test'], plugins: { 'proxy-rewrite': { headers } }, upstream: { nodes: { [up.addr]: 1 } } });
+    for (const depth of [0, 1, 2]) {
+      await g.put(`/ssls/d${depth}`, { cert: d.cert, key: d.key, snis: [`d${depth}.test`], client: { ca: pki.clientCa, depth } });
+    }
+    await g.put('/routes/m', { uri: '/*', hosts: ['m.test', 'strict.test', 'd0.test', 'd1.test', 'd2.test'], plugins: { 'proxy-rewrite': { headers } }, upstream: { nodes: { [up.addr]: 1 } } });
     await g.put('/routes/verified', {
       uri: '/verified/*',
       hosts: ['m.test'],
@@ -100,6 +111,31 @@ describe('mTLS per ssl object', () => {
     expect(JSON.parse(h2.body).headers['x-client-verify']).toBe('SUCCESS');
   });
 
+  test('client.depth bounds the intermediate CAs between the client certificate and client.ca (nginx ssl_verify_depth)', async () => {
+    const before = up.seen.length;
+    const cases: [string, Pem, number][] = [
+      ['d0.test', viaOne, 400],
+      ['d1.test', viaOne, 200],
+      ['d2.test', viaOne, 200],
+      ['d1.test', viaTwo, 400],
+      ['d2.test', viaTwo, 200],
+      // No intermediate: within every depth.
+      ['d0.test', client, 200],
+    ];
+    let passed = 0;
+    for (const [name, cert, status] of cases) {
+      const r = await request(name, gw.httpsPort, '/depth', cert);
+      expect(r.status, `${name} ${cert.serial}: ${r.stderr}`).toBe(status);
+      if (status !== 200) continue;
+      passed++;
+      const seen = JSON.parse(r.body);
+      expect(seen.headers['x-client-verify']).toBe('SUCCESS');
+      expect(seen.headers['x-client-serial']).toBe(cert.serial);
+    }
+    // The rejected ones never reached the upstream.
+    expect(up.seen.length - before).toBe(passed);
+  });
+
   test('skip_mtls_uri_regex lets matching paths through without a certificate (ssl_client_verify NONE)', async () => {
     const r = await request('m.test', gw.httpsPort, '/public/info', null);
     expect(r.status, r.stderr).toBe(200);
@@ -140,5 +176,8 @@ describe('mTLS per ssl object', () => {
     const nl = withCert.stdout.lastIndexOf('\n');
     expect(withCert.stdout.slice(nl + 1), withCert.stderr).toBe('200');
     expect(JSON.parse(withCert.stdout.slice(0, nl)).headers['x-client-verify']).toBe('SUCCESS');
+    // client.depth holds there too (m's default depth 1): one intermediate passes, two do not.
+    expect((await ip(viaOne)).stdout.endsWith('\n200'), 'one intermediate').toBe(true);
+    expect((await ip(viaTwo)).stdout.endsWith('\n400'), 'two intermediates').toBe(true);
   });
 });

@@ -25,6 +25,13 @@ export interface Pki {
   readonly clientCa: string;
   /** Issues a client certificate signed by the client CA (or by the server CA with `foreign`). */
   client(name: string, cn: string, serial: string, foreign?: boolean): Pem;
+  /** Issues an intermediate CA under the client CA, or under `parent` (an intermediate issued before). */
+  intermediate(name: string, cn: string, serial: string, parent?: string): Pem;
+  /**
+   * Issues a client certificate signed by the intermediate `issuer`; its certFile holds the certificate
+   * followed by the intermediates up to (not including) the client CA, as a client sends them.
+   */
+  clientUnder(name: string, cn: string, serial: string, issuer: string): Pem;
 }
 
 function run(dir: string, args: string[]): void {
@@ -50,6 +57,8 @@ function issue(dir: string, ca: string, base: string, cn: string, serial: string
 }
 
 export function makePki(dir: string): Pki {
+  /** Intermediate name -> its certificate followed by its own intermediates (PEM). */
+  const chains = new Map<string, string>();
   selfSigned(dir, 'ca', 'Switchyard Test Server CA');
   selfSigned(dir, 'client-ca', 'Switchyard Test Client CA');
   return {
@@ -61,6 +70,17 @@ export function makePki(dir: string): Pki {
     server: (name, cn, sans, serial) =>
       issue(dir, 'ca', name, cn, serial, `subjectAltName=${sans.map((s) => `DNS:${s}`).join(',')}\nextendedKeyUsage=serverAuth\n`),
     client: (name, cn, serial, foreign = false) => issue(dir, foreign ? 'ca' : 'client-ca', name, cn, serial, 'extendedKeyUsage=clientAuth\n'),
+    intermediate: (name, cn, serial, parent) => {
+      const pem = issue(dir, parent ?? 'client-ca', name, cn, serial, 'basicConstraints=critical,CA:TRUE\nkeyUsage=critical,keyCertSign,cRLSign\n');
+      chains.set(name, pem.cert + (parent === undefined ? '' : chains.get(parent)!));
+      return pem;
+    },
+    clientUnder: (name, cn, serial, issuer) => {
+      const pem = issue(dir, issuer, name, cn, serial, 'extendedKeyUsage=clientAuth\n');
+      const certFile = path.join(dir, `${name}.chain.crt`);
+      writeFileSync(certFile, pem.cert + chains.get(issuer)!);
+      return { ...pem, certFile };
+    },
   };
 }
 

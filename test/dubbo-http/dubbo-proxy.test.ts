@@ -2,12 +2,13 @@
 // (test/helpers/dubbo-provider.ts, which shares no code with protocols/dubbo): the cases of APISIX's
 // t/plugin/dubbo-proxy/route.t and upstream.t (DemoServiceImpl's hello/fail/timeout/badStatus), plus what the
 // Tengine module does with bodies, non-map answers and exceptions, balancing and fail-over over two
-// providers, passive health, and many concurrent calls over multiplexed connections.
+// providers, passive and active (tcp) health, and many concurrent calls over multiplexed connections.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { dubboProxyPlugin as def } from '../../src/plugin/builtin/dubbo-proxy.ts';
 import { startDubboProvider, type DubboProvider, type Method } from '../helpers/dubbo-provider.ts';
 import { startTestGateway, type TestGateway } from '../helpers/gateway.ts';
 import { freePort } from '../helpers/ports.ts';
+import { waitFor } from '../helpers/proc.ts';
 import { confError } from '../plugin/helpers.ts';
 
 const SVC = 'org.apache.dubbo.backend.DemoService';
@@ -52,6 +53,7 @@ function demo(name: string, overrides: Record<string, Method> = {}): Record<stri
 }
 
 let gw: TestGateway;
+let control = '';
 const providers: DubboProvider[] = [];
 
 async function provider(name: string, overrides?: Record<string, Method>): Promise<DubboProvider> {
@@ -66,8 +68,11 @@ const route = (method: string | undefined, upstream: unknown, extra: Record<stri
 });
 
 beforeAll(async () => {
+  const controlPort = await freePort();
+  control = `http://127.0.0.1:${controlPort}`;
   gw = await startTestGateway({
     config: {
+      apisix: { enable_control: true, control: { ip: '127.0.0.1', port: controlPort } },
       plugins: ['dubbo-proxy', 'http-dubbo', 'key-auth', 'proxy-rewrite', 'response-rewrite'],
       plugin_attr: { 'dubbo-proxy': { upstream_multiplex_count: 4 } },
     },
@@ -284,6 +289,44 @@ describe('dubbo-proxy over several providers', () => {
     }
     expect(bad.calls.get(`${SVC}#hello`)).toBe(2);
   });
+
+  it('follows active tcp health checks: a killed provider gets no call (retries 0), and calls come back when it does', async () => {
+    const a = await provider('act-a');
+    const b = await provider('act-b');
+    const status = async (port: number): Promise<string | undefined> => {
+      const res = await fetch(`${control}/v1/healthcheck/upstreams/dubbo-act`);
+      if (res.status !== 200) return undefined;
+      const body = (await res.json()) as { nodes?: { port: number; status: string }[] };
+      return Array.isArray(body.nodes) ? body.nodes.find((n) => n.port === port)?.status : undefined;
+    };
+    await gw.put('/upstreams/dubbo-act', {
+      retries: 0,
+      nodes: { [`127.0.0.1:${a.port}`]: 1, [`127.0.0.1:${b.port}`]: 1 },
+      checks: { active: { type: 'tcp', timeout: 1, healthy: { interval: 1, successes: 1 }, unhealthy: { interval: 1, tcp_failures: 1, timeouts: 1 } } },
+    });
+    await gw.put('/routes/act', { uri: '/act', plugins: { 'dubbo-proxy': { service_name: SVC, service_version: '1.0.0', method: 'hello' } }, upstream_id: 'dubbo-act' });
+    await waitFor(async () => (await status(a.port)) === 'healthy' && (await status(b.port)) === 'healthy', 6000, 50);
+    await a.kill();
+    // interval x tcp_failures = 1 s, plus the probe timeout and slack for a loaded machine.
+    await waitFor(async () => (await status(a.port)) === 'unhealthy', 8000, 50);
+    for (let i = 0; i < 10; i++) {
+      const r = await fetch(`${gw.url}/act`);
+      expect(r.status).toBe(200);
+      expect(r.headers.get('x-provider')).toBe('act-b');
+      await r.arrayBuffer();
+    }
+    const back = await startDubboProvider(demo('act-a2'), 'act-a2', a.port);
+    providers.push(back);
+    await waitFor(async () => (await status(a.port)) === 'healthy', 8000, 50);
+    const seen = new Set<string>();
+    for (let i = 0; i < 10; i++) {
+      const r = await fetch(`${gw.url}/act`);
+      expect(r.status).toBe(200);
+      seen.add(r.headers.get('x-provider')!);
+      await r.arrayBuffer();
+    }
+    expect([...seen].sort()).toEqual(['act-a2', 'act-b']);
+  }, 30_000);
 
   it('leaves a route without upstream to the pipeline (503 missing upstream)', async () => {
     await gw.put('/routes/no-up', { uri: '/no-up', plugins: { 'dubbo-proxy': { service_name: SVC, service_version: '1.0.0' } } });

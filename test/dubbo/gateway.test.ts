@@ -1,7 +1,8 @@
 // The Dubbo xRPC route through the whole gateway: stream route created through the Admin API, calls from a
 // raw hessian.js consumer and from the reference consumer library apache-dubbo-js (`DirectlyDubbo`, a
 // devDependency, so its absence fails the test; DUBBO_JS_DIR may name another directory whose node_modules holds it):
-// values, exceptions and 1,000 concurrent calls over its one connection.
+// values, exceptions and 1,000 concurrent calls over its one connection; a subordinate stream route created
+// through the Admin API takes the calls of its service from then on, and gives them back when deleted.
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
@@ -15,6 +16,7 @@ const SVC = 'org.apache.dubbo.backend.DemoService';
 const dubboJsDir = process.env.DUBBO_JS_DIR ?? process.cwd();
 const hasDubboJs = existsSync(path.join(dubboJsDir, 'node_modules/apache-dubbo-js/package.json'));
 
+const SUB = 'org.apache.dubbo.backend.SubService';
 let gw: TestGateway;
 let port = 0;
 const providers: DubboProvider[] = [];
@@ -36,12 +38,13 @@ beforeAll(async () => {
       ),
     );
   }
+  providers.push(await startDubboProvider({ [SUB]: { who: () => 'sub' }, [SVC]: { sayHello: ([n]) => `hello ${String(n)} from sub` } }, 'sub'));
   port = await freePort();
   gw = await startTestGateway({ config: { apisix: { proxy_mode: 'http&stream', stream_proxy: { tcp: [`127.0.0.1:${port}`] } } } });
   await gw.put('/stream_routes/dubbo', {
     server_port: port,
     protocol: { name: 'dubbo' },
-    upstream: { type: 'roundrobin', nodes: providers.map((p) => ({ host: '127.0.0.1', port: p.port, weight: 1 })) },
+    upstream: { type: 'roundrobin', nodes: providers.slice(0, 2).map((p) => ({ host: '127.0.0.1', port: p.port, weight: 1 })) },
   });
 }, 20_000);
 
@@ -57,6 +60,28 @@ describe('dubbo through the gateway', () => {
     const from = r.map((x) => String(x.values[1]).split(' from ')[1]).sort();
     expect(from).toEqual(['p1', 'p1', 'p2', 'p2']);
     c.socket.destroy();
+  });
+
+  it('routes a service to a subordinate route created through the Admin API', async () => {
+    const c = await connectDubboClient(port);
+    const before = await c.call(10n, SUB, 'who');
+    expect(before.status).toBe(60); // the superior's providers do not have it
+    const created = await gw.admin('PUT', '/stream_routes/dubbo-sub', {
+      protocol: { name: 'dubbo', superior_id: 'dubbo', conf: { service_name: SUB } },
+      upstream: { type: 'roundrobin', nodes: [{ host: '127.0.0.1', port: providers[2]!.port, weight: 1 }] },
+    });
+    expect(created.status).toBe(201);
+    await gw.synced();
+    // A new connection: a session keeps the routes of its accept time.
+    const fresh = await connectDubboClient(port);
+    expect((await fresh.call(11n, SUB, 'who')).values[1]).toBe('sub');
+    // Other services stay on the superior's upstream.
+    expect(String((await fresh.call(12n, SVC, 'sayHello', ['x'])).values[1])).toMatch(/from p[12]$/);
+    expect((await gw.admin('DELETE', '/stream_routes/dubbo-sub')).status).toBe(200);
+    await gw.synced();
+    const after = await connectDubboClient(port);
+    expect((await after.call(13n, SUB, 'who')).status).toBe(60);
+    for (const x of [c, fresh, after]) x.socket.destroy();
   });
 
   it('serves the apache-dubbo-js reference consumer: values, exceptions, 1,000 concurrent calls', async () => {

@@ -1,5 +1,5 @@
 // L4 Dubbo proxy (xRPC "dubbo") end to end through the stream listeners: real providers on hessian.js,
-// a raw consumer on hessian.js. Balancing, subordinate routing by service, heartbeats answered by the
+// a raw consumer on hessian.js. Balancing, subordinate routing by service, method and version, heartbeats answered by the
 // gateway, request ids rewritten over shared provider connections, a provider killed mid-call, garbage,
 // truncated and oversized frames (only that connection closes), byte-at-a-time delivery and 1,000
 // interleaved calls on one connection.
@@ -26,6 +26,7 @@ function demo(name: string) {
       hello: ([n]: unknown[]) => ({ $class: 'java.util.HashMap', $: { body: `hello ${String(n)}`, from: name } }),
       echo: ([v]: unknown[]) => v,
       whoami: () => name,
+      where: () => name,
       nothing: () => null,
       delayed: async ([v, ms]: unknown[]) => {
         await new Promise((r) => setTimeout(r, Number(ms)));
@@ -43,6 +44,8 @@ beforeAll(async () => {
   providers.b = await startDubboProvider(demo('b'), 'b');
   providers.other = await startDubboProvider({ [OTHER]: { who: () => 'other' } }, 'other');
   providers.victim = await startDubboProvider(demo('victim'), 'victim');
+  providers.byMethod = await startDubboProvider(demo('by-method'), 'by-method');
+  providers.byVersion = await startDubboProvider(demo('by-version'), 'by-version');
   echo = net.createServer((c) => c.pipe(c));
   await new Promise<void>((r) => echo.listen(0, '127.0.0.1', () => r()));
   for (const k of ['main', 'small', 'failover', 'plain']) ports[k] = await freePort();
@@ -56,6 +59,15 @@ beforeAll(async () => {
       item('stream_routes', 'main-other', {
         protocol: { name: 'dubbo', superior_id: 'main', conf: { service_name: OTHER } },
         upstream: { type: 'roundrobin', nodes: [node(providers.other)] },
+      }),
+      // Storage order: the method rule is tried before the version rule.
+      item('stream_routes', 'main-method', {
+        protocol: { name: 'dubbo', superior_id: 'main', conf: { service_name: SVC, method: 'where' } },
+        upstream: { type: 'roundrobin', nodes: [node(providers.byMethod)] },
+      }),
+      item('stream_routes', 'main-version', {
+        protocol: { name: 'dubbo', superior_id: 'main', conf: { service_name: SVC, service_version: '2.0.0' } },
+        upstream: { type: 'roundrobin', nodes: [node(providers.byVersion)] },
       }),
       item('stream_routes', 'small', {
         server_port: ports.small!,
@@ -110,6 +122,21 @@ describe('L4 dubbo proxy', () => {
     expect(counts.b).toBe(10);
     const other = await c.call(200n, OTHER, 'who');
     expect(other.values[1]).toBe('other');
+    c.socket.destroy();
+  });
+
+  it('routes a call to the subordinate whose method or service_version matches, in storage order', async () => {
+    const c = await connectDubboClient(ports.main!);
+    const who = async (id: bigint, method: string, version?: string) => (await c.call(id, SVC, method, [], version ? { version } : {})).values[1];
+    expect(await who(300n, 'where')).toBe('by-method');
+    expect(await who(301n, 'where', '1.0.0')).toBe('by-method');
+    expect(await who(302n, 'whoami', '2.0.0')).toBe('by-version');
+    expect(await who(303n, 'where', '2.0.0')).toBe('by-method');
+    // Neither rule: the superior's upstream.
+    const rest = [await who(304n, 'whoami', '1.0.0'), await who(305n, 'whoami', '2.0.1'), await who(306n, 'whoami')];
+    for (const r of rest) expect(['a', 'b']).toContain(r);
+    expect(providers.byVersion!.calls.get(`${SVC}#whoami`)).toBe(1);
+    expect(providers.byMethod!.calls.get(`${SVC}#where`)).toBe(3);
     c.socket.destroy();
   });
 

@@ -53,7 +53,8 @@ export function wireKind(b: number): string {
   return `0x${b.toString(16)}`;
 }
 
-export async function startDubboProvider(services: Record<string, Record<string, Method>>, name = 'provider'): Promise<DubboProvider> {
+/** `port` 0 picks a free one; a given port brings a killed provider back on its address. */
+export async function startDubboProvider(services: Record<string, Record<string, Method>>, name = 'provider', port = 0): Promise<DubboProvider> {
   const calls = new Map<string, number>();
   const sockets = new Set<net.Socket>();
   const received: DubboProvider['received'] = [];
@@ -114,7 +115,7 @@ export async function startDubboProvider(services: Record<string, Record<string,
       }
     });
   });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  await new Promise<void>((resolve, reject) => server.once('error', reject).listen(port, '127.0.0.1', () => resolve()));
   return Object.assign(p, {
     port: (server.address() as net.AddressInfo).port,
     kill: async () => {

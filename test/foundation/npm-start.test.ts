@@ -33,8 +33,11 @@ afterAll(async () => {
 
 describe('npm start with the shipped conf/', () => {
   it('starts with no etcd, generates and prints the admin key, serves Admin API writes', async () => {
-    const pkg = JSON.parse(await readFile(path.join(REPO, 'package.json'), 'utf8')) as { scripts: { start: string } };
+    const pkg = JSON.parse(await readFile(path.join(REPO, 'package.json'), 'utf8')) as { scripts: { start: string; prestart: string } };
     expect(pkg.scripts.start).toBe('node bin/switchyard.mjs start -c conf/config.yaml');
+    // npm start runs prestart first: the dashboard bundle is rebuilt when its sources are newer.
+    expect(pkg.scripts.prestart).toBe('node scripts/build-ui.mjs --if-stale');
+    await run(process.execPath, ['scripts/build-ui.mjs', '--if-stale'], { cwd: REPO });
 
     const p: Ports = { http: await freePort(), admin: await freePort(), status: await freePort() };
     const control = await freePort();
@@ -62,6 +65,17 @@ describe('npm start with the shipped conf/', () => {
 
     expect((await admin(p, 'GET', '/routes', undefined, key)).body).toMatchObject({ total: 0, list: [] });
     expect((await admin(p, 'GET', '/routes', undefined, '')).status).toBe(401);
+    // The dashboard on the Admin listener serves the built bundle: the page's one script is the hashed build output.
+    const ui = await get(`http://127.0.0.1:${p.admin}/ui/`);
+    expect(ui.status).toBe(200);
+    expect(ui.headers['content-type']).toMatch(/^text\/html/);
+    const scripts = [...ui.body.matchAll(/<script\b[^>]*\bsrc="([^"]+)"/g)].map((m) => m[1]);
+    expect(scripts).toHaveLength(1);
+    expect(scripts[0]).toMatch(/^\/ui\/app-[A-Z0-9]{8}\.js$/);
+    const bundle = await get(`http://127.0.0.1:${p.admin}${scripts[0]}`);
+    expect(bundle.status).toBe(200);
+    expect(bundle.headers['content-type']).toMatch(/^text\/javascript/);
+    expect(bundle.body).toBe(await readFile(path.join(REPO, 'build', scripts[0]!), 'utf8'));
     expect((await admin(p, 'PUT', '/upstreams/u', { type: 'roundrobin', nodes: { [echo.addr]: 1 } }, key)).status).toBe(201);
     expect((await admin(p, 'PUT', '/routes/echo', { uri: '/echo', upstream_id: 'u' }, key)).status).toBe(201);
     await served(`http://127.0.0.1:${p.http}/echo`);

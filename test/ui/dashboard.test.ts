@@ -3,7 +3,7 @@
 // see the schema error next to the field it concerns, send traffic through the proxy, edit and delete, force
 // delete a referenced upstream, watch the live views, and check that the viewer key gets a read-only UI.
 import { execFileSync } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -17,10 +17,13 @@ import { startEcho, type EchoServer } from '../helpers/upstream.ts';
 
 const CHROMIUM = '/usr/bin/chromium';
 const VIEWER_KEY = 'viewer-key-for-dashboard-0123';
+/** Screenshots of the main pages, kept after the run (git-ignored). */
+const SHOTS = path.join(import.meta.dirname, '../../test-output/dashboard');
 const FLAGS = ['--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
 
 let g: TestGateway;
 let echo: EchoServer;
+let echo2: EchoServer;
 let admin: AdminServer;
 let ui: string;
 let ctx: BrowserContext;
@@ -33,6 +36,7 @@ beforeAll(async () => {
   execFileSync(process.execPath, [path.join(import.meta.dirname, '../../scripts/build-ui.mjs'), '--if-stale'], { stdio: 'inherit' });
   tmp = await tempDir('swy-dash-');
   echo = await startEcho('dash');
+  echo2 = await startEcho('dash2');
   const control = await freePort();
   g = await startTestGateway({ config: { apisix: { enable_control: true, control: { ip: '127.0.0.1', port: control } } } });
   // The gateway's own admin server serves the same UI; this one also has the viewer key and the live-view
@@ -78,6 +82,7 @@ afterAll(async () => {
   await admin?.close();
   await g?.close();
   await echo?.close();
+  await echo2?.close();
   await tmp?.cleanup();
 });
 
@@ -241,6 +246,192 @@ describe.skipIf(!existsSync(CHROMIUM))('dashboard in Chromium', () => {
     await page.goto(`${ui}#/config`);
     await expect.poll(() => page.locator('pre.code').textContent()).toContain('"enable_admin_ui": true');
     expect(await page.locator('pre.code').textContent()).not.toContain(ADMIN_KEY);
+    expect(problems).toEqual([]);
+  });
+
+  it('creates an upstream with a health check through its form, routes to it by upstream_id, edits its nodes, deletes both', async () => {
+    await page.goto(`${ui}#/upstreams`);
+    await page.locator('a[href="#/upstreams/new"]').click();
+    await page.locator('#obj-id').fill('formup');
+    await field('type').fill('roundrobin');
+    await field('nodes').fill(JSON.stringify({ [`127.0.0.1:${echo.port}`]: 1 }));
+    for (const d of ['checks', 'checks.active', 'checks.active.healthy', 'checks.active.unhealthy']) {
+      await page.locator(`details[data-field="${d}"] > summary`).click();
+    }
+    await field('checks.active.type').selectOption({ label: 'http' });
+    await field('checks.active.http_path').fill('/health-probe');
+    await field('checks.active.healthy.interval').fill('1');
+    await field('checks.active.healthy.successes').fill('1');
+    await field('checks.active.unhealthy.interval').fill('1');
+    await field('checks.active.unhealthy.http_failures').fill('1');
+    await page.locator('#save').click();
+    await page.locator('tr[data-id="formup"]').waitFor();
+    expect((await g.admin('GET', '/upstreams/formup')).body.value).toMatchObject({
+      type: 'roundrobin',
+      nodes: { [`127.0.0.1:${echo.port}`]: 1 },
+      checks: { active: { type: 'http', http_path: '/health-probe', healthy: { interval: 1, successes: 1 }, unhealthy: { interval: 1, http_failures: 1 } } },
+    });
+    // The health check field took effect: the checker probes the path the form set.
+    await page.goto(`${ui}#/health`);
+    const checker = page.locator('section[aria-label="checker /apisix/upstreams/formup"]');
+    await expect.poll(() => checker.locator('td .pill').allTextContents(), { timeout: 12_000 }).toEqual(['healthy']);
+    expect(echo.seen.some((r) => r.url === '/health-probe')).toBe(true);
+
+    await page.goto(`${ui}#/routes`);
+    await page.locator('a[href="#/routes/new"]').click();
+    await page.locator('#obj-id').fill('viaup');
+    await field('uri').fill('/viaup/*');
+    await field('upstream_id').fill('formup');
+    await page.locator('#add-plugin').selectOption('proxy-rewrite');
+    await page.locator('#add-plugin-btn').click();
+    await field('plugins.proxy-rewrite.uri').fill('/up-rewritten');
+    await page.locator('#add-plugin').selectOption('limit-count');
+    await page.locator('#add-plugin-btn').click();
+    await field('plugins.limit-count.count').fill('3');
+    await field('plugins.limit-count.time_window').fill('60');
+    await page.locator('#save').click();
+    await page.locator('tr[data-id="viaup"]').waitFor();
+    const route = (await g.admin('GET', '/routes/viaup')).body.value;
+    expect(route).toMatchObject({ uri: '/viaup/*', upstream_id: 'formup', plugins: { 'proxy-rewrite': { uri: '/up-rewritten' }, 'limit-count': { count: 3, time_window: 60 } } });
+    expect(route.upstream).toBeUndefined();
+    await g.synced();
+    const before = echo.seen.length;
+    expect([(await fetch(`${g.url}/viaup/a`)).status, (await fetch(`${g.url}/viaup/b`)).status]).toEqual([200, 200]);
+    expect(echo.seen.slice(before).filter((r) => r.url === '/up-rewritten')).toHaveLength(2);
+
+    // Edit the upstream's nodes in its form: the route's traffic moves to the new node.
+    await page.goto(`${ui}#/upstreams`);
+    await page.locator('tr[data-id="formup"] a.btn', { hasText: 'Edit' }).click();
+    expect(JSON.parse(await field('nodes').inputValue())).toEqual({ [`127.0.0.1:${echo.port}`]: 1 });
+    expect(await field('checks.active.http_path').inputValue()).toBe('/health-probe');
+    await field('nodes').fill(JSON.stringify({ [`127.0.0.1:${echo2.port}`]: 1 }));
+    await page.locator('#save').click();
+    await page.locator('tr[data-id="formup"]').waitFor();
+    expect((await g.admin('GET', '/upstreams/formup')).body.value).toMatchObject({
+      nodes: { [`127.0.0.1:${echo2.port}`]: 1 },
+      checks: { active: { http_path: '/health-probe' } },
+    });
+    await g.synced();
+    const before2 = echo2.seen.filter((r) => r.url === '/up-rewritten').length;
+    expect((await fetch(`${g.url}/viaup/c`)).status).toBe(200);
+    expect(echo2.seen.filter((r) => r.url === '/up-rewritten').length).toBe(before2 + 1);
+    expect((await fetch(`${g.url}/viaup/d`)).status).toBe(503);
+
+    // Delete both through the UI: the route first, so the upstream goes without a force delete.
+    await page.goto(`${ui}#/routes`);
+    await page.locator('button[aria-label="Delete route viaup"]').click();
+    await page.locator('dialog.confirm button.danger').click();
+    await page.locator('tr[data-id="viaup"]').waitFor({ state: 'detached' });
+    await page.goto(`${ui}#/upstreams`);
+    await page.locator('button[aria-label="Delete upstream formup"]').click();
+    expect(await page.locator('dialog.confirm h2').textContent()).toBe('Delete upstream formup?');
+    await page.locator('dialog.confirm button.danger').click();
+    await page.locator('tr[data-id="formup"]').waitFor({ state: 'detached' });
+    expect((await g.admin('GET', '/routes/viaup')).status).toBe(404);
+    expect((await g.admin('GET', '/upstreams/formup')).status).toBe(404);
+    expect(problems).toEqual([]);
+  });
+
+  it('works from the keyboard alone: sign in, navigate, create and delete (Escape cancels the confirmation)', async () => {
+    const active = () => page.evaluate(() => {
+      const el = document.activeElement;
+      return el === null ? '' : `${el.tagName.toLowerCase()}#${el.id}[${el.getAttribute('aria-label') ?? el.textContent?.trim().slice(0, 40) ?? ''}]`;
+    });
+    /** Presses Tab (Shift+Tab backwards) until the focused element matches; fails if it never does. */
+    const tabTo = async (selector: string, back = false) => {
+      for (let i = 0; i < 80; i++) {
+        if (await page.evaluate((sel) => document.activeElement?.matches(sel) ?? false, selector)) return;
+        await page.keyboard.press(back ? 'Shift+Tab' : 'Tab');
+      }
+      throw new Error(`Tab never reached ${selector} (focus on ${await active()})`);
+    };
+    await page.evaluate(() => sessionStorage.clear());
+    await page.goto(ui);
+    // The key field has the focus on arrival.
+    expect(await active()).toBe('input#admin-key[]');
+    await page.keyboard.type(ADMIN_KEY);
+    await page.keyboard.press('Enter');
+    await page.locator('#role').waitFor();
+    await expect.poll(() => page.url()).toBe(`${ui}#/routes`);
+    // On a fresh load the skip link is the first stop and moves focus to the page itself (it used to be read
+    // as a route named "main").
+    await page.reload();
+    await page.locator('#role').waitFor();
+    await page.keyboard.press('Tab');
+    expect(await active()).toBe('a#[Skip to content]');
+    await page.keyboard.press('Enter');
+    expect(await page.evaluate(() => document.activeElement?.id)).toBe('main');
+    expect(page.url()).toBe(`${ui}#/routes`);
+
+    // Navigation: back from the page into the side nav, then Enter on a link; focus lands on the new page.
+    await tabTo('nav.side a[href="#/consumers"]', true);
+    await page.keyboard.press('Enter');
+    await page.locator('main h1', { hasText: 'Consumers' }).waitFor();
+    await expect.poll(() => page.evaluate(() => document.activeElement?.id)).toBe('main');
+    await tabTo('a[href="#/consumers/new"]');
+    await page.keyboard.press('Enter');
+    await page.locator('form.editor').waitFor();
+    // The editor focuses its first field (username: required fields come first).
+    await expect.poll(() => page.evaluate(() => document.activeElement?.getAttribute('data-path'))).toBe('username');
+    await page.keyboard.type('kbd');
+    await tabTo('[data-path="desc"]');
+    await page.keyboard.type('made from the keyboard');
+    await tabTo('#save');
+    await page.keyboard.press('Enter');
+    await page.locator('tr[data-id="kbd"]').waitFor();
+    expect((await g.admin('GET', '/consumers/kbd')).body.value).toMatchObject({ username: 'kbd', desc: 'made from the keyboard' });
+
+    // Delete: Escape cancels the dialog and returns focus to the button; Enter on the dialog's first button deletes.
+    await tabTo('button[aria-label="Delete consumer kbd"]');
+    await page.keyboard.press('Enter');
+    await page.locator('dialog.confirm').waitFor();
+    expect(await active()).toBe('button#[Delete]');
+    await page.keyboard.press('Escape');
+    await page.locator('dialog.confirm').waitFor({ state: 'detached' });
+    expect(await active()).toBe('button#[Delete consumer kbd]');
+    expect((await g.admin('GET', '/consumers/kbd')).status).toBe(200);
+    await page.keyboard.press('Enter');
+    await page.locator('dialog.confirm').waitFor();
+    await page.keyboard.press('Enter');
+    await page.locator('tr[data-id="kbd"]').waitFor({ state: 'detached' });
+    expect((await g.admin('GET', '/consumers/kbd')).status).toBe(404);
+    expect(problems).toEqual([]);
+  });
+
+  it('saves screenshots of the main pages as test artifacts', async () => {
+    await g.put('/routes/shop', {
+      name: 'shop', uri: '/shop/*', methods: ['GET', 'POST'], hosts: ['shop.example.com'], upstream_id: 'hc',
+      plugins: { 'proxy-rewrite': { regex_uri: ['^/shop/(.*)', '/$1'] }, 'limit-count': { count: 100, time_window: 60 } },
+    });
+    await g.put('/routes/api', { name: 'api', uri: '/api/*', host: 'api.example.com', upstream_id: 'hc', plugins: { 'key-auth': {}, 'limit-count': { count: 10, time_window: 1 } } });
+    // The route left pointing at the force-deleted upstream would only show a dangling reference.
+    expect((await g.admin('DELETE', '/routes/uses-shared')).status).toBe(200);
+    for (let i = 0; i < 3; i++) await fetch(`${g.url}/metered`);
+    mkdirSync(SHOTS, { recursive: true });
+    // A fresh load (no toast left from earlier steps), away from #/routes: going to the hash already shown
+    // would not reload its list.
+    await page.goto(`${ui}#/config`);
+    await page.reload();
+    const shots: [string, string, string][] = [
+      ['routes', '#/routes', 'tr[data-id="shop"]'],
+      ['route-editor', '#/routes/edit/shop', '[data-path="plugins.limit-count.count"]'],
+      ['upstreams', '#/upstreams', 'tr[data-id="hc"]'],
+      ['consumers', '#/consumers', 'tr[data-id="jack"]'],
+      ['ssls', '#/ssls', 'tr[data-id="dash"] .pill'],
+      ['health', '#/health', 'section[aria-label="checker /apisix/upstreams/hc"] td .pill'],
+      ['traffic', '#/traffic', '.stat.c2'],
+      ['effective', '#/routes/effective/shop', 'pre.code'],
+    ];
+    for (const [name, hash, ready] of shots) {
+      await page.goto(`${ui}${hash}`);
+      await page.locator(ready).first().waitFor();
+      const file = path.join(SHOTS, `${name}.png`);
+      await page.screenshot({ path: file, fullPage: name !== 'route-editor' });
+      const png = readFileSync(file);
+      expect(png.subarray(0, 8).equals(Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a])), name).toBe(true);
+      // IHDR width: the 1280 px viewport.
+      expect(png.readUInt32BE(16), name).toBe(1280);
+    }
     expect(problems).toEqual([]);
   });
 

@@ -11,7 +11,7 @@ function listenAddr(e: ListenEntry): { host: string; port: number; h2?: boolean 
 
 interface SslConf {
   enable?: boolean;
-  listen?: { ip?: string; port: number; enable_http3?: boolean }[];
+  listen?: { ip?: string; port: number; enable_http2?: boolean; enable_http3?: boolean }[];
   ssl_protocols?: string;
   ssl_ciphers?: string;
   fallback_sni?: string;
@@ -48,7 +48,7 @@ export function setup(registry: ListenerRegistry): void {
         return createHttpsListener({
           host: e.ip ?? '0.0.0.0',
           port: e.port,
-          h2: ctx.conf.apisix.enable_http2,
+          h2: e.enable_http2 ?? ctx.conf.apisix.enable_http2,
           limits: ctx.conf.switchyard.limits,
           pipeline,
           certificates: ctx.certificates,

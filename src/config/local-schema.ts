@@ -95,7 +95,9 @@ export const LOCAL_CONFIG_SCHEMA: Record<string, unknown> = {
               items: {
                 type: 'object',
                 additionalProperties: false,
-                properties: { ip: { type: 'string' }, port, enable_http3: { type: 'boolean' } },
+                // enable_http2 per entry as APISIX 3.0-3.8 took it (3.9+ only has apisix.enable_http2, which is
+                // the fallback here).
+                properties: { ip: { type: 'string' }, port, enable_http2: { type: 'boolean' }, enable_http3: { type: 'boolean' } },
               },
             },
             ssl_protocols: { type: 'string' },

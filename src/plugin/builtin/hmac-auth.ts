@@ -6,13 +6,16 @@
 // `Digest: SHA-256=<base64>` of the body (constant time; a body over `max_req_body_size` is 413).
 // Failures are 401 {"message":"client request can't be validated"} (with ": missing Authorization header" or
 // ": Authorization header does not start with 'Signature'" when there is nothing to check) and
-// `WWW-Authenticate: hmac realm="<realm>"`. There is no replay cache (as in APISIX): the Date window bounds
-// replays. `anonymous_consumer` and `hide_credentials` as in APISIX.
+// `WWW-Authenticate: hmac realm="<realm>"`. `anonymous_consumer` and `hide_credentials` as in APISIX.
+// Replays: APISIX has no replay cache, only the Date window bounds them. Switchyard's `reject_replays`
+// (default false) also refuses a signature seen before while its Date is within `clock_skew` (see #admit).
 import { createHash } from 'node:crypto';
 import type { JsonObject } from '../../config/resources.ts';
 import type { Logger } from '../../observability/logger.ts';
 import type { HttpContext } from '../context.ts';
 import type { ConsumerDirectory, ConsumerMatch, PluginDef, PluginInstance, PluginResponse } from '../plugin.ts';
+import { nodeCounters } from '../counters/cluster.ts';
+import type { CounterResult } from '../counters/counter.ts';
 import {
   anonymousConsumerSchema,
   attachConsumer,
@@ -46,6 +49,12 @@ const schema: JsonObject = {
     hide_credentials: { type: 'boolean', default: false },
     realm: realmSchema('hmac'),
     anonymous_consumer: anonymousConsumerSchema,
+    // Switchyard extension: a valid signature is accepted once. It is remembered node-wide (every worker asks
+    // the primary's counters, counters/cluster.ts) until its Date leaves the clock_skew window, after which the
+    // skew check refuses it anyway. Off by default as APISIX has no such check: with it, a client that
+    // retries a signed request unchanged, or sends the same signed GET twice within one second (the Date has
+    // a one-second resolution), gets 401 on the second one.
+    reject_replays: { type: 'boolean', default: false },
   },
 };
 
@@ -60,8 +69,15 @@ const consumerSchema: JsonObject = {
   required: ['key_id', 'secret_key'],
 };
 
-/** Why a request failed: logged (as APISIX warns it), never sent to the client. */
-type Outcome = ConsumerMatch | { readonly reason: string };
+/** A request whose signature passed every check, to be remembered when replays are refused. */
+interface Accepted {
+  readonly match: ConsumerMatch;
+  /** The signature bytes as verified (not as written: base64 padding and trailing text vary). */
+  readonly signature: Uint8Array;
+  readonly keyId: string;
+  /** The request's Date, seconds since the epoch. */
+  readonly date: number;
+}
 
 class RequestView implements SignedRequest {
   readonly ctx: HttpContext;
@@ -87,6 +103,7 @@ class HmacAuth implements PluginInstance {
   readonly #validateBody: boolean;
   readonly #maxBody: number;
   readonly #hide: boolean;
+  readonly #rejectReplays: boolean;
   readonly #anonymous: string | undefined;
   readonly #consumers: ConsumerDirectory;
   readonly #logger: Logger;
@@ -104,6 +121,7 @@ class HmacAuth implements PluginInstance {
     this.#validateBody = conf.validate_request_body === true;
     this.#maxBody = typeof conf.max_req_body_size === 'number' ? conf.max_req_body_size : 67108864;
     this.#hide = conf.hide_credentials === true;
+    this.#rejectReplays = conf.reject_replays === true;
     this.#anonymous = typeof conf.anonymous_consumer === 'string' ? conf.anonymous_consumer : undefined;
     this.#consumers = consumers;
     this.#logger = logger;
@@ -115,21 +133,23 @@ class HmacAuth implements PluginInstance {
     this.#noAnonymous = unauthorized('Invalid user authorization', this.#challenge);
   }
 
-  // hot path: synchronous unless the body has to be read for its digest.
+  // hot path: synchronous unless the body has to be read for its digest or a worker asks the node's counters.
   rewrite(ctx: HttpContext): PluginResponse | undefined | Promise<PluginResponse | undefined> {
     const auth = firstHeader(ctx.request.headers.authorization);
     if (auth === undefined) return this.#fail(ctx, this.#missingHeader);
     if (!auth.startsWith('Signature')) return this.#fail(ctx, this.#notSignature);
     const outcome = this.#validate(ctx, auth);
-    if ('reason' in outcome) {
-      this.#logger.warn({ route: ctx.routeId, reason: outcome.reason }, "hmac-auth: client request can't be validated");
-      return this.#fail(ctx, this.#invalid);
-    }
-    if (!this.#validateBody) return this.#accept(ctx, outcome);
+    if ('reason' in outcome) return this.#refuse(ctx, outcome.reason);
+    if (!this.#validateBody) return this.#admit(ctx, outcome);
     return this.#checkBody(ctx, outcome);
   }
 
-  #validate(ctx: HttpContext, auth: string): Outcome {
+  #refuse(ctx: HttpContext, reason: string): PluginResponse | undefined {
+    this.#logger.warn({ route: ctx.routeId, reason }, "hmac-auth: client request can't be validated");
+    return this.#fail(ctx, this.#invalid);
+  }
+
+  #validate(ctx: HttpContext, auth: string): Accepted | { readonly reason: string } {
     const params = parseSignatureParams(auth);
     if (params.keyId === undefined || params.signature === undefined) return { reason: 'keyId or signature missing' };
     if (params.algorithm === undefined) return { reason: 'algorithm missing' };
@@ -147,10 +167,10 @@ class HmacAuth implements PluginInstance {
     const presented = decodeBase64Lenient(params.signature);
     const expected = computeSignature(params.algorithm, secret, signingString(params.keyId, params.headers, new RequestView(ctx)));
     if (presented === null || !bytesEqual(presented, expected)) return { reason: 'Invalid signature' };
-    return match;
+    return { match, signature: expected, keyId: params.keyId, date: time };
   }
 
-  async #checkBody(ctx: HttpContext, match: ConsumerMatch): Promise<PluginResponse | undefined> {
+  async #checkBody(ctx: HttpContext, accepted: Accepted): Promise<PluginResponse | undefined> {
     const digestHeader = firstHeader(ctx.request.headers.digest);
     if (digestHeader === undefined) return this.#fail(ctx, this.#invalid);
     const declared = Number(firstHeader(ctx.request.headers['content-length']) ?? 0);
@@ -159,7 +179,31 @@ class HmacAuth implements PluginInstance {
     if (body.length > this.#maxBody) return this.#tooLarge(body.length);
     const computed = Buffer.from('SHA-256=' + createHash('sha256').update(body).digest('base64'));
     if (!bytesEqual(Buffer.from(digestHeader), computed)) return this.#fail(ctx, this.#invalid);
-    return this.#accept(ctx, match);
+    return this.#admit(ctx, accepted);
+  }
+
+  /**
+   * Last step of an accepted request. With reject_replays the signature is counted node-wide (a window per
+   * signature, limit 1) only once every other check passed, so a forged or refused request never uses up a
+   * genuine signature. The window lasts while the Date is within this route's clock_skew: later, the skew
+   * check refuses. (Keys are not per route: a replay to another route is caught too, unless that route allows
+   * a longer clock_skew and the first window has ended.)
+   */
+  #admit(ctx: HttpContext, a: Accepted): PluginResponse | undefined | Promise<PluginResponse | undefined> {
+    if (!this.#rejectReplays) return this.#accept(ctx, a.match);
+    const key = 'hmac-auth replay ' + createHash('sha256').update(a.keyId).update('\0').update(a.signature).digest('base64url');
+    const windowMs = Math.max(1, (a.date + this.#clockSkew + 1) * 1000 - Date.now());
+    const seen = nodeCounters.incr(key, windowMs, 1, 'fixed');
+    return seen instanceof Promise ? this.#afterCount(ctx, a, seen) : this.#counted(ctx, a, seen);
+  }
+
+  async #afterCount(ctx: HttpContext, a: Accepted, seen: Promise<CounterResult>): Promise<PluginResponse | undefined> {
+    return this.#counted(ctx, a, await seen);
+  }
+
+  #counted(ctx: HttpContext, a: Accepted, seen: CounterResult): PluginResponse | undefined {
+    if (seen.allowed) return this.#accept(ctx, a.match);
+    return this.#refuse(ctx, 'signature already used (replay)');
   }
 
   #tooLarge(size: number): PluginResponse {

@@ -1,4 +1,4 @@
-import { createHash, createHmac } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { fieldCodecFromConfig, lookupFromPluginDefs } from '../../../src/config/encryption.ts';
 import { hmacAuthPlugin as def } from '../../../src/plugin/builtin/hmac-auth.ts';
@@ -7,44 +7,9 @@ import { startTestGateway, type TestGateway } from '../../helpers/gateway.ts';
 import { startEcho, type EchoServer } from '../../helpers/upstream.ts';
 import { h2Request, startWsUpstream, wsRoundTrip, type WsUpstream } from './auth-transports.ts';
 import { confError } from '../helpers.ts';
+import { signedHeaders, type SignOpts } from './hmac-auth-sign.ts';
 
 type Echo = { headers: Record<string, string | undefined>; url: string; bodyLength: number };
-
-const NODE_ALG: Record<string, string> = { 'hmac-sha1': 'sha1', 'hmac-sha256': 'sha256', 'hmac-sha512': 'sha512' };
-
-interface SignOpts {
-  keyId: string;
-  secret: string;
-  method?: string;
-  /** Path and query as sent. */
-  target: string;
-  algorithm?: string;
-  /** Header names in signing order ("@request-target" allowed) and the request headers to send. */
-  signed?: string[];
-  headers?: Record<string, string>;
-  dateOffsetSec?: number;
-}
-
-/**
- * Signs a request following APISIX's documented algorithm (docs/en/latest/plugins/hmac-auth.md), written
- * here with node:crypto independently of the gateway's code.
- */
-function signedHeaders(o: SignOpts): Record<string, string> {
-  const algorithm = o.algorithm ?? 'hmac-sha256';
-  const headers: Record<string, string> = {
-    date: new Date(Date.now() + (o.dateOffsetSec ?? 0) * 1000).toUTCString(),
-    ...o.headers,
-  };
-  const signed = o.signed ?? ['@request-target', 'date'];
-  const lines = [o.keyId];
-  for (const h of signed) {
-    if (h === '@request-target') lines.push(`${o.method ?? 'GET'} ${o.target}`);
-    else lines.push(`${h}: ${headers[h.toLowerCase()]}`);
-  }
-  const signature = createHmac(NODE_ALG[algorithm]!, o.secret).update(lines.join('\n') + '\n').digest('base64');
-  headers.authorization = `Signature keyId="${o.keyId}",algorithm="${algorithm}",headers="${signed.join(' ')}",signature="${signature}"`;
-  return headers;
-}
 
 const CANT = "client request can't be validated";
 
@@ -73,6 +38,7 @@ describe('hmac-auth', () => {
     await gw.put('/routes/4', { uri: '/hide/*', plugins: { 'hmac-auth': { hide_credentials: true } }, upstream });
     await gw.put('/routes/5', { uri: '/anon/*', plugins: { 'hmac-auth': { anonymous_consumer: 'anon' } }, upstream });
     await gw.put('/routes/6', { uri: '/ghost/*', plugins: { 'hmac-auth': { anonymous_consumer: 'ghost' } }, upstream });
+    await gw.put('/routes/7', { uri: '/replay/*', plugins: { 'hmac-auth': { reject_replays: true, clock_skew: 2 } }, upstream });
     await gw.put('/routes/ws', { uri: '/ws/*', enable_websocket: true, plugins: { 'hmac-auth': {} }, upstream: { nodes: { [wsUp.addr]: 1 } } });
     await gw.synced();
   });
@@ -215,6 +181,43 @@ describe('hmac-auth', () => {
     r = await send('/anon/x', signedHeaders({ ...jack, target: '/anon/x' }));
     expect(((await r.json()) as Echo).headers['x-consumer-username']).toBe('jack');
     await expect401(await send('/ghost/x', {}), 'Invalid user authorization');
+  });
+
+  it('reject_replays: a signature is accepted once; by default a replay within clock_skew passes, as in APISIX', async () => {
+    const plain = signedHeaders({ ...jack, target: '/hmac/again' });
+    for (let i = 0; i < 2; i++) {
+      const r = await send('/hmac/again', plain);
+      expect(r.status).toBe(200);
+      await r.arrayBuffer();
+    }
+    const before = up.seen.length;
+    const h = signedHeaders({ ...jack, target: '/replay/x' });
+    let r = await send('/replay/x', h);
+    expect(r.status).toBe(200);
+    expect(((await r.json()) as Echo).headers['x-consumer-username']).toBe('jack');
+    await expect401(await send('/replay/x', h), CANT);
+    // The same signature without its base64 padding (nginx's decoder accepts both) is still the same signature.
+    const padded = signedHeaders({ ...jack, target: '/replay/y' });
+    expect(padded.authorization).toMatch(/=",?$|="$/);
+    const unpadded = { ...padded, authorization: padded.authorization!.replace(/=+"$/, '"') };
+    // A refused request (a signed header changed in flight) does not use up the genuine signature.
+    await expect401(await send('/replay/y', { ...padded, date: new Date(Date.now() - 1000).toUTCString() }), CANT);
+    r = await send('/replay/y', padded);
+    expect(r.status).toBe(200);
+    await r.arrayBuffer();
+    await expect401(await send('/replay/y', unpadded), CANT);
+    expect(up.seen.length).toBe(before + 2);
+  });
+
+  it('reject_replays: once the Date leaves clock_skew, a replay is still refused (by the skew check)', async () => {
+    const h = signedHeaders({ ...jack, target: '/replay/late' });
+    const r = await send('/replay/late', h);
+    expect(r.status).toBe(200);
+    await r.arrayBuffer();
+    // clock_skew 2: the Date (whole seconds) is accepted until 3 s after it.
+    await new Promise((res) => setTimeout(res, Math.max(0, Date.parse(h.date!) + 3100 - Date.now())));
+    await expect401(await send('/replay/late', h), CANT);
+    await expect401(await send('/replay/late', signedHeaders({ ...jack, target: '/replay/late', dateOffsetSec: -5 })), CANT);
   });
 
   it('parses the three HTTP-date forms nginx accepts', () => {

@@ -28,7 +28,11 @@ export interface TestOp {
   close(): Promise<void>;
 }
 
-export async function startOp(redirectUris: string[], postLogoutRedirectUris: string[] = []): Promise<TestOp> {
+/**
+ * `extraClients`: more registered clients, each allowed the authorization_code and refresh_token grants on
+ * `redirectUris` (e.g. one authenticating with private_key_jwt and its `jwks`).
+ */
+export async function startOp(redirectUris: string[], postLogoutRedirectUris: string[] = [], extraClients: Record<string, unknown>[] = []): Promise<TestOp> {
   const clientId = 'switchyard';
   const clientSecret = 'op-client-secret-0123456789abcdef';
   const server = http.createServer();
@@ -48,7 +52,14 @@ export async function startOp(redirectUris: string[], postLogoutRedirectUris: st
         post_logout_redirect_uris: postLogoutRedirectUris,
         scope: 'openid email profile offline_access read write',
       },
-    ],
+      ...extraClients.map((c) => ({
+        grant_types: ['authorization_code', 'refresh_token'],
+        response_types: ['code'],
+        redirect_uris: redirectUris,
+        scope: 'openid email profile offline_access',
+        ...c,
+      })),
+    ] as Configuration['clients'],
     scopes: ['openid', 'email', 'profile', 'offline_access', 'read', 'write'],
     claims: { openid: ['sub'], email: ['email'], profile: ['name'] },
     findAccount: (_ctx: unknown, id: string) => ({

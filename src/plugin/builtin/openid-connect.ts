@@ -5,8 +5,11 @@
 //   `required_scopes` missing: 403 {"error":"required scopes <a, b> not present"}; audience checks of
 //   claim_validator: 403 {"error":"required audience claim not present"} / {"error":"mismatched audience"}.
 // - browser (authorization-code flow, openid-connect/flow.ts) with the session in an encrypted cookie
-//   (openid-connect/session.ts). Unauthenticated requests follow `unauth_action`: auth (302 to the OP),
-//   deny (401), pass (proxied without identity headers).
+//   (openid-connect/session.ts, with lua-resty-session's idling/rolling/absolute timeouts). Unauthenticated
+//   requests follow `unauth_action`: auth (302 to the OP), deny (401), pass (proxied without identity
+//   headers). As lua-resty-openidc: `force_reauthorize` treats every request with a session as
+//   unauthenticated (each one goes through the OP again); `refresh_session_interval` sends a session last
+//   authenticated longer ago to the OP with prompt=none (silent re-authentication, whatever unauth_action).
 // Upstream headers: X-Access-Token (or `Authorization: Bearer` with access_token_in_authorization_header),
 // X-ID-Token (base64 JSON of the ID token claims), X-Userinfo (base64 JSON of the userinfo, or of the
 // token's claims in bearer mode), X-Refresh-Token and X-Raw-ID-Token when enabled. Client-sent values of
@@ -19,7 +22,8 @@ import { compileSchema, runSchema, type CompiledSchema } from '../../schema/comp
 import type { HttpContext } from '../context.ts';
 import type { PluginDef, PluginInstance, PluginResponse } from '../plugin.ts';
 import { bearerToken, introspect, parsePublicKey, verifyJwt, type BearerConf } from './openid-connect/bearer.ts';
-import { asStringMap, finishLogin, logoutTarget, refresh, sessionScopes, startLogin, type FlowConf } from './openid-connect/flow.ts';
+import { asStringMap, finishLogin, logoutTarget, refresh, revokeTokens, sessionScopes, startLogin, type FlowConf } from './openid-connect/flow.ts';
+import { assertionConf, type ClientAuth } from './openid-connect/op.ts';
 import { check, encryptFields, schema } from './openid-connect/schema.ts';
 import { COOKIE_LIMIT, SessionCodec, type SessionData } from './openid-connect/session.ts';
 
@@ -47,13 +51,21 @@ class OpenIdConnect implements PluginInstance {
   readonly #scopeError: string;
   readonly #claimSchema: CompiledSchema | undefined;
   readonly #leeway: number;
+  readonly #forceReauthorize: boolean;
+  readonly #refreshInterval: number | undefined;
+  readonly #revokeOnLogout: boolean;
 
   constructor(conf: JsonObject, logger: Logger) {
     this.#c = conf;
     this.#logger = logger;
     const http = { timeoutMs: Number(conf.timeout ?? 3) * 1000, verify: conf.ssl_verify !== false };
     const secret = typeof conf.client_secret === 'string' ? conf.client_secret : undefined;
-    const client = (method: unknown) => ({ clientId: String(conf.client_id), clientSecret: secret, method: String(method ?? 'client_secret_basic') });
+    const client = (method: unknown): ClientAuth => {
+      const m = String(method ?? 'client_secret_basic');
+      // check() refused a conf whose assertion settings are unusable: a string here cannot happen.
+      const assertion = assertionConf(m, conf);
+      return { clientId: String(conf.client_id), clientSecret: secret, method: m, ...(typeof assertion === 'object' ? { assertion } : {}) };
+    };
     const publicKey: KeyObject | undefined = typeof conf.public_key === 'string' ? parsePublicKey(conf.public_key) : undefined;
     const validator = conf.claim_validator as JsonObject | undefined;
     const issuers = (validator?.issuer as JsonObject | undefined)?.valid_issuers;
@@ -98,6 +110,9 @@ class OpenIdConnect implements PluginInstance {
     this.#scopeError = JSON.stringify({ error: `required scopes ${(this.#requiredScopes ?? []).join(', ')} not present` });
     this.#claimSchema = conf.claim_schema !== undefined ? compileSchema(conf.claim_schema as JsonObject) : undefined;
     this.#leeway = Number(conf.access_token_expires_leeway ?? 0);
+    this.#forceReauthorize = conf.force_reauthorize === true;
+    this.#refreshInterval = typeof conf.refresh_session_interval === 'number' ? conf.refresh_session_interval : undefined;
+    this.#revokeOnLogout = conf.revoke_tokens_on_logout === true;
   }
 
   async rewrite(ctx: HttpContext): Promise<PluginResponse | undefined> {
@@ -163,6 +178,7 @@ class OpenIdConnect implements PluginInstance {
     let session = codec.read(req.headers.cookie, now);
     try {
       if (req.path === String(this.#c.logout_path ?? '/logout')) {
+        if (session !== null && this.#revokeOnLogout) await this.#revoke(ctx, flow, session);
         const post = typeof this.#c.post_logout_redirect_uri === 'string' ? this.#c.post_logout_redirect_uri : undefined;
         const target = await logoutTarget(flow, session, post);
         const cookie = codec.clearCookie(https);
@@ -178,12 +194,17 @@ class OpenIdConnect implements PluginInstance {
         }
         return { status: 302, headers: { location: r.location, 'set-cookie': this.#cookie(ctx, codec, r.session, https) } };
       }
+      let changed = false;
       if (session !== null && session.access_token !== undefined && session.expires_at !== undefined && now >= session.expires_at - this.#leeway) {
-        const renewed = this.#c.renew_access_token_on_expiry !== false ? await refresh(flow, session) : null;
-        if (renewed !== null) ctx.pluginData.set('openid-connect', this.#cookie(ctx, codec, renewed, https));
-        session = renewed;
+        session = this.#c.renew_access_token_on_expiry !== false ? await refresh(flow, session) : null;
+        changed = session !== null;
       }
-      if (session === null || session.access_token === undefined) return await this.#unauthenticated(ctx, redirectUri, https);
+      if (session === null || session.access_token === undefined || this.#forceReauthorize) return await this.#unauthenticated(ctx, redirectUri, https);
+      const last = session.last_authenticated;
+      if (this.#refreshInterval !== undefined && (last === undefined || last + this.#refreshInterval < now)) {
+        return await this.#login(ctx, redirectUri, https, 'none');
+      }
+      if (codec.refresh(session, now) || changed) ctx.pluginData.set('openid-connect', this.#cookie(ctx, codec, session, https));
     } catch (err) {
       this.#logger.error({ route: ctx.routeId, err: (err as Error).message }, 'OIDC authentication failed');
       return { status: 500 };
@@ -214,11 +235,27 @@ class OpenIdConnect implements PluginInstance {
     const action = this.#c.unauth_action;
     if (action === 'pass') return undefined;
     if (action === 'deny') return { status: 401 };
+    return this.#login(ctx, redirectUri, https, undefined);
+  }
+
+  /** 302 to the OP's authorization endpoint with a fresh pending-login session. */
+  async #login(ctx: HttpContext, redirectUri: string, https: boolean, prompt: string | undefined): Promise<PluginResponse> {
     // The original URL becomes a Location after login: a leading run of slashes or backslashes would name another host.
     const path = ctx.request.path.replace(/^[/\\]+/, '/');
     const original = ctx.request.query === '' ? path : `${path}?${ctx.request.query}`;
-    const { location, session } = await startLogin(this.#flow!, redirectUri, original);
+    const { location, session } = await startLogin(this.#flow!, redirectUri, original, prompt);
     return { status: 302, headers: { location, 'set-cookie': this.#cookie(ctx, this.#codec!, session, https) } };
+  }
+
+  /** revoke_tokens_on_logout: a revocation that fails is logged; the logout goes on (as lua-resty-openidc). */
+  async #revoke(ctx: HttpContext, flow: FlowConf, session: SessionData): Promise<void> {
+    let failure: string | null;
+    try {
+      failure = await revokeTokens(flow, session);
+    } catch (err) {
+      failure = (err as Error).message;
+    }
+    if (failure !== null) this.#logger.warn({ route: ctx.routeId, reason: failure }, 'OIDC token revocation failed');
   }
 
   /** The absolute redirect_uri: configured, or the request path + /.apisix/redirect (APISIX's default). */
@@ -239,7 +276,7 @@ class OpenIdConnect implements PluginInstance {
   }
 
   #cookie(ctx: HttpContext, codec: SessionCodec, s: SessionData, https: boolean): string {
-    const c = codec.setCookie(s, https);
+    const c = codec.setCookie(codec.start(s, Math.floor(Date.now() / 1000)), https);
     if (c.length > COOKIE_LIMIT) this.#logger.warn({ route: ctx.routeId, bytes: c.length }, 'OIDC session cookie exceeds 4096 bytes; browsers may drop it');
     return c;
   }

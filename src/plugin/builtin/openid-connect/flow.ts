@@ -5,12 +5,14 @@
 //   (signature via the JWKS, issuer, audience, nonce, iat within `iat_slack`), userinfo fetched, then 302 back
 //   to the original URL with the authenticated session;
 // - renewal: an expired access token is refreshed with the refresh token when `renew_access_token_on_expiry`;
-// - logout at `logout_path`: session cleared, then the OP's end_session_endpoint (id_token_hint and
-//   post_logout_redirect_uri), or `post_logout_redirect_uri`, or a small "Logged Out" page.
+// - logout at `logout_path`: session cleared, with `revoke_tokens_on_logout` its refresh then access token
+//   revoked at the OP's revocation_endpoint (RFC 7009; a failure is logged, the logout goes on), then the
+//   OP's end_session_endpoint (id_token_hint and post_logout_redirect_uri), or `post_logout_redirect_uri`, or a
+//   small "Logged Out" page.
 import { createHash, randomBytes } from 'node:crypto';
 import { decodeJwt, jwtVerify } from 'jose';
 import type { JsonObject } from '../../../config/resources.ts';
-import { getDiscovery, getWithToken, jwksFor, postForm, type ClientAuth, type Discovery, type HttpOpts } from './op.ts';
+import { getDiscovery, getWithToken, jwksFor, postForm, postFormStatus, type ClientAuth, type Discovery, type HttpOpts } from './op.ts';
 import type { SessionData } from './session.ts';
 
 export interface FlowConf {
@@ -33,13 +35,19 @@ function nowSec(): number {
   return Math.floor(Date.now() / 1000);
 }
 
-/** A fresh pending-login session and the authorization URL to send the browser to. */
-export async function startLogin(conf: FlowConf, redirectUri: string, originalUrl: string): Promise<{ location: string; session: SessionData }> {
+/**
+ * A fresh pending-login session and the authorization URL to send the browser to. `prompt` "none" asks the OP
+ * to answer without any interaction (refresh_session_interval's silent re-authentication); as in
+ * lua-resty-openidc, authorization_params may override it.
+ */
+export async function startLogin(conf: FlowConf, redirectUri: string, originalUrl: string, prompt?: string): Promise<{ location: string; session: SessionData }> {
   const disc = await getDiscovery(conf.discovery, conf.http);
   if (typeof disc.authorization_endpoint !== 'string') throw new Error('no authorization_endpoint in the discovery document');
-  const session: SessionData = { exp: nowSec() + 600, state: random(), nonce: random(), original_url: originalUrl };
+  const now = nowSec();
+  const session: SessionData = { exp: now + 600, state: random(), nonce: random(), original_url: originalUrl, last_authenticated: now };
   const url = new URL(disc.authorization_endpoint);
   const p = url.searchParams;
+  if (prompt !== undefined) p.set('prompt', prompt);
   for (const [k, v] of Object.entries(conf.authorizationParams)) p.set(k, v);
   p.set('response_type', 'code');
   p.set('client_id', conf.client.clientId);
@@ -78,6 +86,7 @@ export async function finishLogin(conf: FlowConf, pending: SessionData | null, q
   const claims = await verifyIdToken(conf, disc, idToken, pending.nonce);
   if (typeof claims === 'string') return { ok: false, status: 500, error: claims };
   const session = tokensToSession(conf, tok.json, claims, idToken);
+  if (pending.last_authenticated !== undefined) session.last_authenticated = pending.last_authenticated;
   if (typeof disc.userinfo_endpoint === 'string') {
     const info = await getWithToken(disc.userinfo_endpoint, session.access_token!, conf.http);
     if (info.status === 200) session.user = info.json;
@@ -137,6 +146,23 @@ export async function refresh(conf: FlowConf, session: SessionData): Promise<Ses
     }
   }
   return next;
+}
+
+/**
+ * Revokes the session's refresh then access token at the OP's revocation_endpoint (lua-resty-openidc order);
+ * returns why a revocation failed, for the log, or null.
+ */
+export async function revokeTokens(conf: FlowConf, session: SessionData): Promise<string | null> {
+  const disc = await getDiscovery(conf.discovery, conf.http);
+  if (typeof disc.revocation_endpoint !== 'string') return 'no revocation_endpoint in the discovery document';
+  const failures: string[] = [];
+  const tokens: [string, string | undefined][] = [['refresh_token', session.refresh_token], ['access_token', session.access_token]];
+  for (const [hint, token] of tokens) {
+    if (token === undefined) continue;
+    const status = await postFormStatus(disc.revocation_endpoint, { token, token_type_hint: hint }, conf.client, conf.http);
+    if (status !== 200) failures.push(`${hint}: revocation endpoint answered ${status}`);
+  }
+  return failures.length === 0 ? null : failures.join('; ');
 }
 
 /** Where the browser goes after logout, or null for the local "Logged Out" page. */

@@ -1,8 +1,13 @@
 // openid-connect route schema (APISIX 3.x apisix/plugins/openid-connect.lua) and its extra checks.
-// Options this build cannot honour (redis session storage, private_key_jwt / client_secret_jwt client
-// authentication, PAR, DPoP, proxy_opts) are rejected at config time rather than ignored at request time.
+// Options this build cannot honour (redis session storage, PAR, DPoP, proxy_opts, accept_none_alg true) are
+// rejected at config time rather than ignored at request time. accept_none_alg would accept unsigned ID
+// tokens (and, as lua-resty-openidc's bearer_jwt_verify takes the same option, unsigned bearer tokens any
+// client can write); the OpenID Provider the tests run (oidc-provider 9) cannot even issue one.
+// jwt_verification_cache_ignore: a bearer JWT is verified on every request (against the cached key set), no
+// verification result is cached, so there is nothing to ignore and both values behave as true.
 import type { JsonObject } from '../../../config/resources.ts';
 import { compileSchema } from '../../../schema/compile.ts';
+import { assertionConf } from './op.ts';
 
 const str = { type: 'string' };
 const bool = (d: boolean) => ({ type: 'boolean', default: d });
@@ -106,7 +111,7 @@ export const schema: JsonObject = {
 
 export const encryptFields = ['client_secret', 'client_rsa_private_key', 'session.secret'];
 
-const CLIENT_AUTH = new Set(['client_secret_basic', 'client_secret_post']);
+const CLIENT_AUTH = new Set(['client_secret_basic', 'client_secret_post', 'private_key_jwt', 'client_secret_jwt']);
 
 function isHttpUrl(v: unknown): boolean {
   if (typeof v !== 'string') return false;
@@ -123,9 +128,10 @@ export function check(conf: JsonObject): string | null {
   if (conf.bearer_only !== true && conf.session === undefined) {
     return 'property "session.secret" is required when "bearer_only" is false';
   }
+  // private_key_jwt authenticates the client with its private key instead of a secret.
   const clientSecretOptional = conf.bearer_only === true
-    ? conf.public_key !== undefined || conf.use_jwks === true
-    : conf.use_pkce === true;
+    ? conf.public_key !== undefined || conf.use_jwks === true || conf.introspection_endpoint_auth_method === 'private_key_jwt'
+    : conf.use_pkce === true || conf.token_endpoint_auth_method === 'private_key_jwt';
   if (!clientSecretOptional && typeof conf.client_secret !== 'string') return 'property "client_secret" is required';
   for (const field of ['discovery', 'introspection_endpoint', 'redirect_uri', 'post_logout_redirect_uri']) {
     const v = conf[field];
@@ -136,8 +142,12 @@ export function check(conf: JsonObject): string | null {
   }
   for (const field of ['token_endpoint_auth_method', 'introspection_endpoint_auth_method']) {
     const m = conf[field];
-    if (typeof m === 'string' && !CLIENT_AUTH.has(m)) return `property "${field}" "${m}" is not supported (client_secret_basic, client_secret_post)`;
+    if (typeof m !== 'string') continue;
+    if (!CLIENT_AUTH.has(m)) return `property "${field}" "${m}" is not supported (${[...CLIENT_AUTH].join(', ')})`;
+    const assertion = assertionConf(m, conf);
+    if (typeof assertion === 'string') return `${field} ${m}: ${assertion}`;
   }
+  if (conf.accept_none_alg === true) return 'property "accept_none_alg" true is not supported: ID tokens and bearer JWTs must be signed';
   const session = conf.session as JsonObject | undefined;
   if (session?.storage === 'redis') return 'property "session.storage" "redis" is not supported; sessions are kept in the encrypted cookie';
   if ((conf.par as JsonObject | undefined)?.enabled === true) return 'property "par.enabled" is not supported';

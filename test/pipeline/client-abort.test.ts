@@ -2,17 +2,22 @@
 // RST_STREAM) or mid-download of a large streamed body makes the gateway cancel its upstream request, and the
 // upstream (node:http, answering after 3 s or streaming without end) sees 'close' before it answered. The delay
 // between the client's disconnect and the upstream's 'close' is measured on one clock (same process), printed,
-// and asserted loosely (the issue asks for 100 ms; a loaded CI machine gets 1 s).
+// and asserted within the issue's 100 ms; a loaded machine (1-minute load average above 4) gets 1 s.
 import http from 'node:http';
 import http2 from 'node:http2';
 import net, { type AddressInfo } from 'node:net';
+import os from 'node:os';
 import tls from 'node:tls';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { startTestGateway, type TestGateway } from '../helpers/gateway.ts';
 import { tempDir, waitFor } from '../helpers/proc.ts';
 import { makePki, type Pki } from '../https/pki.ts';
 
-const LOOSE_MS = 1000;
+/** The issue's bound for the upstream to see the cancellation. */
+const PROMPT_MS = 100;
+/** On a loaded box (load average above LOADED) timers and I/O callbacks queue behind other processes. */
+const LOADED_MS = 1000;
+const LOADED = 4;
 const ANSWER_AFTER_MS = 3000;
 /** Upper bound of one streamed answer (never reached: the client leaves first). */
 const STREAM_LIMIT = 512 * 1024 * 1024;
@@ -95,6 +100,14 @@ async function closeDelay(rec: UpstreamRequest, t0: number, label: string): Prom
   return ms;
 }
 
+/** The bound for a measured delay, read when asserting (the load changes during a run). */
+function bound(ms: number): number {
+  const load = os.loadavg()[0]!;
+  if (load <= LOADED) return PROMPT_MS;
+  console.log(`[client-abort] load average ${load.toFixed(2)} > ${LOADED}: allowing ${LOADED_MS} ms (measured ${ms.toFixed(1)} ms)`);
+  return LOADED_MS;
+}
+
 describe('client disconnect cancels the upstream request', () => {
   test('HTTP/1.1 client closes while the upstream is still thinking', async () => {
     const sock = net.connect(gw.port, '127.0.0.1');
@@ -106,7 +119,7 @@ describe('client disconnect cancels the upstream request', () => {
     sock.destroy();
     const ms = await closeDelay(rec, t0, 'HTTP/1.1 before the response head');
     expect(rec.answered).toBe(false);
-    expect(ms).toBeLessThan(LOOSE_MS);
+    expect(ms).toBeLessThan(bound(ms));
   });
 
   test('HTTP/1.1 client leaves halfway through uploading its request body', async () => {
@@ -120,7 +133,7 @@ describe('client disconnect cancels the upstream request', () => {
     sock.destroy();
     const ms = await closeDelay(rec, t0, 'HTTP/1.1 mid-upload');
     expect(rec.answered).toBe(false);
-    expect(ms).toBeLessThan(LOOSE_MS);
+    expect(ms).toBeLessThan(bound(ms));
   });
 
   test('HTTPS: HTTP/1.1 and h2 clients over TLS close while the upstream is still thinking', async () => {
@@ -133,7 +146,7 @@ describe('client disconnect cancels the upstream request', () => {
     sock.destroy();
     let ms = await closeDelay(rec, t0, 'HTTP/1.1 over TLS before the response head');
     expect(rec.answered).toBe(false);
-    expect(ms).toBeLessThan(LOOSE_MS);
+    expect(ms).toBeLessThan(bound(ms));
 
     const session = http2.connect(`https://abort.test:${gw.httpsPort}`, { host: '127.0.0.1', servername: 'abort.test', ca: pki.ca });
     session.on('error', () => undefined);
@@ -145,7 +158,7 @@ describe('client disconnect cancels the upstream request', () => {
     session.destroy();
     ms = await closeDelay(rec2, t0, 'h2 over TLS session close before the response head');
     expect(rec2.answered).toBe(false);
-    expect(ms).toBeLessThan(LOOSE_MS);
+    expect(ms).toBeLessThan(bound(ms));
   });
 
   test('h2c client closes its session while the upstream is still thinking', async () => {
@@ -159,7 +172,7 @@ describe('client disconnect cancels the upstream request', () => {
     session.destroy();
     const ms = await closeDelay(rec, t0, 'h2c session close before the response head');
     expect(rec.answered).toBe(false);
-    expect(ms).toBeLessThan(LOOSE_MS);
+    expect(ms).toBeLessThan(bound(ms));
   });
 
   test('h2c client cancels one stream (RST_STREAM) while its session stays open', async () => {
@@ -174,7 +187,7 @@ describe('client disconnect cancels the upstream request', () => {
       stream.close(http2.constants.NGHTTP2_CANCEL);
       const ms = await closeDelay(rec, t0, 'h2c RST_STREAM before the response head');
       expect(rec.answered).toBe(false);
-      expect(ms).toBeLessThan(LOOSE_MS);
+      expect(ms).toBeLessThan(bound(ms));
       // The session still serves requests.
       const again = session.request({ ':path': '/stream-after-rst', ':authority': 'abort.test' });
       const status = await new Promise<number>((resolve) => again.once('response', (h) => resolve(Number(h[':status']))));
@@ -203,7 +216,7 @@ describe('client disconnect cancels the upstream request', () => {
     res.socket.destroy();
     const ms = await closeDelay(rec, t0, `HTTP/1.1 mid-body (${(got / 1048576).toFixed(1)} MB received, upstream had sent ${(rec.bytesSent / 1048576).toFixed(1)} MB)`);
     expect(rec.answered).toBe(false);
-    expect(ms).toBeLessThan(LOOSE_MS);
+    expect(ms).toBeLessThan(bound(ms));
   });
 
   test('h2c client leaves while a large body is streaming', async () => {
@@ -223,6 +236,6 @@ describe('client disconnect cancels the upstream request', () => {
     session.destroy();
     const ms = await closeDelay(rec, t0, `h2c mid-body (${(got / 1048576).toFixed(1)} MB received)`);
     expect(rec.answered).toBe(false);
-    expect(ms).toBeLessThan(LOOSE_MS);
+    expect(ms).toBeLessThan(bound(ms));
   });
 });

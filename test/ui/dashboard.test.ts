@@ -333,14 +333,16 @@ describe.skipIf(!existsSync(CHROMIUM))('dashboard in Chromium', () => {
   });
 
   it('works from the keyboard alone: sign in, navigate, create and delete (Escape cancels the confirmation)', async () => {
-    const active = () => page.evaluate(() => {
+    // The focused element as `tag#id[label]` (the label: aria-label, else its text), read in the page.
+    const active = () => page.evaluate<string>(`(() => {
       const el = document.activeElement;
-      return el === null ? '' : `${el.tagName.toLowerCase()}#${el.id}[${el.getAttribute('aria-label') ?? el.textContent?.trim().slice(0, 40) ?? ''}]`;
-    });
+      return el === null ? '' : el.tagName.toLowerCase() + '#' + el.id + '[' + (el.getAttribute('aria-label') ?? el.textContent.trim().slice(0, 40)) + ']';
+    })()`);
+    const focused = (prop: 'id' | 'data-path') => page.evaluate<string | null>(`document.activeElement?.getAttribute(${JSON.stringify(prop)}) ?? null`);
     /** Presses Tab (Shift+Tab backwards) until the focused element matches; fails if it never does. */
     const tabTo = async (selector: string, back = false) => {
       for (let i = 0; i < 80; i++) {
-        if (await page.evaluate((sel) => document.activeElement?.matches(sel) ?? false, selector)) return;
+        if (await page.evaluate<boolean>(`document.activeElement?.matches(${JSON.stringify(selector)}) ?? false`)) return;
         await page.keyboard.press(back ? 'Shift+Tab' : 'Tab');
       }
       throw new Error(`Tab never reached ${selector} (focus on ${await active()})`);
@@ -360,19 +362,19 @@ describe.skipIf(!existsSync(CHROMIUM))('dashboard in Chromium', () => {
     await page.keyboard.press('Tab');
     expect(await active()).toBe('a#[Skip to content]');
     await page.keyboard.press('Enter');
-    expect(await page.evaluate(() => document.activeElement?.id)).toBe('main');
+    expect(await focused('id')).toBe('main');
     expect(page.url()).toBe(`${ui}#/routes`);
 
     // Navigation: back from the page into the side nav, then Enter on a link; focus lands on the new page.
     await tabTo('nav.side a[href="#/consumers"]', true);
     await page.keyboard.press('Enter');
     await page.locator('main h1', { hasText: 'Consumers' }).waitFor();
-    await expect.poll(() => page.evaluate(() => document.activeElement?.id)).toBe('main');
+    await expect.poll(() => focused('id')).toBe('main');
     await tabTo('a[href="#/consumers/new"]');
     await page.keyboard.press('Enter');
     await page.locator('form.editor').waitFor();
     // The editor focuses its first field (username: required fields come first).
-    await expect.poll(() => page.evaluate(() => document.activeElement?.getAttribute('data-path'))).toBe('username');
+    await expect.poll(() => focused('data-path')).toBe('username');
     await page.keyboard.type('kbd');
     await tabTo('[data-path="desc"]');
     await page.keyboard.type('made from the keyboard');

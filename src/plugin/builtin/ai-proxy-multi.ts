@@ -19,7 +19,7 @@ import { gateOf } from './ai/gate.ts';
 import { InstanceHealth } from './ai/health.ts';
 import { resolveTarget, targetError, type Target } from './ai/providers.ts';
 import { aiProxyMultiSchema, providerError } from './ai/schema.ts';
-import { aiState, detectRequest, isState, summaryOf, type AiState } from './ai/state.ts';
+import { aiLoggingOf, aiState, detectRequest, isState, type AiLogging, type AiState } from './ai/state.ts';
 
 interface Instance {
   readonly target: Target;
@@ -45,8 +45,7 @@ class AiProxyMulti implements PluginInstance {
   readonly #statuses: ReadonlySet<number> | null;
   readonly #maxRetries: number | null;
   readonly #within: number | null;
-  readonly #summaries: boolean;
-  readonly #payloads: boolean;
+  readonly #logging: AiLogging | null;
   readonly #logger: Logger;
 
   constructor(conf: JsonObject, scope: string, logger: Logger) {
@@ -75,9 +74,7 @@ class AiProxyMulti implements PluginInstance {
     this.#statuses = Array.isArray(conf.fallback_http_statuses) ? new Set(conf.fallback_http_statuses as number[]) : null;
     this.#maxRetries = (conf.max_retries as number | undefined) ?? null;
     this.#within = (conf.retry_on_failure_within_ms as number | undefined) ?? null;
-    const logging = (conf.logging ?? {}) as JsonObject;
-    this.#summaries = logging.summaries === true;
-    this.#payloads = logging.payloads === true;
+    this.#logging = aiLoggingOf(conf);
     this.#logger = logger;
   }
 
@@ -103,6 +100,7 @@ class AiProxyMulti implements PluginInstance {
   async access(ctx: HttpContext): Promise<PhaseResult> {
     const st = await detectRequest(ctx, this.#maxBody);
     if (!isState(st)) return st;
+    st.logging = this.#logging;
     if (!this.#probing) {
       this.#probing = true;
       this.#health.start();
@@ -140,12 +138,6 @@ class AiProxyMulti implements PluginInstance {
     }
   }
 
-  log(ctx: HttpContext): void {
-    if (!this.#summaries && !this.#payloads) return;
-    const st = aiState(ctx);
-    if (st === undefined) return;
-    this.#logger.info({ route: ctx.routeId, instance: st.instance, ...summaryOf(ctx, st, this.#payloads, this.#summaries) }, 'ai-proxy-multi');
-  }
 
   destroy(): void {
     this.#client.close();

@@ -12,15 +12,14 @@ import type { PhaseResult, PluginDef, PluginInstance } from '../plugin.ts';
 import { AiClient, callInstance } from './ai/engine.ts';
 import { resolveTarget, targetError, type Target } from './ai/providers.ts';
 import { aiProxyEncryptFields, aiProxySchema, providerError } from './ai/schema.ts';
-import { aiState, detectRequest, isState, summaryOf } from './ai/state.ts';
+import { aiLoggingOf, aiState, detectRequest, isState, type AiLogging } from './ai/state.ts';
 
 class AiProxy implements PluginInstance {
   readonly #target: Target;
   readonly #client: AiClient;
   readonly #override: JsonObject | null;
   readonly #maxBody: number;
-  readonly #summaries: boolean;
-  readonly #payloads: boolean;
+  readonly #logging: AiLogging | null;
   readonly #logger: Logger;
 
   constructor(conf: JsonObject, logger: Logger) {
@@ -28,15 +27,14 @@ class AiProxy implements PluginInstance {
     this.#client = new AiClient(conf);
     this.#override = (conf.override as JsonObject | undefined) ?? null;
     this.#maxBody = (conf.max_req_body_size as number | undefined) ?? 67108864;
-    const logging = (conf.logging ?? {}) as JsonObject;
-    this.#summaries = logging.summaries === true;
-    this.#payloads = logging.payloads === true;
+    this.#logging = aiLoggingOf(conf);
     this.#logger = logger;
   }
 
   async access(ctx: HttpContext): Promise<PhaseResult> {
     const st = await detectRequest(ctx, this.#maxBody);
     if (!isState(st)) return st;
+    st.logging = this.#logging;
     st.instance = this.#target.name;
     ctx.vars.set('picked_ai_instance_name', st.instance);
     return undefined;
@@ -47,13 +45,6 @@ class AiProxy implements PluginInstance {
     if (st === undefined) return undefined;
     const attempt = await callInstance(ctx, st, this.#target, this.#client, this.#override, null, this.#logger);
     return attempt.response;
-  }
-
-  log(ctx: HttpContext): void {
-    if (!this.#summaries && !this.#payloads) return;
-    const st = aiState(ctx);
-    if (st === undefined) return;
-    this.#logger.info({ route: ctx.routeId, ...summaryOf(ctx, st, this.#payloads, this.#summaries) }, 'ai-proxy');
   }
 
   destroy(): void {

@@ -14,6 +14,7 @@ import type { Vars } from '../../router/vars.ts';
 import { VERSION } from '../../version.ts';
 import type { HeaderMap, HttpContext } from '../context.ts';
 import type { PhaseResult, PluginEnv, PluginInstance } from '../plugin.ts';
+import { llmLogFields } from './ai/state.ts';
 
 /** Default of max_req_body_bytes and max_resp_body_bytes (APISIX's MAX_REQ_BODY / MAX_RESP_BODY). */
 export const MAX_BODY_BYTES = 512 * 1024;
@@ -196,6 +197,12 @@ function wantReqBody(o: LogOptions, vars: Vars): boolean {
   return o.includeReqBody && (o.reqBodyExpr === null || evalExpr(o.reqBodyExpr, vars));
 }
 
+/** APISIX log-util: the LLM fields of ai-proxy(-multi) `logging` go into every logger's entry, custom format or not. */
+function addLlmFields(ctx: HttpContext, entry: Record<string, unknown>): void {
+  const llm = llmLogFields(ctx);
+  if (llm !== null) for (const k in llm) entry[k] = llm[k];
+}
+
 /** APISIX's log entry for `ctx` (log phase). */
 export function logEntry(ctx: HttpContext, o: LogOptions): Record<string, unknown> {
   const vars = ctx.vars;
@@ -206,6 +213,7 @@ export function logEntry(ctx: HttpContext, o: LogOptions): Record<string, unknow
       e.route_id = routeId;
       e.service_id = ctx.serviceId;
     }
+    if (!Array.isArray(e)) addLlmFields(ctx, e);
     return e;
   }
   const rq = ctx.request;
@@ -242,6 +250,7 @@ export function logEntry(ctx: HttpContext, o: LogOptions): Record<string, unknow
     const extra = buildFormat(ctx, o.extra, o.maxReqBodyBytes) as Record<string, unknown>;
     for (const k in extra) if (entry[k] === undefined) entry[k] = extra[k];
   }
+  addLlmFields(ctx, entry);
   return entry;
 }
 

@@ -29,6 +29,23 @@ export interface AiState {
   responseText: string;
   /** The request was rejected by ai-rate-limiting (its log phase then counts nothing). */
   rateLimited: boolean;
+  /** The proxying plugin's `logging` options (summaries, payloads); null until ai-proxy(-multi) took the request. */
+  logging: AiLogging | null;
+}
+
+/** ai-proxy / ai-proxy-multi `logging`: what every logger plugin's entry carries (llmLogFields). */
+export interface AiLogging {
+  readonly summaries: boolean;
+  readonly payloads: boolean;
+}
+
+/** The `logging` options of a conf, or null when both are off (nothing added to log entries). */
+export function aiLoggingOf(conf: JsonObject): AiLogging | null {
+  const l = conf.logging;
+  if (l === null || typeof l !== 'object' || Array.isArray(l)) return null;
+  const summaries = l.summaries === true;
+  const payloads = l.payloads === true;
+  return summaries || payloads ? { summaries, payloads } : null;
 }
 
 export const AI_KEY = 'ai';
@@ -83,6 +100,7 @@ export async function detectRequest(ctx: HttpContext, maxBody: number): Promise<
     ttftMs: null,
     responseText: '',
     rateLimited: false,
+    logging: null,
   };
   ctx.pluginData.set(AI_KEY, state);
   if (typeof obj.model === 'string') ctx.vars.set('request_llm_model', obj.model);
@@ -119,6 +137,17 @@ export function recordFirstToken(ctx: HttpContext, st: AiState): void {
   if (st.ttftMs !== null) return;
   st.ttftMs = Date.now() - st.startMs;
   ctx.vars.set('llm_time_to_first_token', st.ttftMs);
+}
+
+/**
+ * The fields APISIX's log-util adds to every logger plugin's entry (llm_summary with `logging.summaries`,
+ * llm_request and llm_response_text with `logging.payloads`), or null for a request ai-proxy(-multi) did not
+ * take or whose conf logs neither.
+ */
+export function llmLogFields(ctx: HttpContext): JsonObject | null {
+  const st = aiState(ctx);
+  if (st === undefined || st.logging === null) return null;
+  return summaryOf(ctx, st, st.logging.payloads, st.logging.summaries);
 }
 
 /** APISIX's llm_summary / llm_request / llm_response_text (ai-proxy `logging`), for loggers. */

@@ -1,11 +1,14 @@
 // The QUIC listener of one `apisix.ssl.listen` entry with `enable_http3: true`: UDP on the HTTPS port number,
 // HTTP/3 sessions on top of @matrixai/quic (Cloudflare quiche through napi; the only QUIC stack that installs
-// from npm here, as Node ships without node:quic). Certificates come from the shared store, but quiche takes
-// one certificate per connection configuration and this binding offers no SNI callback, so every QUIC
-// handshake gets the `fallback_sni` certificate (else the first one of the store); the configuration is
-// refreshed before each accept, so a certificate changed through the Admin API serves the next connection.
+// from npm here, as Node ships without node:quic). Certificates come from the shared store and are chosen by the
+// SNI of the client's ClientHello, read from its Initial packets before the connection is accepted (quiche takes
+// the certificate with the connection's configuration and this binding offers no SNI callback; see
+// quic-fixes.ts fix 3). The choice follows HTTPS: an SNI without a certificate fails the handshake, a client
+// without SNI gets `fallback_sni`'s certificate; the store is read at each accept, so a certificate changed
+// through the Admin API serves the next connection.
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
-import { QUICServer, events, type QUICConnection, type QUICStream } from '@matrixai/quic';
+import diagnostics_channel from 'node:diagnostics_channel';
+import { events, type QUICConnection, type QUICStream } from '@matrixai/quic';
 import Logger, { LogLevel } from '@matrixai/logger';
 import type { HttpLimits } from '../http/listener.ts';
 import type { Listener, ListenerAddress } from '../../src/listener/registry.ts';
@@ -14,7 +17,7 @@ import type { TlsInfo } from '../../src/pipeline/downstream.ts';
 import type { HttpPipeline } from '../../src/pipeline/pipeline.ts';
 import type { CertificateStore, SslChoice } from '../../src/tls/store.ts';
 import { H3Error, H3_INTERNAL_ERROR } from './frames.ts';
-import { applyQuicFixes, PatchedQUICSocket } from './quic-fixes.ts';
+import { applyQuicFixes, ConfiguredQUICServer, connectionConfig, PatchedQUICSocket, type ConnectionConfig } from './quic-fixes.ts';
 import { H3Session } from './session.ts';
 
 export interface Http3ListenerOptions {
@@ -29,13 +32,32 @@ export interface Http3ListenerOptions {
   maxStreams?: number;
 }
 
-/** The certificate QUIC handshakes use: fallback_sni's, else the store's first. */
-export function quicCertificate(store: CertificateStore | null, fallbackSni: string | undefined): SslChoice | undefined {
+/**
+ * diagnostics_channel published once per QUIC connection the listener accepted (handshake complete), with an
+ * Http3ConnectionMessage. Costs one `hasSubscribers` test when nobody listens.
+ */
+export const HTTP3_CONNECTION = 'switchyard:http3:connection';
+const connectionChannel = diagnostics_channel.channel(HTTP3_CONNECTION);
+
+export interface Http3ConnectionMessage {
+  readonly remoteAddress: string;
+  readonly remotePort: number;
+  readonly serverAddress: string;
+  readonly serverPort: number;
+  /** The client's SNI ('' when none). */
+  readonly servername: string;
+  /** The ssl object whose certificate served the handshake. */
+  readonly sslId: string;
+}
+
+/**
+ * The ssl object a QUIC handshake uses, as on HTTPS (src/tls/store.ts sniCallback): the SNI's (exact, then
+ * wildcard); `fallback_sni`'s for a client without SNI; none (the handshake fails) otherwise.
+ */
+export function quicCertificate(store: CertificateStore | null, sni: string | undefined, fallbackSni: string | undefined): SslChoice | undefined {
   if (store === null) return undefined;
-  const byName = fallbackSni !== undefined ? store.lookup(fallbackSni) : undefined;
-  if (byName !== undefined) return byName;
-  for (const c of store.cache.values()) return c.choice;
-  return undefined;
+  const name = sni ?? fallbackSni;
+  return name !== undefined ? store.lookup(name) : undefined;
 }
 
 function pems(v: unknown): string[] {
@@ -56,6 +78,11 @@ const cryptoOps = {
   },
 };
 
+const NO_CERTIFICATE: ConnectionConfig = { cert: undefined, key: undefined };
+
+/** The connection's TlsInfo, carried in its configuration from helloConfig to the session. */
+const kTls = Symbol('switchyard.quicTls');
+
 const reasonToCode = (_type: 'read' | 'write', reason?: unknown): number => (reason instanceof H3Error ? reason.code : H3_INTERNAL_ERROR);
 const codeToReason = (_type: 'read' | 'write', code: number): H3Error => new H3Error(code, `peer reset the stream (0x${code.toString(16)})`, true);
 
@@ -63,23 +90,25 @@ export function createHttp3Listener(opts: Http3ListenerOptions): Listener {
   const quietLogger = new Logger('quic', LogLevel.SILENT);
   const sessions = new Map<QUICConnection, H3Session>();
   let socket: PatchedQUICSocket | null = null;
-  let server: QUICServer | null = null;
+  let server: ConfiguredQUICServer | null = null;
   let bound = { host: opts.host, port: opts.port };
-  let seen: CertificateStore | null | undefined;
-  let choice: SslChoice | undefined;
-  let tls: TlsInfo = tlsInfo(undefined);
   const maxStreams = opts.maxStreams ?? 128;
   const { limits } = opts;
+  /** PEM lists per ssl object, built on its first handshake (the store keeps an unchanged object's choice). */
+  const pemsOf = new WeakMap<SslChoice, { cert: string[]; key: string[] }>();
 
-  const refreshCertificate = (): void => {
-    const store = opts.certificates();
-    if (store === seen || server === null) return;
-    seen = store;
-    const next = quicCertificate(store, opts.fallbackSni);
-    if (next === undefined || next === choice) return;
-    choice = next;
-    tls = tlsInfo(next);
-    server.updateConfig({ cert: pems(next.options.cert), key: pems(next.options.key) });
+  // Called once per new connection, with the SNI of its ClientHello.
+  const helloConfig = (sni: string | undefined): ConnectionConfig => {
+    const choice = quicCertificate(opts.certificates(), sni, opts.fallbackSni);
+    // No certificate: quiche fails the handshake (a CONNECTION_CLOSE in an Initial packet), as HTTPS does.
+    // Absent, not empty: the binding panics (aborting the process) on an empty certificate list.
+    if (choice === undefined) return NO_CERTIFICATE;
+    let p = pemsOf.get(choice);
+    if (p === undefined) {
+      p = { cert: pems(choice.options.cert), key: pems(choice.options.key) };
+      pemsOf.set(choice, p);
+    }
+    return { cert: p.cert, key: p.key, [kTls]: tlsInfo(choice, sni ?? '') };
   };
 
   const sessionOf = (conn: QUICConnection): H3Session => {
@@ -89,7 +118,7 @@ export function createHttp3Listener(opts: Http3ListenerOptions): Listener {
         qpack: { maxTableCapacity: 4096, maxBlockedStreams: 16, maxFieldSectionSize: limits.max_header_size, maxFields: limits.max_headers_count },
         serverAddr: bound.host,
         serverPort: bound.port,
-        tls,
+        tls: (connectionConfig(conn)[kTls] as TlsInfo | undefined) ?? tlsInfo(undefined, ''),
         handle: (req, down) => opts.pipeline.handle(req, down),
         logger: opts.logger,
       });
@@ -103,7 +132,19 @@ export function createHttp3Listener(opts: Http3ListenerOptions): Listener {
   };
 
   const onConnection = (evt: Event): void => {
-    sessionOf((evt as events.EventQUICServerConnection).detail).open();
+    const session = sessionOf((evt as events.EventQUICServerConnection).detail);
+    session.open();
+    if (connectionChannel.hasSubscribers) {
+      const message: Http3ConnectionMessage = {
+        remoteAddress: session.remoteAddr,
+        remotePort: session.remotePort,
+        serverAddress: bound.host,
+        serverPort: bound.port,
+        servername: session.tls.servername,
+        sslId: session.tls.sslId,
+      };
+      connectionChannel.publish(message);
+    }
   };
   // Streams can be announced before the connection event (the client's first flight), so they are taken from
   // the server's event, which every connection's events bubble to.
@@ -118,8 +159,7 @@ export function createHttp3Listener(opts: Http3ListenerOptions): Listener {
       applyQuicFixes();
       socket = new PatchedQUICSocket({ logger: quietLogger });
       await socket.start({ host: opts.host, port: opts.port });
-      const first = quicCertificate(opts.certificates(), opts.fallbackSni);
-      server = new QUICServer({
+      server = new ConfiguredQUICServer({
         crypto: { key: randomBytes(32).buffer as ArrayBuffer, ops: cryptoOps },
         config: {
           applicationProtos: ['h3'],
@@ -134,9 +174,9 @@ export function createHttp3Listener(opts: Http3ListenerOptions): Listener {
           initialMaxStreamDataBidiLocal: 1024 * 1024,
           initialMaxStreamDataUni: 256 * 1024,
           readableChunkSize: 64 * 1024,
-          // Without any certificate yet the listener still runs; handshakes fail until one is configured.
-          cert: first !== undefined ? pems(first.options.cert) : [],
-          key: first !== undefined ? pems(first.options.key) : [],
+          // Each connection gets its certificate from helloConfig; the server's own configuration has none (the
+          // library's types require the fields; the binding takes them as optional).
+          ...(NO_CERTIFICATE as { cert: string[]; key: string[] }),
         },
         socket,
         reasonToCode,
@@ -145,11 +185,8 @@ export function createHttp3Listener(opts: Http3ListenerOptions): Listener {
         minIdleTimeout: limits.client_header_timeout * 1000,
         logger: quietLogger,
       });
-      choice = first;
-      tls = tlsInfo(first);
-      seen = opts.certificates();
       await server.start();
-      socket.beforeAccept = refreshCertificate;
+      socket.helloConfig = helloConfig;
       server.addEventListener(events.EventQUICServerConnection.name, onConnection);
       server.addEventListener(events.EventQUICConnectionStream.name, onStream);
       bound = { host: socket.host, port: socket.port };
@@ -157,7 +194,7 @@ export function createHttp3Listener(opts: Http3ListenerOptions): Listener {
     async close({ graceful }) {
       if (server === null || socket === null) return;
       const srv = server;
-      socket.beforeAccept = null;
+      socket.helloConfig = null;
       if (graceful) await Promise.all([...sessions.values()].map((s) => s.shutdown(limits.graceful_shutdown_timeout * 1000)));
       await srv.stop({ isApp: true, errorCode: 0x100, force: true }).catch(() => undefined);
       await socket.stop({ force: true }).catch(() => undefined);
@@ -168,10 +205,14 @@ export function createHttp3Listener(opts: Http3ListenerOptions): Listener {
   };
 }
 
-function tlsInfo(choice: SslChoice | undefined): TlsInfo {
+/**
+ * The TLS facts of a QUIC connection. There are no client certificates over QUIC here, so an ssl object that
+ * requires one (client.ca) gets every request answered 400 unless skip_mtls_uri_regex lets it through: the
+ * policy holds on every protocol.
+ */
+function tlsInfo(choice: SslChoice | undefined, servername: string): TlsInfo {
   return {
-    // quiche does not report the client's SNI through this binding.
-    servername: '',
+    servername,
     protocol: 'TLSv1.3',
     cipher: '',
     clientVerify: 'NONE',
@@ -179,7 +220,7 @@ function tlsInfo(choice: SslChoice | undefined): TlsInfo {
     clientIssuer: '',
     clientSerial: '',
     sslId: choice?.sslId ?? '',
-    skipMtls: null,
-    mtlsRequired: false,
+    skipMtls: choice?.skipMtls ?? null,
+    mtlsRequired: choice?.mtls ?? false,
   };
 }

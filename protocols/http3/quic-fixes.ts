@@ -9,9 +9,15 @@
 //    as two datagrams with the same DCID; both start an accept (the first is still awaiting its token check),
 //    so two half-open connections race and the handshake times out. Fix: a socket subclass that parks later
 //    datagrams for a DCID whose accept is under way and delivers them once the connection is registered.
+// 3. Certificates by SNI: quiche takes the certificate with the connection's configuration, which the library
+//    copies from the server's when it accepts the connection, and the binding has no SNI callback. Fix: the
+//    socket holds a new DCID's Initial datagrams until the client's ClientHello is complete (initial.ts reads
+//    it), asks the listener for that SNI's configuration, and the server subclass hands it to that one accept.
 // The wrapper checks the library version it was written against, so an upgrade is a deliberate review.
 import { createRequire } from 'node:module';
-import { QUICConnection, QUICConnectionId, QUICSocket, native } from '@matrixai/quic';
+import { QUICConnection, QUICConnectionId, QUICServer, QUICSocket, native } from '@matrixai/quic';
+import type { QUICConfig } from '@matrixai/quic';
+import { ClientHelloAssembler } from './initial.ts';
 
 const require_ = createRequire(import.meta.url);
 export const QUIC_LIBRARY_VERSION: string = (require_('@matrixai/quic/package.json') as { version: string }).version;
@@ -68,14 +74,40 @@ interface ConnectionMapInternals {
   set(id: QUICConnectionId, conn: Conn): unknown;
 }
 
+/** Settings of one connection that differ from the server's (its certificate), plus the listener's own tags. */
+export type ConnectionConfig = Partial<QUICConfig> & { readonly [tag: symbol]: unknown };
+
+// Bounds of the datagrams held while a ClientHello is incomplete: per DCID (count, bytes, age) and DCIDs held at
+// once, so a flood of partial Initials cannot grow memory (at most HELLO_PENDING x HELLO_BYTES, 4 MiB). A
+// ClientHello fits 1-3 datagrams (Chromium's post-quantum one: 2); its datagrams arrive together.
+export const HELLO_DATAGRAMS = 10;
+export const HELLO_BYTES = 16 * 1024;
+export const HELLO_AGE_MS = 3000;
+export const HELLO_PENDING = 256;
+/** Datagrams parked for one accept under way (the accept registers its connection within microseconds). */
+const ACCEPT_PARKED = 32;
+
+interface PendingHello {
+  readonly assembler: ClientHelloAssembler;
+  readonly datagrams: Array<[Buffer, RemoteInfo]>;
+  bytes: number;
+  readonly since: number;
+}
+
 /**
- * A QUICSocket that never starts two accepts for one DCID (fix 2). `beforeAccept` runs before a new
- * connection is accepted (the listener refreshes the certificate there).
+ * A QUICSocket that never starts two accepts for one DCID (fix 2) and accepts a client's connection only once
+ * its ClientHello is read, with the configuration `helloConfig` returns for its SNI (fix 3). Without
+ * `helloConfig` every connection gets the server's configuration.
  */
 export class PatchedQUICSocket extends QUICSocket {
   /** DCID (hex) of an accept under way -> datagrams that arrived meanwhile. */
   private readonly accepting = new Map<string, Array<[Buffer, RemoteInfo]>>();
-  beforeAccept: (() => void) | null = null;
+  /** DCID (hex) -> datagrams of an incomplete ClientHello (insertion order = age). */
+  private readonly hellos = new Map<string, PendingHello>();
+  /** DCID (hex) -> the configuration of the accept under way (taken by ConfiguredQUICServer). */
+  private readonly acceptConfigs = new Map<string, ConnectionConfig>();
+  private sweep: NodeJS.Timeout | null = null;
+  helloConfig: ((sni: string | undefined) => ConnectionConfig) | null = null;
   private readonly original: (data: Buffer, remote: RemoteInfo) => Promise<void>;
 
   constructor(opts: ConstructorParameters<typeof QUICSocket>[0]) {
@@ -98,30 +130,78 @@ export class PatchedQUICSocket extends QUICSocket {
     };
   }
 
+  /** The configuration chosen for the accept of this DCID, if any (read once by the server). */
+  takeAcceptConfig(dcid: Uint8Array): ConnectionConfig | undefined {
+    const key = Buffer.from(dcid).toString('hex');
+    const config = this.acceptConfigs.get(key);
+    this.acceptConfigs.delete(key);
+    return config;
+  }
+
+  /** Datagrams held for incomplete ClientHellos (tests watch the bounds). */
+  get pendingHellos(): { dcids: number; datagrams: number; bytes: number } {
+    let datagrams = 0;
+    let bytes = 0;
+    for (const h of this.hellos.values()) {
+      datagrams += h.datagrams.length;
+      bytes += h.bytes;
+    }
+    return { dcids: this.hellos.size, datagrams, bytes };
+  }
+
   private async route(data: Buffer, remote: RemoteInfo): Promise<void> {
-    let dcid: Uint8Array;
+    let header: ReturnType<typeof native.quiche.Header.fromSlice>;
     try {
-      dcid = native.quiche.Header.fromSlice(data, native.quiche.MAX_CONN_ID_LEN).dcid;
+      header = native.quiche.Header.fromSlice(data, native.quiche.MAX_CONN_ID_LEN);
     } catch {
       return;
     }
-    const key = Buffer.from(dcid).toString('hex');
+    const key = Buffer.from(header.dcid).toString('hex');
     const parked = this.accepting.get(key);
     if (parked !== undefined) {
-      parked.push([data, remote]);
+      if (parked.length < ACCEPT_PARKED) parked.push([data, remote]);
       return;
     }
     const map = (this as unknown as { connectionMap: ConnectionMapInternals }).connectionMap;
-    if (map.get(new QUICConnectionId(dcid)) !== undefined) {
+    if (map.get(new QUICConnectionId(header.dcid)) !== undefined) {
       await this.original(data, remote);
       return;
     }
-    this.beforeAccept?.();
-    const queue: Array<[Buffer, RemoteInfo]> = [];
+    // Only an Initial with a retry token can become a connection (the server answers the others with a Retry
+    // or drops them), so only those wait for their ClientHello.
+    if (this.helloConfig === null || header.ty !== native.quiche.Type.Initial || header.token === undefined || header.token.byteLength === 0) {
+      await this.accept(key, [[data, remote]], undefined);
+      return;
+    }
+    let pending = this.hellos.get(key);
+    if (pending === undefined) {
+      this.expire(Date.now());
+      if (this.hellos.size >= HELLO_PENDING) return;
+      pending = { assembler: new ClientHelloAssembler(header.dcid), datagrams: [], bytes: 0, since: Date.now() };
+      this.hellos.set(key, pending);
+      this.sweep ??= setInterval(() => this.expire(Date.now()), HELLO_AGE_MS / 3).unref();
+    }
+    pending.datagrams.push([data, remote]);
+    pending.bytes += data.length;
+    const progress = pending.assembler.add(data);
+    if (progress.kind === 'need') {
+      // Over its bounds the attempt is dropped; the client's retransmissions start a new one.
+      if (pending.datagrams.length >= HELLO_DATAGRAMS || pending.bytes > HELLO_BYTES) this.forget(key);
+      return;
+    }
+    this.forget(key);
+    // An unreadable ClientHello is treated as one without SNI; quiche decides whether it is a handshake at all.
+    await this.accept(key, pending.datagrams, this.helloConfig(progress.kind === 'hello' ? progress.sni : undefined));
+  }
+
+  private async accept(key: string, datagrams: Array<[Buffer, RemoteInfo]>, config: ConnectionConfig | undefined): Promise<void> {
+    const queue = datagrams.slice(1);
     this.accepting.set(key, queue);
+    if (config !== undefined) this.acceptConfigs.set(key, config);
     try {
-      await this.original(data, remote);
+      await this.original(datagrams[0]![0], datagrams[0]![1]);
     } finally {
+      this.acceptConfigs.delete(key);
       if (this.accepting.get(key) === queue) {
         // No connection came of it (a Retry was sent, or the token failed): the parked datagrams take the
         // ordinary path (a second Retry is harmless; the client keeps the first).
@@ -129,6 +209,27 @@ export class PatchedQUICSocket extends QUICSocket {
         for (const [d, r] of queue) await this.original(d, r);
       }
     }
+  }
+
+  private forget(key: string): void {
+    this.hellos.delete(key);
+    if (this.hellos.size === 0 && this.sweep !== null) {
+      clearInterval(this.sweep);
+      this.sweep = null;
+    }
+  }
+
+  /** Drops held ClientHellos older than HELLO_AGE_MS (the map is in arrival order). */
+  private expire(now: number): void {
+    for (const [key, h] of this.hellos) {
+      if (now - h.since < HELLO_AGE_MS) break;
+      this.forget(key);
+    }
+  }
+
+  override async stop(opts?: Parameters<QUICSocket['stop']>[0]): Promise<void> {
+    for (const key of [...this.hellos.keys()]) this.forget(key);
+    await super.stop(opts);
   }
 }
 
@@ -138,4 +239,29 @@ async function deliver(conn: Conn, queue: Array<[Buffer, RemoteInfo]>): Promise<
   } catch {
     // recv errors surface as connection error events; the connection closes itself.
   }
+}
+
+type AcceptConnection = (remoteInfo: unknown, header: { dcid: Uint8Array }, dcid: unknown, data: unknown) => Promise<unknown>;
+
+/**
+ * A QUICServer whose accepts take the configuration PatchedQUICSocket chose for the DCID (fix 3). The library
+ * copies `this.config` into the new connection after awaiting the retry token's check, so changing the server's
+ * configuration per accept would race between concurrent accepts; instead that accept runs with a `this` that
+ * reads the connection's `config` and is the server for everything else (reads, writes and events).
+ */
+export class ConfiguredQUICServer extends QUICServer {
+  acceptConnection(...args: Parameters<AcceptConnection>): Promise<unknown> {
+    const accept = (QUICServer.prototype as unknown as { acceptConnection: AcceptConnection }).acceptConnection;
+    const socket = (this as unknown as { socket: QUICSocket }).socket;
+    const override = socket instanceof PatchedQUICSocket ? socket.takeAcceptConfig(args[1].dcid) : undefined;
+    if (override === undefined) return accept.apply(this, args);
+    const config = { ...(this as unknown as { config: QUICConfig }).config, ...override };
+    const view = new Proxy(this, { get: (server, prop) => (prop === 'config' ? config : Reflect.get(server, prop)) });
+    return accept.apply(view, args);
+  }
+}
+
+/** The configuration a connection was created with (the library keeps it; ConnectionConfig tags ride along). */
+export function connectionConfig(conn: QUICConnection): Readonly<Record<string | symbol, unknown>> {
+  return (conn as unknown as { config: Record<string | symbol, unknown> }).config;
 }

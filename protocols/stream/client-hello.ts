@@ -1,9 +1,14 @@
 // Reads the SNI of a TLS ClientHello from bytes peeked off a plain TCP connection (TLS passthrough routing).
-// The bytes are not consumed: the whole ClientHello is forwarded to the upstream unchanged.
+// The bytes are not consumed: the whole ClientHello is forwarded to the upstream unchanged. The handshake
+// message itself is read by src/tls/client-hello.ts, shared with the QUIC listener (whose ClientHello arrives in
+// CRYPTO frames, not TLS records).
+import { sniFromHandshake } from '../../src/tls/client-hello.ts';
+
+// Also exported from here: the stream TLS peek and its fuzz target are one unit (test/fuzz/client-hello).
+export { sniFromHandshake };
 
 /** Bound on the bytes buffered to find the SNI (a ClientHello is normally a few hundred bytes). */
 export const CLIENT_HELLO_MAX = 32 * 1024;
-const HOST_NAME = /^[A-Za-z0-9._-]{1,253}$/;
 
 export type HelloResult =
   | { readonly kind: 'not_tls' }
@@ -53,44 +58,4 @@ export function parseClientHello(buf: Buffer): HelloResult {
     return { kind: 'need', bytes: hs.need };
   }
   return { kind: 'tls', sni: sniFromHandshake(hs.data) };
-}
-
-/** Extracts host_name from a complete ClientHello handshake message; undefined when absent or malformed. */
-export function sniFromHandshake(h: Buffer): string | undefined {
-  if (h.length < 4 || h[0] !== 0x01) return undefined;
-  const end = Math.min(h.length, 4 + h.readUIntBE(1, 3));
-  let p = 4 + 2 + 32; // version, random
-  if (p + 1 > end) return undefined;
-  p += 1 + h[p]!; // session id
-  if (p + 2 > end) return undefined;
-  p += 2 + h.readUInt16BE(p); // cipher suites
-  if (p + 1 > end) return undefined;
-  p += 1 + h[p]!; // compression methods
-  if (p + 2 > end) return undefined;
-  const extEnd = Math.min(end, p + 2 + h.readUInt16BE(p));
-  p += 2;
-  while (p + 4 <= extEnd) {
-    const type = h.readUInt16BE(p);
-    const len = h.readUInt16BE(p + 2);
-    p += 4;
-    if (p + len > extEnd) return undefined;
-    if (type === 0) {
-      let q = p + 2;
-      const listEnd = Math.min(p + len, p + 2 + h.readUInt16BE(p));
-      while (q + 3 <= listEnd) {
-        const nameType = h[q]!;
-        const nameLen = h.readUInt16BE(q + 1);
-        q += 3;
-        if (q + nameLen > listEnd) return undefined;
-        if (nameType === 0) {
-          const name = h.toString('ascii', q, q + nameLen);
-          return HOST_NAME.test(name) ? name.toLowerCase() : undefined;
-        }
-        q += nameLen;
-      }
-      return undefined;
-    }
-    p += len;
-  }
-  return undefined;
 }

@@ -1,6 +1,7 @@
 // HTTP/3 test peers: a throwaway ECDSA P-256 certificate for localhost (Chromium needs ECDSA for QUIC), a
 // gateway whose HTTPS listener has enable_http3, and ngtcp2's gtlsclient (Debian ngtcp2-client) as the client.
 import { execFile, spawn } from 'node:child_process';
+import { X509Certificate } from 'node:crypto';
 import { readFile, readdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -19,6 +20,7 @@ export interface TestCert {
   cleanup(): Promise<void>;
 }
 
+/** A self-signed ECDSA P-256 certificate for `cn` (also its DNS subjectAltName; a `*.x` name is a wildcard). */
 export async function makeCert(cn = 'localhost'): Promise<TestCert> {
   const { dir, cleanup } = await tempDir('swy-h3-cert-');
   const key = path.join(dir, 'key.pem');
@@ -57,18 +59,33 @@ export interface GtlsResult {
   body(segment: string): Buffer | undefined;
 }
 
+export interface GtlsOptions {
+  method?: string;
+  data?: Buffer;
+  extra?: string[];
+  timeoutMs?: number;
+  /**
+   * gtlsclient's <HOST> (default 127.0.0.1), resolved through /etc/hosts. gtlsclient (ngtcp2 0.12, GnuTLS) sends
+   * it as the TLS SNI, and `localhost` for an IP address; its --sni option has no effect in this version.
+   */
+  host?: string;
+  /** Print QUIC CRYPTO/STREAM frame data (hex dump): the server's Certificate message is in it. */
+  quicDump?: boolean;
+}
+
 /** Runs gtlsclient against the gateway (bounded by a timeout) and collects headers and downloaded bodies. */
-export async function gtls(port: number, urls: string[], opts: { method?: string; data?: Buffer; extra?: string[]; timeoutMs?: number } = {}): Promise<GtlsResult> {
+export async function gtls(port: number, urls: string[], opts: GtlsOptions = {}): Promise<GtlsResult> {
   const { dir, cleanup } = await tempDir('swy-h3-dl-');
   try {
-    const args = ['--exit-on-all-streams-close', '--no-quic-dump', '--no-http-dump', '--sni=localhost', `--download=${dir}/dl`, '--timeout=10s'];
+    const args = ['--exit-on-all-streams-close', '--no-http-dump', `--download=${dir}/dl`, '--timeout=10s'];
+    if (opts.quicDump !== true) args.push('--no-quic-dump');
     if (opts.method !== undefined) args.push('-m', opts.method);
     if (opts.data !== undefined) {
       const f = path.join(dir, 'body');
       await writeFile(f, opts.data);
       args.push('-d', f);
     }
-    args.push(...(opts.extra ?? []), '127.0.0.1', String(port), ...urls);
+    args.push(...(opts.extra ?? []), opts.host ?? '127.0.0.1', String(port), ...urls);
     await run('mkdir', ['-p', `${dir}/dl`]);
     const child = spawn('gtlsclient', args, { stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
@@ -94,6 +111,64 @@ export async function gtls(port: number, urls: string[], opts: { method?: string
       return undefined;
     };
     return { code, stdout, stderr, responses: [...byStream.values()].filter((h) => h[':status'] !== undefined), files, body };
+  } finally {
+    await cleanup();
+  }
+}
+
+/**
+ * The server's TLS handshake messages as gtlsclient saw them: the bytes of its "Ordered CRYPTO data in
+ * Handshake crypto level" dumps (run with quicDump), which hold the server's Certificate message in clear.
+ */
+export function handshakeCrypto(r: GtlsResult): Buffer {
+  const bytes: number[] = [];
+  let inHandshake = false;
+  for (const line of (r.stdout + r.stderr).split('\n')) {
+    if (line.startsWith('Ordered CRYPTO data in ')) {
+      inHandshake = line.includes('Handshake');
+      continue;
+    }
+    const m = /^[0-9a-f]{8} {2}((?:[0-9a-f]{2} {1,2})+)/.exec(line);
+    if (m === null) {
+      if (!/^[0-9a-f]{8}$/.test(line)) inHandshake = false;
+      continue;
+    }
+    if (inHandshake) for (const h of m[1]!.trim().split(/ +/)) bytes.push(parseInt(h, 16));
+  }
+  return Buffer.from(bytes);
+}
+
+/** The DER bytes of a PEM certificate (what a TLS Certificate message carries). */
+export function certDer(pem: string): Buffer {
+  return new X509Certificate(pem).raw;
+}
+
+export const CHROMIUM = '/usr/bin/chromium';
+
+/**
+ * Headless Chromium (Debian package) loads `url` with `origin` forced onto QUIC, every host name resolved to
+ * 127.0.0.1, and certificate errors ignored only for the listed SPKIs (so a certificate other than those fails
+ * the load). Returns the DOM it dumps (after the page's scripts ran) and its stderr.
+ */
+export async function chromiumDump(url: string, origin: string, spkis: string[]): Promise<{ out: string; err: string }> {
+  const { dir, cleanup } = await tempDir('swy-chromium-');
+  try {
+    const args = [
+      '--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking',
+      '--disable-component-update', '--disable-sync', `--user-data-dir=${dir}`,
+      '--enable-quic', `--origin-to-force-quic-on=${origin}`,
+      `--ignore-certificate-errors-spki-list=${spkis.join(',')}`, '--host-resolver-rules=MAP * 127.0.0.1',
+      '--virtual-time-budget=5000', '--dump-dom', url,
+    ];
+    const child = spawn(CHROMIUM, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+    const timer = setTimeout(() => child.kill('SIGKILL'), 25_000);
+    await new Promise((resolve) => child.once('close', resolve));
+    clearTimeout(timer);
+    return { out, err };
   } finally {
     await cleanup();
   }

@@ -25,6 +25,7 @@ import { setupHealth } from './health/wiring.ts';
 import { PluginRegistry } from './plugin/registry.ts';
 import { upstreamCallers } from './plugin/terminals.ts';
 import { setupBuiltinPlugins, enablePlugins } from './plugin/builtin/index.ts';
+import { redirectAttr } from './plugin/builtin/redirect.ts';
 import { HttpRuntimeBuilder } from './runtime/http-runtime.ts';
 import { RuntimeManager } from './runtime/manager.ts';
 import { createStatusServer, type StatusServer } from './runtime/status-server.ts';
@@ -225,7 +226,7 @@ export async function startGateway(opts: StartOptions): Promise<Gateway> {
       skipUnknownPlugins: configProvider(conf) === 'etcd',
     });
     const httpBuilder = new HttpRuntimeBuilder({
-      plugins, balancers, attrs: conf.plugin_attr, logger, health: health.view, upstreamClient: conf.switchyard.upstream_http1_client,
+      plugins, balancers, attrs: { ...conf.plugin_attr, redirect: redirectAttr(conf.plugin_attr.redirect, conf.apisix.ssl) }, logger, health: health.view, upstreamClient: conf.switchyard.upstream_http1_client,
     });
     const getHttp = manager.add<HttpRuntime>(httpBuilder);
     const getStream = streamEnabled(conf)

@@ -1,7 +1,8 @@
 // redirect (APISIX priority 900, rewrite phase): answers with a Location header.
 // - http_to_https: when the request is plain HTTP (X-Forwarded-Proto when present, else the connection scheme,
 //   compared case-insensitively) redirects to `https://$host[:port]$request_uri` with 301 for GET/HEAD and
-//   308 otherwise; the port comes from config.yaml plugin_attr.redirect.https_port (omitted when 443).
+//   308 otherwise; the port comes from config.yaml plugin_attr.redirect.https_port, else (APISIX get_port) from
+//   a port of apisix.ssl.listen when ssl is enabled, picked at random per request; omitted when 443 or none.
 // - uri: a var template; regex_uri: [pattern, replacement] applied to the `uri` variable (no match: no redirect).
 // - encode_uri encodes the result like uri_safe_encode; append_query_string then adds the client's query.
 // The answer has no body: the HTTP core renders its default page for the status, as nginx does.
@@ -37,11 +38,30 @@ const schema: JsonObject = {
 export interface CompiledRedirect {
   readonly retCode: number;
   readonly httpToHttps: boolean;
-  readonly httpsPort: number;
+  /** Candidate ports of the https URL (empty: none in the URL). */
+  readonly httpsPorts: readonly number[];
   readonly uri: VarTemplate | null;
   readonly regex: { readonly re: RegExp; readonly sub: SubTemplate } | null;
   readonly encodeUri: boolean;
   readonly appendQuery: boolean;
+}
+
+/** Key of the ssl.listen ports in the attr redirectAttr derives (not a config.yaml key). */
+const SSL_PORTS = 'ssl_listen_ports';
+
+/**
+ * plugin_attr.redirect as the plugin reads it: with the ports of apisix.ssl.listen (when ssl is enabled), which
+ * APISIX's get_port uses when https_port is not set.
+ */
+export function redirectAttr(attr: Record<string, unknown> | undefined, ssl: unknown): Record<string, unknown> {
+  const s = ssl !== null && typeof ssl === 'object' ? (ssl as { enable?: unknown; listen?: unknown }) : undefined;
+  const listen = s !== undefined && s.enable !== false && Array.isArray(s.listen) ? (s.listen as unknown[]) : [];
+  const ports: number[] = [];
+  for (const e of listen) {
+    const p = typeof e === 'number' ? e : e !== null && typeof e === 'object' ? (e as { port?: unknown }).port : undefined;
+    if (typeof p === 'number') ports.push(p);
+  }
+  return { ...attr, [SSL_PORTS]: ports };
 }
 
 /** Compiles a (defaults-applied) redirect conf; throws on an invalid regex_uri. */
@@ -55,11 +75,12 @@ export function compileRedirect(conf: JsonObject, attr?: JsonObject): CompiledRe
       throw new Error(`invalid regex_uri(${pattern}, ${replacement}): ${(err as Error).message}`);
     }
   }
-  const port = attr?.https_port;
+  const explicit = attr?.https_port;
+  const ports = typeof explicit === 'number' ? [explicit] : Array.isArray(attr?.[SSL_PORTS]) ? (attr[SSL_PORTS] as number[]) : [];
   return {
     retCode: typeof conf.ret_code === 'number' ? conf.ret_code : 302,
     httpToHttps: conf.http_to_https === true,
-    httpsPort: typeof port === 'number' && port > 0 && port <= 65535 ? port : 443,
+    httpsPorts: ports,
     uri: typeof conf.uri === 'string' ? compileVarTemplate(conf.uri) : null,
     regex,
     encodeUri: conf.encode_uri === true,
@@ -75,7 +96,10 @@ export function computeRedirect(c: CompiledRedirect, vars: Vars): { status: numb
   if (c.httpToHttps) {
     const proto = varToString(vars.get('http_x_forwarded_proto')) || varToString(vars.get('scheme'));
     if (proto.toLowerCase() !== 'http') return null;
-    const port = c.httpsPort === 443 ? '' : ':' + c.httpsPort;
+    const ports = c.httpsPorts;
+    const n = ports.length === 0 ? 443 : ports.length === 1 ? ports[0]! : ports[(Math.random() * ports.length) | 0]!;
+    // APISIX leaves the port out for 443 and for values outside 1-65535.
+    const port = n === 443 || n <= 0 || n > 65535 ? '' : ':' + n;
     const method = varToString(vars.get('request_method'));
     return {
       status: method === 'GET' || method === 'HEAD' ? 301 : 308,

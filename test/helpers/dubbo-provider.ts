@@ -39,6 +39,18 @@ function hs(...values: unknown[]): Buffer {
   return e.get();
 }
 
+function recordCall(received: DubboProvider['received'], body: Buffer, service: string, method: string, desc: string, argc: number): void {
+  const td = new hessian.DecoderV2(body) as InstanceType<typeof hessian.DecoderV2> & { byteBuffer: { position(): number } };
+  for (let i = 0; i < 5; i++) td.read();
+  const kinds: string[] = [];
+  const typed: unknown[] = [];
+  for (let i = 0; i < argc; i++) {
+    kinds.push(wireKind(body[td.byteBuffer.position()]!));
+    typed.push(td.read(true));
+  }
+  received.push({ service, method, desc, kinds, typed });
+}
+
 /** The kind of a hessian2 value from its leading byte (Hessian 2.0 serialization grammar). */
 export function wireKind(b: number): string {
   if ((b >= 0x80 && b <= 0xd7) || b === 0x49) return 'int';
@@ -53,8 +65,11 @@ export function wireKind(b: number): string {
   return `0x${b.toString(16)}`;
 }
 
-/** `port` 0 picks a free one; a given port brings a killed provider back on its address. */
-export async function startDubboProvider(services: Record<string, Record<string, Method>>, name = 'provider', port = 0): Promise<DubboProvider> {
+/**
+ * `port` 0 picks a free one; a given port brings a killed provider back on its address. `record` false keeps
+ * `received` empty (the bench provider: no second decode per call, no growing list).
+ */
+export async function startDubboProvider(services: Record<string, Record<string, Method>>, name = 'provider', port = 0, record = true): Promise<DubboProvider> {
   const calls = new Map<string, number>();
   const sockets = new Set<net.Socket>();
   const received: DubboProvider['received'] = [];
@@ -65,15 +80,7 @@ export async function startDubboProvider(services: Record<string, Record<string,
     const argc = (desc!.match(/\[*(L[^;]+;|[ZBCSIJFD])/g) ?? []).length;
     const args = Array.from({ length: argc }, () => d.read());
     const att = (d.read() ?? {}) as Record<string, unknown>;
-    const td = new hessian.DecoderV2(body) as InstanceType<typeof hessian.DecoderV2> & { byteBuffer: { position(): number } };
-    for (let i = 0; i < 5; i++) td.read();
-    const kinds: string[] = [];
-    const typed: unknown[] = [];
-    for (let i = 0; i < argc; i++) {
-      kinds.push(wireKind(body[td.byteBuffer.position()]!));
-      typed.push(td.read(true));
-    }
-    received.push({ service: path!, method: method!, desc: desc!, kinds, typed });
+    if (record) recordCall(received, body, path!, method!, desc!, argc);
     calls.set(`${path}#${method}`, (calls.get(`${path}#${method}`) ?? 0) + 1);
     const svc = services[path!];
     let out: Buffer;

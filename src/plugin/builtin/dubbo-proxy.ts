@@ -8,6 +8,10 @@
 //   every other entry a response header. Without "status" the answer is 502, as mod_dubbo's default.
 // - anything that is not such a map (null, an exception, an error status such as a version mismatch, an
 //   undecodable reply) is 502; a call that outlives the upstream's send + read timeouts is 504.
+//   The exception's class and message are logged (warn), not sent: under mod_dubbo's contract the provider
+//   writes the HTTP answer itself (a Map with status and body), so a Java exception is an internal failure,
+//   and its message (stack details, SQL, hostnames) would reach clients APISIX never shows it to. Routes
+//   that want exceptions as JSON use http-dubbo with serialization hessian2 ({"error_msg", "exception"}).
 // - the provider comes from the route's upstream through the shared balancer; a call that could not be sent
 //   (connect failure) moves to another node within the upstream's retries; attempts feed passive health.
 // Connections are multiplexed (plugin_attr dubbo-proxy.upstream_multiplex_count, default 32) and shared.

@@ -92,7 +92,7 @@ export async function run(opts: { smoke: boolean }): Promise<Record<string, numb
   result.decode_request_head_ns = Math.round(headNs(opts.smoke ? 3 : 9, opts.smoke ? 1_000 : 100_000, false));
   result.decode_request_head_hessian_js_ns = Math.round(headNs(opts.smoke ? 3 : 9, opts.smoke ? 1_000 : 100_000, true));
 
-  const provider = await startDubboProvider({ [SVC]: { echo: ([v]) => v } });
+  const provider = await startDubboProvider({ [SVC]: { echo: ([v]) => v } }, 'bench', 0, false);
   const { plugins, balancers } = registries();
   const builder = new StreamRuntimeBuilder({ plugins, balancers, logger: silentLogger });
   const port = await freePort();

@@ -3,11 +3,10 @@
 // modules and one CSS file) into build/ui, which the Admin listener serves at /ui/ (src/admin/ui/serve.ts).
 // esbuild bundles and minifies in well under a second with no plugin chain; Preact (~4 KB gzip) gives
 // components and hooks; htm (<1 KB) keeps the sources standard JavaScript, so no JSX transform and eslint reads
-// them as they are. Output names carry a content hash (served as immutable); index.html is written last and
-// names them.
+// them as they are. Output names carry a content hash (served as immutable); index.html names them.
 //
 // Runs from `npm install`/`npm ci` (postinstall) and `npm start` (prestart, with --if-stale: only when a
-// source, this script or a bundled package is newer than the build). Without esbuild (an install that omits
+// source or this script is newer than the build, or preact/htm changed version). Without esbuild (an install that omits
 // dev dependencies) it warns and leaves the build absent: the dashboard then answers 503 saying so.
 import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
@@ -17,8 +16,17 @@ import { gzipSync } from 'node:zlib';
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 export const SOURCE_DIR = path.join(ROOT, 'src/admin/ui/web');
 export const OUT_DIR = path.join(ROOT, 'build/ui');
-/** Things besides the sources whose change makes the build stale. */
-const INPUTS = [fileURLToPath(import.meta.url), 'node_modules/preact/package.json', 'node_modules/htm/package.json'];
+/** The bundled packages: npm gives their files a fixed old mtime, so their versions are compared instead. */
+const PACKAGES = ['preact', 'htm'];
+/** Written last into the build (no extension: not served); names the package versions it was built from. */
+const STAMP = '.build-stamp';
+
+function packageVersions() {
+  return PACKAGES.map((name) => {
+    const file = path.join(ROOT, 'node_modules', name, 'package.json');
+    return `${name}@${existsSync(file) ? JSON.parse(readFileSync(file, 'utf8')).version : 'missing'}`;
+  }).join(' ');
+}
 
 function newestMtime(dir) {
   let newest = 0;
@@ -29,13 +37,12 @@ function newestMtime(dir) {
   return newest;
 }
 
-/** True when build/ui is missing or older than anything it is built from. */
+/** True when build/ui is missing, older than a source or this script, or built from other package versions. */
 export function isStale() {
-  const built = statSync(path.join(OUT_DIR, 'index.html'), { throwIfNoEntry: false });
-  if (built === undefined) return true;
-  let newest = newestMtime(SOURCE_DIR);
-  for (const f of INPUTS) newest = Math.max(newest, statSync(path.resolve(ROOT, f), { throwIfNoEntry: false })?.mtimeMs ?? 0);
-  return newest > built.mtimeMs;
+  const stamp = path.join(OUT_DIR, STAMP);
+  const built = statSync(stamp, { throwIfNoEntry: false });
+  if (built === undefined || readFileSync(stamp, 'utf8') !== packageVersions()) return true;
+  return Math.max(newestMtime(SOURCE_DIR), statSync(fileURLToPath(import.meta.url)).mtimeMs) > built.mtimeMs;
 }
 
 /**
@@ -78,6 +85,7 @@ export async function buildUi() {
     }
     copyFileSync(path.join(SOURCE_DIR, 'favicon.svg'), path.join(tmp, 'favicon.svg'));
     writeFileSync(path.join(tmp, 'index.html'), index);
+    writeFileSync(path.join(tmp, STAMP), packageVersions());
     swapIn(tmp);
     return Object.values(outputs).map((name) => {
       const body = readFileSync(path.join(OUT_DIR, name));

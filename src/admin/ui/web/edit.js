@@ -11,8 +11,8 @@ import { basePath, idPath, routeBase } from './list.js';
 import { PageHead } from './page.js';
 import { FieldError, SchemaForm } from './schema-form.js';
 
-// Schemas do not change while the page is open (a plugin reload restarts the admin server's answers, not
-// their shape for one session): fetched once per tab.
+// Schemas and the plugin list are fetched once per page load: they change only with a plugin reload or an
+// upgrade, after which reloading the page picks them up.
 const schemaCache = new Map();
 
 async function getJson(path) {

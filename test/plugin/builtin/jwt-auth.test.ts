@@ -8,7 +8,7 @@ import { verifyKeyFor } from '../../../src/plugin/builtin/jwt-auth/verify.ts';
 import { silentLogger } from '../../../src/observability/logger.ts';
 import { startTestGateway, type TestGateway } from '../../helpers/gateway.ts';
 import { startEcho, type EchoServer } from '../../helpers/upstream.ts';
-import { h2Request, startWsUpstream, wsRoundTrip, type WsUpstream } from './auth-transports.ts';
+import { gatewayTls, h2Request, startWsUpstream, wsRoundTrip, type WsUpstream } from './auth-transports.ts';
 import { confError, fakeContext } from '../helpers.ts';
 
 type Echo = { headers: Record<string, string | undefined>; url: string };
@@ -326,5 +326,28 @@ describe('jwt-auth', () => {
     const ok = await wsRoundTrip(wsUrl, { authorization: `Bearer ${t}` });
     expect(ok).toEqual({ ok: true, echo: 'echo:ping' });
     expect(wsUp.upgrades.at(-1)!['x-consumer-username']).toBe('jack');
+  });
+  it('guards HTTP/2 over TLS (ALPN h2 on the HTTPS listener) the same way', async () => {
+    const tls = await gatewayTls(gw);
+    try {
+      const req = (path: string, headers: Record<string, string> = {}) =>
+        h2Request(tls.origin, { ':method': 'GET', ':path': path, ':authority': tls.host, ...headers }, undefined, tls.tls);
+      const t = await jack();
+      let r = await req('/jwt/h2tls', { authorization: `Bearer ${t}`, 'x-consumer-username': 'forged' });
+      expect(r.alpn).toBe('h2');
+      expect(r.status).toBe(200);
+      expect((JSON.parse(r.body) as Echo).headers['x-consumer-username']).toBe('jack');
+      const seen = up.seen.length;
+      r = await req('/jwt/h2tls', { authorization: await jack({ exp: now() - 10 }) });
+      expect(r.status).toBe(401);
+      expect(r.headers['www-authenticate']).toBe('Bearer realm="jwt"');
+      expect(JSON.parse(r.body)).toEqual({ message: 'failed to verify jwt' });
+      r = await req('/jwt/h2tls');
+      expect(r.status).toBe(401);
+      expect(JSON.parse(r.body)).toEqual({ message: 'Missing JWT token in request' });
+      expect(up.seen.length).toBe(seen);
+    } finally {
+      await tls.cleanup();
+    }
   });
 });

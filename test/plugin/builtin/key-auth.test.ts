@@ -4,14 +4,17 @@ import { startTestGateway, type TestGateway } from '../../helpers/gateway.ts';
 import { startEcho, type EchoServer } from '../../helpers/upstream.ts';
 import { silentLogger } from '../../../src/observability/logger.ts';
 import { confError, fakeContext } from '../helpers.ts';
+import { h2Request, startWsUpstream, wsRoundTrip, type WsUpstream } from './auth-transports.ts';
 
 describe('key-auth', () => {
   let gw: TestGateway;
   let up: EchoServer;
+  let wsUp: WsUpstream;
 
   beforeAll(async () => {
     gw = await startTestGateway();
     up = await startEcho('a');
+    wsUp = await startWsUpstream();
     await gw.put('/consumers/jack', { username: 'jack', plugins: { 'key-auth': { key: 'jack-key' } } });
     await gw.put('/consumers/rose', { username: 'rose', plugins: { 'key-auth': { key: 'rose-key' } } });
     await gw.put('/consumers/anon', { username: 'anon' });
@@ -20,10 +23,12 @@ describe('key-auth', () => {
     await gw.put('/routes/2', { uri: '/hide/*', plugins: { 'key-auth': { hide_credentials: true, header: 'X-Key', query: 'k' } }, upstream });
     await gw.put('/routes/3', { uri: '/anon/*', plugins: { 'key-auth': { anonymous_consumer: 'anon' } }, upstream });
     await gw.put('/routes/4', { uri: '/ghost/*', plugins: { 'key-auth': { anonymous_consumer: 'ghost' } }, upstream });
+    await gw.put('/routes/ws', { uri: '/ws/*', enable_websocket: true, plugins: { 'key-auth': { hide_credentials: true } }, upstream: { nodes: { [wsUp.addr]: 1 } } });
   });
   afterAll(async () => {
     await gw?.close();
     await up?.close();
+    await wsUp?.close();
   });
 
   it('validates route and consumer confs', () => {
@@ -100,5 +105,43 @@ describe('key-auth', () => {
   it('removes every occurrence of a query argument, keeping the others verbatim', () => {
     expect(removeQueryArg('a=1&apikey=x&b=%20&apikey=y', 'apikey')).toBe('a=1&b=%20');
     expect(removeQueryArg('', 'apikey')).toBe('');
+  });
+  it('guards h2c requests and WebSocket upgrades the same way', async () => {
+    let r = await h2Request(gw.url, { ':method': 'GET', ':path': '/ka/h2', apikey: 'jack-key', 'x-consumer-username': 'forged' });
+    expect(r.status).toBe(200);
+    expect((JSON.parse(r.body) as { headers: Record<string, string> }).headers['x-consumer-username']).toBe('jack');
+    const seen = up.seen.length;
+    r = await h2Request(gw.url, { ':method': 'GET', ':path': '/ka/h2' });
+    expect(r.status).toBe(401);
+    expect(r.headers['www-authenticate']).toBe('apikey realm="key"');
+    expect(JSON.parse(r.body)).toEqual({ message: 'Missing API key in request' });
+    r = await h2Request(gw.url, { ':method': 'GET', ':path': '/ka/h2?apikey=nope' });
+    expect(r.status).toBe(401);
+    expect(JSON.parse(r.body)).toEqual({ message: 'Invalid API key in request' });
+    expect(up.seen.length).toBe(seen);
+
+    const wsUrl = `ws://127.0.0.1:${gw.port}/ws/x`;
+    const before = wsUp.upgrades.length;
+    for (const [headers, message] of [
+      [{}, 'Missing API key in request'],
+      [{ apikey: 'nope' }, 'Invalid API key in request'],
+    ] as [Record<string, string>, string][]) {
+      const refused = await wsRoundTrip(wsUrl, headers);
+      expect(refused.ok).toBe(false);
+      if (!refused.ok) {
+        expect(refused.status).toBe(401);
+        expect(JSON.parse(refused.body)).toEqual({ message });
+      }
+    }
+    expect(wsUp.upgrades.length).toBe(before);
+    const ok = await wsRoundTrip(wsUrl, { apikey: 'rose-key', 'x-consumer-username': 'forged' });
+    expect(ok).toEqual({ ok: true, echo: 'echo:ping' });
+    const upgrade = wsUp.upgrades.at(-1)!;
+    expect(upgrade['x-consumer-username']).toBe('rose');
+    // hide_credentials on the upgrade too
+    expect(upgrade.apikey).toBeUndefined();
+    // the key in the query string of the upgrade request
+    expect(await wsRoundTrip(`${wsUrl}?apikey=jack-key`, {})).toEqual({ ok: true, echo: 'echo:ping' });
+    expect(wsUp.upgrades.at(-1)!['x-consumer-username']).toBe('jack');
   });
 });

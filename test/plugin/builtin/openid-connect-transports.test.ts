@@ -1,11 +1,12 @@
-// openid-connect over h2c and on WebSocket upgrades against a real OpenID provider (npm oidc-provider): bearer-only
-// (JWKS and introspection) gives the same answers as over HTTP/1.1 and a refused upgrade never reaches the
-// upstream; the browser login flow works with the gateway spoken to over h2c.
+// openid-connect over h2c, HTTP/2 over TLS and on WebSocket upgrades against a real OpenID provider (npm
+// oidc-provider): bearer-only (JWKS and introspection) gives the same answers as over HTTP/1.1 and a refused
+// upgrade never reaches the upstream; the browser login flow works with the gateway spoken to over h2c and
+// over h2 on the HTTPS listener.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestGateway, type TestGateway } from '../../helpers/gateway.ts';
 import { ACCOUNT, startOp, type TestOp } from '../../helpers/oidc-provider.ts';
 import { startEcho, type EchoServer } from '../../helpers/upstream.ts';
-import { h2Request, startWsUpstream, wsRoundTrip, type WsUpstream } from './auth-transports.ts';
+import { gatewayTls, h2Request, startWsUpstream, wsRoundTrip, type GatewayTls, type WsUpstream } from './auth-transports.ts';
 
 type Echo = { headers: Record<string, string | undefined> };
 const SESSION_SECRET = 'session-secret-0123456789abcdef';
@@ -26,16 +27,19 @@ function keepCookies(jar: Map<string, string>, setCookie: readonly string[]): vo
 const cookieHeader = (jar: Map<string, string>) => [...jar].map(([k, v]) => `${k}=${v}`).join('; ');
 const setCookies = (v: string | string[] | undefined) => (v === undefined ? [] : Array.isArray(v) ? v : [v]);
 
-describe('openid-connect over h2c and WebSocket upgrades', () => {
+describe('openid-connect over h2c, h2 over TLS and WebSocket upgrades', () => {
   let gw: TestGateway;
   let up: EchoServer;
   let wsUp: WsUpstream;
   let op: TestOp;
+  let tls: GatewayTls;
 
   beforeAll(async () => {
     [gw, up, wsUp] = await Promise.all([startTestGateway(), startEcho('a'), startWsUpstream()]);
-    // The browser route has no redirect_uri: APISIX derives <request path>/.apisix/redirect on the request's authority.
-    op = await startOp([`${gw.url}/app/page/.apisix/redirect`]);
+    tls = await gatewayTls(gw);
+    // The browser route has no redirect_uri: APISIX derives <request path>/.apisix/redirect on the request's
+    // scheme and authority.
+    op = await startOp([`${gw.url}/app/page/.apisix/redirect`, `https://${tls.host}:${gw.httpsPort}/app/page/.apisix/redirect`]);
     const base = { client_id: op.clientId, client_secret: op.clientSecret, discovery: op.discovery, bearer_only: true };
     const upstream = { nodes: { [up.addr]: 1 } };
     const wsUpstream = { nodes: { [wsUp.addr]: 1 } };
@@ -65,6 +69,64 @@ describe('openid-connect over h2c and WebSocket upgrades', () => {
     await up?.close();
     await wsUp?.close();
     await op?.close();
+    await tls?.cleanup();
+  });
+
+  const h2tls = (path: string, headers: Record<string, string> = {}) =>
+    h2Request(tls.origin, { ':method': 'GET', ':path': path, ':authority': `${tls.host}:${gw.httpsPort}`, ...headers }, undefined, tls.tls);
+
+  it('h2 over TLS: a JWT from the OP is accepted, a tampered one and an unknown opaque one are 401', async () => {
+    const token = await op.clientCredentials();
+    let r = await h2tls('/jwks/h2tls', { authorization: `Bearer ${token}`, 'x-access-token': 'forged' });
+    expect(r.alpn).toBe('h2');
+    expect(r.status).toBe(200);
+    const echo = JSON.parse(r.body) as Echo;
+    expect(echo.headers['x-access-token']).toBe(token);
+    expect(fromB64(echo.headers['x-userinfo']!).iss).toBe(op.issuer);
+    const seen = up.seen.length;
+    const [h, p, s] = token.split('.');
+    r = await h2tls('/jwks/h2tls', { authorization: `Bearer ${h}.${p}.${s!.slice(0, -4)}${s!.slice(-4) === 'AAAA' ? 'BBBB' : 'AAAA'}` });
+    expect(r.status).toBe(401);
+    expect(r.headers['www-authenticate']).toMatch(/^Bearer realm="apisix", error="invalid_token", error_description="/);
+    r = await h2tls('/intro/h2tls', { authorization: 'Bearer not-a-token-the-op-issued' });
+    expect(r.status).toBe(401);
+    expect(up.seen.length).toBe(seen);
+    const opaque = await op.clientCredentials({ resource: false });
+    r = await h2tls('/intro/h2tls', { authorization: `Bearer ${opaque}` });
+    expect(r.status).toBe(200);
+    expect(fromB64((JSON.parse(r.body) as Echo).headers['x-userinfo']!).active).toBe(true);
+  });
+
+  it('h2 over TLS: the browser login flow, with an https redirect_uri on the :authority and a Secure session cookie', async () => {
+    const gwJar = new Map<string, string>();
+    const opJar = new Map<string, string>();
+    let r = await h2tls('/app/page?x=2');
+    expect(r.alpn).toBe('h2');
+    expect(r.status).toBe(302);
+    const pending = setCookies(r.headers['set-cookie']);
+    expect(pending.find((c) => c.startsWith('session='))).toMatch(/; Secure/i);
+    keepCookies(gwJar, pending);
+    let url = new URL(String(r.headers.location));
+    expect(url.origin).toBe(op.issuer);
+    expect(url.searchParams.get('redirect_uri')).toBe(`https://${tls.host}:${gw.httpsPort}/app/page/.apisix/redirect`);
+    for (let hops = 0; url.origin === op.issuer; hops++) {
+      expect(hops).toBeLessThan(12);
+      const res = await fetch(url, { redirect: 'manual', headers: { cookie: cookieHeader(opJar) } });
+      keepCookies(opJar, res.headers.getSetCookie());
+      await res.arrayBuffer();
+      expect(res.status).toBeGreaterThanOrEqual(300);
+      url = new URL(res.headers.get('location')!, url);
+    }
+    expect(url.origin).toBe(`https://${tls.host}:${gw.httpsPort}`);
+    r = await h2tls(url.pathname + url.search, { cookie: cookieHeader(gwJar) });
+    expect(r.status).toBe(302);
+    expect(r.headers.location).toBe('/app/page?x=2');
+    keepCookies(gwJar, setCookies(r.headers['set-cookie']));
+    r = await h2tls('/app/page?x=2', { cookie: cookieHeader(gwJar) });
+    expect(r.status).toBe(200);
+    const echo = JSON.parse(r.body) as Echo;
+    expect(fromB64(echo.headers['x-userinfo']!).email).toBe(ACCOUNT.email);
+    expect(fromB64(echo.headers['x-id-token']!).sub).toBe(ACCOUNT.sub);
   });
 
   it('h2c: a JWT from the OP is verified with the JWKS and its claims go upstream; forged headers are replaced', async () => {

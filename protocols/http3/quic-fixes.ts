@@ -176,7 +176,9 @@ export class PatchedQUICSocket extends QUICSocket {
     let pending = this.hellos.get(key);
     if (pending === undefined) {
       this.expire(Date.now());
-      if (this.hellos.size >= HELLO_PENDING) return;
+      // Full: the oldest attempt makes room (a flood displaces itself; refusing new DCIDs would shut out every
+      // client, even those whose ClientHello fits one datagram and is never held).
+      if (this.hellos.size >= HELLO_PENDING) this.forget(this.hellos.keys().next().value!);
       pending = { assembler: new ClientHelloAssembler(header.dcid), datagrams: [], bytes: 0, since: Date.now() };
       this.hellos.set(key, pending);
       this.sweep ??= setInterval(() => this.expire(Date.now()), HELLO_AGE_MS / 3).unref();

@@ -5,8 +5,10 @@ import http from 'node:http';
 import http2 from 'node:http2';
 import https from 'node:https';
 import type { AddressInfo } from 'node:net';
+import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { gtls, makeCert, startH3Gateway, type H3Gateway, type TestCert } from './h3-helpers.ts';
+import { HTTP3_CONNECTION, type Http3ConnectionMessage } from '../../protocols/http3/listener.ts';
+import { gtls, makeCert, startH3Gateway, type GtlsResult, type H3Gateway, type TestCert } from './h3-helpers.ts';
 
 const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
 const BIG = randomBytes(1024 * 1024);
@@ -84,8 +86,18 @@ describe('HTTP/3 through the gateway (gtlsclient)', () => {
 
   it('several requests on one QUIC connection', async () => {
     const before = seen.length;
-    const r = await gtls(gw.port, [url('/one'), url('/two'), url('/three'), url('/big')]);
+    const connections: Http3ConnectionMessage[] = [];
+    const onConnection = (m: unknown): void => void connections.push(m as Http3ConnectionMessage);
+    subscribe(HTTP3_CONNECTION, onConnection);
+    let r: GtlsResult;
+    try {
+      r = await gtls(gw.port, [url('/one'), url('/two'), url('/three'), url('/big')]);
+    } finally {
+      unsubscribe(HTTP3_CONNECTION, onConnection);
+    }
     expect(r.code).toBe(0);
+    // The gateway accepted one QUIC connection for the four requests.
+    expect(connections.filter((c) => c.serverPort === gw.port)).toHaveLength(1);
     expect(r.responses.map((h) => h[':status']).sort()).toEqual(['200', '201', '201', '201']);
     expect(seen.slice(before).map((s) => s.url).sort()).toEqual(['/big', '/one', '/three', '/two']);
     expect(JSON.parse(r.files.get('two')!.toString()).url).toBe('/two');

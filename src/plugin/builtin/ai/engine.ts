@@ -12,7 +12,7 @@ import type { PluginResponse } from '../../plugin.ts';
 import { ActiveLlmCall } from './active.ts';
 import { supported, urlFor, type Target } from './providers.ts';
 import { SseWatcher } from './sse.ts';
-import { recordFirstToken, recordUsage, type AiState } from './state.ts';
+import { recordEstimatedUsage, recordFirstToken, recordUsage, type AiState } from './state.ts';
 
 /** Transport settings of one plugin conf (timeout and keepalive fields of the schema). */
 export class AiClient {
@@ -202,6 +202,8 @@ class Relay implements AsyncIterable<Buffer> {
   readonly #client: AiClient;
   readonly #sse: boolean;
   readonly #active: ActiveLlmCall;
+  /** Set once the relay started; read by cancel() for the usage estimate. */
+  #watcher: SseWatcher | null = null;
 
   constructor(ctx: HttpContext, st: AiState, body: AsyncIterable<Buffer>, ac: AbortController, client: AiClient, sse: boolean, active: ActiveLlmCall) {
     this.#ctx = ctx;
@@ -213,10 +215,14 @@ class Relay implements AsyncIterable<Buffer> {
     this.#active = active;
   }
 
-  /** The client left or the body was replaced: the provider call ends now, even if nobody iterates again. */
+  /**
+   * The client left or the body was replaced: the provider call ends now, even if nobody iterates again. The
+   * usage chunk will never come, so the tokens are estimated here, before the log phase that charges them.
+   */
   cancel(reason: Error): void {
     this.#ac.abort(reason);
     this.#active.end();
+    recordEstimatedUsage(this.#ctx, this.#st, this.#watcher?.deltaChars ?? 0);
   }
 
   async *[Symbol.asyncIterator](): AsyncIterator<Buffer> {
@@ -226,6 +232,7 @@ class Relay implements AsyncIterable<Buffer> {
     const watcher = this.#sse
       ? new SseWatcher({ onUsage: (u) => recordUsage(ctx, st, u), onText: (s) => (st.responseText += s) }, this.#client.collectText)
       : null;
+    this.#watcher = watcher;
     const parts: Buffer[] | null = this.#sse ? null : [];
     let bytes = 0;
     const ms = this.#client.maxStreamMs;
@@ -245,6 +252,8 @@ class Relay implements AsyncIterable<Buffer> {
     } finally {
       if (timer !== null) clearTimeout(timer);
       this.#active.end();
+      // A stream that ended (or failed) without a usage object still gets an estimate (see recordEstimatedUsage).
+      recordEstimatedUsage(ctx, st, watcher?.deltaChars ?? 0);
     }
   }
 

@@ -11,6 +11,8 @@ export interface SseObserver {
 
 export class SseWatcher {
   #rest = '';
+  /** Characters of the completion deltas seen so far (a usage estimate when the stream ends without usage). */
+  deltaChars = 0;
   readonly #obs: SseObserver;
   readonly #text: boolean;
 
@@ -65,10 +67,12 @@ export class SseWatcher {
     if (parsed === null || typeof parsed !== 'object') return;
     const o = parsed as { usage?: unknown; choices?: unknown };
     if (o.usage !== null && typeof o.usage === 'object') this.#obs.onUsage(o.usage);
-    if (this.#text && Array.isArray(o.choices)) {
+    if (Array.isArray(o.choices)) {
       for (const c of o.choices as { delta?: { content?: unknown } }[]) {
         const t = c?.delta?.content;
-        if (typeof t === 'string') this.#obs.onText(t);
+        if (typeof t !== 'string') continue;
+        this.deltaChars += t.length;
+        if (this.#text) this.#obs.onText(t);
       }
     }
   }

@@ -133,6 +133,41 @@ export function recordUsage(ctx: HttpContext, st: AiState, raw: unknown): void {
   ctx.vars.set('llm_total_tokens', u.total_tokens);
 }
 
+/** Characters of text in a chat message's content (a string, or parts with `text`). */
+function contentChars(content: unknown): number {
+  if (typeof content === 'string') return content.length;
+  if (!Array.isArray(content)) return 0;
+  let n = 0;
+  for (const part of content) {
+    const t = (part as { text?: unknown } | null)?.text;
+    if (typeof t === 'string') n += t.length;
+  }
+  return n;
+}
+
+/**
+ * ESTIMATE, not a provider count: tokens as characters / 4 (the rule of thumb for English text with OpenAI's
+ * tokenizers), rounded up. Used only when the answer ended without a usage object (the client left mid-stream,
+ * so the provider's final usage chunk never came), so token budgets, llm_* metrics and logs still see a value:
+ * prompt tokens from the request's messages (or embeddings input), completion tokens from the characters of the
+ * deltas relayed before the end. The raw usage carries `estimated: true`.
+ */
+export function recordEstimatedUsage(ctx: HttpContext, st: AiState, completionChars: number): void {
+  if (st.usage !== null) return;
+  let promptChars = 0;
+  const messages = st.body.messages;
+  if (Array.isArray(messages)) {
+    for (const m of messages) promptChars += contentChars((m as { content?: unknown } | null)?.content);
+  } else {
+    const input = st.body.input;
+    if (typeof input === 'string') promptChars = input.length;
+    else if (Array.isArray(input)) for (const s of input) if (typeof s === 'string') promptChars += s.length;
+  }
+  const prompt = Math.ceil(promptChars / 4);
+  const completion = Math.ceil(completionChars / 4);
+  recordUsage(ctx, st, { prompt_tokens: prompt, completion_tokens: completion, total_tokens: prompt + completion, estimated: true });
+}
+
 export function recordFirstToken(ctx: HttpContext, st: AiState): void {
   if (st.ttftMs !== null) return;
   st.ttftMs = Date.now() - st.startMs;

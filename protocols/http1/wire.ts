@@ -38,7 +38,8 @@ export function rawAnswer(status: number): string {
  */
 export function addHeader(map: HeaderMap, name: string, value: string): void {
   const cur = map[name];
-  if (cur === undefined) {
+  // A name the map inherits (`constructor`, `tostring`...) reads a function, not a value: the field is new.
+  if (typeof cur !== 'string' && !Array.isArray(cur)) {
     map[name] = name === 'set-cookie' ? [value] : value;
     return;
   }

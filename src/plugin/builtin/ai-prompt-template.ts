@@ -3,6 +3,7 @@
 // `{{ field }}` (dotted paths allowed) replaced by the body's values and becomes the request body. Templates
 // are parsed into literal/variable parts at create().
 import type { JsonObject } from '../../config/resources.ts';
+import { ownGet } from '../../config/safe-json.ts';
 import type { HttpContext } from '../context.ts';
 import type { PhaseResult, PluginDef, PluginInstance } from '../plugin.ts';
 import { jsonBody, promptSchema } from './ai/prompt-body.ts';
@@ -35,11 +36,12 @@ const VAR = /\{\{\s*([A-Za-z0-9_.]+)\s*\}\}/g;
 /** A template's JSON text split at its `{{ var }}` places (odd indexes are variable paths). */
 type Compiled = readonly string[];
 
+/** The body's value at a dotted path: own properties only (`{{constructor}}` is a field, not Object). */
 function lookup(body: JsonObject, path: string): unknown {
   let cur: unknown = body;
   for (const seg of path.split('.')) {
     if (cur === null || typeof cur !== 'object') return undefined;
-    cur = (cur as JsonObject)[seg];
+    cur = ownGet(cur as Record<string, unknown>, seg);
   }
   return cur;
 }

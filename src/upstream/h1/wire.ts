@@ -168,9 +168,11 @@ export function headerRecord(raw: readonly string[]): Record<string, string | st
     const k = lowerName(raw[i]!);
     const v = raw[i + 1]!;
     const prev = out[k];
-    if (prev === undefined) out[k] = v;
-    else if (typeof prev === 'string') out[k] = [prev, v];
-    else prev.push(v);
+    if (typeof prev === 'string') out[k] = [prev, v];
+    else if (Array.isArray(prev)) prev.push(v);
+    // New, or a name the record inherits (`constructor` reads a function, `__proto__` Object.prototype, which
+    // had no push(): the response failed).
+    else out[k] = v;
   }
   return out;
 }

@@ -27,7 +27,7 @@ import type { Logger } from '../../observability/logger.ts';
 import type { Endpoint } from '../../upstream/balancer.ts';
 import type { HttpContext } from '../context.ts';
 import type { PhaseResult, PluginDef, PluginInstance, PluginResponse } from '../plugin.ts';
-import { runAttempts, type AttemptResult } from '../terminal-attempts.ts';
+import { runAttempts, type AttemptResult, type AttemptsRun } from '../terminal-attempts.ts';
 import { upstreamCallers, type DubboCaller } from '../terminals.ts';
 import { classify, readBody } from './dubbo/common.ts';
 import { FASTJSON, jsonParams, parseReply, requestBody, requestHead, serializedParams } from './dubbo/fastjson.ts';
@@ -179,7 +179,7 @@ export class HttpDubbo implements PluginInstance {
     if (this.#types !== null) {
       const a = argsFromJson(this.#types, raw);
       if (!a.ok) return { status: 400, body: { error_msg: a.message } };
-      return this.#run(ctx, attemptHessian, { caller, plugin: this, body: NO_BODY, args: a.args });
+      return this.#answer(ctx, await runAttempts(ctx, attemptHessian, { caller, plugin: this, body: NO_BODY, args: a.args }));
     }
     let serialized = this.#serialized;
     if (this.#serializationHeader !== null) {
@@ -193,11 +193,10 @@ export class HttpDubbo implements PluginInstance {
       if (!parsed.ok) return { status: 400, body: { error_msg: parsed.message } };
       params = parsed.params;
     }
-    return this.#run(ctx, attempt, { caller, plugin: this, body: requestBody(this.#head, params), args: NO_ARGS });
+    return this.#answer(ctx, await runAttempts(ctx, attempt, { caller, plugin: this, body: requestBody(this.#head, params), args: NO_ARGS }));
   }
 
-  async #run(ctx: HttpContext, fn: typeof attempt, call: Call): Promise<PhaseResult> {
-    const run = await runAttempts(ctx, fn, call);
+  #answer(ctx: HttpContext, run: AttemptsRun<PluginResponse> | null): PhaseResult {
     if (run === null) {
       this.logger.error({ route: ctx.routeId }, 'http-dubbo: the upstream attempt state of the request is not reachable');
       return FAILED;

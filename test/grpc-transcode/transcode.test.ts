@@ -152,6 +152,7 @@ describe('grpc-transcode', () => {
       number: 7,
       ids: [1, 2, 9223372036854775807],
       at: { seconds: 1700000000, nanos: 5 },
+      waits: [],
     });
     // What the upstream decoded (its own protobuf runtime) is what the client sent.
     const seen = up.seen.at(-1)!.request;
@@ -160,6 +161,60 @@ describe('grpc-transcode', () => {
 
     const raw = await fetch(`${gw.url}/echo-raw`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"gender":2,"big":-9007199254740993,"text":""}' });
     expect(await raw.text()).toBe('{"big":"#-0x20000000000001","gender":2}');
+  });
+
+  it('well-known types: Duration, wrappers, Struct, Value and ListValue in their proto3 JSON forms, both ways', async () => {
+    const body =
+      '{"wait":"1.5s","waits":["0s","-0.000000001s","3.000001s",{"seconds":1,"nanos":5}],"big_w":9007199254740993,' +
+      '"count_w":"7","name_w":"","flag_w":false,"ratio_w":0.5,"blob_w":"hi",' +
+      '"meta":{"a":1,"b":"x","c":true,"d":null,"e":[1,"two",{"f":false}],"g":{"h":[]}},"any":null,"list":[1,"a",null,{"k":"v"}]}';
+    const r = await fetch(`${gw.url}/echo`, { method: 'POST', headers: { 'content-type': 'application/json' }, body });
+    expect(r.status).toBe(200);
+    const text = await r.text();
+    // JSON -> protobuf: what the upstream decoded with its own protobuf runtime.
+    const seen = up.seen.at(-1)!.request;
+    expect(seen.wait).toEqual({ seconds: '1', nanos: 500000000 });
+    expect(seen.waits).toEqual([{}, { nanos: -1 }, { seconds: '3', nanos: 1000 }, { seconds: '1', nanos: 5 }]);
+    expect(seen.big_w).toEqual({ value: '9007199254740993' });
+    expect(seen.count_w).toEqual({ value: 7 });
+    // Present although empty: a wrapper tells "" from unset.
+    expect(seen.name_w).toEqual({});
+    expect(seen.flag_w).toEqual({});
+    expect(seen.ratio_w).toEqual({ value: 0.5 });
+    expect(Buffer.from(seen.blob_w.value).toString()).toBe('hi');
+    expect(seen.meta.fields.a).toMatchObject({ numberValue: 1 });
+    expect(seen.meta.fields.d).toMatchObject({ nullValue: 'NULL_VALUE' });
+    expect(seen.meta.fields.e.listValue.values[2].structValue.fields.f).toMatchObject({ boolValue: false });
+    expect(seen.any).toMatchObject({ nullValue: 'NULL_VALUE' });
+    expect(seen.list.values.map((v: any) => v.kind)).toEqual(['numberValue', 'stringValue', 'nullValue', 'structValue']);
+    // protobuf -> JSON: the forms of the mapping, exact text.
+    expect(text).toContain(
+      '"wait":"1.500s","waits":["0s","-0.000000001s","3.000001s","1.000000005s"],"big_w":9007199254740993,"count_w":7,"name_w":"",' +
+        '"flag_w":false,"ratio_w":0.5,"blob_w":"hi","meta":{"a":1,"b":"x","c":true,"d":null,"e":[1,"two",{"f":false}],"g":{"h":[]}},' +
+        '"any":null,"list":[1,"a",null,{"k":"v"}]}',
+    );
+    // Timestamp keeps APISIX's object form; unset wrappers stay absent (not their default).
+    const bare = await fetch(`${gw.url}/echo`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"at":{"seconds":5}}' });
+    const bareJson = (await bare.json()) as Record<string, unknown>;
+    expect(bareJson.at).toEqual({ seconds: 5, nanos: 0 });
+    for (const k of ['wait', 'big_w', 'name_w', 'meta', 'any', 'list']) expect(bareJson).not.toHaveProperty(k);
+
+    // Query args: the same forms from text.
+    const q = await fetch(`${gw.url}/echo?wait=-2.25s&big_w=-9007199254740993&flag_w=true&name_w=x&any=free`);
+    expect(await q.text()).toContain('"wait":"-2.250s","waits":[],"big_w":-9007199254740993,"name_w":"x","flag_w":true,"any":"free"');
+    // A wrapper's int64 follows the int64 option like any int64.
+    const raw = await fetch(`${gw.url}/echo-raw`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"big_w":"9007199254740993","wait":"90s"}' });
+    expect(await raw.text()).toBe('{"wait":"90s","big_w":"#0x20000000000001"}');
+  });
+
+  it('well-known types reject values of the wrong shape (400, the upstream is not called)', async () => {
+    const before = up.seen.length;
+    for (const body of ['{"wait":"1.5"}', '{"wait":"1h"}', '{"wait":"315576000001s"}', '{"meta":[1]}', '{"list":{"a":1}}', '{"count_w":"x"}', '{"big_w":[1]}']) {
+      const r = await fetch(`${gw.url}/echo`, { method: 'POST', headers: { 'content-type': 'application/json' }, body });
+      expect(r.status, body).toBe(400);
+      await r.arrayBuffer();
+    }
+    expect(up.seen.length).toBe(before);
   });
 
   it('max_resp_body_size truncates the buffered reply, which then fails to decode (APISIX)', async () => {

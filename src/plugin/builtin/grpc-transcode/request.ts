@@ -4,9 +4,11 @@
 // keys are ignored. Values are checked against the field type; a mismatch fails the whole request (APISIX:
 // 400 "failed to encode request data to protobuf"). Beyond APISIX: JSON integers past 2^53 keep every digit
 // (JSON.parse source text), dotted args (`person.name=Joe`) fill nested messages, a single arg fills a
-// repeated field, and "true"/"false" args are booleans (lua-protobuf takes any string as true).
+// repeated field, and "true"/"false" args are booleans (lua-protobuf takes any string as true); Duration,
+// wrappers, Struct, Value and ListValue take their proto3 JSON forms (wkt.ts) beside the plain message form.
 import protobuf from 'protobufjs';
 import { Long } from './long.ts';
+import { fieldById, parseDuration, VALUE, wktKind } from './wkt.ts';
 
 export class EncodeError extends Error {}
 
@@ -162,9 +164,71 @@ function enumValue(e: protobuf.Enum, v: unknown, what: string): number {
   throw new EncodeError(`${what}: unknown enum value`);
 }
 
+/** The object of a google.protobuf.Struct for a JSON object. */
+function structObject(type: protobuf.Type, t: Table, what: string): Record<string, unknown> {
+  const fields = fieldById(type, 1);
+  const valueType = fields.resolvedType as protobuf.Type;
+  const m = Object.create(null) as Record<string, unknown>; // client keys
+  for (const k of Object.keys(t)) m[k] = valueObject(valueType, t[k], `${what}.${k}`);
+  return { [fields.name]: m };
+}
+
+function listObject(type: protobuf.Type, list: unknown[], what: string): Record<string, unknown> {
+  const values = fieldById(type, 1);
+  const valueType = values.resolvedType as protobuf.Type;
+  return { [values.name]: list.map((x, i) => valueObject(valueType, x, `${what}[${i + 1}]`)) };
+}
+
+function oneOf(type: protobuf.Type, id: number, x: unknown): Record<string, unknown> {
+  return { [fieldById(type, id).name]: x };
+}
+
+/** The object of a google.protobuf.Value for any JSON value (null is NULL_VALUE). */
+function valueObject(type: protobuf.Type, v: unknown, what: string): Record<string, unknown> {
+  if (v === null || v === undefined) return oneOf(type, VALUE.null, 0);
+  if (typeof v === 'number') return oneOf(type, VALUE.number, v);
+  if (v instanceof BigIntText) return oneOf(type, VALUE.number, Number(v.text));
+  if (typeof v === 'string') return oneOf(type, VALUE.string, v);
+  if (typeof v === 'boolean') return oneOf(type, VALUE.bool, v);
+  if (Array.isArray(v)) return oneOf(type, VALUE.list, listObject(fieldById(type, VALUE.list).resolvedType as protobuf.Type, v, what));
+  return oneOf(type, VALUE.struct, structObject(fieldById(type, VALUE.struct).resolvedType as protobuf.Type, v as Table, what));
+}
+
+/**
+ * A well-known type in its proto3 JSON form (wkt.ts); undefined when `v` is the plain message form ({seconds,
+ * nanos} for a Duration, {value} for a wrapper), which the caller then maps field by field.
+ */
+function wellKnown(type: protobuf.Type, v: unknown, what: string): unknown {
+  switch (wktKind(type)) {
+    case 'duration': {
+      if (typeof v !== 'string') return undefined;
+      const d = parseDuration(v.trim());
+      if (d === null) throw new EncodeError(`${what}: duration expected`);
+      return { [fieldById(type, 1).name]: d.seconds, [fieldById(type, 2).name]: d.nanos };
+    }
+    case 'wrapper': {
+      if (isTable(v)) return undefined;
+      const inner = fieldById(type, 1);
+      return { [inner.name]: fieldValue(inner, v, what) };
+    }
+    case 'struct':
+      if (!isTable(v)) throw new EncodeError(`${what}: object expected`);
+      return structObject(type, v, what);
+    case 'list':
+      if (!Array.isArray(v)) throw new EncodeError(`${what}: array expected`);
+      return listObject(type, v, what);
+    case 'value':
+      return valueObject(type, v, what);
+    default:
+      return undefined;
+  }
+}
+
 function fieldValue(field: protobuf.Field, v: unknown, what: string): unknown {
   const rt = field.resolvedType;
   if (rt instanceof protobuf.Type) {
+    const w = wellKnown(rt, v, what);
+    if (w !== undefined) return w;
     if (!isTable(v)) throw new EncodeError(`${what}: table expected`);
     return message(rt, v, what);
   }
@@ -181,13 +245,19 @@ function mapKey(keyType: string, k: string, what: string): string {
   return String(scalar(keyType, k, what));
 }
 
+function isValueField(field: protobuf.Field): boolean {
+  const rt = field.resolvedType;
+  return rt instanceof protobuf.Type && wktKind(rt) === 'value';
+}
+
 /** Builds the plain object protobufjs encodes for `type` from a request table. */
 export function message(type: protobuf.Type, t: Table, path = ''): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   for (const field of type.fieldsArray) {
     let v = t[field.name];
     if (v === undefined && field.name !== field.jsonName) v = t[field.jsonName];
-    if (v === undefined || v === null) continue;
+    // JSON null leaves a field unset, except a google.protobuf.Value, where it is NULL_VALUE.
+    if (v === undefined || (v === null && !isValueField(field))) continue;
     const what = path === '' ? field.name : `${path}.${field.name}`;
     if (field.map) {
       if (!isTable(v)) throw new EncodeError(`${what}: table expected`);

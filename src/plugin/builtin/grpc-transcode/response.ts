@@ -5,9 +5,11 @@
 // auto_default_values for proto3), empty repeated fields are `[]`; unset message and oneof fields are left out.
 // Beyond APISIX: 64-bit numbers keep every digit (APISIX prints 2.2517998136853e+15), floats print their
 // shortest float32 form, NaN/Infinity become proto3 JSON strings, and bytes that are not UTF-8 are base64
-// (APISIX emits the raw bytes, which is not valid JSON).
+// (APISIX emits the raw bytes, which is not valid JSON). Duration, the wrappers, Struct, Value and ListValue
+// print their proto3 JSON forms (wkt.ts); a wrapper's int64 follows the int64 option like any int64.
 import protobuf from 'protobufjs';
 import { Long, longFromHash } from './long.ts';
+import { durationText, fieldById, VALUE, wktKind } from './wkt.ts';
 
 export type EnumMode = 'name' | 'value';
 export type Int64Mode = 'number' | 'string' | 'hexstring';
@@ -77,9 +79,70 @@ function bytesText(v: Uint8Array): string {
   }
 }
 
+/** A field of a decoded well-known message: its own value, else the type's default (what an absent field means). */
+function member(msg: protobuf.Message, field: protobuf.Field, o: DecodeOptions): string {
+  const v = (msg as unknown as Record<string, unknown>)[field.name];
+  return v === undefined || v === null ? defaultText(field, o) : valueText(field, v, o);
+}
+
+function structText(type: protobuf.Type, msg: protobuf.Message, o: DecodeOptions): string {
+  const fields = fieldById(type, 1);
+  const m = (msg as unknown as Record<string, unknown>)[fields.name] as Record<string, unknown> | undefined;
+  if (m === undefined) return '{}';
+  const valueType = fields.resolvedType as protobuf.Type;
+  return '{' + Object.keys(m).map((k) => `${JSON.stringify(k)}:${valueOf(valueType, m[k] as protobuf.Message, o)}`).join(',') + '}';
+}
+
+function listText(type: protobuf.Type, msg: protobuf.Message, o: DecodeOptions): string {
+  const values = fieldById(type, 1);
+  const list = (msg as unknown as Record<string, unknown>)[values.name] as protobuf.Message[] | undefined;
+  const valueType = values.resolvedType as protobuf.Type;
+  return '[' + (list ?? []).map((x) => valueOf(valueType, x, o)).join(',') + ']';
+}
+
+/** The oneof member `id` of a decoded Value when it is the one set (decoding sets only that one as own). */
+function ownField(own: Record<string, unknown>, type: protobuf.Type, id: number): unknown {
+  const name = fieldById(type, id).name;
+  return Object.prototype.hasOwnProperty.call(own, name) ? own[name] : undefined;
+}
+
+/** A google.protobuf.Value as the JSON value it holds (no kind set: null). */
+function valueOf(type: protobuf.Type, msg: protobuf.Message, o: DecodeOptions): string {
+  const own = msg as unknown as Record<string, unknown>;
+  let x: unknown;
+  if ((x = ownField(own, type, VALUE.number)) !== undefined) return numberText(x as number, 'double');
+  if ((x = ownField(own, type, VALUE.string)) !== undefined) return JSON.stringify(x);
+  if ((x = ownField(own, type, VALUE.bool)) !== undefined) return JSON.stringify(x);
+  if ((x = ownField(own, type, VALUE.struct)) !== undefined) return structText(fieldById(type, VALUE.struct).resolvedType as protobuf.Type, x as protobuf.Message, o);
+  if ((x = ownField(own, type, VALUE.list)) !== undefined) return listText(fieldById(type, VALUE.list).resolvedType as protobuf.Type, x as protobuf.Message, o);
+  return 'null';
+}
+
+/** A message of a well-known type in its proto3 JSON form (wkt.ts); null for any other message. */
+function wellKnownText(type: protobuf.Type, msg: protobuf.Message, o: DecodeOptions): string | null {
+  switch (wktKind(type)) {
+    case 'duration': {
+      const own = msg as unknown as Record<string, unknown>;
+      const seconds = own[fieldById(type, 1).name] as Long | number | undefined;
+      const nanos = own[fieldById(type, 2).name] as number | undefined;
+      return JSON.stringify(durationText(seconds ?? 0, nanos ?? 0));
+    }
+    case 'wrapper':
+      return member(msg, fieldById(type, 1), o);
+    case 'struct':
+      return structText(type, msg, o);
+    case 'list':
+      return listText(type, msg, o);
+    case 'value':
+      return valueOf(type, msg, o);
+    default:
+      return null;
+  }
+}
+
 function valueText(field: protobuf.Field, v: unknown, o: DecodeOptions): string {
   const rt = field.resolvedType;
-  if (rt instanceof protobuf.Type) return messageText(rt, v as protobuf.Message, o);
+  if (rt instanceof protobuf.Type) return wellKnownText(rt, v as protobuf.Message, o) ?? messageText(rt, v as protobuf.Message, o);
   if (rt instanceof protobuf.Enum) {
     const n = v as number;
     const name = o.enums === 'name' ? rt.valuesById[n] : undefined;

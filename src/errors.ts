@@ -4,12 +4,14 @@
 //
 // `reply`: 'json' answers `{"error_msg": message}\n` (APISIX's core.response.exit with a table);
 // 'html' answers nginx's error page (what APISIX sends when it exits without a body, and what nginx sends for
-// malformed requests); 'none' is for errors that never become an HTTP reply (config store, stream, startup).
+// malformed requests); 'bare' is a status line without a body on a connection then closed, for requests the
+// HTTP/1.1 codecs refuse before the pipeline sees them (node:http's answers, which the socket engine matches);
+// 'none' is for errors that never become an HTTP reply (config store, stream, startup).
 
 export interface ErrorSpec {
   readonly status: number;
   readonly message: string;
-  readonly reply: 'json' | 'html' | 'none';
+  readonly reply: 'json' | 'html' | 'bare' | 'none';
 }
 
 export const ERRORS = {
@@ -25,6 +27,15 @@ export const ERRORS = {
   SWY_ERR_PLUGIN_FAILED: { status: 500, message: 'plugin failed', reply: 'json' },
   SWY_ERR_INTERNAL: { status: 500, message: 'internal error', reply: 'html' },
   SWY_ERR_MTLS_REQUIRED: { status: 400, message: 'No required SSL certificate was sent', reply: 'html' },
+  // A route whose reference cannot be resolved, with APISIX's statuses (init.lua: a missing plugin_config 503,
+  // service 404, upstream_id 502, all core.response.exit without a body).
+  SWY_ERR_PLUGIN_CONFIG_NOT_FOUND: { status: 503, message: 'missing plugin config', reply: 'html' },
+  SWY_ERR_SERVICE_NOT_FOUND: { status: 404, message: 'missing service', reply: 'html' },
+  SWY_ERR_UPSTREAM_NOT_FOUND: { status: 502, message: 'missing upstream', reply: 'html' },
+  // Refused by the HTTP/1.1 codecs before a request exists.
+  SWY_ERR_BAD_REQUEST: { status: 400, message: 'malformed request', reply: 'bare' },
+  SWY_ERR_REQUEST_TIMEOUT: { status: 408, message: 'request head not received in time', reply: 'bare' },
+  SWY_ERR_HEADER_TOO_LARGE: { status: 431, message: 'request header fields too large', reply: 'bare' },
   // Config store and Admin API.
   SWY_ERR_STORE_UNAVAILABLE: { status: 503, message: 'config store unavailable', reply: 'none' },
   SWY_ERR_STORE_CONFLICT: { status: 503, message: 'value changed before overwritten', reply: 'none' },
@@ -63,11 +74,11 @@ export interface CatalogReply {
 const REPLIES = new Map<ErrorCode, CatalogReply>();
 for (const code of Object.keys(ERRORS) as ErrorCode[]) {
   const spec: ErrorSpec = ERRORS[code];
-  if (spec.reply === 'none') continue;
+  if (spec.reply === 'none' || spec.reply === 'bare') continue;
   REPLIES.set(code, Object.freeze(spec.reply === 'json' ? { status: spec.status, body: Object.freeze({ error_msg: spec.message }) } : { status: spec.status }));
 }
 
-/** The frozen reply of an HTTP-family entry, built once at module load. */
+/** The frozen reply of an HTTP-family entry the pipeline answers ('json' or 'html'), built once at module load. */
 export function catalogReply(code: ErrorCode): CatalogReply {
   const r = REPLIES.get(code);
   if (r === undefined) throw new Error(`${code} is not an HTTP reply`);

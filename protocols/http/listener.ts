@@ -9,6 +9,7 @@ import type { Listener, ListenerAddress } from '../../src/listener/registry.ts';
 import type { Logger } from '../../src/observability/logger.ts';
 import type { HttpPipeline } from '../../src/pipeline/pipeline.ts';
 import { keepClientChain, sniCallback, tagSslChoice, versionRange, type CertificateStore, type SslChoice } from '../../src/tls/store.ts';
+import { rawAnswer } from '../../src/pipeline/raw-answer.ts';
 import { Http1Engine } from '../http1/engine.ts';
 import { handleNodeRequest, handleNodeUpgrade, wantsUpgrade } from './node-adapter.ts';
 import { tagCertificates, tlsInfoFor } from './tls-info.ts';
@@ -107,8 +108,8 @@ class NodeServers {
     h1.on('upgrade', (req, socket, head) => handleNodeUpgrade(pipeline, req, socket, head));
     h1.on('clientError', (err: NodeJS.ErrnoException, socket) => {
       if (!socket.writable) return socket.destroy();
-      const status = err.code === 'HPE_HEADER_OVERFLOW' ? 431 : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400;
-      socket.end(`HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
+      const code = err.code === 'HPE_HEADER_OVERFLOW' ? 'SWY_ERR_HEADER_TOO_LARGE' : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 'SWY_ERR_REQUEST_TIMEOUT' : 'SWY_ERR_BAD_REQUEST';
+      socket.end(rawAnswer(code));
     });
     this.h1 = h1;
 

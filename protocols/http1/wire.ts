@@ -1,6 +1,8 @@
 // Small wire-format helpers of the socket HTTP/1.1 engine: cached status lines, a Date header refreshed at most
 // once per second, raw error answers, and request-header folding with node:http's duplicate rules.
 import { STATUS_CODES } from 'node:http';
+import type { ErrorCode } from '../../src/errors.ts';
+import { rawAnswer as catalogAnswer } from '../../src/pipeline/raw-answer.ts';
 import type { HeaderMap } from '../../src/plugin/context.ts';
 
 const lines: string[] = [];
@@ -27,9 +29,23 @@ export function dateHeader(): string {
   return dateLine;
 }
 
+/** The catalog entry of each status the codecs refuse a request with (parse errors, limits, timeouts). */
+export function refusalCode(status: number): ErrorCode {
+  switch (status) {
+    case 408:
+      return 'SWY_ERR_REQUEST_TIMEOUT';
+    case 413:
+      return 'SWY_ERR_BODY_TOO_LARGE';
+    case 431:
+      return 'SWY_ERR_HEADER_TOO_LARGE';
+    default:
+      return 'SWY_ERR_BAD_REQUEST';
+  }
+}
+
 /** A complete answer the engine gives itself (parse errors, timeouts): as the node:http listener writes them. */
 export function rawAnswer(status: number): string {
-  return `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`;
+  return catalogAnswer(refusalCode(status));
 }
 
 /**

@@ -189,7 +189,9 @@ export class HttpPipeline {
     ctx.serviceName = route.serviceName;
     tx.route = route;
     if (route.broken !== null) {
-      return this.local(tx, null, { status: route.broken.status, body: { error_msg: route.broken.message } });
+      // APISIX logs the unresolved reference at error level and exits without a body.
+      this.logger.error({ route: route.id, detail: route.broken.detail }, 'route has a dangling reference');
+      return this.local(tx, null, catalogReply(route.broken.code));
     }
 
     let chain: PluginChain = route.chain;

@@ -11,6 +11,7 @@ import type { Endpoint } from '../upstream/balancer.ts';
 import { openTunnel } from '../upstream/tunnel.ts';
 import type { UpstreamRuntime } from '../upstream/upstream.ts';
 import { publishUpstreamError, upstreamError } from './channels.ts';
+import { rawAnswer } from './raw-answer.ts';
 import type { HttpPipeline } from './pipeline.ts';
 import type { Transaction } from './transaction.ts';
 
@@ -162,12 +163,12 @@ function splice(p: HttpPipeline, tx: Transaction, upstream: UpstreamRuntime, ep:
   up.once('close', () => {
     clearTimeout(readTimer);
     if (ctx.upstreamStatus === undefined) {
-      // No head came back: the client gets a 502 on the raw connection.
+      // No head came back: the client gets the catalog's 502 on the raw connection (already taken over).
       p.opts.outcomes?.failure(upstream, ep, 'reset');
       report(true);
       ctx.response.status = 502;
       ctx.upstreamStatus = 502;
-      if (!client.destroyed) client.end('HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\nConnection: close\r\n\r\n');
+      if (!client.destroyed) client.end(rawAnswer('SWY_ERR_UPSTREAM_UNAVAILABLE'));
     }
     client.destroy();
   });

@@ -474,9 +474,10 @@ export class HttpRuntimeBuilder implements RuntimeBuilder<HttpRuntime> {
     if (sameInputs && old.upstream === upstream) return old;
 
     let broken: HttpRoute['broken'] = null;
-    if (serviceId !== undefined && service === undefined) broken = { status: 404, message: `missing service ${serviceId}` };
-    else if (pcId !== undefined && pluginConfig === undefined) broken = { status: 503, message: `missing plugin config ${pcId}` };
-    else if (upId !== undefined && upstream === null) broken = { status: 503, message: `missing upstream ${upId}` };
+    // In APISIX's order (init.lua): plugin_config, then service, then upstream_id.
+    if (pcId !== undefined && pluginConfig === undefined) broken = { code: 'SWY_ERR_PLUGIN_CONFIG_NOT_FOUND', detail: `missing plugin config ${pcId}` };
+    else if (serviceId !== undefined && service === undefined) broken = { code: 'SWY_ERR_SERVICE_NOT_FOUND', detail: `missing service ${serviceId}` };
+    else if (upId !== undefined && upstream === null) broken = { code: 'SWY_ERR_UPSTREAM_NOT_FOUND', detail: `missing upstream ${upId}` };
     let merged: JsonObject;
     let chain: PluginChain;
     if (sameInputs) {

@@ -1,6 +1,7 @@
 // What a listener reads per request: the data-plane runtime built from one config snapshot.
 // Runtimes are immutable once published; a request pins the runtime current at accept time.
 import type { JsonObject } from '../config/resources.ts';
+import type { ErrorCode } from '../errors.ts';
 import type { ConsumerRef } from '../plugin/context.ts';
 import type { PluginChain } from '../plugin/chain.ts';
 import type { Router } from '../router/router.ts';
@@ -25,8 +26,8 @@ export interface HttpRoute {
   readonly enableWebsocket: boolean;
   /** The route's timeout, overriding the upstream's. */
   readonly timeout: TimeoutConf | null;
-  /** A reference that could not be resolved: answered at request time with APISIX's status. */
-  readonly broken: { readonly status: number; readonly message: string } | null;
+  /** A reference that could not be resolved: answered at request time with its catalog entry; `detail` is logged. */
+  readonly broken: { readonly code: ErrorCode; readonly detail: string } | null;
 }
 
 export interface HttpRuntime {

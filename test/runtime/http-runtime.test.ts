@@ -94,7 +94,7 @@ describe('incremental HTTP runtime', () => {
 
     config.delete('services', 's');
     const r3 = build();
-    expect(routeOf(r3, '/with').broken?.status).toBe(404);
+    expect(routeOf(r3, '/with').broken?.code).toBe('SWY_ERR_SERVICE_NOT_FOUND');
   });
 
   it('a changed upstream updates the routes using upstream_id, keeping their chains', () => {
@@ -121,7 +121,7 @@ describe('incremental HTTP runtime', () => {
 
     config.delete('upstreams', 'u');
     const r3 = build();
-    expect(routeOf(r3, '/direct').broken).toEqual({ status: 503, message: 'missing upstream u' });
+    expect(routeOf(r3, '/direct').broken).toEqual({ code: 'SWY_ERR_UPSTREAM_NOT_FOUND', detail: 'missing upstream u' });
   });
 
   it('a deleted plugin_config makes its routes answer 503; restoring it heals them', () => {
@@ -135,7 +135,7 @@ describe('incremental HTTP runtime', () => {
 
     config.delete('plugin_configs', 'pc');
     const r2 = build();
-    expect(routeOf(r2, '/r').broken?.status).toBe(503);
+    expect(routeOf(r2, '/r').broken?.code).toBe('SWY_ERR_PLUGIN_CONFIG_NOT_FOUND');
     expect(routeOf(r2, '/plain')).toBe(plain);
 
     config.put('plugin_configs', 'pc', { id: 'pc', plugins: { tracker: { tag: 'pc2' } } });

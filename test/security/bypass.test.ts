@@ -1,9 +1,10 @@
 // Security regressions (issue 20, defects 1-3, 5-7): path tricks, host tricks, duplicate Host, absolute-form
-// targets and prototype keys, against nginx as the upstream, which would serve the protected file if the
-// gateway let the request through to it.
+// targets, prototype keys, spoofed client-address headers and request smuggling on both HTTP/1.1 engines,
+// against nginx as the upstream, which would serve the protected file if the gateway let the request through.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestGateway, type TestGateway } from '../helpers/gateway.ts';
 import { rawRequest, startNginxFiles, type NginxUpstream } from '../helpers/nginx.ts';
+import { raw } from '../http1/raw.ts';
 
 const SECRET = 'TOP-SECRET-CONTENT';
 let gw: TestGateway;
@@ -13,7 +14,16 @@ const get = (target: string, host = 'gw.test', extra = '') =>
   rawRequest(gw.port, `GET ${target} HTTP/1.1\r\nHost: ${host}\r\n${extra}Connection: close\r\n\r\n`);
 
 beforeAll(async () => {
-  nginx = await startNginxFiles({ 'public/x': 'public', 'admin/x': SECRET, 'keyed/x': SECRET, 'hosted/x': SECRET, 'x': 'root' });
+  nginx = await startNginxFiles({
+    'public/x': 'public',
+    'admin/x': SECRET,
+    'keyed/x': SECRET,
+    'hosted/x': SECRET,
+    'allow/x': SECRET,
+    'realip/x': SECRET,
+    'realip-trusted/x': SECRET,
+    'x': 'root',
+  });
   gw = await startTestGateway();
   const upstream = { type: 'roundrobin', nodes: { [`127.0.0.1:${nginx.port}`]: 1 } };
   await gw.put('/routes/public', { uri: '/public/*', upstream });
@@ -21,6 +31,13 @@ beforeAll(async () => {
   await gw.put('/routes/keyed', { uri: '/keyed/*', upstream, plugins: { 'key-auth': {} } });
   await gw.put('/routes/hosted', { uri: '/hosted/*', hosts: ['secret.local'], upstream, plugins: { 'ip-restriction': { blacklist: ['127.0.0.0/8'] } } });
   await gw.put('/routes/any-host', { uri: '/hosted/*', upstream, priority: -1 });
+  // Only 203.0.113.7 may read /allow/*: the test client is 127.0.0.1 and can only claim that address in headers.
+  const onlyDoc = { 'ip-restriction': { whitelist: ['203.0.113.7'] } };
+  await gw.put('/routes/allow', { uri: '/allow/*', upstream, plugins: onlyDoc });
+  await gw.put('/routes/realip', { uri: '/realip/*', upstream, plugins: { ...onlyDoc, 'real-ip': { source: 'http_x_forwarded_for', trusted_addresses: ['10.0.0.0/8'], recursive: true } } });
+  await gw.put('/routes/realip-x', { uri: '/realip-x/*', upstream, plugins: { ...onlyDoc, 'real-ip': { source: 'http_x_real_ip', trusted_addresses: ['192.168.0.0/16'] } } });
+  // Control: a proxy the operator trusts (this client) may supply the address, so the header is not ignored.
+  await gw.put('/routes/realip-trusted', { uri: '/realip-trusted/*', upstream, plugins: { ...onlyDoc, 'real-ip': { source: 'http_x_forwarded_for', trusted_addresses: ['127.0.0.1'] } } });
 }, 60_000);
 
 afterAll(async () => {
@@ -145,4 +162,98 @@ describe('Admin API prototype keys and hostile bodies', () => {
     expect(r.status).toBe(400);
     expect(r.body.error_msg).toContain('is greater than the maximum size');
   });
+});
+
+describe('spoofed client-address headers (trusted_addresses does not cover the client)', () => {
+  const SPOOFS = [
+    'X-Forwarded-For: 203.0.113.7\r\n',
+    'X-Real-IP: 203.0.113.7\r\n',
+    'Forwarded: for=203.0.113.7\r\n',
+    'X-Forwarded-For: 203.0.113.7\r\nX-Real-IP: 203.0.113.7\r\n',
+    'X-Forwarded-For: 203.0.113.7, 203.0.113.7\r\n',
+    'X-Forwarded-For: 10.1.1.1\r\nX-Forwarded-For: 203.0.113.7\r\n',
+    'X-Forwarded-For: 203.0.113.7, 10.1.1.1\r\n',
+    'True-Client-IP: 203.0.113.7\r\nX-Client-IP: 203.0.113.7\r\n',
+  ];
+
+  it.each(SPOOFS)('ip-restriction alone ignores %j', async (spoof) => {
+    const r = await get('/allow/x', 'gw.test', spoof);
+    expect(r.status).toBe(403);
+    expect(r.body).not.toContain(SECRET);
+  });
+
+  it.each(SPOOFS)('real-ip trusting 10.0.0.0/8 (client 127.0.0.1 not in it) ignores %j', async (spoof) => {
+    const r = await get('/realip/x', 'gw.test', spoof);
+    expect(r.status).toBe(403);
+    expect(r.body).not.toContain(SECRET);
+  });
+
+  it('real-ip on X-Real-IP trusting 192.168.0.0/16 ignores it from this client', async () => {
+    const r = await get('/realip-x/x', 'gw.test', 'X-Real-IP: 203.0.113.7\r\n');
+    expect(r.status).toBe(403);
+  });
+
+  it('control: with the client trusted, the same header is taken (the spoof cases above are not vacuous)', async () => {
+    const r = await get('/realip-trusted/x', 'gw.test', 'X-Forwarded-For: 203.0.113.7\r\n');
+    expect(r.status).toBe(200);
+    expect(r.body).toBe(SECRET);
+    expect((await get('/realip-trusted/x', 'gw.test')).status).toBe(403);
+  });
+});
+
+describe('request smuggling aimed at the protected path, both HTTP/1.1 engines', () => {
+  const engines: Record<string, TestGateway> = {};
+  beforeAll(async () => {
+    // Each engine chosen by config: a suite-wide SWITCHYARD_HTTP1_ENGINE would make both the same.
+    const saved = process.env.SWITCHYARD_HTTP1_ENGINE;
+    delete process.env.SWITCHYARD_HTTP1_ENGINE;
+    try {
+      for (const engine of ['node', 'socket']) engines[engine] = await startTestGateway({ config: { switchyard: { http1_engine: engine } } });
+    } finally {
+      if (saved !== undefined) process.env.SWITCHYARD_HTTP1_ENGINE = saved;
+    }
+    const upstream = { type: 'roundrobin', nodes: { [`127.0.0.1:${nginx.port}`]: 1 } };
+    for (const g of Object.values(engines)) {
+      await g.put('/routes/public', { uri: '/public/*', upstream });
+      await g.put('/routes/admin', { uri: '/admin/*', upstream, plugins: { 'ip-restriction': { blacklist: ['127.0.0.0/8'] } } });
+    }
+  }, 60_000);
+  afterAll(async () => {
+    await Promise.all(Object.values(engines).map((g) => g.close()));
+  });
+
+  const SMUGGLED = 'GET /admin/x HTTP/1.1\r\nHost: gw.test\r\n\r\n';
+  const CASES: [string, string][] = [
+    ['CL.TE', `POST /public/x HTTP/1.1\r\nHost: gw.test\r\nContent-Length: ${5 + SMUGGLED.length}\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n${SMUGGLED}`],
+    ['TE.CL', `POST /public/x HTTP/1.1\r\nHost: gw.test\r\nTransfer-Encoding: chunked\r\nContent-Length: 4\r\n\r\n${SMUGGLED.length.toString(16)}\r\n${SMUGGLED}\r\n0\r\n\r\n`],
+    ['TE.TE (obfuscated second TE)', `POST /public/x HTTP/1.1\r\nHost: gw.test\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: x\r\nContent-Length: 4\r\n\r\n0\r\n\r\n${SMUGGLED}`],
+    ['CL.TE with xchunked', `POST /public/x HTTP/1.1\r\nHost: gw.test\r\nContent-Length: ${5 + SMUGGLED.length}\r\nTransfer-Encoding: xchunked\r\n\r\n0\r\n\r\n${SMUGGLED}`],
+    ['CL.TE with a space before the colon', `POST /public/x HTTP/1.1\r\nHost: gw.test\r\nContent-Length: ${5 + SMUGGLED.length}\r\nTransfer-Encoding : chunked\r\n\r\n0\r\n\r\n${SMUGGLED}`],
+    ['two Content-Length', `POST /public/x HTTP/1.1\r\nHost: gw.test\r\nContent-Length: 0\r\nContent-Length: ${SMUGGLED.length}\r\n\r\n${SMUGGLED}`],
+    ['chunk extension hiding a request', `POST /public/x HTTP/1.1\r\nHost: gw.test\r\nTransfer-Encoding: chunked\r\n\r\n0;\n${SMUGGLED}\r\n\r\n`],
+  ];
+
+  for (const engine of ['node', 'socket']) {
+    it.each(CASES)(`${engine} engine: %s never reaches /admin/x`, async (_name, attack) => {
+      const g = engines[engine]!;
+      const r = await raw(g.port, [attack], { idleMs: 1000 });
+      expect(r.text).not.toContain(SECRET);
+      expect(r.statuses[0]?.slice(9, 12)).toBe('400');
+      expect(r.closedByPeer).toBe(true);
+      // The gateway's upstream connections are not desynchronized: the next client gets its own answer.
+      const next = await rawRequest(g.port, 'GET /public/x HTTP/1.1\r\nHost: gw.test\r\nConnection: close\r\n\r\n');
+      expect(next.status).toBe(200);
+      expect(next.body).toBe('public');
+    });
+
+    it(`${engine} engine: a smuggled request inside a valid body is only body to nginx`, async () => {
+      // Framing the gateway accepts (CL only): the "request" in the body must reach nginx as body bytes of the
+      // first request on that upstream connection, never as a second request there.
+      const g = engines[engine]!;
+      const attack = `POST /public/x HTTP/1.1\r\nHost: gw.test\r\nContent-Length: ${SMUGGLED.length}\r\n\r\n${SMUGGLED}`;
+      const r = await raw(g.port, [attack, 'GET /public/x HTTP/1.1\r\nHost: gw.test\r\nConnection: close\r\n\r\n'], { idleMs: 1500, gapMs: 50 });
+      expect(r.text).not.toContain(SECRET);
+      expect(r.statuses.length).toBe(2);
+    });
+  }
 });

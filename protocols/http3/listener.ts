@@ -119,6 +119,7 @@ export function createHttp3Listener(opts: Http3ListenerOptions): Listener {
         serverAddr: bound.host,
         serverPort: bound.port,
         tls: (connectionConfig(conn)[kTls] as TlsInfo | undefined) ?? tlsInfo(undefined, ''),
+        certificates: opts.certificates,
         handle: (req, down) => opts.pipeline.handle(req, down),
         logger: opts.logger,
       });

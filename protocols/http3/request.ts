@@ -19,7 +19,8 @@ export interface RequestHost {
   readonly remotePort: number;
   readonly serverAddr: string;
   readonly serverPort: number;
-  readonly tls: TlsInfo;
+  /** The connection's TLS facts as they apply to a request for this authority. */
+  tlsFor(authority: string): TlsInfo;
   readonly maxFrame: number;
   /** Decodes a field section, waiting while it is blocked on the encoder stream. */
   decodeFields(block: Buffer, streamId: number): Promise<Field[]>;
@@ -211,7 +212,7 @@ export class H3Request implements Downstream {
       remotePort: this.host.remotePort,
       serverAddr: this.host.serverAddr,
       serverPort: this.host.serverPort,
-      tls: this.host.tls,
+      tls: this.host.tlsFor(authority ?? ''),
       body: null,
       upgrade: false,
     };

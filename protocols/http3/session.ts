@@ -5,6 +5,8 @@ import type { ReadableStreamDefaultReader, WritableStreamDefaultWriter } from 'n
 import type { QUICConnection, QUICStream } from '@matrixai/quic';
 import type { Logger } from '../../src/observability/logger.ts';
 import type { Downstream, PipelineRequest, TlsInfo } from '../../src/pipeline/downstream.ts';
+import { normalizeHost } from '../../src/router/uri.ts';
+import type { CertificateStore } from '../../src/tls/store.ts';
 import {
   frame, FrameReader, H3Error, parseSettings, readVarint, settingsFrame, varint, varintLength, type FrameEvent,
   FRAME_DATA, FRAME_GOAWAY, FRAME_HEADERS, FRAME_MAX_PUSH_ID, FRAME_SETTINGS, FRAME_CANCEL_PUSH, FRAME_PUSH_PROMISE,
@@ -21,6 +23,8 @@ export interface SessionOptions {
   readonly serverAddr: string;
   readonly serverPort: number;
   readonly tls: TlsInfo;
+  /** The listener's certificate store (the ssl object a request's Host selects). */
+  readonly certificates: () => CertificateStore | null;
   readonly handle: (req: PipelineRequest, down: Downstream) => void;
   readonly logger: Logger;
 }
@@ -37,6 +41,9 @@ export class H3Session implements RequestHost {
   readonly serverAddr: string;
   readonly serverPort: number;
   readonly tls: TlsInfo;
+  /** tlsFor's last answer: a connection's requests nearly always carry one authority. */
+  private lastAuthority = '';
+  private lastTls: TlsInfo;
   private control: WritableStreamDefaultWriter<Uint8Array> | null = null;
   private decoderOut: WritableStreamDefaultWriter<Uint8Array> | null = null;
   private readonly peerUni = new Set<number>();
@@ -58,6 +65,31 @@ export class H3Session implements RequestHost {
     this.serverAddr = opts.serverAddr;
     this.serverPort = opts.serverPort;
     this.tls = opts.tls;
+    this.lastTls = opts.tls;
+  }
+
+  /**
+   * The connection's TLS facts for a request to `authority`. As on HTTPS, a Host whose ssl object requires
+   * client certificates is served only on a connection whose handshake used that ssl object (APISIX
+   * verify_https_client: "client certificate verified with SNI x, but the host is y"); otherwise an SNI without
+   * mTLS could front for it and skip the check. Such a request gets a failed verification: the pipeline answers
+   * 400.
+   */
+  tlsFor(authority: string): TlsInfo {
+    // hot path: the connection's usual authority costs a compare.
+    if (authority === this.lastAuthority) return this.lastTls;
+    let tls = this.tls;
+    // An invalid authority (null) is answered 400 by the pipeline anyway.
+    const host = normalizeHost(authority) ?? '';
+    if (host !== '' && host !== tls.servername) {
+      const choice = this.opts.certificates()?.lookup(host);
+      if (choice !== undefined && choice.mtls && choice.sslId !== tls.sslId) {
+        tls = { ...tls, clientVerify: 'FAILED:SNI does not match Host', mtlsRequired: true, skipMtls: null };
+      }
+    }
+    this.lastAuthority = authority;
+    this.lastTls = tls;
+    return tls;
   }
 
   static connectionOf(stream: QUICStream): QUICConnection {
@@ -285,3 +317,4 @@ function asH3(err: unknown): H3Error {
 function normalize(a: string): string {
   return a.startsWith('::ffff:') ? a.slice(7) : a;
 }
+

@@ -98,6 +98,24 @@ describe('HTTP/3 certificate by SNI (gtlsclient)', () => {
     }
   }, 20_000);
 
+  it('an ssl object with client.ca: no client certificates over QUIC, so 400 unless skip_mtls_uri_regex matches', async () => {
+    const secure = await makeCert('runsc');
+    try {
+      await gw.t.put('/ssls/5', { cert: secure.cert, key: secure.key, snis: ['runsc'], client: { ca: local.cert, skip_mtls_uri_regex: ['^/open'] } });
+      const r = await gtls(gw.port, [`https://runsc:${gw.port}/json`, `https://runsc:${gw.port}/open`], { host: 'runsc' });
+      expect(r.code, r.stderr.slice(-1500)).toBe(0);
+      expect(r.responses.map((h) => h[':status']).sort()).toEqual(['200', '400']);
+      expect(JSON.parse(r.body('open')!.toString())).toMatchObject({ route: 'any', sni: 'runsc' });
+      // Another SNI cannot front for that Host (as on HTTPS): the Host's ssl object requires a certificate.
+      const front = await gtls(gw.port, [`https://runsc:${gw.port}/open`]);
+      expect(front.responses.map((h) => h[':status'])).toEqual(['400']);
+    } finally {
+      await gw.t.admin('DELETE', '/ssls/5');
+      await gw.t.synced();
+      await secure.cleanup();
+    }
+  }, 20_000);
+
   it('the connection event carries the SNI and the ssl object', async () => {
     const seen: Http3ConnectionMessage[] = [];
     const onConnection = (m: unknown): void => void seen.push(m as Http3ConnectionMessage);

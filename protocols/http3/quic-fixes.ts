@@ -78,8 +78,9 @@ interface ConnectionMapInternals {
 export type ConnectionConfig = Partial<QUICConfig> & { readonly [tag: symbol]: unknown };
 
 // Bounds of the datagrams held while a ClientHello is incomplete: per DCID (count, bytes, age) and DCIDs held at
-// once, so a flood of partial Initials cannot grow memory (at most HELLO_PENDING x HELLO_BYTES, 4 MiB). A
-// ClientHello fits 1-3 datagrams (Chromium's post-quantum one: 2); its datagrams arrive together.
+// once, so a flood of partial Initials cannot grow memory (the datagrams plus their decrypted CRYPTO data: about
+// 2 x HELLO_PENDING x HELLO_BYTES, 8 MiB). A ClientHello fits 1-3 datagrams (Chromium's post-quantum one: 2);
+// its datagrams arrive together.
 export const HELLO_DATAGRAMS = 10;
 export const HELLO_BYTES = 16 * 1024;
 export const HELLO_AGE_MS = 3000;

@@ -1,5 +1,5 @@
 // Fixes for two defects of @matrixai/quic 2.0.9 (the QUIC transport under HTTP/3) that real HTTP/3 clients
-// hit, kept here as a small wrapper instead of an edited copy of the library:
+// hit, and for one missing feature (3), kept here as a small wrapper instead of an edited copy of the library:
 // 1. HTTP/3 clients open their control, QPACK and request streams in the same flight as the handshake. The
 //    library's processStreams() treats "not running yet" like "stopping" and shuts down the write side of
 //    those streams, which throws InvalidStreamState for receive-only unidirectional streams and kills the

@@ -8,14 +8,19 @@
 // ": Authorization header does not start with 'Signature'" when there is nothing to check) and
 // `WWW-Authenticate: hmac realm="<realm>"`. `anonymous_consumer` and `hide_credentials` as in APISIX.
 // Replays: APISIX has no replay cache, only the Date window bounds them. Switchyard's `reject_replays`
-// (default false) also refuses a signature seen before while its Date is within `clock_skew` (see #admit).
+// (default false) also refuses a signature seen before while its Date is within `clock_skew` (see #admit),
+// remembered node-wide or, with `replay_policy` redis / redis-cluster / redis-sentinel, in a Redis shared by
+// several gateways (a Redis failure answers 500: the check fails closed).
 import { createHash } from 'node:crypto';
 import type { JsonObject } from '../../config/resources.ts';
 import type { Logger } from '../../observability/logger.ts';
 import type { HttpContext } from '../context.ts';
 import type { ConsumerDirectory, ConsumerMatch, PluginDef, PluginInstance, PluginResponse } from '../plugin.ts';
 import { nodeCounters } from '../counters/cluster.ts';
-import type { CounterResult } from '../counters/counter.ts';
+import type { CounterResult, CounterStore } from '../counters/counter.ts';
+import { redisTargetOf } from '../counters/redis-client.ts';
+import { policySchema, redisCluster, redisSentinel, redisSingle } from '../counters/redis-schema.ts';
+import { RedisCounterStore } from '../counters/redis.ts';
 import {
   anonymousConsumerSchema,
   attachConsumer,
@@ -55,7 +60,11 @@ const schema: JsonObject = {
     // retries a signed request unchanged, or sends the same signed GET twice within one second (the Date has
     // a one-second resolution), gets 401 on the second one.
     reject_replays: { type: 'boolean', default: false },
+    // Switchyard extension: where seen signatures are kept. local: this node (all its workers); redis,
+    // redis-cluster, redis-sentinel: shared by every gateway using that Redis (limit-count's redis_* fields).
+    replay_policy: { type: 'string', enum: ['local', 'redis', 'redis-cluster', 'redis-sentinel'], default: 'local' },
   },
+  ...policySchema(redisSingle, redisCluster, redisSentinel, 'replay_policy'),
 };
 
 const consumerSchema: JsonObject = {
@@ -104,6 +113,8 @@ class HmacAuth implements PluginInstance {
   readonly #maxBody: number;
   readonly #hide: boolean;
   readonly #rejectReplays: boolean;
+  readonly #redis: RedisCounterStore | null;
+  readonly #seen: CounterStore;
   readonly #anonymous: string | undefined;
   readonly #consumers: ConsumerDirectory;
   readonly #logger: Logger;
@@ -112,6 +123,7 @@ class HmacAuth implements PluginInstance {
   readonly #notSignature: PluginResponse;
   readonly #invalid: PluginResponse;
   readonly #noAnonymous: PluginResponse;
+  readonly #storeFailed: PluginResponse;
 
   constructor(conf: JsonObject, consumers: ConsumerDirectory, logger: Logger) {
     const allowed = Array.isArray(conf.allowed_algorithms) ? conf.allowed_algorithms.map(String) : [...HMAC_ALGORITHMS];
@@ -122,6 +134,9 @@ class HmacAuth implements PluginInstance {
     this.#maxBody = typeof conf.max_req_body_size === 'number' ? conf.max_req_body_size : 67108864;
     this.#hide = conf.hide_credentials === true;
     this.#rejectReplays = conf.reject_replays === true;
+    const target = this.#rejectReplays ? redisTargetOf({ ...conf, policy: conf.replay_policy ?? 'local' }) : null;
+    this.#redis = target === null ? null : new RedisCounterStore(target);
+    this.#seen = this.#redis ?? nodeCounters;
     this.#anonymous = typeof conf.anonymous_consumer === 'string' ? conf.anonymous_consumer : undefined;
     this.#consumers = consumers;
     this.#logger = logger;
@@ -131,6 +146,11 @@ class HmacAuth implements PluginInstance {
     this.#notSignature = unauthorized(`${prefix}: Authorization header does not start with 'Signature'`, this.#challenge);
     this.#invalid = unauthorized(prefix, this.#challenge);
     this.#noAnonymous = unauthorized('Invalid user authorization', this.#challenge);
+    this.#storeFailed = { status: 500, body: { message: 'failed to check the signature against replays' } };
+  }
+
+  destroy(): void {
+    this.#redis?.release();
   }
 
   // hot path: synchronous unless the body has to be read for its digest or a worker asks the node's counters.
@@ -193,12 +213,20 @@ class HmacAuth implements PluginInstance {
     if (!this.#rejectReplays) return this.#accept(ctx, a.match);
     const key = 'hmac-auth replay ' + createHash('sha256').update(a.keyId).update('\0').update(a.signature).digest('base64url');
     const windowMs = Math.max(1, (a.date + this.#clockSkew + 1) * 1000 - Date.now());
-    const seen = nodeCounters.incr(key, windowMs, 1, 'fixed');
+    const seen = this.#seen.incr(key, windowMs, 1, 'fixed');
     return seen instanceof Promise ? this.#afterCount(ctx, a, seen) : this.#counted(ctx, a, seen);
   }
 
+  /** A Redis store that fails answers 500: without the check, a replay would pass. */
   async #afterCount(ctx: HttpContext, a: Accepted, seen: Promise<CounterResult>): Promise<PluginResponse | undefined> {
-    return this.#counted(ctx, a, await seen);
+    let r: CounterResult;
+    try {
+      r = await seen;
+    } catch (err) {
+      this.#logger.error({ route: ctx.routeId, err }, 'hmac-auth: replay check failed');
+      return this.#storeFailed;
+    }
+    return this.#counted(ctx, a, r);
   }
 
   #counted(ctx: HttpContext, a: Accepted, seen: CounterResult): PluginResponse | undefined {

@@ -65,15 +65,19 @@ function withKeyTtl(s: JsonObject): JsonObject {
 export const connRedisSingle = withKeyTtl(redisSingle);
 export const connRedisCluster = withKeyTtl(redisCluster);
 
-function when(policy: string, then: JsonObject, otherwise?: JsonObject): JsonObject {
+function when(field: string, policy: string, then: JsonObject, otherwise?: JsonObject): JsonObject {
   return {
-    if: { properties: { policy: { enum: [policy] } } },
+    if: { properties: { [field]: { enum: [policy] } } },
     then,
     ...(otherwise === undefined ? {} : { else: otherwise }),
   };
 }
 
-/** The if/then/else chain applying each policy's Redis properties (APISIX schema shape). */
-export function policySchema(single: JsonObject, cluster: JsonObject, sentinel?: JsonObject): JsonObject {
-  return when('redis', single, when('redis-cluster', cluster, sentinel === undefined ? undefined : when('redis-sentinel', sentinel)));
+/**
+ * The if/then/else chain applying each policy's Redis properties (APISIX schema shape); `field` names the
+ * property holding the policy (hmac-auth's replay_policy).
+ */
+export function policySchema(single: JsonObject, cluster: JsonObject, sentinel?: JsonObject, field = 'policy'): JsonObject {
+  const last = sentinel === undefined ? undefined : when(field, 'redis-sentinel', sentinel);
+  return when(field, 'redis', single, when(field, 'redis-cluster', cluster, last));
 }

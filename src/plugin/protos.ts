@@ -1,9 +1,12 @@
 // Compiled protos (the `protos` resource, APISIX grpc-transcode/proto.lua), for grpc-transcode.
 // `content` is .proto source text, or else a base64 FileDescriptorSet (`protoc --include_imports
 // --descriptor_set_out`), tried in that order as APISIX does. Source text may import the well-known types
-// (google/protobuf/*.proto, bundled with protobufjs); other imports need a descriptor set, as in APISIX.
-// Compiling is config-time work: results are cached per stored object version (the StoredItem object is
-// replaced on every write), so a snapshot rebuild or another route naming the same proto costs nothing.
+// (google/protobuf/*.proto, bundled with protobufjs) and, beyond APISIX (which has no imports for text
+// content), other stored protos by id: `import "<id>.proto";` reads the source text of the proto object `id`
+// (its own imports resolved the same way; cycles are loaded once). Compiling is config-time work: results are
+// cached per stored object version (the StoredItem object is replaced on every write) together with the
+// versions of every proto object it imported (or looked for), so a snapshot rebuild or another route naming
+// the same proto costs nothing, and a change to an imported proto recompiles its importers.
 import { createRequire } from 'node:module';
 import protobuf from 'protobufjs';
 import type { JsonObject } from '../config/resources.ts';
@@ -45,14 +48,28 @@ class Compiled implements CompiledProto {
   }
 }
 
-function compileText(content: string): protobuf.Root {
-  const parsed = protobuf.parse(content, { keepCase: true });
-  const root = parsed.root;
-  for (const file of [...(parsed.imports ?? []), ...(parsed.weakImports ?? [])]) {
-    const common = protobuf.common.get(file);
-    if (common === null || common === undefined) throw new Error(`import "${file}" not found (use a descriptor set for imports)`);
-    root.addJSON(common.nested ?? {});
-  }
+/** The source text of an imported stored proto by file name (`<id>.proto`); throws when there is none. */
+export type ImportReader = (file: string) => string;
+
+const NO_IMPORTS: ImportReader = (file) => {
+  throw new Error(`import "${file}" not found (use a descriptor set for imports)`);
+};
+
+function compileText(content: string, readImport: ImportReader, self: string | null): protobuf.Root {
+  const root = new protobuf.Root();
+  const loaded = new Set<string>();
+  if (self !== null) loaded.add(self);
+  const load = (text: string): void => {
+    const parsed = protobuf.parse(text, root, { keepCase: true });
+    for (const file of [...(parsed.imports ?? []), ...(parsed.weakImports ?? [])]) {
+      if (loaded.has(file)) continue;
+      loaded.add(file);
+      const common = protobuf.common.get(file);
+      if (common !== null && common !== undefined) root.addJSON(common.nested ?? {});
+      else load(readImport(file));
+    }
+  };
+  load(content);
   root.resolveAll();
   return root;
 }
@@ -74,11 +91,15 @@ function compileDescriptorSet(content: string): protobuf.Root | null {
   }
 }
 
-/** Compiles proto content; the error is the source-text parser's, as APISIX reports it. */
-export function compileProto(content: string): CompileResult {
+/**
+ * Compiles proto content; the error is the source-text parser's, as APISIX reports it. `readImport` supplies
+ * imported stored protos and `self` is this proto's own file name (`<id>.proto`), so an import cycle back to
+ * it is not loaded twice.
+ */
+export function compileProto(content: string, readImport: ImportReader = NO_IMPORTS, self: string | null = null): CompileResult {
   let textError: string;
   try {
-    return { ok: true, proto: new Compiled(compileText(content)) };
+    return { ok: true, proto: new Compiled(compileText(content, readImport, self)) };
   } catch (err) {
     textError = (err as Error).message;
   }
@@ -92,18 +113,40 @@ export interface ProtoSource {
   get(kind: 'protos', id: string): { readonly item: object; readonly value: JsonObject } | undefined;
 }
 
-const cache = new WeakMap<object, CompileResult>();
+const PROTO_FILE = /^(.+)\.proto$/;
 
-/** The compiled proto `id` of `source`, compiled once per stored version. */
+/** A compile result with the stored versions of the protos it imported (undefined: looked for, absent). */
+interface CacheEntry {
+  readonly result: CompileResult;
+  readonly deps: readonly (readonly [id: string, item: object | undefined])[];
+}
+
+const cache = new WeakMap<object, CacheEntry>();
+
+function depsCurrent(source: ProtoSource, deps: CacheEntry['deps']): boolean {
+  for (const [id, item] of deps) if (source.get('protos', id)?.item !== item) return false;
+  return true;
+}
+
+/** The compiled proto `id` of `source`, compiled once per stored version of it and of its imports. */
 export function fetchProto(source: ProtoSource, id: string): CompileResult {
   const entry = source.get('protos', id);
   if (entry === undefined) return { ok: false, error: `failed to find proto by id: ${id}` };
-  let result = cache.get(entry.item);
-  if (result === undefined) {
-    const content = entry.value.content;
-    result = typeof content === 'string' ? compileProto(content) : { ok: false, error: 'proto content is not a string' };
-    cache.set(entry.item, result);
-  }
+  const hit = cache.get(entry.item);
+  if (hit !== undefined && depsCurrent(source, hit.deps)) return hit.result;
+  const content = entry.value.content;
+  const deps: [string, object | undefined][] = [];
+  const readImport: ImportReader = (file) => {
+    const m = PROTO_FILE.exec(file);
+    const dep = m === null ? undefined : source.get('protos', m[1]!);
+    if (m !== null) deps.push([m[1]!, dep?.item]);
+    if (dep === undefined) throw new Error(`import "${file}" not found: stored protos are imported as "<proto id>.proto"`);
+    const text = dep.value.content;
+    if (typeof text !== 'string') throw new Error(`import "${file}": proto content is not a string`);
+    return text;
+  };
+  const result: CompileResult = typeof content === 'string' ? compileProto(content, readImport, `${id}.proto`) : { ok: false, error: 'proto content is not a string' };
+  cache.set(entry.item, { result, deps });
   return result;
 }
 

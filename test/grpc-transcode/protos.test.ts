@@ -1,5 +1,6 @@
 // The protos grpc-transcode reads: binary descriptor sets made by Google's protoc (an independent compiler;
-// Debian protobuf-compiler), the compile cache, and what happens when a proto changes under a route.
+// Debian protobuf-compiler), the compile cache, what happens when a proto changes under a route, and imports
+// between stored protos (`import "<id>.proto"`).
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
@@ -97,5 +98,48 @@ describe('grpc-transcode protos', () => {
     expect(await (await fetch(`${gw.url}/live?name=a`)).json()).toEqual({ message: 'Hello a' });
     await gw.put('/protos/live', { content: v2 });
     expect(await (await fetch(`${gw.url}/live?name=a`)).json()).toEqual({ message: 'Hello a', items: [] });
+  });
+
+  // Imports between stored text protos (beyond APISIX): `import "<id>.proto"` names the proto object `id`.
+  it('a proto imports another stored proto by id; an update of the imported one reaches the route', async () => {
+    const shared = (field: string) => `syntax = "proto3"; package shared; message Person { string ${field} = 1; int32 age = 2; }`;
+    const main =
+      'syntax = "proto3"; package helloworld; import "shared.proto"; service Greeter { rpc SayHello (HelloRequest) returns (HelloReply) {} } ' +
+      'message HelloRequest { string name = 1; shared.Person person = 4; } message HelloReply { string message = 1; }';
+    // Stored before what it imports: the route cannot transcode yet (503), and can once the import exists.
+    await gw.put('/protos/main', { content: main });
+    await gw.put('/routes/imp', { uri: '/imp', plugins: { 'grpc-transcode': { proto_id: 'main', service: 'helloworld.Greeter', method: 'SayHello' } }, upstream });
+    const early = await fetch(`${gw.url}/imp?name=a`);
+    expect(early.status).toBe(503);
+    await early.arrayBuffer();
+    await gw.put('/protos/shared', { content: shared('name') });
+    expect(await (await fetch(`${gw.url}/imp?name=a&person.name=Joe&person.age=3`)).json()).toEqual({ message: 'Hello a, name: Joe, age: 3' });
+    expect(up.seen.at(-1)!.request).toEqual({ name: 'a', person: { name: 'Joe', age: 3 } });
+    // Field 1 of shared.Person renamed: the importer is recompiled and reads the new name.
+    await gw.put('/protos/shared', { content: shared('nick') });
+    expect(await (await fetch(`${gw.url}/imp?name=a&person.nick=Ann&person.name=ignored`)).json()).toEqual({ message: 'Hello a, name: Ann' });
+  });
+
+  it('import resolution: transitive imports, cycles loaded once, a missing import is the compile error', () => {
+    const items: Record<string, { item: object; value: { content: string } }> = {
+      a: { item: {}, value: { content: 'syntax = "proto3"; package p; import "b.proto"; message A { p.B b = 1; }' } },
+      b: { item: {}, value: { content: 'syntax = "proto3"; package p; import "c.proto"; import "a.proto"; message B { p.C c = 1; }' } },
+      c: { item: {}, value: { content: 'syntax = "proto3"; package p; import "google/protobuf/duration.proto"; message C { google.protobuf.Duration d = 1; }' } },
+      bad: { item: {}, value: { content: 'syntax = "proto3"; package q; import "nope.proto"; message X { string x = 1; }' } },
+    };
+    const source: ProtoSource = { get: (_k, id) => items[id] };
+    const a = fetchProto(source, 'a');
+    expect(a.ok && a.proto.type('p.A')!.fields.b!.resolvedType!.fullName).toBe('.p.B');
+    expect(a.ok && a.proto.type('p.C')!.fields.d!.resolvedType!.fullName).toBe('.google.protobuf.Duration');
+    // Cached while nothing it imported changed; a new version of a transitive import recompiles it.
+    expect(fetchProto(source, 'a')).toBe(a);
+    items.c = { item: {}, value: { content: 'syntax = "proto3"; package p; message C { int64 n = 1; }' } };
+    const a2 = fetchProto(source, 'a');
+    expect(a2).not.toBe(a);
+    expect(a2.ok && a2.proto.type('p.C')!.fields.n!.type).toBe('int64');
+    const bad = fetchProto(source, 'bad');
+    expect(bad).toEqual({ ok: false, error: 'import "nope.proto" not found: stored protos are imported as "<proto id>.proto"' });
+    items.nope = { item: {}, value: { content: 'syntax = "proto3"; package q;' } };
+    expect(fetchProto(source, 'bad').ok).toBe(true);
   });
 });

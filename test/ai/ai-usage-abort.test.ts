@@ -68,11 +68,11 @@ describe('token usage when the client leaves mid-stream', () => {
   const post = (p: string, tag: string) =>
     fetch(`${gw.url}${p}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: chat(false, tag) });
 
-  const logLine = (tag: string) =>
+  const logLine = (tag: string): Promise<string> =>
     waitFor(async () => {
       const text = await readFile(logFile, 'utf8').catch(() => '');
       return text.split('\n').find((l) => l.startsWith(`${tag} `));
-    }, 5000, 20);
+    }, 5000, 20) as Promise<string>;
 
   it('an aborted stream still spends the budget: the next request is rejected with 503', async () => {
     llm.eventDelayMs = 300;

@@ -2,7 +2,7 @@
 // access (after the AI plugin picked an instance) rejects with rejected_code (503) / {"error_msg": rejected_msg}
 // when the budget of the window is spent (a dry run: nothing is charged); log charges the tokens the response
 // used (limit_strategy: total_tokens, prompt_tokens or completion_tokens of the provider's usage, JSON or the
-// streamed usage chunk). Budgets: `limit`/`time_window` shared by the route's instances (counter key
+// streamed usage chunk; or expression: `cost_expr` over the raw usage fields, ai/cost-expr.ts). Budgets: `limit`/`time_window` shared by the route's instances (counter key
 // "ai-rate-limiting#global"), per-instance `instances[]`, or `rules[]` keyed by variables (e.g. $consumer_name).
 // Headers X-AI-RateLimit-{Limit,Remaining,Reset}-<instance> (rules: X-AI-<prefix>-RateLimit-*). Policies: local
 // (node-wide: the cluster primary counts for every worker, counters/cluster.ts) and redis / redis-cluster /
@@ -16,8 +16,9 @@ import { redisTargetOf } from '../counters/redis-client.ts';
 import { policySchema, redisCluster, redisSentinel, redisSingle } from '../counters/redis-schema.ts';
 import type { HttpContext } from '../context.ts';
 import type { PhaseResult, PluginDef, PluginInstance, PluginResponse } from '../plugin.ts';
+import { compileCostExpr, type CostExpr } from './ai/cost-expr.ts';
 import { GATE_KEY, type InstanceGate } from './ai/gate.ts';
-import { aiState, type TokenUsage } from './ai/state.ts';
+import { aiState, type AiState, type TokenUsage } from './ai/state.ts';
 import { DynamicNumber, VarTemplate } from './limit-count/key.ts';
 import { counterScope } from './limit-count/limiter.ts';
 
@@ -89,6 +90,8 @@ class AiRateLimiting implements PluginInstance, InstanceGate {
   readonly #redis: RedisCounterStore | null;
   readonly #prefix: string;
   readonly #strategy: keyof TokenUsage;
+  /** limit_strategy expression: the compiled cost_expr (null for the token-field strategies). */
+  readonly #cost: CostExpr | null;
   readonly #showHeaders: boolean;
   readonly #degrade: boolean;
   readonly #rejection: PluginResponse;
@@ -125,6 +128,7 @@ class AiRateLimiting implements PluginInstance, InstanceGate {
     this.#global =
       conf.limit === undefined ? null : { limit: new DynamicNumber(conf.limit as number | string), window: new DynamicNumber(conf.time_window as number | string) };
     this.#strategy = ((conf.limit_strategy as string | undefined) ?? 'total_tokens') as keyof TokenUsage;
+    this.#cost = conf.limit_strategy === 'expression' ? compileCostExpr(String(conf.cost_expr)) : null;
     this.#showHeaders = conf.show_limit_quota_header !== false;
     this.#degrade = conf.allow_degradation === true;
     const status = (conf.rejected_code as number | undefined) ?? 503;
@@ -199,7 +203,7 @@ class AiRateLimiting implements PluginInstance, InstanceGate {
   log(ctx: HttpContext): void {
     const st = aiState(ctx);
     if (st === undefined || st.instance === null || st.rateLimited) return;
-    const used = st.usage?.[this.#strategy];
+    const used = this.#used(st);
     if (used === undefined) {
       this.#logger.error('failed to get token usage for llm service');
       return;
@@ -219,6 +223,18 @@ class AiRateLimiting implements PluginInstance, InstanceGate {
     }
   }
 
+  /** The tokens to charge: a usage field, or cost_expr over the raw usage (undefined: nothing to charge). */
+  #used(st: AiState): number | undefined {
+    if (this.#cost === null) return st.usage?.[this.#strategy];
+    if (st.rawUsage === null) return undefined;
+    const r = this.#cost.evaluate(st.rawUsage);
+    if (typeof r === 'string') {
+      this.#logger.error({ error: r }, 'failed to evaluate cost_expr');
+      return undefined;
+    }
+    return r;
+  }
+
   destroy(): void {
     this.#redis?.release();
   }
@@ -236,7 +252,11 @@ export const aiRateLimitingPlugin: PluginDef = {
     if (schemaType !== 'route') return null;
     if (conf.limit_strategy === 'expression') {
       if (typeof conf.cost_expr !== 'string' || conf.cost_expr === '') return "cost_expr is required when limit_strategy is 'expression'";
-      return 'limit_strategy expression is not supported by this build';
+      try {
+        compileCostExpr(conf.cost_expr);
+      } catch (err) {
+        return `invalid cost_expr: ${(err as Error).message}`;
+      }
     }
     return null;
   },

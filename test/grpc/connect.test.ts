@@ -3,9 +3,9 @@
 // plain gRPC proxy, the upstream being the real @grpc/grpc-js server. Service descriptors come from protoc
 // (a FileDescriptorSet of test/grpc/fixtures/echo.proto), so no generated code is checked in.
 //
-// The connect packages are not dependencies of the project yet: they are loaded from node_modules when present,
-// else from the directory named by SWY_GRPC_WEB_CLIENTS (a node_modules holding @connectrpc/connect,
-// @connectrpc/connect-node and @bufbuild/protobuf); without either the suite fails.
+// @connectrpc/connect, @connectrpc/connect-node and @bufbuild/protobuf are devDependencies, loaded from the
+// project's node_modules; SWY_GRPC_WEB_CLIENTS may name another directory holding them, tried only when
+// node_modules lacks them. The suite fails when neither has them: it never skips.
 import { execFile } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';

@@ -3,8 +3,9 @@
 // segment per chunk, as APISIX does) and in binary mode, through the grpc-web plugin to the real @grpc/grpc-js
 // upstream. Messages are (de)serialized with protobufjs from the same .proto; no generated code.
 //
-// `grpc-web` and `xhr2` are not dependencies of the project yet: loaded from node_modules when present, else
-// from the directory named by SWY_GRPC_WEB_CLIENTS; fails without them.
+// `grpc-web` and `xhr2` are devDependencies, loaded from the project's node_modules; SWY_GRPC_WEB_CLIENTS may
+// name another directory holding them, tried only when node_modules lacks them. The suite fails when neither
+// has them: it never skips.
 import { createRequire } from 'node:module';
 import type protobuf from 'protobufjs';
 import path from 'node:path';

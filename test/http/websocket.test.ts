@@ -1,11 +1,23 @@
-// WebSocket through the real gateway (apisix-compat 7 WebSocket): a `ws` server upstream, a `ws` client.
-import type { AddressInfo } from 'node:net';
+// WebSocket through the real gateway (apisix-compat 7 WebSocket): a `ws` server upstream, a `ws` client. Also
+// what the tunnel reports: the access log's status is the upstream's (101, or its refusal), refusals feed
+// passive health, and connect retries stop at retry_timeout.
+import { readFile } from 'node:fs/promises';
+import net, { type AddressInfo } from 'node:net';
+import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import WebSocket, { WebSocketServer } from 'ws';
 import { startTestGateway, type TestGateway } from '../helpers/gateway.ts';
+import { tempDir, waitFor } from '../helpers/proc.ts';
 
 let gw: TestGateway;
 let wss: WebSocketServer;
+/** An upstream refusing every upgrade with 403; `refused` counts them. */
+let refuser: WebSocketServer;
+let refused = 0;
+/** TCP servers that accept and never answer (a TLS handshake to them never completes). */
+const silent: { server: net.Server; accepted: number; sockets: net.Socket[] }[] = [];
+let tmp: { dir: string; cleanup(): Promise<void> };
+let logFile: string;
 /** Server-side sockets, newest last, with the close code each one saw. */
 const serverSide: { ws: WebSocket; closed: Promise<number>; path: string }[] = [];
 
@@ -23,7 +35,27 @@ beforeAll(async () => {
     });
   });
   const addr = `127.0.0.1:${(wss.address() as AddressInfo).port}`;
-  gw = await startTestGateway();
+  refuser = new WebSocketServer({
+    host: '127.0.0.1',
+    port: 0,
+    verifyClient: (_info, cb) => {
+      refused++;
+      cb(false, 403, 'no');
+    },
+  });
+  await new Promise((r) => refuser.once('listening', r));
+  for (let i = 0; i < 4; i++) {
+    const s = { server: net.createServer(), accepted: 0, sockets: [] as net.Socket[] };
+    s.server.on('connection', (c) => {
+      s.accepted++;
+      s.sockets.push(c);
+    });
+    await new Promise<void>((r) => s.server.listen(0, '127.0.0.1', r));
+    silent.push(s);
+  }
+  tmp = await tempDir('swy-ws-');
+  logFile = path.join(tmp.dir, 'access.log');
+  gw = await startTestGateway({ config: { switchyard: { access_log: { enable: true, path: logFile } } } });
   await gw.put('/routes/ws', { uri: '/ws/*', enable_websocket: true, upstream: { nodes: { [addr]: 1 } } });
   await gw.put('/routes/plain', { uri: '/plain/*', upstream: { nodes: { [addr]: 1 } } });
 });
@@ -32,7 +64,38 @@ afterAll(async () => {
   await gw?.close();
   for (const c of wss?.clients ?? []) c.terminate();
   await new Promise((r) => wss?.close(r));
+  await new Promise((r) => refuser?.close(r));
+  for (const s of silent) {
+    for (const c of s.sockets) c.destroy();
+    await new Promise((r) => s.server.close(r));
+  }
+  await tmp?.cleanup();
 });
+
+/** The access log line of `uri` (bounded wait: a tunnel is logged when it closes). */
+async function logged(uri: string): Promise<any> {
+  return waitFor(async () => {
+    const text = await readFile(logFile, 'utf8').catch(() => '');
+    return text.split('\n').filter((l) => l !== '').map((l) => JSON.parse(l)).find((l) => l.request_uri === uri);
+  }, 10_000, 20);
+}
+
+/** Tries an upgrade: the status the client got (101 when it opened, then closed by the client). */
+function upgrade(url: string): Promise<number> {
+  const ws = new WebSocket(url);
+  ws.on('error', () => undefined);
+  return new Promise<number>((resolve) => {
+    ws.once('unexpected-response', (_req, res) => {
+      res.resume();
+      ws.terminate();
+      resolve(res.statusCode ?? 0);
+    });
+    ws.once('open', () => {
+      ws.close();
+      resolve(101);
+    });
+  });
+}
 
 function open(path: string): Promise<WebSocket> {
   const ws = new WebSocket(`ws://127.0.0.1:${gw.port}${path}`);
@@ -97,5 +160,52 @@ describe('websocket proxying', () => {
     ws.terminate();
     expect(status).toBe(426);
     expect(serverSide.length).toBe(before);
+  });
+});
+
+describe('what the tunnel reports', () => {
+  test('the access log records 101 for an accepted upgrade and the upstream refusal (403) for a refused one', async () => {
+    const refuserAddr = `127.0.0.1:${(refuser.address() as AddressInfo).port}`;
+    await gw.put('/routes/ws-refused', { uri: '/refused/*', enable_websocket: true, upstream: { nodes: { [refuserAddr]: 1 } } });
+    expect(await upgrade(`ws://127.0.0.1:${gw.port}/ws/logged`)).toBe(101);
+    expect(await upgrade(`ws://127.0.0.1:${gw.port}/refused/logged`)).toBe(403);
+    expect(await logged('/ws/logged')).toMatchObject({ status: 101, upstream_status: 101 });
+    expect(await logged('/refused/logged')).toMatchObject({ status: 403, upstream_status: 403 });
+  });
+
+  test('passive health: a node refusing upgrades is marked unhealthy after http_failures refusals', async () => {
+    const good = `127.0.0.1:${(wss.address() as AddressInfo).port}`;
+    const bad = `127.0.0.1:${(refuser.address() as AddressInfo).port}`;
+    await gw.put('/routes/ws-passive', {
+      uri: '/passive/*',
+      enable_websocket: true,
+      upstream: { retries: 0, nodes: { [good]: 1, [bad]: 1 }, checks: { passive: { unhealthy: { http_statuses: [403], http_failures: 2 } } } },
+    });
+    const before = refused;
+    const first: number[] = [];
+    for (let i = 0; i < 4; i++) first.push(await upgrade(`ws://127.0.0.1:${gw.port}/passive/${i}`));
+    // Round robin over two nodes: two of four reached the refuser, which is then unhealthy.
+    expect(first.filter((s) => s === 403)).toHaveLength(2);
+    expect(refused - before).toBe(2);
+    for (let i = 0; i < 8; i++) expect(await upgrade(`ws://127.0.0.1:${gw.port}/passive/after-${i}`)).toBe(101);
+    expect(refused - before).toBe(2);
+  });
+
+  test('connect retries stop once retry_timeout has passed', async () => {
+    // TLS to servers that never answer: each attempt ends at the connect timeout (0.3 s). With retries 3 and
+    // retry_timeout 0.5 s the second failure (at ~0.6 s) is the last: two nodes tried, not four (one when a
+    // loaded machine fires the first timeout after 0.5 s).
+    const nodes = Object.fromEntries(silent.map((s) => [`127.0.0.1:${(s.server.address() as AddressInfo).port}`, 1]));
+    await gw.put('/routes/ws-retry', {
+      uri: '/retry/*',
+      enable_websocket: true,
+      upstream: { scheme: 'https', retries: 3, retry_timeout: 0.5, timeout: { connect: 0.3, send: 1, read: 1 }, nodes },
+    });
+    const status = await upgrade(`ws://127.0.0.1:${gw.port}/retry/x`);
+    expect(status).toBe(504);
+    const tried = silent.reduce((n, s) => n + s.accepted, 0);
+    expect(tried).toBeGreaterThanOrEqual(1);
+    expect(tried).toBeLessThanOrEqual(2);
+    expect(await logged('/retry/x')).toMatchObject({ status: 504, upstream_status: 504 });
   });
 });

@@ -191,6 +191,33 @@ describe('what the tunnel reports', () => {
     expect(refused - before).toBe(2);
   });
 
+  test('an upstream that closes without answering the upgrade: 502 with the error page, logged 502', async () => {
+    const hangup = net.createServer((c) => c.once('data', () => c.destroy()));
+    await new Promise<void>((r) => hangup.listen(0, '127.0.0.1', r));
+    try {
+      await gw.put('/routes/ws-hangup', {
+        uri: '/hangup/*',
+        enable_websocket: true,
+        upstream: { nodes: { [`127.0.0.1:${(hangup.address() as AddressInfo).port}`]: 1 } },
+      });
+      const c = net.connect(gw.port, '127.0.0.1');
+      c.write('GET /hangup/x HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n');
+      const answer = await new Promise<string>((resolve) => {
+        let buf = '';
+        c.on('data', (d: Buffer) => (buf += d.toString('latin1')));
+        c.once('close', () => resolve(buf));
+      });
+      const [head = '', body = ''] = answer.split('\r\n\r\n');
+      expect(head.split('\r\n')[0]).toBe('HTTP/1.1 502 Bad Gateway');
+      expect(head.toLowerCase()).toContain('content-type: text/html');
+      expect(body).toContain('<title>502 Bad Gateway</title>');
+      expect(Number(/content-length: (\d+)/i.exec(head)?.[1])).toBe(Buffer.byteLength(body));
+      expect(await logged('/hangup/x')).toMatchObject({ status: 502, upstream_status: 502 });
+    } finally {
+      await new Promise((r) => hangup.close(r));
+    }
+  });
+
   test('connect retries stop once retry_timeout has passed', async () => {
     // TLS to servers that never answer: each attempt ends at the connect timeout (0.3 s). With retries 3 and
     // retry_timeout 0.5 s the second failure (at ~0.6 s) is the last: two nodes tried, not four (one when a

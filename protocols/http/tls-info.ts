@@ -5,6 +5,7 @@
 import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import type { TlsInfo } from '../../src/pipeline/downstream.ts';
+import { normalizeHost } from '../../src/router/uri.ts';
 import { chainWithinDepth, sslChoiceOf, type CertificateStore } from '../../src/tls/store.ts';
 
 const kInfo = Symbol('switchyard.tlsInfo');
@@ -56,10 +57,6 @@ export function tagCertificates(socket: TLSSocket, certs: () => CertificateStore
 }
 
 /** The host part of an authority, lower-cased ('' for none). */
-function hostOf(authority: string): string {
-  const end = authority.charCodeAt(0) === 91 ? authority.indexOf(']') + 1 : authority.lastIndexOf(':');
-  return (end > 0 ? authority.slice(0, end) : authority).toLowerCase();
-}
 
 /**
  * The connection's TLS facts as they apply to one request. A Host whose ssl object requires client
@@ -73,8 +70,10 @@ export function tlsInfoFor(socket: Socket | undefined | null, authority: string 
   if (info === null || authority === null || authority === '') return info;
   const sni = info.servername;
   if (sni !== '' && authority.length >= sni.length && authority.startsWith(sni) && (authority.length === sni.length || authority.charCodeAt(sni.length) === 58)) return info;
-  const host = hostOf(authority);
-  if (host === sni.toLowerCase()) return info;
+  // The router's normalization (case, port, trailing dots): `m.test.` must select the ssl object of the route
+  // `m.test` it reaches. A host the router refuses is answered 400 by the pipeline anyway.
+  const host = normalizeHost(authority);
+  if (host === null || host === sni.toLowerCase()) return info;
   const choice = (socket as Cached)[kCerts]?.()?.lookup(host);
   if (choice === undefined || !choice.mtls) return info;
   // A client without SNI was served fallback_sni's ssl object: the Host must select that same object.

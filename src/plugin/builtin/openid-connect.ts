@@ -86,6 +86,7 @@ class OpenIdConnect implements PluginInstance {
       introspectionInterval: Number(conf.introspection_interval ?? 0),
       expiryClaim: typeof conf.introspection_expiry_claim === 'string' ? conf.introspection_expiry_claim : 'exp',
       addonHeaders: Array.isArray(conf.introspection_addon_headers) ? conf.introspection_addon_headers.map((h) => String(h).toLowerCase()) : [],
+      cacheSegment: typeof conf.cache_segment === 'string' ? conf.cache_segment : 'DEFAULT',
     };
     const session = conf.session as JsonObject | undefined;
     if (session !== undefined) {

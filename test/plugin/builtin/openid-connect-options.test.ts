@@ -1,6 +1,7 @@
 // openid-connect options beyond the basic flows, against a real OpenID Provider (oidc-provider): session
 // idling/rolling timeouts, force_reauthorize, refresh_session_interval (silent re-authentication),
-// revoke_tokens_on_logout, private_key_jwt client authentication, and the options refused at check time.
+// revoke_tokens_on_logout, private_key_jwt client authentication, the introspection cache's lifetime and
+// cache_segment, and the options refused at check time.
 import { generateKeyPairSync } from 'node:crypto';
 import { exportJWK } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -60,6 +61,14 @@ describe('openid-connect options against a real OpenID provider', () => {
     const pkjwt = { client_id: PKJWT_CLIENT, client_secret: undefined, token_endpoint_auth_method: 'private_key_jwt', client_rsa_private_key_id: 'k1' };
     await route('pkjwt', { ...pkjwt, client_rsa_private_key: pem(clientKey) });
     await route('badkey', { ...pkjwt, client_rsa_private_key: pem(otherKey) });
+    const bearer = { client_id: op.clientId, client_secret: op.clientSecret, discovery: op.discovery, bearer_only: true };
+    for (const [name, extra] of [
+      ['introttl', { introspection_interval: 600 }],
+      ['sega', { cache_segment: 'a' }],
+      ['segb', { cache_segment: 'b' }],
+    ] as const) {
+      await gw.put(`/routes/${name}`, { uri: `/${name}/*`, plugins: { 'openid-connect': { ...bearer, ...extra } }, upstream });
+    }
     await gw.synced();
   }, 60_000);
   afterAll(async () => {
@@ -212,6 +221,33 @@ describe('openid-connect options against a real OpenID provider', () => {
     await r.arrayBuffer();
     expect(op.hits.get('/token/revocation') ?? 0).toBe(before + 2);
     expect(await introspect(kept)).toBe(true);
+  });
+
+  it('introspection cache: introspection_interval never keeps an answer past the token expiry', async () => {
+    op.setClientCredentialsTtl(1);
+    const token = await op.clientCredentials({ resource: false });
+    op.setClientCredentialsTtl(600);
+    const issued = Date.now();
+    let r = await fetch(`${gw.url}/introttl/x`, { headers: { authorization: `Bearer ${token}` } });
+    expect(r.status).toBe(200);
+    await r.arrayBuffer();
+    await untilSecondsAfter(issued, 3);
+    r = await fetch(`${gw.url}/introttl/x`, { headers: { authorization: `Bearer ${token}` } });
+    expect(r.status).toBe(401);
+    expect(r.headers.get('www-authenticate')).toContain('error="invalid_token"');
+    await r.arrayBuffer();
+  });
+
+  it('introspection cache: cache_segment keeps the answers of two confs apart', async () => {
+    const token = await op.clientCredentials({ resource: false });
+    const hits = () => op.hits.get('/token/introspection') ?? 0;
+    const before = hits();
+    for (const path of ['/sega/x', '/sega/x', '/segb/x', '/segb/x']) {
+      const r = await fetch(`${gw.url}${path}`, { headers: { authorization: `Bearer ${token}` } });
+      expect(r.status).toBe(200);
+      await r.arrayBuffer();
+    }
+    expect(hits() - before).toBe(2);
   });
 
   it('private_key_jwt: the code is exchanged with a client assertion signed by client_rsa_private_key', async () => {

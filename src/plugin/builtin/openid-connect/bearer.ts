@@ -2,7 +2,8 @@
 // from the client's X-Access-Token header. It is verified locally as a JWT (`public_key`, or the OP's JWKS
 // with `use_jwks`; issuer checked against claim_validator.issuer.valid_issuers or the discovery issuer), or
 // by the OP's introspection endpoint. Introspection answers for active tokens are cached by a SHA-256 of the
-// token for `introspection_interval` seconds, or until the token's expiry claim when the interval is 0.
+// token (with the endpoint, client_id and cache_segment) until the token's expiry claim, at most
+// `introspection_interval` seconds when it is set; an answer without the expiry claim is not cached.
 import { createHash, createPublicKey, type KeyObject } from 'node:crypto';
 import { jwtVerify, type JWTVerifyGetKey } from 'jose';
 import type { HttpContext } from '../../context.ts';
@@ -36,6 +37,8 @@ export interface BearerConf {
   readonly introspectionInterval: number;
   readonly expiryClaim: string;
   readonly addonHeaders: readonly string[];
+  /** cache_segment: confs with different segments never share cached introspection answers. */
+  readonly cacheSegment: string;
 }
 
 export function parsePublicKey(pem: string): KeyObject {
@@ -101,7 +104,8 @@ const introspected = new Map<string, CacheEntry>();
 const CACHE_MAX = 10_000;
 
 function cacheKey(conf: BearerConf, endpoint: string, token: string): string {
-  return createHash('sha256').update(endpoint).update('\0').update(conf.client.clientId).update('\0').update(token).digest('base64url');
+  const h = createHash('sha256').update(conf.cacheSegment).update('\0').update(endpoint).update('\0').update(conf.client.clientId);
+  return h.update('\0').update(token).digest('base64url');
 }
 
 /** Token introspection (RFC 7662) against the configured or discovered endpoint. */
@@ -135,10 +139,11 @@ export async function introspect(conf: BearerConf, ctx: HttpContext, token: stri
   }
   if (res.status !== 200) return { ok: false, error: `introspection endpoint answered ${res.status}` };
   if (res.json.active !== true) return { ok: false, error: 'invalid token' };
+  // As lua-resty-openidc: cached only when the answer carries the expiry claim, until that expiry, and no
+  // longer than introspection_interval when set (an interval alone must not outlive the token).
   const exp = res.json[conf.expiryClaim];
-  const ttlMs = conf.introspectionInterval > 0
-    ? conf.introspectionInterval * 1000
-    : typeof exp === 'number' ? exp * 1000 - nowMs : 0;
+  let ttlMs = typeof exp === 'number' ? (conf.expiryClaim === 'exp' ? exp * 1000 - nowMs : exp * 1000) : 0;
+  if (conf.introspectionInterval > 0) ttlMs = Math.min(ttlMs, conf.introspectionInterval * 1000);
   if (ttlMs > 0) {
     if (introspected.size >= CACHE_MAX) introspected.delete(introspected.keys().next().value!);
     introspected.set(key, { until: nowMs + ttlMs, claims: res.json });

@@ -3,8 +3,13 @@
 // rejected at config time rather than ignored at request time. accept_none_alg would accept unsigned ID
 // tokens (and, as lua-resty-openidc's bearer_jwt_verify takes the same option, unsigned bearer tokens any
 // client can write); the OpenID Provider the tests run (oidc-provider 9) cannot even issue one.
-// jwt_verification_cache_ignore: a bearer JWT is verified on every request (against the cached key set), no
-// verification result is cached, so there is nothing to ignore and both values behave as true.
+// Accepted options whose value changes nothing here, by design:
+// - jwt_verification_cache_ignore: a bearer JWT is verified on every request (against the cached key set), no
+//   verification result is cached, so there is nothing to ignore and both values behave as true;
+// - use_nonce: a nonce is always sent and checked (it binds the ID token to this login), false included;
+// - accept_unsupported_alg: jose verifies every registered JWS algorithm, so no signature is ever skipped as
+//   "unsupported" (lua-resty-openidc's true would skip it).
+// All other options are implemented (see openid-connect.ts and its modules).
 import type { JsonObject } from '../../../config/resources.ts';
 import { compileSchema } from '../../../schema/compile.ts';
 import { assertionConf } from './op.ts';

@@ -54,6 +54,15 @@ function servingStatusOf(body: Buffer): number | null {
   }
 }
 
+/** grpc-message is percent-encoded; a malformed one is shown as sent (this runs in a stream listener). */
+function messageText(m: string): string {
+  try {
+    return decodeURIComponent(m);
+  } catch {
+    return m;
+  }
+}
+
 function statusName(n: number): string {
   return ServingStatus.valuesById[n] ?? String(n);
 }
@@ -61,7 +70,7 @@ function statusName(n: number): string {
 function judge(httpStatus: number, grpcStatus: string | undefined, grpcMessage: string | undefined, body: Buffer): ProbeResult {
   if (httpStatus !== 200) return failure('http', `status ${httpStatus}`);
   if (grpcStatus === undefined) return failure('http', 'no grpc-status');
-  if (grpcStatus !== '0') return failure('http', `grpc-status ${grpcStatus}${grpcMessage ? ` ${decodeURIComponent(grpcMessage)}` : ''}`);
+  if (grpcStatus !== '0') return failure('http', `grpc-status ${grpcStatus}${grpcMessage ? ` ${messageText(grpcMessage)}` : ''}`);
   const serving = servingStatusOf(body);
   if (serving === null) return failure('http', 'malformed HealthCheckResponse');
   return serving === SERVING ? SUCCESS : failure('http', `health ${statusName(serving)}`);
@@ -129,6 +138,8 @@ function check(tls: boolean, target: ProbeTarget, conf: ActiveConf): Promise<Pro
       done(judge(httpStatus, gs, gm, Buffer.concat(chunks)));
     });
     stream.on('error', (err) => done(failure('tcp', err.message)));
+    // Reset or GOAWAY without an 'error' (RST_STREAM NO_ERROR): no answer, not a timeout.
+    stream.on('close', () => done(failure('tcp', 'stream closed before the answer')));
     stream.end(requestFrame(conf.grpcService));
   });
 }

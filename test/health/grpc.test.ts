@@ -2,7 +2,8 @@
 // swytest.Echo beside a hand-written grpc.health.v1.Health (the official health.proto, loaded with
 // proto-loader). Active: `checks.active.type: grpc` probes Health/Check for `grpc_service`; a node whose
 // status flips to NOT_SERVING is marked unhealthy and loses its traffic, and gets both back once SERVING again;
-// a server without the health service (UNIMPLEMENTED) is unhealthy. Passive: an HTTP 200 whose grpc-status is
+// a server without the health service (UNIMPLEMENTED) is unhealthy; `grpcs` probes over TLS honour
+// https_verify_certificate. Passive: an HTTP 200 whose grpc-status is
 // UNAVAILABLE (in the trailers after a sent head, or trailers-only) counts as a 503 (Envoy's grpc -> HTTP
 // mapping) and ejects the node; NOT_FOUND (404) does not.
 import path from 'node:path';
@@ -11,7 +12,7 @@ import * as protoLoader from '@grpc/proto-loader';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { grpcToHttpStatus } from '../../src/pipeline/grpc.ts';
 import { startTestGateway, type TestGateway } from '../helpers/gateway.ts';
-import { ECHO_PROTO, echoClient, unary, type EchoClient } from '../helpers/grpc.ts';
+import { ECHO_PROTO, echoClient, makeTestCa, unary, type EchoClient, type TestCa } from '../helpers/grpc.ts';
 import { freePort } from '../helpers/ports.ts';
 import { waitFor } from '../helpers/proc.ts';
 
@@ -38,7 +39,7 @@ interface Node {
  * A gRPC server: Echo.Unary answers its name, or fails with `failCode` (after sending the response head when
  * `headFirst`, so the status travels in the trailers); with `withHealth`, grpc.health.v1.Health/Check.
  */
-async function node(name: string, opts: { withHealth?: boolean; failCode?: number; headFirst?: boolean } = {}): Promise<Node> {
+async function node(name: string, opts: { withHealth?: boolean; failCode?: number; headFirst?: boolean; tls?: TestCa } = {}): Promise<Node> {
   const server = new grpc.Server();
   const n = {
     name,
@@ -66,7 +67,13 @@ async function node(name: string, opts: { withHealth?: boolean; failCode?: numbe
     });
   }
   const port = await new Promise<number>((resolve, reject) =>
-    server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
+    server.bindAsync(
+      '127.0.0.1:0',
+      opts.tls === undefined
+        ? grpc.ServerCredentials.createInsecure()
+        : grpc.ServerCredentials.createSsl(null, [{ private_key: Buffer.from(opts.tls.key), cert_chain: Buffer.from(opts.tls.cert) }]),
+      (err, p) => (err ? reject(err) : resolve(p)),
+    ),
   );
   n.port = port;
   n.addr = `127.0.0.1:${port}`;
@@ -169,6 +176,23 @@ describe('active grpc.health.v1 probes', () => {
     await waitFor(async () => (await nodeStatus('upstreams/nohealth', other.port)) === 'unhealthy', 8000, 50);
     expect(await nodeStatus('upstreams/nohealth', ok.port)).toBe('healthy');
     expect(await calls('nohealth', 4)).toEqual(['ok', 'ok', 'ok', 'ok']);
+  }, 30_000);
+
+  it('grpcs probes over TLS (h2 by ALPN): https_verify_certificate decides whether an untrusted CA is healthy', async () => {
+    const ca = await makeTestCa();
+    try {
+      const lax = await start('lax', { tls: ca });
+      const strict = await start('strict', { tls: ca });
+      await route('tls-lax', { scheme: 'grpcs', nodes: { [lax.addr]: 1 }, checks: { active: active({ type: 'grpcs', https_verify_certificate: false }) } });
+      await route('tls-strict', { scheme: 'grpcs', nodes: { [strict.addr]: 1 }, checks: { active: active({ type: 'grpcs' }) } });
+      await waitFor(async () => (await nodeStatus('upstreams/tls-strict', strict.port)) === 'unhealthy', 8000, 50);
+      // The strict probe fails in the TLS handshake: the server never saw a Health/Check call.
+      expect(strict.asked).toEqual([]);
+      await waitFor(() => lax.asked.length >= 2, 8000, 50);
+      expect(await nodeStatus('upstreams/tls-lax', lax.port)).toBe('healthy');
+    } finally {
+      await ca.cleanup();
+    }
   }, 30_000);
 
   it('grpc_service is an upstream schema extension; an unknown probe type is rejected', async () => {

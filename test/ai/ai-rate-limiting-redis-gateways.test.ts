@@ -77,7 +77,7 @@ describe('ai-rate-limiting redis policy across 2 gateway processes', () => {
       remaining.push(r.headers['x-ai-ratelimit-remaining-ai-proxy-openai-compatible'] as string | undefined);
       // The charge is written in the log phase, after the answer: the next request must see it, so wait for it.
       const want = Math.min(3, i + 1) * 10;
-      counters.push(await waitFor(async () => ((await counter()) === want ? want : undefined), 5000, 10));
+      counters.push((await waitFor(async () => ((await counter()) === want ? want : undefined), 5000, 10)) ?? null);
     }
     expect(statuses).toEqual([200, 200, 200, 503, 503, 503]);
     expect(remaining).toEqual(['25', '15', '5', '0', '0', '0']);

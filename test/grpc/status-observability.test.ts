@@ -1,8 +1,9 @@
-// The final gRPC status of each call reaches the logs and the metrics: $grpc_status in access_log_format, and
-// the Switchyard family apisix_grpc_requests_total{route,grpc_status} of the Prometheus exporter. A real
-// @grpc/grpc-js client drives a success (grpc-status 0 in the upstream's trailer), an upstream error (NOT_FOUND
-// in a trailers-only head), the gateway's own answers (no route: UNIMPLEMENTED; node down: UNAVAILABLE), and a
-// hand-built gRPC-Web call whose upstream trailer the grpc-web plugin turns into its trailer frame.
+// The final gRPC status of each call reaches the logs and the metrics: $grpc_status in access_log_format and in
+// a logger's log_format, and the Switchyard family apisix_grpc_requests_total{route,grpc_status} of the
+// Prometheus exporter. A real @grpc/grpc-js client drives a success (grpc-status 0 in the upstream's trailer),
+// an upstream error (NOT_FOUND in a trailers-only head), the gateway's own answers (no route: UNIMPLEMENTED;
+// node down: UNAVAILABLE), and hand-built gRPC-Web calls whose upstream trailer the grpc-web plugin turns into
+// its trailer frame.
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
@@ -28,7 +29,13 @@ beforeAll(async () => {
   });
   const upstream = { scheme: 'grpc', nodes: { [up.addr]: 1 } };
   const plugins = { prometheus: {} };
-  await gw.put('/routes/ok', { uri: '/swytest.Echo/*', vars: [['http_x_case', '~~', '^(ok|fail)$']], upstream, plugins });
+  // The loggers' log_format reads the same variable (file-logger stands for them all).
+  await gw.put('/routes/ok', {
+    uri: '/swytest.Echo/*',
+    vars: [['http_x_case', '~~', '^(ok|fail)$']],
+    upstream,
+    plugins: { ...plugins, 'file-logger': { path: path.join(dir, 'file-logger.log'), log_format: { case: '$http_x_case', grpc: '$grpc_status' } } },
+  });
   await gw.put('/routes/down', {
     uri: '/swytest.Echo/*',
     vars: [['http_x_case', '==', 'down']],
@@ -105,6 +112,15 @@ describe('grpc_status in the access log and in Prometheus', () => {
     expect(await logLine('down')).toBe('down 502 14');
     expect(await logLine('web')).toBe('web 200 0');
     expect(await logLine('webfail')).toBe('webfail 200 7');
+
+    const entries = await waitFor(async () => {
+      const lines = (await readFile(path.join(dir, 'file-logger.log'), 'utf8').catch(() => '')).split('\n').filter((l) => l !== '');
+      return lines.length >= 2 ? lines.map((l) => JSON.parse(l) as Record<string, unknown>) : null;
+    }, 10_000);
+    expect(entries!.map((e) => [e.case, e.grpc])).toEqual([
+      ['ok', '0'],
+      ['fail', '5'],
+    ]);
 
     const text = await metrics();
     expect(text).toContain('# TYPE apisix_grpc_requests_total counter\n');

@@ -1,5 +1,6 @@
 // Active probe contract and registry: one file per probe type (probe-http.ts, probe-tcp.ts, probe-udp.ts,
-// probe-grpc.ts), each registering itself through setup(registry). A probe never throws and never outlives `timeout`.
+// probe-grpc.ts), each registering itself through setup(registry). A probe never throws and never outlives
+// `timeout`.
 import type { ActiveConf } from './conf.ts';
 import type { FailureKind } from './state.ts';
 

@@ -26,6 +26,8 @@ const cache = new WeakMap<object, Map<string, Fetched>>();
 const pending = new WeakMap<object, Map<string, Promise<void>>>();
 /** The Vault references of each stored object carrying plugin confs (the same object while unchanged). */
 const refsOf = new WeakMap<SnapshotItem, readonly string[]>();
+/** The references of a kind's whole item list: an unchanged kind keeps its list, so a rebuild skips it. */
+const refsOfList = new WeakMap<readonly SnapshotItem[], readonly string[]>();
 
 /** Kinds whose objects carry plugin confs. */
 const PLUGIN_KINDS = ['routes', 'services', 'plugin_configs', 'global_rules', 'consumers', 'consumer_groups', 'credentials', 'stream_routes'] as const;
@@ -59,6 +61,17 @@ function collect(v: Json | undefined, out: string[]): void {
   } else if (v !== null && typeof v === 'object') {
     for (const k of Object.keys(v)) collect(v[k], out);
   }
+}
+
+function listRefs(list: readonly SnapshotItem[]): readonly string[] {
+  let refs = refsOfList.get(list);
+  if (refs === undefined) {
+    const out: string[] = [];
+    for (const item of list) for (const r of vaultRefs(item)) out.push(r);
+    refs = out;
+    refsOfList.set(list, refs);
+  }
+  return refs;
 }
 
 function vaultRefs(item: SnapshotItem): readonly string[] {
@@ -134,30 +147,28 @@ async function fetchPath(conf: JsonObject, secretId: string, path: string): Prom
 export function prefetchVaultSecrets(snapshot: Snapshot): Promise<void> | null {
   let waits: Promise<void>[] | null = null;
   for (const kind of PLUGIN_KINDS) {
-    for (const item of snapshot.list(kind)) {
-      for (const ref of vaultRefs(item)) {
-        const parsed = parseVaultRef(ref);
-        if (parsed === null || 'error' in parsed) continue;
-        const secret = snapshot.get('secrets', parsed.secretId);
-        if (secret === undefined) continue;
-        let fetched = cache.get(secret);
-        if (fetched === undefined) cache.set(secret, (fetched = new Map()));
-        if (fetched.has(parsed.path)) continue;
-        let inFlight = pending.get(secret);
-        if (inFlight === undefined) pending.set(secret, (inFlight = new Map()));
-        let p = inFlight.get(parsed.path);
-        if (p === undefined) {
-          const into = fetched;
-          const path = parsed.path;
-          const flights = inFlight;
-          p = fetchPath(secret.value, parsed.secretId, path).then((r) => {
-            into.set(path, r);
-            flights.delete(path);
-          });
-          inFlight.set(path, p);
-        }
-        (waits ??= []).push(p);
+    for (const ref of listRefs(snapshot.list(kind))) {
+      const parsed = parseVaultRef(ref);
+      if (parsed === null || 'error' in parsed) continue;
+      const secret = snapshot.get('secrets', parsed.secretId);
+      if (secret === undefined) continue;
+      let fetched = cache.get(secret);
+      if (fetched === undefined) cache.set(secret, (fetched = new Map()));
+      if (fetched.has(parsed.path)) continue;
+      let inFlight = pending.get(secret);
+      if (inFlight === undefined) pending.set(secret, (inFlight = new Map()));
+      let p = inFlight.get(parsed.path);
+      if (p === undefined) {
+        const into = fetched;
+        const path = parsed.path;
+        const flights = inFlight;
+        p = fetchPath(secret.value, parsed.secretId, path).then((r) => {
+          into.set(path, r);
+          flights.delete(path);
+        });
+        inFlight.set(path, p);
       }
+      (waits ??= []).push(p);
     }
   }
   return waits === null ? null : Promise.all(waits).then(() => undefined);

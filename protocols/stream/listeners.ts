@@ -2,6 +2,7 @@
 // expecting a PROXY protocol header) and UDP. Each session pins the runtime current at accept time.
 import net from 'node:net';
 import type { Duplex } from 'node:stream';
+import { httpStats } from '../../src/observability/http-stats.ts';
 import type { Logger } from '../../src/observability/logger.ts';
 import type { StreamRuntime } from '../../stream-routes/types.ts';
 import { xrpcProtocols, type XrpcHandler, type XrpcRegistry } from '../../stream-routes/xrpc.ts';
@@ -54,7 +55,7 @@ export function createStreamListeners(opts: StreamListenersOptions): StreamListe
     },
   };
   const live = new Set<Duplex>();
-  const servers: { server: net.Server; spec: TcpListenSpec }[] = [];
+  const servers: { server: net.Server; spec: TcpListenSpec; port: number }[] = [];
   const udps = opts.udp.map((spec) => new UdpListener(spec, deps, opts.udpOptions));
 
   const listenTcp = async (spec: TcpListenSpec): Promise<void> => {
@@ -70,7 +71,10 @@ export function createStreamListeners(opts: StreamListenersOptions): StreamListe
       });
     });
     server.on('error', (err) => opts.logger.error({ addr: spec.addr, err: err.message }, 'stream listener error'));
-    servers.push({ server, spec });
+    const bound = server.address();
+    const port = bound !== null && typeof bound === 'object' ? bound.port : 0;
+    httpStats.notHttpPort(port);
+    servers.push({ server, spec, port });
     opts.logger.info({ addr: spec.addr, tls: spec.tls, proxyProtocol: spec.proxyProtocol === true }, 'stream tcp listener started');
   };
 
@@ -95,6 +99,7 @@ export function createStreamListeners(opts: StreamListenersOptions): StreamListe
       for (const s of [...live]) s.destroy();
       await Promise.all([closed, ...udps.map((u) => u.close(graceful)), ...[...xrpcHandlers.values()].map((h) => h.close())]);
       xrpcHandlers.clear();
+      for (const { port } of servers) httpStats.notHttpPortEnd(port);
       servers.length = 0;
     },
 

@@ -9,6 +9,14 @@ import type { Prebuffer } from './prebuffer.ts';
 
 type Resolver = (s: StreamSession) => VarValue;
 
+/**
+ * The session's start is kept as whole milliseconds of performance.now(), a small integer stored in the session
+ * itself (a bigint or a fractional number is a separate heap object per session, and idle sessions live for
+ * hours). startNs is derived from it on the hrtime clock: both read the same monotonic clock.
+ */
+const NS_AT_LOAD = process.hrtime.bigint();
+const MS_AT_LOAD = performance.now();
+
 const NAMED = new Map<string, Resolver>([
   ['remote_addr', (s) => s.remoteAddr],
   ['remote_port', (s) => s.remotePort],
@@ -24,46 +32,8 @@ const NAMED = new Map<string, Resolver>([
   ['bytes_received', (s) => s.bytesIn],
   ['bytes_sent', (s) => s.bytesOut],
   ['status', (s) => s.status],
-  ['session_time', (s) => Number(process.hrtime.bigint() - s.startNs) / 1e9],
+  ['session_time', (s) => Math.max(0, performance.now() - s.startMs) / 1e3],
 ]);
-
-class SessionVars implements MutableVars {
-  private readonly session: StreamSession;
-  /**
-   * Variables set by plugins as a flat [name, value, name, value...] list: sessions set one or two
-   * (mqtt_client_id, mqtt_username) and idle ones live for hours, where a Map's hash table costs ~250 bytes.
-   */
-  private custom: VarValue[] | null = null;
-
-  constructor(session: StreamSession) {
-    this.session = session;
-  }
-
-  // hot path
-  get(name: string): VarValue {
-    const custom = this.custom;
-    if (custom !== null) {
-      for (let i = 0; i < custom.length; i += 2) if (custom[i] === name) return custom[i + 1];
-    }
-    const r = NAMED.get(name);
-    return r === undefined ? undefined : r(this.session);
-  }
-
-  set(name: string, value: VarValue): void {
-    const custom = this.custom;
-    if (custom === null) {
-      this.custom = [name, value];
-      return;
-    }
-    for (let i = 0; i < custom.length; i += 2) {
-      if (custom[i] === name) {
-        custom[i + 1] = value;
-        return;
-      }
-    }
-    custom.push(name, value);
-  }
-}
 
 /** What a UDP session peeks: the datagrams received so far (the first one at least). */
 export interface DatagramSource {
@@ -73,8 +43,12 @@ export interface DatagramSource {
 const EMPTY = Buffer.alloc(0);
 const NO_BYTES: DatagramSource = { peeked: () => EMPTY };
 
-export class StreamSession implements StreamContext {
-  readonly vars: MutableVars;
+/**
+ * The session is its own variable table (`vars` is the session): a separate object per session would cost its
+ * header and a slot here. Variables set by plugins are kept inline for the first one (mqtt-proxy sets the
+ * client id) and in a flat [name, value, ...] list after that; a Map's hash table costs ~250 bytes.
+ */
+export class StreamSession implements StreamContext, MutableVars {
   readonly protocol: 'tcp' | 'udp';
   remoteAddr: string;
   remotePort: number;
@@ -91,7 +65,11 @@ export class StreamSession implements StreamContext {
   status = 200;
   bytesIn = 0;
   bytesOut = 0;
-  readonly startNs = process.hrtime.bigint();
+  /** Math.floor(performance.now()) at the start (see NS_AT_LOAD). */
+  readonly startMs = Math.floor(performance.now());
+  private var0Name: string | undefined = undefined;
+  private var0: VarValue = undefined;
+  private moreVars: VarValue[] | null = null;
   private pluginData_: Map<string, unknown> | null = null;
   private buffer: Prebuffer | DatagramSource;
   private readonly peekTimeoutMs: number;
@@ -112,7 +90,45 @@ export class StreamSession implements StreamContext {
     this.serverPort = init.serverPort;
     this.buffer = init.buffer;
     this.peekTimeoutMs = init.peekTimeoutMs;
-    this.vars = new SessionVars(this);
+  }
+
+  get vars(): MutableVars {
+    return this;
+  }
+
+  get startNs(): bigint {
+    return NS_AT_LOAD + BigInt(Math.round((this.startMs - MS_AT_LOAD) * 1e6));
+  }
+
+  // hot path
+  get(name: string): VarValue {
+    if (this.var0Name === name) return this.var0;
+    const more = this.moreVars;
+    if (more !== null) {
+      for (let i = 0; i < more.length; i += 2) if (more[i] === name) return more[i + 1];
+    }
+    const r = NAMED.get(name);
+    return r === undefined ? undefined : r(this);
+  }
+
+  set(name: string, value: VarValue): void {
+    if (this.var0Name === undefined || this.var0Name === name) {
+      this.var0Name = name;
+      this.var0 = value;
+      return;
+    }
+    const more = this.moreVars;
+    if (more === null) {
+      this.moreVars = [name, value];
+      return;
+    }
+    for (let i = 0; i < more.length; i += 2) {
+      if (more[i] === name) {
+        more[i + 1] = value;
+        return;
+      }
+    }
+    more.push(name, value);
   }
 
   /** Created on first use: most stream sessions never store plugin data, and idle ones live for hours. */

@@ -64,6 +64,10 @@ function schedule(tick: number): void {
 
 /** Runs the sweep at least every quarter of the shortest idle timeout of the live sessions (50 ms to 1 s). */
 function watch(sp: Splice<unknown>): void {
+  // The start is stamped with the time itself: a sweep delayed by a busy event loop leaves `clock` behind by
+  // the delay, and a session stamped with it would look idle that much too early (one clock read per session).
+  clock = Date.now() - EPOCH;
+  sp.seen = clock;
   live.add(sp);
   const tick = tickOf(sp);
   ticks.set(tick, (ticks.get(tick) ?? 0) + 1);
@@ -136,7 +140,6 @@ export class Splice<S = unknown> {
     (up as SplicedSocket)._peername = undefined;
     (up as SplicedSocket)._sockname = undefined;
     this.idleMs = idleMs;
-    this.seen = clock;
     watch(this);
 
     let flowing = true;

@@ -55,6 +55,7 @@ interface Proxied {
   readonly session: StreamSession;
   readonly endpoint: Endpoint;
   readonly balancer: Balancer;
+  /** Whole ms of performance.now() at connect: an integer is stored inline, a fraction as a heap object. */
   readonly startedAt: number;
   /** The upstream TCP socket under TLS, for its byte count (the same socket without TLS). */
   readonly raw: net.Socket;
@@ -66,6 +67,8 @@ export class TcpSessionHandler implements SpliceOwner<Proxied> {
   private readonly live: LiveSet;
   /** 'close' listener shared by every socket of this handler (no closure per session). */
   private readonly forget: (this: Duplex) => void;
+  /** The last local address seen, normalized: sessions share its string instead of each holding a copy. */
+  private localAddr = '';
 
   constructor(spec: TcpListenSpec, deps: SessionDeps, live: LiveSet) {
     this.spec = spec;
@@ -119,7 +122,7 @@ export class TcpSessionHandler implements SpliceOwner<Proxied> {
       protocol: 'tcp',
       remoteAddr,
       remotePort,
-      serverAddr: normalizeAddr(socket.localAddress),
+      serverAddr: this.local(socket),
       serverPort: socket.localPort ?? 0,
       buffer: pre,
       peekTimeoutMs: timeouts.peekMs,
@@ -161,6 +164,13 @@ export class TcpSessionHandler implements SpliceOwner<Proxied> {
     }
     session.upstreamAddr = conn.endpoint.key;
     this.pipe(runtime, adm.route, session, downstream, pre, conn, upstreamTimeouts(adm.upstream, timeouts).idleMs);
+  }
+
+  private local(socket: net.Socket): string {
+    const addr = normalizeAddr(socket.localAddress);
+    if (addr === this.localAddr) return this.localAddr;
+    this.localAddr = addr;
+    return addr;
   }
 
   /** Reads and strips the PROXY protocol header; null when it is missing or malformed (socket closed). */
@@ -274,18 +284,24 @@ export class TcpSessionHandler implements SpliceOwner<Proxied> {
     idleMs: number,
   ): void {
     const up = conn.socket;
-    // Leaves `live` in spliceClosed: a second 'close' listener would make the socket's listener list an array.
+    // Both sockets leave `live` in spliceClosed: a second 'close' listener beside the splice's would make the
+    // socket's listener list an array (about 250 bytes per session with its backing store).
     this.live.add(up);
     const ended = pre.ended;
     const early = pre.release();
     // The peek buffer and its listeners are not needed for the rest of the session.
     s.detachBuffer();
-    const state: Proxied = { runtime, route, session: s, endpoint: conn.endpoint, balancer: conn.balancer, startedAt: conn.startedAt, raw: conn.raw };
+    // Removed after release() took the Prebuffer's 'close' listener: `forget` is then the only one, and a
+    // socket's preshaped listener table takes a removal without a change of shape.
+    if (downstream.listenerCount('close', this.forget) > 0) downstream.off('close', this.forget);
+    const startedAt = Math.floor(conn.startedAt);
+    const state: Proxied = { runtime, route, session: s, endpoint: conn.endpoint, balancer: conn.balancer, startedAt, raw: conn.raw };
     new Splice(downstream, up, this, state).start(early, ended, idleMs, conn.userReads);
   }
 
   spliceClosed(sp: Splice<Proxied>, failed: boolean): void {
     this.live.delete(sp.up);
+    this.live.delete(sp.down);
     const p = sp.state;
     p.balancer.end?.(p.endpoint, { latencyMs: performance.now() - p.startedAt, failed });
     this.finish(p.runtime, p.route, p.session, sp.down, p.raw);

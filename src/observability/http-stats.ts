@@ -34,6 +34,12 @@ export interface HttpStatsView {
 class HttpStats {
   private readonly ports = new Map<number, PortStats>();
   private readonly httpPorts = new Set<number>();
+  /**
+   * Ports of listeners that never serve HTTP (the stream proxy's): their sockets get no 'close' listener, which
+   * beside the stream splice's own would turn the socket's listener entry into an array (~250 bytes per
+   * session, idle MQTT sessions live for hours).
+   */
+  private readonly otherPorts = new Set<number>();
   requests = 0;
   inFlight = 0;
   private started = false;
@@ -49,7 +55,7 @@ class HttpStats {
   private readonly onSocket = (msg: unknown): void => {
     const socket = (msg as { socket: Socket }).socket;
     const port = socket.localPort;
-    if (port === undefined) return;
+    if (port === undefined || this.otherPorts.has(port)) return;
     let s = this.ports.get(port);
     if (s === undefined) {
       s = new PortStats();
@@ -71,6 +77,15 @@ class HttpStats {
   private readonly onEnd = (): void => {
     if (this.inFlight > 0) this.inFlight--;
   };
+
+  /** A listener that never serves HTTP is bound to `port` (until it is closed: notHttpPortEnd). */
+  notHttpPort(port: number): void {
+    this.otherPorts.add(port);
+  }
+
+  notHttpPortEnd(port: number): void {
+    this.otherPorts.delete(port);
+  }
 
   view(): HttpStatsView {
     let accepted = 0;

@@ -187,7 +187,8 @@ export class H3Request implements Downstream {
       if (name !== name.toLowerCase()) throw malformed('upper-case field name');
       if (CONNECTION_SPECIFIC.has(name) || (name === 'te' && value !== 'trailers')) throw malformed(`connection-specific field ${name}`);
       const prev = headers[name];
-      if (prev === undefined) headers[name] = value;
+      // A name the map inherits (`constructor`) reads a function, not a previous value: the field is new.
+      if (typeof prev !== 'string' && !Array.isArray(prev)) headers[name] = value;
       else if (name === 'cookie') headers[name] = `${String(prev)}; ${value}`;
       else if (name === 'set-cookie') headers[name] = Array.isArray(prev) ? [...prev, value] : [String(prev), value];
       else headers[name] = `${String(prev)}, ${value}`;

@@ -16,6 +16,7 @@ import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { H3Request } from '../../protocols/http3/request.ts';
 import { PROTO_FILE, startGreeter, type GreeterServer } from '../grpc-transcode/server.ts';
 import { startTestGateway, type TestGateway } from '../helpers/gateway.ts';
 import { startEcho, type EchoServer } from '../helpers/upstream.ts';
@@ -27,7 +28,7 @@ const ROOT = path.resolve(import.meta.dirname, '../..');
 /** [file, written expression + operator, why it is safe]. */
 const REVIEWED: readonly (readonly [string, string, string])[] = [
   ['protocols/http/node-adapter.ts', 'out[k] =', 'copy of response headers/trailers (own keys); header map of string values: a string written to __proto__ is ignored, nothing nested is walked'],
-  ['protocols/http3/request.ts', 'headers[name] =', 'OPEN DEFECT (reported, issue #20): a client field named constructor reads Object and is forwarded as \'function Object() ..., value\'; string values only, nothing reaches Object.prototype'],
+  ['protocols/http3/request.ts', 'headers[name] =', 'client field names: inherited names are treated as new fields, string values (set-cookie arrays) on own keys'],
   ['src/admin/configs.ts', 'doc[coll + VERSION_SUFFIX] =', 'collection names are the fixed CONFIGS_COLLECTIONS'],
   ['src/admin/configs.ts', 'doc[coll] =', 'collection names are the fixed CONFIGS_COLLECTIONS'],
   ['src/admin/configs.ts', 'h[DIGEST] =', 'key from a fixed set of names in the code'],
@@ -105,6 +106,28 @@ describe('source scan: computed-key writes on ordinary objects', () => {
     // Scanned from a fixture directory: the pre-fix code, reduced.
     const sites = scanPrototypeUnsafeWrites(ROOT, ['test/security/fixtures']);
     expect(sites.map((s) => s.code).sort()).toEqual(['at[seg] =', 'at[segs[segs.length - 1]!] =', 'out[k] ??=', 'table[a]![b] =']);
+  });
+});
+
+describe('HTTP/3 request fields named like Object.prototype members', () => {
+  it('are ordinary fields (no QUIC client here sends custom fields: the field-to-request step alone)', () => {
+    // buildRequest read `constructor` as Object and forwarded "function Object() { [native code] }, a".
+    const build = (H3Request.prototype as unknown as { buildRequest(this: unknown, f: [string, string][]): { headers: Record<string, unknown> } }).buildRequest;
+    const self = { host: { remoteAddr: '127.0.0.1', remotePort: 1, serverAddr: '127.0.0.1', serverPort: 2, tlsFor: () => null }, expectedLength: -1 };
+    const req = build.call(self, [
+      [':method', 'GET'],
+      [':scheme', 'https'],
+      [':path', '/'],
+      [':authority', 'a'],
+      ['constructor', 'a'],
+      ['tostring', 'b'],
+      ['__proto__', 'c'],
+      ['valueof', 'd'],
+      ['valueof', 'e'],
+    ]);
+    expect([req.headers.constructor, req.headers.tostring, req.headers.valueof]).toEqual(['a', 'b', 'd, e']);
+    expect(Object.getPrototypeOf(req.headers)).toBe(Object.prototype);
+    prototypeClean();
   });
 });
 

@@ -8,12 +8,11 @@ import { catalogReply, type ErrorCode } from '../errors.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { PluginChain } from '../plugin/chain.ts';
 import type { PluginResponse } from '../plugin/plugin.ts';
-import { runBodyFilter, runHeaderFilter, runLog, runPhase } from '../plugin/runner.ts';
+import { runBodyFilter, runHeaderFilter, runLog, runPhase, type PhaseOutcome } from '../plugin/runner.ts';
 import type { MatchInput, RouteMatch } from '../router/router.ts';
 import { normalizeHost, normalizeRequestPath, type NormalizeOptions } from '../router/uri.ts';
 import type { HttpRoute, HttpRuntime } from '../runtime/types.ts';
 import { compose, outcomesLayer, poolAttempt, retryLayer, failureStatus, type Attempt, type UpstreamOutcomes } from '../upstream/proxy.ts';
-import type { UpstreamRuntime } from '../upstream/upstream.ts';
 import type { AccessLog } from './access-log.ts';
 import { requestEnd, requestStart, upstreamErrorLayer } from './channels.ts';
 import { RequestContext } from './context.ts';
@@ -152,104 +151,116 @@ export class HttpPipeline {
     return input;
   }
 
-  /** Never rejects: a failure answers 500. */
+  /**
+   * Never rejects: a failure answers 500. One async frame for the whole request: a phase is awaited only when a
+   * plugin step returned a promise (runPhase stays synchronous otherwise, and `await` on a plain value would
+   * still cost a microtask), and the upstream attempt is awaited here rather than through a nested async call.
+   */
   private async run(tx: Transaction): Promise<void> {
     try {
-      await this.flow(tx);
+      // hot path
+      const { ctx, rt } = tx;
+      const limit = this.opts.clientMaxBodySize;
+      if (limit > 0) {
+        const cl = Number(tx.req.headers['content-length'] ?? 0);
+        if (cl > limit) return this.local(tx, null, catalogReply('SWY_ERR_BODY_TOO_LARGE'));
+      }
+      const match: RouteMatch<HttpRoute> | null = rt.router.match(this.matchInput(ctx));
+      let r: PhaseOutcome;
+      if (match === null) {
+        // APISIX runs global rules even when no route matches.
+        if (rt.global !== null) {
+          r = runPhase(rt.global, null, 'rewrite', ctx);
+          if (r instanceof Promise) r = await r;
+          if (!r) {
+            r = runPhase(rt.global, null, 'access', ctx);
+            if (r instanceof Promise) r = await r;
+          }
+          if (r) return this.local(tx, null, r);
+        }
+        return this.local(tx, null, catalogReply('SWY_ERR_ROUTE_NOT_FOUND'));
+      }
+      const route = match.payload;
+      ctx.params = match.params;
+      ctx.routeId = route.id;
+      ctx.matchedUri = match.uri;
+      ctx.matchedHost = match.host ?? '';
+      ctx.routeName = route.name;
+      ctx.serviceId = route.serviceId;
+      ctx.serviceName = route.serviceName;
+      tx.route = route;
+      if (route.broken !== null) {
+        // APISIX logs the unresolved reference at error level and exits without a body.
+        this.logger.error({ route: route.id, detail: route.broken.detail }, 'route has a dangling reference');
+        return this.local(tx, null, catalogReply(route.broken.code));
+      }
+
+      let chain: PluginChain = route.chain;
+      tx.chain = chain;
+      r = runPhase(rt.global, chain, 'rewrite', ctx);
+      if (r instanceof Promise) r = await r;
+      if (r) return this.local(tx, chain, r);
+      if (ctx.consumer !== null) {
+        const merged = rt.consumerChain(route, ctx.consumer);
+        if (merged !== chain) {
+          chain = merged;
+          tx.chain = chain;
+          r = runPhase(null, chain, 'rewrite', ctx, true);
+          if (r instanceof Promise) r = await r;
+          if (r) return this.local(tx, chain, r);
+        }
+      }
+      r = runPhase(rt.global, chain, 'access', ctx);
+      if (r instanceof Promise) r = await r;
+      if (r) return this.local(tx, chain, r);
+
+      const upstream = ctx.upstreamOverride !== null ? rt.resolveUpstream(ctx.upstreamOverride) : route.upstream;
+      if (upstream === null) {
+        // Plugins that call their backend themselves (ai-proxy; APISIX's bypass_nginx_upstream) answer from
+        // before_proxy, after every access step (rate limits included) ran.
+        r = runPhase(rt.global, chain, 'before_proxy', ctx);
+        if (r instanceof Promise) r = await r;
+        return this.local(tx, chain, r ?? catalogReply('SWY_ERR_MISSING_UPSTREAM'));
+      }
+      const timeout = route.timeout ?? upstream.timeout ?? DEFAULT_TIMEOUT;
+      tx.setUpstream(upstream, timeout);
+      if (tx.req.upgrade && route.enableWebsocket) {
+        await runTunnel(this, tx, upstream);
+        return;
+      }
+
+      // The dispatch terminal: first pick, before_proxy, then the composed attempt layers.
+      const pick = upstream.pick(tx.pickCtx);
+      if (!pick.ok) return this.local(tx, chain, catalogReply('SWY_ERR_NO_UPSTREAM_NODE'));
+      tx.attempting(pick.endpoint);
+      r = runPhase(rt.global, chain, 'before_proxy', ctx);
+      if (r instanceof Promise) r = await r;
+      // before_proxy steps may not switch chains; tx.chain is what header_filter and log use from here on.
+      if (r) return this.local(tx, tx.chain, r);
+      if (tx.closed) return tx.finish();
+      tx.prepareBody();
+      const result = await this.attempt(tx, pick.endpoint);
+      if (tx.closed) {
+        // The client left while the upstream was answering: nothing to send; nginx logs 499.
+        if (result.ok) result.abort();
+        return tx.finish();
+      }
+      if (result.ok) {
+        ctx.upstreamLatencyMs = tx.upstreamLatencyMs;
+        return tx.respond(result);
+      }
+      const status = failureStatus(result);
+      ctx.upstreamStatus = status;
+      // APISIX shows nginx's $upstream_status for a failed proxy too ("502, 502, 502" after retries).
+      return this.local(tx, tx.chain, {
+        ...catalogReply(status === 504 ? 'SWY_ERR_UPSTREAM_TIMEOUT' : 'SWY_ERR_UPSTREAM_UNAVAILABLE'),
+        headers: { 'x-apisix-upstream-status': tx.failedStatuses },
+      });
     } catch (err) {
       this.logger.error({ err, route: tx.ctx.routeId }, 'request failed');
       if (!tx.down!.headSent) this.local(tx, null, catalogReply('SWY_ERR_INTERNAL'));
       else tx.abortDownstream();
     }
-  }
-
-  private async flow(tx: Transaction): Promise<void> {
-    const { ctx, rt } = tx;
-    const limit = this.opts.clientMaxBodySize;
-    if (limit > 0) {
-      const cl = Number(tx.req.headers['content-length'] ?? 0);
-      if (cl > limit) return this.local(tx, null, catalogReply('SWY_ERR_BODY_TOO_LARGE'));
-    }
-    const match: RouteMatch<HttpRoute> | null = rt.router.match(this.matchInput(ctx));
-    if (match === null) {
-      // APISIX runs global rules even when no route matches.
-      if (rt.global !== null) {
-        const r = (await runPhase(rt.global, null, 'rewrite', ctx)) ?? (await runPhase(rt.global, null, 'access', ctx));
-        if (r) return this.local(tx, null, r);
-      }
-      return this.local(tx, null, catalogReply('SWY_ERR_ROUTE_NOT_FOUND'));
-    }
-    const route = match.payload;
-    ctx.params = match.params;
-    ctx.routeId = route.id;
-    ctx.matchedUri = match.uri;
-    ctx.matchedHost = match.host ?? '';
-    ctx.routeName = route.name;
-    ctx.serviceId = route.serviceId;
-    ctx.serviceName = route.serviceName;
-    tx.route = route;
-    if (route.broken !== null) {
-      // APISIX logs the unresolved reference at error level and exits without a body.
-      this.logger.error({ route: route.id, detail: route.broken.detail }, 'route has a dangling reference');
-      return this.local(tx, null, catalogReply(route.broken.code));
-    }
-
-    let chain: PluginChain = route.chain;
-    tx.chain = chain;
-    let r = await runPhase(rt.global, chain, 'rewrite', ctx);
-    if (r) return this.local(tx, chain, r);
-    if (ctx.consumer !== null) {
-      const merged = rt.consumerChain(route, ctx.consumer);
-      if (merged !== chain) {
-        chain = merged;
-        tx.chain = chain;
-        r = await runPhase(null, chain, 'rewrite', ctx, true);
-        if (r) return this.local(tx, chain, r);
-      }
-    }
-    r = await runPhase(rt.global, chain, 'access', ctx);
-    if (r) return this.local(tx, chain, r);
-
-    const upstream = ctx.upstreamOverride !== null ? rt.resolveUpstream(ctx.upstreamOverride) : route.upstream;
-    if (upstream === null) {
-      // Plugins that call their backend themselves (ai-proxy; APISIX's bypass_nginx_upstream) answer from
-      // before_proxy, after every access step (rate limits included) ran.
-      r = await runPhase(rt.global, chain, 'before_proxy', ctx);
-      return this.local(tx, chain, r ?? catalogReply('SWY_ERR_MISSING_UPSTREAM'));
-    }
-    const timeout = route.timeout ?? upstream.timeout ?? DEFAULT_TIMEOUT;
-    tx.setUpstream(upstream, timeout);
-    if (tx.req.upgrade && route.enableWebsocket) return runTunnel(this, tx, upstream);
-    return this.proxy(tx, upstream);
-  }
-
-  /** The dispatch terminal: first pick, before_proxy, then the composed attempt layers. */
-  private async proxy(tx: Transaction, upstream: UpstreamRuntime): Promise<void> {
-    const ctx = tx.ctx;
-    const pick = upstream.pick(tx.pickCtx);
-    if (!pick.ok) return this.local(tx, tx.chain, catalogReply('SWY_ERR_NO_UPSTREAM_NODE'));
-    tx.attempting(pick.endpoint);
-    const r = await runPhase(tx.rt.global, tx.chain, 'before_proxy', ctx);
-    if (r) return this.local(tx, tx.chain, r);
-    if (tx.closed) return tx.finish();
-    tx.prepareBody();
-    const result = await this.attempt(tx, pick.endpoint);
-    if (tx.closed) {
-      // The client left while the upstream was answering: nothing to send; nginx logs 499.
-      if (result.ok) result.abort();
-      return tx.finish();
-    }
-    if (result.ok) {
-      ctx.upstreamLatencyMs = tx.upstreamLatencyMs;
-      return tx.respond(result);
-    }
-    const status = failureStatus(result);
-    ctx.upstreamStatus = status;
-    // APISIX shows nginx's $upstream_status for a failed proxy too ("502, 502, 502" after retries).
-    return this.local(tx, tx.chain, {
-      ...catalogReply(status === 504 ? 'SWY_ERR_UPSTREAM_TIMEOUT' : 'SWY_ERR_UPSTREAM_UNAVAILABLE'),
-      headers: { 'x-apisix-upstream-status': tx.failedStatuses },
-    });
   }
 
   /** Answers locally after running header_filter/body_filter/log as for a proxied response. */

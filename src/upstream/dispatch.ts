@@ -61,12 +61,14 @@ export type DispatchFailure = Extract<DispatchResult, { ok: false }>;
 
 /**
  * Who may cancel an attempt without an AbortSignal (no per-request AbortController or listener): dispatch()
- * puts the running attempt in `current`; the owner sets `cancelled` and calls current.abort() when its client
- * goes away.
+ * puts the running attempt in `current` and clears it when the attempt settles (head or failure); the owner
+ * sets `cancelled` and calls current.abort() when its client goes away.
  */
 export interface AttemptOwner {
   current: { abort(reason?: Error): void } | null;
   cancelled: boolean;
+  /** Milliseconds from the dispatch to its response head or failure, set when the attempt settles. */
+  upstreamLatencyMs: number;
 }
 
 /** Headers undici rejects or manages itself; a proxy never forwards them as-is (the h1 client's own set). */
@@ -231,6 +233,11 @@ class Exchange implements Dispatcher.DispatchHandler {
     this.status = statusCode;
     this.headers = headers as Record<string, string | string[]>;
     this.latencyMs = performance.now() - this.start;
+    const owner = this.owner;
+    if (owner !== undefined) {
+      owner.current = null;
+      owner.upstreamLatencyMs = this.latencyMs;
+    }
     const settle = this.settle!;
     this.settle = null;
     settle(this);
@@ -270,8 +277,14 @@ class Exchange implements Dispatcher.DispatchHandler {
     if (!this.headed) {
       this.headed = true;
       this.unlink?.();
-      this.balancer.end?.(this.endpoint, { latencyMs: performance.now() - this.start, failed: true });
+      const latencyMs = performance.now() - this.start;
+      this.balancer.end?.(this.endpoint, { latencyMs, failed: true });
       this.reported = true;
+      const owner = this.owner;
+      if (owner !== undefined) {
+        owner.current = null;
+        owner.upstreamLatencyMs = latencyMs;
+      }
       const settle = this.settle;
       this.settle = null;
       settle?.(classify(err, this.method, this.pump, this.signal, this.owner));

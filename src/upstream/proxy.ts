@@ -30,8 +30,6 @@ export interface ProxyJob extends AttemptOwner {
   attempting(endpoint: Endpoint): void;
   /** nginx's $upstream_status of the failed attempts so far ("502, 504"), maintained by the retry layer. */
   failedStatuses: string;
-  /** Milliseconds from the last attempt's dispatch to its response head. */
-  upstreamLatencyMs: number;
   /**
    * Set by the outcomes layer when a gRPC answer's status is still to come in its trailers: the job reports it
    * to `outcomes` once they arrive (passiveStatusOfHead in src/pipeline/grpc.ts).
@@ -42,21 +40,20 @@ export interface ProxyJob extends AttemptOwner {
 export type Attempt = (job: ProxyJob, endpoint: Endpoint) => Promise<DispatchResult>;
 export type Layer = (next: Attempt) => Attempt;
 
-/** The innermost step: the endpoint's pool, with the attempt's connect/send/read deadlines. */
-export const poolAttempt: Attempt = async (job, endpoint) => {
+/**
+ * The innermost step: the endpoint's pool, with the attempt's connect/send/read deadlines. Not async: it hands
+ * on dispatch's promise, which clears job.current and sets job.upstreamLatencyMs itself when it settles.
+ */
+export const poolAttempt: Attempt = (job, endpoint) => {
   // hot path
   job.attempting(endpoint);
-  const started = performance.now();
-  const r = await dispatch(
+  return dispatch(
     job.upstream.pool(endpoint, job.connectTimeoutMs, job.http2),
     job.requestFor(endpoint),
     { connectTimeoutMs: job.connectTimeoutMs, sendTimeoutMs: job.sendTimeoutMs, readTimeoutMs: job.readTimeoutMs },
     undefined,
     job,
   );
-  job.current = null;
-  job.upstreamLatencyMs = performance.now() - started;
-  return r;
 };
 
 /** Reports each attempt's outcome to passive health checks (balancer feedback is dispatch's own). */

@@ -9,6 +9,7 @@ import { STATUS_CODES } from 'node:http';
 import type { Downstream, DownstreamEvents, PipelineRequest, TlsInfo } from '../../src/pipeline/downstream.ts';
 import type { HttpPipeline } from '../../src/pipeline/pipeline.ts';
 import type { HeaderMap } from '../../src/plugin/context.ts';
+import { requestAuthority } from '../../src/pipeline/authority.ts';
 import { tlsInfoFor } from './tls-info.ts';
 
 export type AnyRequest = IncomingMessage | Http2ServerRequest;
@@ -56,7 +57,8 @@ function hasBody(req: AnyRequest): boolean {
 export function pipelineRequest(req: AnyRequest, upgrade: boolean): PipelineRequest {
   const sock = req.socket as Socket | undefined;
   const authority = authorityOf(req);
-  const tls: TlsInfo | null = tlsInfoFor(sock, authority);
+  // TLS facts for the authority the pipeline will route (an absolute-form target's, else Host).
+  const tls: TlsInfo | null = tlsInfoFor(sock, requestAuthority(req.url ?? '/', authority));
   return {
     method: req.method ?? 'GET',
     target: req.url ?? '/',

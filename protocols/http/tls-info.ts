@@ -56,8 +56,6 @@ export function tagCertificates(socket: TLSSocket, certs: () => CertificateStore
   (socket as TLSSocket & Cached)[kCerts] = certs;
 }
 
-/** The host part of an authority, lower-cased ('' for none). */
-
 /**
  * The connection's TLS facts as they apply to one request. A Host whose ssl object requires client
  * certificates is only served on a connection whose SNI is that Host (APISIX verify_https_client: "client

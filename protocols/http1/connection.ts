@@ -7,6 +7,7 @@ import type { Socket } from 'node:net';
 import type { HeaderMap } from '../../src/plugin/context.ts';
 import { H1Body, H1Exchange, type ConnAddr, type ExchangeHost } from './exchange.ts';
 import { dropNoopEnd, freeParser, listen, parkParser, takeParser, unlisten } from './hooks.ts';
+import { requestAuthority } from '../../src/pipeline/authority.ts';
 import { HEAD_OK, HEAD_UPGRADE, METHOD_NAMES, PAUSE, type LlhttpParser, type ParseError } from '../../src/http1/parser.ts';
 import type { Http1Engine } from './engine.ts';
 import { addHeader, rawAnswer } from './wire.ts';
@@ -163,7 +164,8 @@ export class H1Conn implements ExchangeHost, ConnAddr {
     const version = major === 1 && minor === 1 ? '1.1' : `${major}.${minor}`;
     const authority = hosts > 1 || (hosts === 0 && major === 1 && minor >= 1) ? null : ((headers.host as string | undefined) ?? '');
     const ex = new H1Exchange(this, name, url, authority, headers, version, keepAlive, this);
-    ex.tls = engine.tlsInfo(this.socket, authority);
+    // TLS facts for the authority the pipeline will route (an absolute-form target's, else Host).
+    ex.tls = engine.tlsInfo(this.socket, requestAuthority(url, authority));
     const expect = headers.expect;
     if (expect !== undefined && version === '1.1') {
       if (CONTINUE_RE.test(expect as string)) ex.expectContinue = true;

@@ -195,6 +195,9 @@ export class H3Request implements Downstream {
     }
     if (method === '' || (method !== 'CONNECT' && (scheme === '' || path === ''))) throw malformed('missing pseudo-headers');
     if (method === 'CONNECT') throw new H3Error(H3_MESSAGE_ERROR, 'CONNECT is not supported', true);
+    // RFC 9114 4.3.1: :path is origin-form (or `*` for OPTIONS). An absolute-form one would let the pipeline
+    // route a host other than :authority, which the SNI-vs-Host mTLS rule checked.
+    if (path.charCodeAt(0) !== 47 && !(path === '*' && method === 'OPTIONS')) throw malformed('bad :path');
     const host = headers.host;
     if (authority === null && typeof host === 'string') authority = host;
     if (authority !== null && headers.host === undefined) headers.host = authority;

@@ -162,6 +162,12 @@ describe('mTLS per ssl object', () => {
       }
     }
     expect(up.seen.length).toBe(before);
+    // An absolute-form target names the authority that is routed (RFC 9112 3.2.2): it is held to the rule too.
+    for (const target of ['https://m.test/private', 'https://M.test.:443/private?x=1']) {
+      const r = await request('open.test', gw.httpsPort, '/private', null, ['--http1.1', '--request-target', target]);
+      expect(r.status, `${target}: ${r.stderr}`).toBe(400);
+    }
+    expect(up.seen.length).toBe(before);
     // The same connection kind with a Host whose ssl object has no client.ca is served.
     await gw.put('/routes/open', { uri: '/*', hosts: ['open.test'], upstream: { nodes: { [up.addr]: 1 } } });
     expect((await request('open.test', gw.httpsPort, '/private', null)).status).toBe(200);

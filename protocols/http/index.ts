@@ -12,8 +12,6 @@ function listenAddr(e: ListenEntry): { host: string; port: number; h2?: boolean 
 interface SslConf {
   enable?: boolean;
   listen?: { ip?: string; port: number; enable_http2?: boolean; enable_http3?: boolean }[];
-  ssl_protocols?: string;
-  ssl_ciphers?: string;
   fallback_sni?: string;
 }
 
@@ -52,8 +50,6 @@ export function setup(registry: ListenerRegistry): void {
           limits: ctx.conf.switchyard.limits,
           pipeline,
           certificates: ctx.certificates,
-          sslProtocols: ssl.ssl_protocols,
-          sslCiphers: ssl.ssl_ciphers,
           fallbackSni: ssl.fallback_sni,
           ...(e.enable_http3 === true ? { altSvc: `h3=":${e.port}"` } : {}),
           http1Engine: ctx.conf.switchyard.http1_engine,

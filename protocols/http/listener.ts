@@ -4,14 +4,14 @@
 import http from 'node:http';
 import http2 from 'node:http2';
 import net from 'node:net';
-import tls from 'node:tls';
 import type { Listener, ListenerAddress } from '../../src/listener/registry.ts';
 import type { Logger } from '../../src/observability/logger.ts';
 import type { HttpPipeline } from '../../src/pipeline/pipeline.ts';
-import { keepClientChain, sniCallback, tagSslChoice, versionRange, type CertificateStore, type SslChoice } from '../../src/tls/store.ts';
+import type { CertificateStore } from '../../src/tls/store.ts';
 import { rawAnswer } from '../../src/pipeline/raw-answer.ts';
 import { Http1Engine } from '../http1/engine.ts';
 import { handleNodeRequest, handleNodeUpgrade, wantsUpgrade } from './node-adapter.ts';
+import { TlsAcceptor } from './tls-accept.ts';
 import { tagCertificates, tlsInfoFor } from './tls-info.ts';
 
 export interface HttpLimits {
@@ -169,10 +169,6 @@ class NodeServers {
   }
 }
 
-function onKeylog(_line: Buffer, socket: tls.TLSSocket): void {
-  keepClientChain(socket);
-}
-
 function bind(server: net.Server, host: string, port: number): Promise<{ host: string; port: number }> {
   return new Promise((resolve, reject) => {
     server.once('error', reject);
@@ -255,10 +251,9 @@ export interface HttpsListenerOptions {
   h2: boolean;
   limits: HttpLimits;
   pipeline: HttpPipeline;
+  /** The shared store; its contexts carry apisix.ssl.ssl_protocols and ssl_ciphers (src/tls/store.ts). */
   certificates: () => CertificateStore | null;
-  /** apisix.ssl: ssl_protocols, ssl_ciphers, fallback_sni. */
-  sslProtocols?: string;
-  sslCiphers?: string;
+  /** apisix.ssl.fallback_sni. */
   fallbackSni?: string;
   /** `alt-svc` value when HTTP/3 listens on this port (`enable_http3`). */
   altSvc?: string;
@@ -267,55 +262,27 @@ export interface HttpsListenerOptions {
 }
 
 /**
- * TLS termination with certificates chosen per handshake from the shared store (a certificate changed through
- * the Admin API or etcd serves the next handshake; open connections keep theirs), then HTTP/1.1 or h2 by ALPN.
+ * TLS termination with the ssl object chosen per connection from the shared store by the ClientHello's SNI
+ * (tls-accept.ts; a certificate changed through the Admin API or etcd serves the next handshake, open connections
+ * keep theirs), then HTTP/1.1 or h2 by ALPN.
  */
 export function createHttpsListener(opts: HttpsListenerOptions): Listener {
   const { limits } = opts;
   const servers = new NodeServers(opts.pipeline, limits, opts.altSvc, opts.http1Engine);
   const { h2 } = servers;
-  const server = tls.createServer({
-    SNICallback: sniCallback(opts.certificates),
-    ALPNProtocols: opts.h2 ? ['h2', 'http/1.1'] : ['http/1.1'],
-    handshakeTimeout: limits.client_header_timeout * 1000,
-    // As the cleartext listener: small TLS records (a response head, a short body) go out without Nagle's wait.
-    noDelay: true,
-    requestCert: false,
-    rejectUnauthorized: false,
-    ...versionRange(opts.sslProtocols),
-    ...(opts.sslCiphers !== undefined ? { ciphers: opts.sslCiphers } : {}),
+  const acceptor = new TlsAcceptor({
+    certificates: opts.certificates,
+    fallbackSni: opts.fallbackSni,
+    handshakeMs: limits.client_header_timeout * 1000,
+    alpn: opts.h2 ? ['h2', 'http/1.1'] : ['http/1.1'],
+    logger: opts.logger,
+    onSecure: (socket) => {
+      tagCertificates(socket, opts.certificates);
+      if (socket.alpnProtocol === 'h2') h2.emit('connection', socket);
+      else servers.acceptH1(socket);
+    },
   });
-  // Clients without SNI get fallback_sni's certificate and mTLS policy: the default context follows the store.
-  // It must be current before node wraps the connection (its 'connection' listener reads the default context
-  // and requestCert), hence a prepended listener.
-  let seen: CertificateStore | null = null;
-  let fallback: SslChoice | undefined;
-  const followFallback = (): void => {
-    const store = opts.certificates();
-    if (store === seen || opts.fallbackSni === undefined) return;
-    seen = store;
-    const choice = store?.lookup(opts.fallbackSni);
-    if (choice === fallback) return;
-    fallback = choice;
-    // A removed fallback ssl object stops serving: a context without a certificate fails the handshake.
-    server.setSecureContext(choice?.options ?? {});
-    (server as tls.Server & { requestCert: boolean }).requestCert = choice?.mtls ?? false;
-    // client.depth needs the chain a client sent, kept from inside the handshake; without SNI no callback
-    // sees the socket then, but 'keylog' does (node derives keys before the client's certificate arrives).
-    server.off('keylog', onKeylog);
-    if (choice?.mtls) server.on('keylog', onKeylog);
-  };
-  server.prependListener('connection', followFallback);
-  server.on('secureConnection', (socket: tls.TLSSocket) => {
-    // No SNI: the handshake used the default context (fallback_sni's ssl object, when configured).
-    if (fallback !== undefined && !socket.servername) tagSslChoice(socket, fallback);
-    tagCertificates(socket, opts.certificates);
-    if (socket.alpnProtocol === 'h2') h2.emit('connection', socket);
-    else servers.acceptH1(socket);
-  });
-  server.on('tlsClientError', (err, socket) => {
-    opts.logger.debug?.({ err: err.message, remote: socket.remoteAddress }, 'TLS handshake failed');
-  });
+  const server = acceptor.server;
   server.on('error', (err) => opts.logger.error({ err }, 'https listener error'));
   let bound = { host: opts.host, port: opts.port };
   return {
@@ -325,6 +292,7 @@ export function createHttpsListener(opts: HttpsListenerOptions): Listener {
     },
     close: async ({ graceful }) => {
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      acceptor.dropPending();
       await servers.close(graceful, closed);
     },
     addresses: (): ListenerAddress[] => [{ protocol: 'https', ...bound }],

@@ -3,8 +3,11 @@
 // while the ssl object is unchanged, so a certificate replaced through the Admin API or etcd serves the next
 // handshake and open connections keep theirs. SNI lookup follows APISIX's SSL matcher: exact name first, then
 // a wildcard covering exactly one label (`*.x.com` matches `a.x.com`, not `a.b.x.com`). Several certificates
-// of different key types in one ssl object (cert/key plus certs/keys) share one context, and OpenSSL picks by
-// what the client supports.
+// of different key types in one ssl object (cert/key plus certs/keys) share one context, with the object's
+// ssl_protocols (else apisix.ssl's) and apisix.ssl.ssl_ciphers. OpenSSL picks the certificate the client supports
+// and enforces the versions only when a handshake starts from that context (protocols/http/tls-accept.ts): node's
+// SNICallback copies just the context's last certificate and key into a handshake and keeps the listener's
+// versions and ciphers.
 import { X509Certificate } from 'node:crypto';
 import tls, { type DetailedPeerCertificate, type SecureContext, type TLSSocket } from 'node:tls';
 import type { JsonObject } from '../config/resources.ts';
@@ -224,44 +227,4 @@ export function chainWithinDepth(socket: TLSSocket, choice: SslChoice, leaf: Buf
     cur = next;
   }
   return false;
-}
-
-/** Node's TLS socket internals the SNI callback adjusts mid-handshake (no public API does it per SNI). */
-type HandshakingSocket = TLSSocket & {
-  _handle?: { setVerifyMode?(request: boolean, reject: boolean): void } | null;
-  /** Node computes `authorized`/`authorizationError` after the handshake only when this is set. */
-  _requestCert?: boolean;
-};
-
-/**
- * Applies an ssl object's mTLS policy to a socket still in its handshake: ask for a client certificate (never
- * reject in the handshake: the 400 is an HTTP answer, and skip_mtls_uri_regex paths need none) exactly when the
- * ssl object has client.ca, and record the choice for the HTTP layer.
- */
-export function applySslChoice(socket: TLSSocket, choice: SslChoice): void {
-  const s = socket as HandshakingSocket;
-  tagSslChoice(s, choice);
-  if (choice.mtls) keepClientChain(s);
-  s._handle?.setVerifyMode?.(choice.mtls, false);
-  s._requestCert = choice.mtls;
-}
-
-/**
- * An SNICallback for tls servers: picks the ssl object by SNI and applies its mTLS policy. An SNI without a
- * certificate fails the handshake, as APISIX's: `fallback_sni` stands in only for clients that send no SNI,
- * which node serves from the server's default context (see the HTTPS listener). Node calls SNICallback with
- * the TLS socket as `this`; the verify mode may still change at that point of the handshake.
- */
-export function sniCallback(
-  certs: () => CertificateStore | null,
-): (this: unknown, servername: string, cb: (err: Error | null, ctx?: SecureContext) => void) => void {
-  return function (this: unknown, servername, cb) {
-    const choice = certs()?.lookup(servername);
-    if (choice === undefined) {
-      cb(new Error(`no certificate for SNI ${servername}`));
-      return;
-    }
-    if (this !== undefined && this !== null && typeof this === 'object') applySslChoice(this as TLSSocket, choice);
-    cb(null, choice.context);
-  };
 }

@@ -20,6 +20,8 @@ export interface Pki {
   readonly ca: string;
   /** Issues a server certificate for `sans`, subject CN=`cn`, with the given hex serial. */
   server(name: string, cn: string, sans: readonly string[], serial: string): Pem;
+  /** As server(), with an RSA 2048 key (server() makes ECDSA P-256 keys); same server CA. */
+  serverRsa(name: string, cn: string, sans: readonly string[], serial: string): Pem;
   /** The client-certificate CA (distinct from the server CA). */
   readonly clientCaFile: string;
   readonly clientCa: string;
@@ -45,15 +47,22 @@ function selfSigned(dir: string, base: string, cn: string): void {
   ]);
 }
 
-function issue(dir: string, ca: string, base: string, cn: string, serial: string, ext: string): Pem {
+const EC_KEY = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256'];
+const RSA_KEY = ['-newkey', 'rsa:2048'];
+
+function issue(dir: string, ca: string, base: string, cn: string, serial: string, ext: string, keyArgs = EC_KEY): Pem {
   const f = (e: string) => path.join(dir, `${base}.${e}`);
   writeFileSync(f('ext'), ext);
-  run(dir, ['req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', f('key'), '-out', f('csr'), '-subj', `/CN=${cn}`]);
+  run(dir, ['req', ...keyArgs, '-nodes', '-keyout', f('key'), '-out', f('csr'), '-subj', `/CN=${cn}`]);
   run(dir, [
     'x509', '-req', '-in', f('csr'), '-CA', `${ca}.crt`, '-CAkey', `${ca}.key`, '-set_serial', `0x${serial}`,
     '-days', '2', '-out', f('crt'), '-extfile', f('ext'),
   ]);
   return { cert: readFileSync(f('crt'), 'utf8'), key: readFileSync(f('key'), 'utf8'), certFile: f('crt'), keyFile: f('key'), serial: serial.toUpperCase() };
+}
+
+function serverExt(sans: readonly string[]): string {
+  return `subjectAltName=${sans.map((s) => `DNS:${s}`).join(',')}\nextendedKeyUsage=serverAuth\n`;
 }
 
 export function makePki(dir: string): Pki {
@@ -67,8 +76,8 @@ export function makePki(dir: string): Pki {
     ca: readFileSync(path.join(dir, 'ca.crt'), 'utf8'),
     clientCaFile: path.join(dir, 'client-ca.crt'),
     clientCa: readFileSync(path.join(dir, 'client-ca.crt'), 'utf8'),
-    server: (name, cn, sans, serial) =>
-      issue(dir, 'ca', name, cn, serial, `subjectAltName=${sans.map((s) => `DNS:${s}`).join(',')}\nextendedKeyUsage=serverAuth\n`),
+    server: (name, cn, sans, serial) => issue(dir, 'ca', name, cn, serial, serverExt(sans)),
+    serverRsa: (name, cn, sans, serial) => issue(dir, 'ca', name, cn, serial, serverExt(sans), RSA_KEY),
     client: (name, cn, serial, foreign = false) => issue(dir, foreign ? 'ca' : 'client-ca', name, cn, serial, 'extendedKeyUsage=clientAuth\n'),
     intermediate: (name, cn, serial, parent) => {
       const pem = issue(dir, parent ?? 'client-ca', name, cn, serial, 'basicConstraints=critical,CA:TRUE\nkeyUsage=critical,keyCertSign,cRLSign\n');
@@ -90,6 +99,11 @@ export interface ServedCert {
   readonly subject: string;
   /** Upper-case hex, as `openssl x509 -serial` prints it. */
   readonly serial: string;
+  /** The negotiated protocol and cipher as s_client reports them ('' when the handshake failed). */
+  readonly protocol: string;
+  readonly cipher: string;
+  /** The served certificate's public key algorithm as `openssl x509 -text` names it (id-ecPublicKey, rsaEncryption). */
+  readonly keyType: string;
   readonly output: string;
 }
 
@@ -114,16 +128,22 @@ export function exec(cmd: string, args: readonly string[], input = ''): Promise<
  * The certificate the server presents, read with `openssl s_client` (with `-servername` when `sni` is given,
  * `-noservername` otherwise) and decoded by `openssl x509`.
  */
-export async function servedCert(port: number, sni: string | null): Promise<ServedCert> {
-  const r = await exec('openssl', ['s_client', '-connect', `127.0.0.1:${port}`, ...(sni === null ? ['-noservername'] : ['-servername', sni])]);
+export async function servedCert(port: number, sni: string | null, extra: readonly string[] = []): Promise<ServedCert> {
+  const r = await exec('openssl', ['s_client', '-connect', `127.0.0.1:${port}`, ...(sni === null ? ['-noservername'] : ['-servername', sni]), ...extra]);
   const output = r.stdout + r.stderr;
   const pem = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/.exec(r.stdout);
-  if (r.code !== 0 || pem === null) return { ok: false, subject: '', serial: '', output };
+  if (r.code !== 0 || pem === null) return { ok: false, subject: '', serial: '', protocol: '', cipher: '', keyType: '', output };
   const info = (await exec('openssl', ['x509', '-noout', '-subject', '-serial', '-nameopt', 'RFC2253'], pem[0])).stdout;
+  const text = (await exec('openssl', ['x509', '-noout', '-text'], pem[0])).stdout;
+  // s_client's summary line: "New, TLSv1.3, Cipher is TLS_AES_256_GCM_SHA384".
+  const summary = /^New, (\S+), Cipher is (\S+)$/m.exec(r.stdout);
   return {
     ok: true,
     subject: /^subject=(.*)$/m.exec(info)?.[1]?.trim() ?? '',
     serial: /^serial=(.*)$/m.exec(info)?.[1]?.trim() ?? '',
+    protocol: summary?.[1] ?? '',
+    cipher: summary?.[2] ?? '',
+    keyType: /Public Key Algorithm: (\S+)/.exec(text)?.[1] ?? '',
     output,
   };
 }

@@ -20,9 +20,7 @@ export function admit(runtime: StreamRuntime, s: StreamSession): Admission | Pro
     sni: s.sni,
   });
   if (route === null) return { ok: false, reason: 'no stream route matched', route: null };
-  s.routeId = route.id;
-  s.routeName = route.name;
-  s.serviceId = route.serviceId;
+  s.route = route;
   if (route.broken !== null) {
     s.status = 503;
     return { ok: false, reason: route.broken, route };

@@ -5,6 +5,7 @@
 import type { JsonObject } from '../../src/config/resources.ts';
 import type { MutableVars, StreamContext } from '../../src/plugin/context.ts';
 import type { VarValue } from '../../src/router/vars.ts';
+import type { StreamRoute } from '../../stream-routes/types.ts';
 import type { Prebuffer } from './prebuffer.ts';
 
 type Resolver = (s: StreamSession) => VarValue;
@@ -55,9 +56,8 @@ export class StreamSession implements StreamContext, MutableVars {
   readonly serverAddr: string;
   readonly serverPort: number;
   sni: string | undefined = undefined;
-  routeId = '';
-  routeName: string | undefined = undefined;
-  serviceId: string | undefined = undefined;
+  /** The matched route (set by admission); its id, name and service are read from it, not copied. */
+  route: StreamRoute | null = null;
   upstreamAddr: string | undefined = undefined;
   /** traffic-split override set in preread. */
   upstreamOverride: string | JsonObject | null = null;
@@ -90,6 +90,18 @@ export class StreamSession implements StreamContext, MutableVars {
     this.serverPort = init.serverPort;
     this.buffer = init.buffer;
     this.peekTimeoutMs = init.peekTimeoutMs;
+  }
+
+  get routeId(): string {
+    return this.route === null ? '' : this.route.id;
+  }
+
+  get routeName(): string | undefined {
+    return this.route?.name;
+  }
+
+  get serviceId(): string | undefined {
+    return this.route?.serviceId;
   }
 
   get vars(): MutableVars {

@@ -48,20 +48,21 @@ function wait(ms: number): { promise: Promise<void>; cancel(): void } {
   return { promise, cancel: () => clearTimeout(timer) };
 }
 
-/** What a proxied session needs once both of its sockets are closed (balancer report, log). */
-interface Proxied {
-  readonly runtime: StreamRuntime;
-  readonly route: StreamRoute;
-  readonly session: StreamSession;
-  readonly endpoint: Endpoint;
-  readonly balancer: Balancer;
+/**
+ * A TCP session and what its close needs once it is proxied (balancer report, log), kept on the session: a
+ * separate object per session would cost its header and slots for the session and its route again.
+ */
+class TcpSession extends StreamSession {
+  runtime: StreamRuntime | null = null;
+  endpoint: Endpoint | null = null;
+  balancer: Balancer | null = null;
   /** Whole ms of performance.now() at connect: an integer is stored inline, a fraction as a heap object. */
-  readonly startedAt: number;
+  connectedAt = 0;
   /** The upstream TCP socket under TLS, for its byte count (the same socket without TLS). */
-  readonly raw: net.Socket;
+  upstreamRaw: net.Socket | null = null;
 }
 
-export class TcpSessionHandler implements SpliceOwner<Proxied> {
+export class TcpSessionHandler implements SpliceOwner<TcpSession> {
   private readonly spec: TcpListenSpec;
   private readonly deps: SessionDeps;
   private readonly live: LiveSet;
@@ -118,7 +119,7 @@ export class TcpSessionHandler implements SpliceOwner<Proxied> {
     }
 
     const pre = new Prebuffer(downstream, PEEK_LIMIT);
-    const session = new StreamSession({
+    const session = new TcpSession({
       protocol: 'tcp',
       remoteAddr,
       remotePort,
@@ -163,7 +164,7 @@ export class TcpSessionHandler implements SpliceOwner<Proxied> {
       return;
     }
     session.upstreamAddr = conn.endpoint.key;
-    this.pipe(runtime, adm.route, session, downstream, pre, conn, upstreamTimeouts(adm.upstream, timeouts).idleMs);
+    this.pipe(runtime, session, downstream, pre, conn, upstreamTimeouts(adm.upstream, timeouts).idleMs);
   }
 
   private local(socket: net.Socket): string {
@@ -276,8 +277,7 @@ export class TcpSessionHandler implements SpliceOwner<Proxied> {
 
   private pipe(
     runtime: StreamRuntime,
-    route: StreamRoute,
-    s: StreamSession,
+    s: TcpSession,
     downstream: net.Socket,
     pre: Prebuffer,
     conn: Connected,
@@ -294,17 +294,20 @@ export class TcpSessionHandler implements SpliceOwner<Proxied> {
     // Removed after release() took the Prebuffer's 'close' listener: `forget` is then the only one, and a
     // socket's preshaped listener table takes a removal without a change of shape.
     if (downstream.listenerCount('close', this.forget) > 0) downstream.off('close', this.forget);
-    const startedAt = Math.floor(conn.startedAt);
-    const state: Proxied = { runtime, route, session: s, endpoint: conn.endpoint, balancer: conn.balancer, startedAt, raw: conn.raw };
-    new Splice(downstream, up, this, state).start(early, ended, idleMs, conn.userReads);
+    s.runtime = runtime;
+    s.endpoint = conn.endpoint;
+    s.balancer = conn.balancer;
+    s.connectedAt = Math.floor(conn.startedAt);
+    s.upstreamRaw = conn.raw;
+    new Splice(downstream, up, this, s).start(early, ended, idleMs, conn.userReads);
   }
 
-  spliceClosed(sp: Splice<Proxied>, failed: boolean): void {
+  spliceClosed(sp: Splice<TcpSession>, failed: boolean): void {
     this.live.delete(sp.up);
     this.live.delete(sp.down);
-    const p = sp.state;
-    p.balancer.end?.(p.endpoint, { latencyMs: performance.now() - p.startedAt, failed });
-    this.finish(p.runtime, p.route, p.session, sp.down, p.raw);
+    const s = sp.state;
+    s.balancer!.end?.(s.endpoint!, { latencyMs: performance.now() - s.connectedAt, failed });
+    this.finish(s.runtime!, s.route, s, sp.down, s.upstreamRaw);
   }
 
   /** xRPC: the protocol handler owns the connection from here on; the session is logged when it closes. */

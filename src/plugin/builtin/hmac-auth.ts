@@ -10,17 +10,20 @@
 // Replays: APISIX has no replay cache, only the Date window bounds them. Switchyard's `reject_replays`
 // (default false) also refuses a signature seen before while its Date is within `clock_skew` (see #admit),
 // remembered node-wide or, with `replay_policy` redis / redis-cluster / redis-sentinel, in a Redis shared by
-// several gateways (a Redis failure answers 500: the check fails closed).
+// several gateways (a Redis failure answers 500: the check fails closed). The node-wide memory is its own
+// store (counters/seen.ts), never shared with the rate-limit counters whose keys clients choose; when it is
+// full of live signatures a new signature is refused with 503 rather than an old one forgotten.
 import { createHash } from 'node:crypto';
 import type { JsonObject } from '../../config/resources.ts';
 import type { Logger } from '../../observability/logger.ts';
 import type { HttpContext } from '../context.ts';
 import type { ConsumerDirectory, ConsumerMatch, PluginDef, PluginInstance, PluginResponse } from '../plugin.ts';
 import { nodeCounters } from '../counters/cluster.ts';
-import type { CounterResult, CounterStore } from '../counters/counter.ts';
+import type { CounterResult } from '../counters/counter.ts';
 import { redisTargetOf } from '../counters/redis-client.ts';
 import { policySchema, redisCluster, redisSentinel, redisSingle } from '../counters/redis-schema.ts';
 import { RedisCounterStore } from '../counters/redis.ts';
+import { SEEN_FULL, SEEN_NEW } from '../counters/seen.ts';
 import {
   anonymousConsumerSchema,
   attachConsumer,
@@ -114,7 +117,6 @@ class HmacAuth implements PluginInstance {
   readonly #hide: boolean;
   readonly #rejectReplays: boolean;
   readonly #redis: RedisCounterStore | null;
-  readonly #seen: CounterStore;
   readonly #anonymous: string | undefined;
   readonly #consumers: ConsumerDirectory;
   readonly #logger: Logger;
@@ -124,6 +126,7 @@ class HmacAuth implements PluginInstance {
   readonly #invalid: PluginResponse;
   readonly #noAnonymous: PluginResponse;
   readonly #storeFailed: PluginResponse;
+  readonly #storeFull: PluginResponse;
 
   constructor(conf: JsonObject, consumers: ConsumerDirectory, logger: Logger) {
     const allowed = Array.isArray(conf.allowed_algorithms) ? conf.allowed_algorithms.map(String) : [...HMAC_ALGORITHMS];
@@ -136,7 +139,6 @@ class HmacAuth implements PluginInstance {
     this.#rejectReplays = conf.reject_replays === true;
     const target = this.#rejectReplays ? redisTargetOf({ ...conf, policy: conf.replay_policy ?? 'local' }) : null;
     this.#redis = target === null ? null : new RedisCounterStore(target);
-    this.#seen = this.#redis ?? nodeCounters;
     this.#anonymous = typeof conf.anonymous_consumer === 'string' ? conf.anonymous_consumer : undefined;
     this.#consumers = consumers;
     this.#logger = logger;
@@ -147,6 +149,7 @@ class HmacAuth implements PluginInstance {
     this.#invalid = unauthorized(prefix, this.#challenge);
     this.#noAnonymous = unauthorized('Invalid user authorization', this.#challenge);
     this.#storeFailed = { status: 500, body: { message: 'failed to check the signature against replays' } };
+    this.#storeFull = { status: 503, body: { message: 'too many recent signatures to check against replays, retry later' } };
   }
 
   destroy(): void {
@@ -213,8 +216,9 @@ class HmacAuth implements PluginInstance {
     if (!this.#rejectReplays) return this.#accept(ctx, a.match);
     const key = 'hmac-auth replay ' + createHash('sha256').update(a.keyId).update('\0').update(a.signature).digest('base64url');
     const windowMs = Math.max(1, (a.date + this.#clockSkew + 1) * 1000 - Date.now());
-    const seen = this.#seen.incr(key, windowMs, 1, 'fixed');
-    return seen instanceof Promise ? this.#afterCount(ctx, a, seen) : this.#counted(ctx, a, seen);
+    if (this.#redis !== null) return this.#afterCount(ctx, a, this.#redis.incr(key, windowMs, 1, 'fixed'));
+    const seen = nodeCounters.remember(key, windowMs);
+    return typeof seen === 'number' ? this.#seenOnce(ctx, a, seen) : this.#afterSeen(ctx, a, seen);
   }
 
   /** A Redis store that fails answers 500: without the check, a replay would pass. */
@@ -226,11 +230,20 @@ class HmacAuth implements PluginInstance {
       this.#logger.error({ route: ctx.routeId, err }, 'hmac-auth: replay check failed');
       return this.#storeFailed;
     }
-    return this.#counted(ctx, a, r);
+    if (r.allowed) return this.#accept(ctx, a.match);
+    return this.#refuse(ctx, 'signature already used (replay)');
   }
 
-  #counted(ctx: HttpContext, a: Accepted, seen: CounterResult): PluginResponse | undefined {
-    if (seen.allowed) return this.#accept(ctx, a.match);
+  async #afterSeen(ctx: HttpContext, a: Accepted, seen: Promise<number>): Promise<PluginResponse | undefined> {
+    return this.#seenOnce(ctx, a, await seen);
+  }
+
+  #seenOnce(ctx: HttpContext, a: Accepted, seen: number): PluginResponse | undefined {
+    if (seen === SEEN_NEW) return this.#accept(ctx, a.match);
+    if (seen === SEEN_FULL) {
+      this.#logger.error({ route: ctx.routeId }, 'hmac-auth: the replay store is full of live signatures; refusing new ones');
+      return this.#storeFull;
+    }
     return this.#refuse(ctx, 'signature already used (replay)');
   }
 

@@ -18,12 +18,14 @@ import {
   type CounterResult,
   type CounterStore,
   type LeakyBucketStore,
+  type SeenStore,
   type WindowType,
 } from './counter.ts';
 import { LocalConnCounts, LocalLeakyBuckets } from './leaky.ts';
 import { localCounters } from './local.ts';
+import { localSeen } from './seen.ts';
 
-export interface NodeCounters extends CounterStore, CostCounterStore, LeakyBucketStore, ConnStore {}
+export interface NodeCounters extends CounterStore, CostCounterStore, LeakyBucketStore, ConnStore, SeenStore {}
 
 const REQUEST = 'swy-counters';
 const REPLY = 'swy-counters-reply';
@@ -36,13 +38,15 @@ const OP_LEAK = 1;
 const OP_CONN_IN = 2;
 const OP_CONN_OUT = 3;
 const OP_COST = 4;
+const OP_SEEN = 5;
 
 type WireOp =
   | [typeof OP_COUNT, string, number, number, number]
   | [typeof OP_LEAK, string, number, number]
   | [typeof OP_CONN_IN, string, number, string]
   | [typeof OP_CONN_OUT, string, string]
-  | [typeof OP_COST, string, number, number];
+  | [typeof OP_COST, string, number, number]
+  | [typeof OP_SEEN, string, number];
 
 interface RequestMessage {
   type: typeof REQUEST;
@@ -79,6 +83,10 @@ class LocalNode implements NodeCounters {
 
   connOut(key: string): void {
     this.conns.connOut(key);
+  }
+
+  remember(key: string, ttlMs: number): number {
+    return localSeen.remember(key, ttlMs);
   }
 }
 
@@ -130,6 +138,10 @@ class WorkerNode implements NodeCounters {
 
   connIn(key: string, limit: number, id: string): Promise<number> {
     return new Promise((resolve) => this.#push([OP_CONN_IN, key, limit, id], (v) => resolve(v as number)));
+  }
+
+  remember(key: string, ttlMs: number): Promise<number> {
+    return new Promise((resolve) => this.#push([OP_SEEN, key, ttlMs], (v) => resolve(v as number)));
   }
 
   connOut(key: string, id: string): void {
@@ -223,6 +235,8 @@ function apply(node: LocalNode, op: WireOp, held: Map<string, string> | null): n
     }
     case OP_LEAK:
       return node.leak(op[1], op[2], op[3]);
+    case OP_SEEN:
+      return node.remember(op[1], op[2]);
     case OP_CONN_IN: {
       const n = node.connIn(op[1], op[2]);
       if (n !== REJECTED) held?.set(op[3], op[1]);

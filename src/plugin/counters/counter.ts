@@ -45,6 +45,14 @@ export interface LeakyBucketStore {
   leak(key: string, rate: number, burst: number): number | Promise<number>;
 }
 
+export interface SeenStore {
+  /**
+   * Remembers `key` for `ttlMs` unless it is still remembered: SEEN_NEW, SEEN_REPEAT, or SEEN_FULL when the
+   * store holds no room for a new key (seen.ts; never evicts a live key).
+   */
+  remember(key: string, ttlMs: number): number | Promise<number>;
+}
+
 export interface ConnStore {
   /** Takes one slot of `key` if fewer than `limit` are held; the new count, or REJECTED. */
   connIn(key: string, limit: number, id: string): number | Promise<number>;

@@ -3,6 +3,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { fieldCodecFromConfig, lookupFromPluginDefs } from '../../../src/config/encryption.ts';
 import { hmacAuthPlugin as def } from '../../../src/plugin/builtin/hmac-auth.ts';
 import { parseHttpDate } from '../../../src/plugin/builtin/hmac-auth/signature.ts';
+import { localSeen } from '../../../src/plugin/counters/seen.ts';
+import { localCounters } from '../../../src/plugin/counters/local.ts';
 import { startTestGateway, type TestGateway } from '../../helpers/gateway.ts';
 import { startEcho, type EchoServer } from '../../helpers/upstream.ts';
 import { h2Request, startWsUpstream, wsRoundTrip, type WsUpstream } from './auth-transports.ts';
@@ -39,6 +41,7 @@ describe('hmac-auth', () => {
     await gw.put('/routes/5', { uri: '/anon/*', plugins: { 'hmac-auth': { anonymous_consumer: 'anon' } }, upstream });
     await gw.put('/routes/6', { uri: '/ghost/*', plugins: { 'hmac-auth': { anonymous_consumer: 'ghost' } }, upstream });
     await gw.put('/routes/7', { uri: '/replay/*', plugins: { 'hmac-auth': { reject_replays: true, clock_skew: 2 } }, upstream });
+    await gw.put('/routes/8', { uri: '/replay-full/*', plugins: { 'hmac-auth': { reject_replays: true } }, upstream });
     await gw.put('/routes/ws', { uri: '/ws/*', enable_websocket: true, plugins: { 'hmac-auth': {} }, upstream: { nodes: { [wsUp.addr]: 1 } } });
     await gw.synced();
   });
@@ -218,6 +221,36 @@ describe('hmac-auth', () => {
     await new Promise((res) => setTimeout(res, Math.max(0, Date.parse(h.date!) + 3100 - Date.now())));
     await expect401(await send('/replay/late', h), CANT);
     await expect401(await send('/replay/late', signedHeaders({ ...jack, target: '/replay/late', dateOffsetSec: -5 })), CANT);
+  });
+
+  it('reject_replays: a full replay store refuses new signatures (503) and still refuses replays; rate-limit keys do not flush it', async () => {
+    localSeen.sweep();
+    const capacity = localSeen.capacity;
+    localSeen.capacity = localSeen.size + 2;
+    try {
+      const a = signedHeaders({ ...jack, target: '/replay-full/a' });
+      const b = signedHeaders({ ...jack, target: '/replay-full/b' });
+      const c = signedHeaders({ ...jack, target: '/replay-full/c' });
+      for (const h of [a, b]) {
+        const r = await send(h === a ? '/replay-full/a' : '/replay-full/b', h);
+        expect(r.status).toBe(200);
+        await r.arrayBuffer();
+      }
+      // Keys a client chooses in the rate-limit counters (limit-count's key) do not touch remembered signatures.
+      for (let i = 0; i < 100; i++) localCounters.incr(`limit-count flood ${i}`, 60_000, 1, 'fixed');
+      const before = up.seen.length;
+      const full = await send('/replay-full/c', c);
+      expect(full.status).toBe(503);
+      expect(await full.json()).toEqual({ message: 'too many recent signatures to check against replays, retry later' });
+      await expect401(await send('/replay-full/a', a), CANT);
+      await expect401(await send('/replay-full/b', b), CANT);
+      expect(up.seen.length).toBe(before);
+    } finally {
+      localSeen.capacity = capacity;
+    }
+    const r = await send('/replay-full/c', signedHeaders({ ...jack, target: '/replay-full/c' }));
+    expect(r.status).toBe(200);
+    await r.arrayBuffer();
   });
 
   it('parses the three HTTP-date forms nginx accepts', () => {

@@ -8,8 +8,8 @@ const ABSOLUTE_FORM = /^https?:\/\//i;
 export interface TargetAuthority {
   /** The origin-form target (path and query) the pipeline routes. */
   target: string;
-  /** The authority of an absolute-form target; null for an origin-form one. */
-  authority: string | null;
+  /** The absolute-form target's authority (host and optional port, as written). */
+  authority: string;
 }
 
 /** Splits an absolute-form target; null for the usual origin-form one (a leading `/`: one compare). */

@@ -14,6 +14,7 @@ import { normalizeHost, normalizeRequestPath, type NormalizeOptions } from '../r
 import type { HttpRoute, HttpRuntime } from '../runtime/types.ts';
 import { compose, outcomesLayer, poolAttempt, retryLayer, failureStatus, type Attempt, type UpstreamOutcomes } from '../upstream/proxy.ts';
 import type { AccessLog } from './access-log.ts';
+import { absoluteForm } from './authority.ts';
 import { requestEnd, requestStart, upstreamErrorLayer } from './channels.ts';
 import { RequestContext } from './context.ts';
 import type { Downstream, PipelineRequest } from './downstream.ts';
@@ -40,7 +41,6 @@ export interface PipelineOptions {
 }
 
 const DEFAULT_TIMEOUT = { connect: 60, send: 60, read: 60 };
-const ABSOLUTE_FORM = /^https?:\/\//i;
 const NO_URI_OPTIONS: NormalizeOptions = { deleteTailSlash: false, servlet: false };
 const EMPTY = Buffer.alloc(0);
 
@@ -95,12 +95,12 @@ export class HttpPipeline {
     const req = tx.req;
     let target = req.target;
     // Absolute-form targets (RFC 9112 3.2.2) are accepted as nginx does: the authority replaces Host.
+    // The adapters' TLS checks take theirs from the same absoluteForm().
     let authority = req.authority;
-    if (target.charCodeAt(0) !== 47 && ABSOLUTE_FORM.test(target)) {
-      const start = target.indexOf('//') + 2;
-      const slash = target.indexOf('/', start);
-      authority = slash < 0 ? target.slice(start) : target.slice(start, slash);
-      target = slash < 0 ? '/' : target.slice(slash);
+    const abs = absoluteForm(target);
+    if (abs !== null) {
+      authority = abs.authority;
+      target = abs.target;
       req.headers.host = authority;
     }
     // h2/h3 carry the authority as :authority only; nginx derives Host from it, so $http_host and plugins
@@ -189,11 +189,10 @@ export class HttpPipeline {
       ctx.serviceId = route.serviceId;
       ctx.serviceName = route.serviceName;
       tx.route = route;
-      if (route.broken !== null) {
-        // APISIX logs the unresolved reference at error level and exits without a body.
-        this.logger.error({ route: route.id, detail: route.broken.detail }, 'route has a dangling reference');
-        return this.local(tx, null, catalogReply(route.broken.code));
-      }
+      // APISIX logs an unresolved reference at error level and exits without a body: a missing plugin_config or
+      // service before any plugin runs, a missing upstream_id only at the upstream step (handle_upstream, after
+      // rewrite and access: an unauthenticated client gets the auth plugin's 401 first).
+      if (route.broken !== null && route.broken.code !== 'SWY_ERR_UPSTREAM_NOT_FOUND') return this.broken(tx, route, null);
 
       let chain: PluginChain = route.chain;
       tx.chain = chain;
@@ -220,7 +219,11 @@ export class HttpPipeline {
         // before_proxy, after every access step (rate limits included) ran.
         r = runPhase(rt.global, chain, 'before_proxy', ctx);
         if (r instanceof Promise) r = await r;
-        return this.local(tx, chain, r ?? catalogReply('SWY_ERR_MISSING_UPSTREAM'));
+        if (r) return this.local(tx, chain, r);
+        // A plugin's upstream (traffic-split) replaces the route's, missing or not; without one, the missing
+        // upstream_id answers.
+        if (route.broken !== null && ctx.upstreamOverride === null) return this.broken(tx, route, chain);
+        return this.local(tx, chain, catalogReply('SWY_ERR_MISSING_UPSTREAM'));
       }
       const timeout = route.timeout ?? upstream.timeout ?? DEFAULT_TIMEOUT;
       tx.setUpstream(upstream, timeout);
@@ -261,6 +264,16 @@ export class HttpPipeline {
       if (!tx.down!.headSent) this.local(tx, null, catalogReply('SWY_ERR_INTERNAL'));
       else tx.abortDownstream();
     }
+  }
+
+  /**
+   * A route with a dangling reference, logged as APISIX logs it. `chain`: the plugins whose filters and log see
+   * the answer (null before any plugin ran).
+   */
+  private broken(tx: Transaction, route: HttpRoute, chain: PluginChain | null): void {
+    const b = route.broken!;
+    this.logger.error({ route: route.id, detail: b.detail }, 'route has a dangling reference');
+    this.local(tx, chain, catalogReply(b.code));
   }
 
   /** Answers locally after running header_filter/body_filter/log as for a proxied response. */

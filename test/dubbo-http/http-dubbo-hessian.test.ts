@@ -56,6 +56,12 @@ beforeAll(async () => {
     plugins: { 'http-dubbo': { service_name: 'org.example.Missing', method: 'm', serialization: 'hessian2' } },
     upstream: one,
   });
+  await gw.put('/routes/fail-exposed', { uri: '/fail-exposed', ...route('fail', 'Ljava/lang/String;', one, { expose_provider_errors: true }) });
+  await gw.put('/routes/missing-exposed', {
+    uri: '/missing-exposed',
+    plugins: { 'http-dubbo': { service_name: 'org.example.Missing', method: 'm', serialization: 'hessian2', expose_provider_errors: true } },
+    upstream: one,
+  });
 }, 20_000);
 
 afterAll(async () => {
@@ -137,11 +143,12 @@ describe('http-dubbo hessian2 calls (curl)', () => {
     expect(x.$.$class).toBe('com.sun.rowset.JdbcRowSetImpl');
   });
 
-  it('answers an exception as 500 with its class and message, null as an empty 200, an unknown service as 500 with the status', async () => {
+  it('answers an exception as a fixed 500, null as an empty 200, an unknown service as 500 with the status only', async () => {
     const ex = await post('/fail', '["no reason"]');
     expect(ex.status).toBe(500);
     expect(ex.headers['content-type']![0]).toMatch(/^application\/json/);
-    expect(JSON.parse(ex.body)).toEqual({ error_msg: 'refused: no reason by a', exception: 'java.lang.IllegalStateException' });
+    // The provider's message and class stay in the log: they describe provider internals.
+    expect(JSON.parse(ex.body)).toEqual({ error_msg: 'dubbo provider raised an exception' });
     const nul = await post('/nothing', '[]');
     expect(nul.status).toBe(200);
     expect(nul.body).toBe('');
@@ -149,9 +156,19 @@ describe('http-dubbo hessian2 calls (curl)', () => {
     expect(empty.status).toBe(200);
     const miss = await post('/missing', '');
     expect(miss.status).toBe(500);
-    expect(JSON.parse(miss.body)).toEqual({ error_msg: expect.stringMatching(/service org.example.Missing not found/), dubbo_status: 60 });
+    expect(JSON.parse(miss.body)).toEqual({ error_msg: 'dubbo call failed', dubbo_status: 60 });
     const bytes = await post('/bytes', '[]');
     expect(JSON.parse(bytes.body)).toBe(Buffer.from('raw bytes').toString('base64'));
+  });
+
+  it('expose_provider_errors answers the provider\'s exception message and class, and its status message', async () => {
+    expect(confError(def, { service_name: SVC, method: 'm', serialization: 'hessian2', expose_provider_errors: 'yes' })).not.toBeNull();
+    const ex = await post('/fail-exposed', '["no reason"]');
+    expect(ex.status).toBe(500);
+    expect(JSON.parse(ex.body)).toEqual({ error_msg: 'refused: no reason by a', exception: 'java.lang.IllegalStateException' });
+    const miss = await post('/missing-exposed', '');
+    expect(miss.status).toBe(500);
+    expect(JSON.parse(miss.body)).toEqual({ error_msg: expect.stringMatching(/service org.example.Missing not found/), dubbo_status: 60 });
   });
 
   it('fails over to the second provider when the first is killed', async () => {

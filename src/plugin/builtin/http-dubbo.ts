@@ -18,9 +18,13 @@
 // declared Java type (dubbo/hessian-json.ts; a mismatch is 400 with an error_msg). Answers:
 // - a value: 200, content-type application/json, the value as JSON;
 // - null (void): an empty 200, as APISIX answers null in fastjson mode;
-// - an exception: 500 (APISIX's http-dubbo status for it) with {"error_msg": <its message>, "exception": <its
-//   Java class>}; a non-OK Dubbo status (service not found, version mismatch...): 500 with {"error_msg": <the
-//   provider's message>, "dubbo_status": <status>}. Transport failures answer as in fastjson mode.
+// - an exception: 500 (APISIX's http-dubbo status for it) with {"error_msg": "dubbo provider raised an
+//   exception"}; a non-OK Dubbo status (service not found, version mismatch...): 500 with {"error_msg": "dubbo
+//   call failed", "dubbo_status": <status>}. The provider's texts stay in the gateway's log: exception messages
+//   and Dubbo status messages carry provider internals ("Not found exported service" lists the exported
+//   services and internal addresses). `expose_provider_errors` (default false) adds them to the body, for
+//   trusted clients only: error_msg becomes the provider's message, plus "exception": <its Java class>.
+//   Transport failures answer as in fastjson mode.
 // `serialized` and serialization_header_key describe fastjson text and are refused with "hessian2".
 import type { JsonObject } from '../../config/resources.ts';
 import type { Logger } from '../../observability/logger.ts';
@@ -47,6 +51,9 @@ const schema: JsonObject = {
     read_timeout: { type: 'number', default: 6000 },
     send_timeout: { type: 'number', default: 6000 },
     serialization: { type: 'string', enum: ['fastjson', 'hessian2'], default: 'fastjson' },
+    // hessian2 only: answer the provider's exception/status message (and exception class) to the client.
+    // Off by default: those texts describe provider internals (see the header).
+    expose_provider_errors: { type: 'boolean', default: false },
   },
   required: ['service_name', 'method'],
   if: { properties: { serialization: { const: 'hessian2' } }, required: ['serialization'] },
@@ -116,10 +123,14 @@ async function attemptHessian(endpoint: Endpoint, _t: unknown, c: Call): Promise
       return { ok: true, status: 200, value: OK_EMPTY };
     case 'exception':
       p.logger.warn({ provider: endpoint.key, service: p.service, method: p.method, exception: r.exception.className, msg: r.exception.message }, 'http-dubbo: the provider threw');
-      return { ok: true, status: 500, value: { status: 500, body: { error_msg: r.exception.message, exception: r.exception.className } } };
+      return {
+        ok: true,
+        status: 500,
+        value: p.exposeErrors ? { status: 500, body: { error_msg: r.exception.message, exception: r.exception.className } } : PROVIDER_EXCEPTION,
+      };
     case 'status':
       p.logger.warn({ provider: endpoint.key, service: p.service, version: p.version, method: p.method, status: r.status, msg: r.message }, 'http-dubbo: the provider refused the call');
-      return { ok: true, status: 500, value: { status: 500, body: { error_msg: r.message, dubbo_status: r.status } } };
+      return { ok: true, status: 500, value: { status: 500, body: { error_msg: p.exposeErrors ? r.message : 'dubbo call failed', dubbo_status: r.status } } };
     default: {
       const f = classify(r);
       p.logger.error({ provider: endpoint.key, code: r.code, msg: r.message }, f.retryable ? 'http-dubbo: failed to connect to upstream' : 'http-dubbo: upstream call failed');
@@ -128,6 +139,7 @@ async function attemptHessian(endpoint: Endpoint, _t: unknown, c: Call): Promise
   }
 }
 
+const PROVIDER_EXCEPTION: PluginResponse = { status: 500, body: { error_msg: 'dubbo provider raised an exception' } };
 const NO_ARGS: readonly unknown[] = [];
 const NO_BODY = Buffer.alloc(0);
 
@@ -141,6 +153,8 @@ export class HttpDubbo implements PluginInstance {
   readonly connectTimeoutMs: number;
   readonly callTimeoutMs: number;
   readonly logger: Logger;
+  /** expose_provider_errors: provider messages reach the client. */
+  readonly exposeErrors: boolean;
   readonly #head: Buffer;
   readonly #maxBody: number;
   readonly #serialized: boolean;
@@ -165,6 +179,7 @@ export class HttpDubbo implements PluginInstance {
     this.connectTimeoutMs = (conf.connect_timeout as number | undefined) ?? 6000;
     this.callTimeoutMs = ((conf.send_timeout as number | undefined) ?? 6000) + ((conf.read_timeout as number | undefined) ?? 6000);
     this.logger = logger;
+    this.exposeErrors = conf.expose_provider_errors === true;
   }
 
   async before_proxy(ctx: HttpContext): Promise<PhaseResult> {

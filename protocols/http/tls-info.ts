@@ -5,7 +5,7 @@
 import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import type { TlsInfo } from '../../src/pipeline/downstream.ts';
-import { normalizeHost } from '../../src/router/uri.ts';
+import { hostTls } from '../../src/tls/host-check.ts';
 import { chainWithinDepth, sslChoiceOf, type CertificateStore } from '../../src/tls/store.ts';
 
 const kInfo = Symbol('switchyard.tlsInfo');
@@ -56,25 +56,9 @@ export function tagCertificates(socket: TLSSocket, certs: () => CertificateStore
   (socket as TLSSocket & Cached)[kCerts] = certs;
 }
 
-/**
- * The connection's TLS facts as they apply to one request. A Host whose ssl object requires client
- * certificates is only served on a connection whose SNI is that Host (APISIX verify_https_client: "client
- * certificate verified with SNI x, but the host is y"); otherwise an SNI without mTLS could front for it and
- * skip the check. Such a request gets a failed verification, so the pipeline answers 400.
- */
+/** The connection's TLS facts as they apply to one request to `authority` (src/tls/host-check.ts). */
 export function tlsInfoFor(socket: Socket | undefined | null, authority: string | null): TlsInfo | null {
-  // hot path: SNI equal to Host costs a compare.
   const info = tlsInfoOf(socket);
-  if (info === null || authority === null || authority === '') return info;
-  const sni = info.servername;
-  if (sni !== '' && authority.length >= sni.length && authority.startsWith(sni) && (authority.length === sni.length || authority.charCodeAt(sni.length) === 58)) return info;
-  // The router's normalization (case, port, trailing dots): `m.test.` must select the ssl object of the route
-  // `m.test` it reaches. A host the router refuses is answered 400 by the pipeline anyway.
-  const host = normalizeHost(authority);
-  if (host === null || host === sni.toLowerCase()) return info;
-  const choice = (socket as Cached)[kCerts]?.()?.lookup(host);
-  if (choice === undefined || !choice.mtls) return info;
-  // A client without SNI was served fallback_sni's ssl object: the Host must select that same object.
-  if (sni === '' && choice.sslId === info.sslId) return info;
-  return { ...info, clientVerify: 'FAILED:SNI does not match Host', mtlsRequired: true, skipMtls: null };
+  if (info === null) return null;
+  return hostTls(info, authority, (socket as Cached)[kCerts]?.() ?? null);
 }

@@ -5,7 +5,7 @@ import type { ReadableStreamDefaultReader, WritableStreamDefaultWriter } from 'n
 import type { QUICConnection, QUICStream } from '@matrixai/quic';
 import type { Logger } from '../../src/observability/logger.ts';
 import type { Downstream, PipelineRequest, TlsInfo } from '../../src/pipeline/downstream.ts';
-import { normalizeHost } from '../../src/router/uri.ts';
+import { hostTls } from '../../src/tls/host-check.ts';
 import type { CertificateStore } from '../../src/tls/store.ts';
 import {
   frame, FrameReader, H3Error, parseSettings, readVarint, settingsFrame, varint, varintLength, type FrameEvent,
@@ -41,8 +41,9 @@ export class H3Session implements RequestHost {
   readonly serverAddr: string;
   readonly serverPort: number;
   readonly tls: TlsInfo;
-  /** tlsFor's last answer: a connection's requests nearly always carry one authority. */
+  /** tlsFor's last answer, for one authority and certificate store: a connection's requests nearly always carry one authority. */
   private lastAuthority = '';
+  private lastStore: CertificateStore | null = null;
   private lastTls: TlsInfo;
   private control: WritableStreamDefaultWriter<Uint8Array> | null = null;
   private decoderOut: WritableStreamDefaultWriter<Uint8Array> | null = null;
@@ -68,26 +69,14 @@ export class H3Session implements RequestHost {
     this.lastTls = opts.tls;
   }
 
-  /**
-   * The connection's TLS facts for a request to `authority`. As on HTTPS, a Host whose ssl object requires
-   * client certificates is served only on a connection whose handshake used that ssl object (APISIX
-   * verify_https_client: "client certificate verified with SNI x, but the host is y"); otherwise an SNI without
-   * mTLS could front for it and skip the check. Such a request gets a failed verification: the pipeline answers
-   * 400.
-   */
+  /** The connection's TLS facts for a request to `authority`: the HTTPS rule (src/tls/host-check.ts). */
   tlsFor(authority: string): TlsInfo {
-    // hot path: the connection's usual authority costs a compare.
-    if (authority === this.lastAuthority) return this.lastTls;
-    let tls = this.tls;
-    // An invalid authority (null) is answered 400 by the pipeline anyway.
-    const host = normalizeHost(authority) ?? '';
-    if (host !== '' && host !== tls.servername) {
-      const choice = this.opts.certificates()?.lookup(host);
-      if (choice !== undefined && choice.mtls && choice.sslId !== tls.sslId) {
-        tls = { ...tls, clientVerify: 'FAILED:SNI does not match Host', mtlsRequired: true, skipMtls: null };
-      }
-    }
+    const store = this.opts.certificates();
+    // hot path: the connection's usual authority under an unchanged store costs two compares.
+    if (authority === this.lastAuthority && store === this.lastStore) return this.lastTls;
+    const tls = hostTls(this.tls, authority, store);
     this.lastAuthority = authority;
+    this.lastStore = store;
     this.lastTls = tls;
     return tls;
   }

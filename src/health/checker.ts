@@ -12,7 +12,7 @@
 import type { Logger } from '../observability/logger.ts';
 import type { Endpoint } from '../upstream/balancer.ts';
 import type { HealthConf } from './conf.ts';
-import type { ProbeRegistry, ProbeTarget } from './probe.ts';
+import { failure, type ProbeRegistry, type ProbeResult, type ProbeTarget } from './probe.ts';
 import { HealthTable, TargetState, type NodeStatus } from './state.ts';
 
 export interface CheckerDeps {
@@ -194,8 +194,16 @@ export class UpstreamChecker {
       for (let t = queue.shift(); t !== undefined && !this.closed; t = queue.shift()) {
         this.probing.add(t.key);
         const target: ProbeTarget = { ip: t.ip, port: t.port, hostname: this.probeHost ?? t.hostname };
-        const r = await probe(target, a);
-        this.probing.delete(t.key);
+        let r: ProbeResult;
+        try {
+          r = await probe(target, a);
+        } catch (err) {
+          // A probe's contract is to resolve; a bug in one must neither end the process (an unhandled rejection)
+          // nor leave the node `probing`, never probed again.
+          r = failure('tcp', `probe error: ${(err as Error).message}`);
+        } finally {
+          this.probing.delete(t.key);
+        }
         if (this.closed || this.targets.get(t.key) !== t) continue;
         if (r.kind === 'success') {
           if (t.succeed(a.healthy.successes)) this.changed(t, 'active successes');

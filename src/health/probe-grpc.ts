@@ -10,7 +10,7 @@ import http2 from 'node:http2';
 import net from 'node:net';
 import protobuf from 'protobufjs';
 import type { ActiveConf } from './conf.ts';
-import { failure, SUCCESS, type ProbeRegistry, type ProbeResult, type ProbeTarget } from './probe.ts';
+import { failure, probeHeaders, SUCCESS, type ProbeRegistry, type ProbeResult, type ProbeTarget } from './probe.ts';
 
 const HEALTH_PROTO = `
 syntax = "proto3";
@@ -99,19 +99,23 @@ function check(tls: boolean, target: ProbeTarget, conf: ActiveConf): Promise<Pro
     };
     const timer = setTimeout(() => done(failure('timeout', 'probe timeout')), conf.timeout * 1000);
     session.on('error', (err) => done(failure('tcp', err.message)));
-    const headers: http2.OutgoingHttpHeaders = {
-      ':method': 'POST',
-      ':path': PATH,
-      ':authority': target.hostname === target.ip ? authority : target.hostname,
-      'content-type': 'application/grpc',
-      te: 'trailers',
-      'user-agent': 'switchyard-healthcheck',
-    };
-    for (const line of conf.reqHeaders) {
-      const colon = line.indexOf(':');
-      if (colon > 0) headers[line.slice(0, colon).trim().toLowerCase()] = line.slice(colon + 1).trim();
+    // Configured headers go first so that none of them can replace the call's own (a different content-type or
+    // path would not be a health check).
+    const headers: Record<string, string> = {};
+    probeHeaders(conf.reqHeaders, headers, true);
+    headers[':method'] = 'POST';
+    headers[':path'] = PATH;
+    headers[':authority'] = target.hostname === target.ip ? authority : target.hostname;
+    headers['content-type'] = 'application/grpc';
+    headers.te = 'trailers';
+    headers['user-agent'] ??= 'switchyard-healthcheck';
+    let stream: http2.ClientHttp2Stream;
+    try {
+      stream = session.request(headers);
+    } catch (err) {
+      // Whatever node still refuses is a failed probe, never a rejection.
+      return done(failure('tcp', (err as Error).message));
     }
-    const stream = session.request(headers);
     let httpStatus = 0;
     let headStatus: string | undefined;
     let headMessage: string | undefined;

@@ -6,15 +6,11 @@ import http from 'node:http';
 import https from 'node:https';
 import net from 'node:net';
 import type { ActiveConf } from './conf.ts';
-import { failure, IGNORED, SUCCESS, type ProbeRegistry, type ProbeResult, type ProbeTarget } from './probe.ts';
+import { failure, IGNORED, probeHeaders, SUCCESS, type ProbeRegistry, type ProbeResult, type ProbeTarget } from './probe.ts';
 
 function headersOf(target: ProbeTarget, conf: ActiveConf): Record<string, string> {
   const out: Record<string, string> = { host: target.hostname, 'user-agent': 'switchyard-healthcheck', connection: 'close' };
-  for (const line of conf.reqHeaders) {
-    const colon = line.indexOf(':');
-    if (colon <= 0) continue;
-    out[line.slice(0, colon).trim().toLowerCase()] = line.slice(colon + 1).trim();
-  }
+  probeHeaders(conf.reqHeaders, out, false);
   if (conf.body !== '') out['content-length'] = String(Buffer.byteLength(conf.body));
   return out;
 }

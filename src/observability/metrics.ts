@@ -16,6 +16,8 @@
 //     counter and histogram (seconds, 1 ms to 1 s as APISIX's xRPC redis_commands_latency_seconds): every call
 //     through an L4 Dubbo stream route, recorded from the switchyard:dubbo:call diagnostics channel, named as
 //     APISIX names xRPC protocol metrics (<protocol>_<metric>, apisix/stream/xrpc/metrics.lua)
+//   grpc_requests_total{route,grpc_status}   counter (Switchyard; prometheus plugin): gRPC answers by final
+//     status, '0'..'16' ($grpc_status, src/pipeline/grpc.ts grpcStatusText)
 //   http_requests_total, nginx_http_current_connections{state}                      gauges (http-stats.ts)
 //   etcd_reachable, etcd_modify_indexes{key}                                        gauges (etcd stores)
 //   upstream_status{name,ip,port}                                                   gauge (health checkers)
@@ -112,6 +114,7 @@ export class GatewayMetrics {
   readonly streamConnections: Counter;
   readonly dubboCalls: Counter;
   readonly dubboLatency: Histogram;
+  readonly grpcRequests: Counter;
   readonly llmLatency: Histogram;
   readonly llmPromptTokens: Counter;
   readonly llmCompletionTokens: Counter;
@@ -161,6 +164,7 @@ export class GatewayMetrics {
     this.dubboCalls = r.counter(`${p}dubbo_calls_total`, 'Total number of calls for a specific Dubbo service method', ['route', 'service', 'method', 'status']);
     this.dubboLatency = r.histogram(`${p}dubbo_calls_latency_seconds`, 'Latency of calls for a specific Dubbo service method', ['route', 'service', 'method'],
       XRPC_LATENCY_BUCKETS);
+    this.grpcRequests = r.counter(`${p}grpc_requests_total`, 'gRPC requests per route and final grpc-status (Switchyard)', ['route', 'grpc_status']);
     const errors = r.counter(`${p}nginx_metric_errors_total`, 'Number of nginx-lua-prometheus errors');
     const errorsChild = errors.child([]);
 

@@ -159,8 +159,9 @@ export class RequestContext implements HttpContext {
   upstreamStatus: number | undefined = undefined;
   upstreamLatencyMs: number | undefined = undefined;
   /**
-   * The gRPC status the exchange ended with ($grpc_status): the upstream's grpc-status trailer, or the head of a
-   * trailers-only answer, or the gateway's own gRPC answer (src/pipeline/grpc.ts); undefined for other traffic.
+   * The gRPC status the exchange ended with ($grpc_status), one of '0'..'16' (grpcStatusText in
+   * src/pipeline/grpc.ts): the grpc-status trailer or trailers-only head of an application/grpc answer, or the
+   * gateway's own gRPC answer; undefined for other traffic, whatever headers it carries.
    */
   grpcStatus: string | undefined = undefined;
   bytesSent = 0;

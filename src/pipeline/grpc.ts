@@ -37,7 +37,8 @@ export function isGrpcRequest(headers: HeaderMap): boolean {
   // hot path
   const v = headers['content-type'];
   const ct = Array.isArray(v) ? v[0] : v;
-  if (ct === undefined || ct.length < GRPC_CT.length) return false;
+  // 'g' of 'grpc' (either case) at offset 12 rules out nearly every other type before any copy.
+  if (ct === undefined || ct.length < GRPC_CT.length || (ct.charCodeAt(12) | 0x20) !== 0x67) return false;
   if (ct.length === GRPC_CT.length) return ct.toLowerCase() === GRPC_CT;
   const next = ct.charCodeAt(GRPC_CT.length);
   // '+' (codec suffix) or ';' (parameters); '-' would be grpc-web.
@@ -77,43 +78,45 @@ export function httpToGrpcStatus(status: number): number {
 }
 
 /**
- * gRPC status to HTTP status, as Envoy's Grpc::Utility::grpcToHttpStatus (what its router feeds outlier
- * detection for gRPC answers): 0 200, 1 499, 3/9/11 400, 4 504, 5 404, 6/10 409, 7 403, 8 429, 12 501, 14 503,
- * 16 401; 2, 13, 15 and anything else (including an unparsable value) 500. Passive health checks judge a gRPC
- * answer by this status against `checks.passive.*.http_statuses`: with APISIX's default unhealthy list
- * [429, 500, 503], the failing gRPC codes are UNKNOWN(2), RESOURCE_EXHAUSTED(8), INTERNAL(13), UNAVAILABLE(14),
- * DATA_LOSS(15) and codes outside 0-16.
+ * gRPC status to HTTP status by code 0-16, as Envoy's Grpc::Utility::grpcToHttpStatus (what its router feeds
+ * outlier detection for gRPC answers) and APISIX's grpc-transcode status_rel (after Google's API design guide):
+ * 0 200, 1 499, 2 500, 3/9/11 400, 4 504, 5 404, 6/10 409, 7 403, 8 429, 12 501, 13 500, 14 503, 15 500, 16 401.
+ */
+export const GRPC_TO_HTTP: readonly number[] = [200, 499, 500, 400, 504, 404, 409, 403, 429, 400, 409, 400, 501, 500, 503, 500, 401];
+
+/** A grpc-status value's code 0-16 (the decimal digits, no sign, no padding), or -1 for anything else. */
+export function grpcStatusCode(v: string | undefined): number {
+  // hot path
+  if (v === undefined) return -1;
+  const a = v.charCodeAt(0) - 48;
+  if (v.length === 1) return a >= 0 && a <= 9 ? a : -1;
+  if (v.length !== 2 || a !== 1) return -1;
+  const b = v.charCodeAt(1) - 48;
+  return b >= 0 && b <= 6 ? 10 + b : -1;
+}
+
+/** The 17 status texts, made once so that every exchange shares them. */
+const STATUS_TEXTS: readonly string[] = GRPC_TO_HTTP.map((_, i) => String(i));
+
+/**
+ * The status text recorded for a gRPC answer ($grpc_status, the Prometheus label): one of '0'..'16', and '2'
+ * (UNKNOWN, as gRPC clients read a value they cannot parse) for anything else. The value comes from the
+ * upstream; taken raw it would let any upstream create metric series without bound.
+ */
+export function grpcStatusText(v: string): string {
+  // hot path
+  const code = grpcStatusCode(v);
+  return STATUS_TEXTS[code < 0 ? GrpcStatus.UNKNOWN : code]!;
+}
+
+/**
+ * The HTTP status passive health judges a gRPC answer by (GRPC_TO_HTTP): 500 for a value outside 0-16 and for
+ * a missing one. With APISIX's default unhealthy list [429, 500, 503], the failing gRPC codes are UNKNOWN(2),
+ * RESOURCE_EXHAUSTED(8), INTERNAL(13), UNAVAILABLE(14), DATA_LOSS(15) and anything else.
  */
 export function grpcToHttpStatus(grpcStatus: string | undefined): number {
-  switch (grpcStatus) {
-    case '0':
-      return 200;
-    case '1':
-      return 499;
-    case '3':
-    case '9':
-    case '11':
-      return 400;
-    case '4':
-      return 504;
-    case '5':
-      return 404;
-    case '6':
-    case '10':
-      return 409;
-    case '7':
-      return 403;
-    case '8':
-      return 429;
-    case '12':
-      return 501;
-    case '14':
-      return 503;
-    case '16':
-      return 401;
-    default:
-      return 500;
-  }
+  const code = grpcStatusCode(grpcStatus);
+  return code < 0 ? 500 : GRPC_TO_HTTP[code]!;
 }
 
 /**

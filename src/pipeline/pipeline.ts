@@ -19,7 +19,7 @@ import { requestEnd, requestStart, upstreamErrorLayer } from './channels.ts';
 import { RequestContext } from './context.ts';
 import type { Downstream, PipelineRequest } from './downstream.ts';
 import { TrustedProxies } from './forward.ts';
-import { grpcLocalHeaders, isGrpcRequest, isGrpcWebRequest } from './grpc.ts';
+import { grpcLocalHeaders, grpcStatusText, isGrpcRequest, isGrpcWebRequest } from './grpc.ts';
 import { encodeBody } from './respond.ts';
 import { Transaction } from './transaction.ts';
 import { StreamedAnswer } from './streamed.ts';
@@ -291,7 +291,7 @@ export class HttpPipeline {
     const grpc = grpcLocalHeaders(tx.clientGrpc && isGrpcRequest(ctx.request.headers), r);
     if (grpc !== null) {
       Object.assign(resp.headers, grpc);
-      ctx.grpcStatus = grpc['grpc-status'];
+      ctx.grpcStatus = grpcStatusText(grpc['grpc-status']);
     }
     let body = grpc === null ? encoded.body : EMPTY;
     if (chain !== null || global !== null) {

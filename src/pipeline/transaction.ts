@@ -14,7 +14,7 @@ import type { HttpRequestMessage } from './channels.ts';
 import type { RequestContext } from './context.ts';
 import type { Downstream, DownstreamEvents, PipelineRequest } from './downstream.ts';
 import { downstreamHeaders, upstreamHeaders } from './forward.ts';
-import { grpcToHttpStatus } from './grpc.ts';
+import { grpcStatusText, grpcToHttpStatus, isGrpcRequest } from './grpc.ts';
 import type { HttpPipeline } from './pipeline.ts';
 
 const EMPTY = Buffer.alloc(0);
@@ -48,7 +48,9 @@ export class Transaction implements DownstreamEvents, BodySink, ProxyJob, HttpRe
   cancelled = false;
   failedStatuses = '';
   upstreamLatencyMs = 0;
-  grpcOutcome: ProxyJob['grpcOutcome'] = null;
+  grpcPendingEndpoint: Endpoint | null = null;
+  /** The proxied answer is gRPC (its content type): only then are grpc-status head and trailer recorded. */
+  grpcAnswer = false;
   /** The request body for upstream attempts, built once after before_proxy (a retry resends it unconsumed). */
   private body: Readable | Buffer | null = null;
 
@@ -176,9 +178,12 @@ export class Transaction implements DownstreamEvents, BodySink, ProxyJob, HttpRe
     const resp = ctx.response;
     resp.status = result.status;
     downstreamHeaders(result.headers, resp.headers);
-    // A trailers-only gRPC answer carries its status in the head; end() sees the trailer of the others.
-    const gs = resp.headers['grpc-status'];
-    if (gs !== undefined) ctx.grpcStatus = typeof gs === 'string' ? gs : gs[0];
+    // A gRPC answer's status: its trailers-only head here, its trailer in end().
+    if (isGrpcRequest(result.headers)) {
+      this.grpcAnswer = true;
+      const gs = resp.headers['grpc-status'];
+      if (gs !== undefined) ctx.grpcStatus = grpcStatusText(typeof gs === 'string' ? gs : gs[0]!);
+    }
     resp.headers['server'] = this.pipeline.serverHeader;
     if (result.status >= 500 || opts.showUpstreamStatus) {
       const failed = this.failedStatuses;
@@ -191,6 +196,8 @@ export class Transaction implements DownstreamEvents, BodySink, ProxyJob, HttpRe
     const replacement = resp.replacement;
     if (replacement !== null) {
       result.discard();
+      // The trailer is never read: no status to judge the node by.
+      this.grpcPendingEndpoint = null;
       delete resp.headers['content-encoding'];
       resp.headers['content-length'] = String(replacement.length);
       down.head(resp.status, resp.headers);
@@ -226,13 +233,16 @@ export class Transaction implements DownstreamEvents, BodySink, ProxyJob, HttpRe
       break;
     }
     this.ctx.response.trailers = t;
-    // Read before body_filter: grpc-web turns the trailers into its trailer frame and clears them.
-    if (t !== null && t['grpc-status'] !== undefined) this.ctx.grpcStatus = t['grpc-status'];
-    const go = this.grpcOutcome;
-    if (go !== null) {
-      this.grpcOutcome = null;
-      // Passive health of a gRPC answer (Envoy's mapping); a stream that ends without grpc-status is UNKNOWN.
-      go.outcomes.status(this.upstream, go.endpoint, grpcToHttpStatus(t?.['grpc-status']));
+    if (this.grpcAnswer) {
+      // Read before body_filter: grpc-web turns the trailers into its trailer frame and clears them.
+      const gs = t === null ? undefined : t['grpc-status'];
+      if (gs !== undefined) this.ctx.grpcStatus = grpcStatusText(gs);
+      const ep = this.grpcPendingEndpoint;
+      if (ep !== null) {
+        this.grpcPendingEndpoint = null;
+        // Passive health of a gRPC answer (Envoy's mapping); a stream that ends without grpc-status is UNKNOWN.
+        this.pipeline.opts.outcomes?.status(this.upstream, ep, grpcToHttpStatus(gs));
+      }
     }
     if (this.filtering) {
       const out = runBodyFilter(this.rt.global, this.chain, this.ctx, EMPTY, true);
@@ -248,6 +258,12 @@ export class Transaction implements DownstreamEvents, BodySink, ProxyJob, HttpRe
   error(err: Error): void {
     if (this.done) return;
     this.pipeline.logger.warn({ err: err.message, route: this.ctx.routeId }, 'upstream body aborted');
+    const ep = this.grpcPendingEndpoint;
+    if (ep !== null) {
+      this.grpcPendingEndpoint = null;
+      // A gRPC answer broken off before its status is a reset of the node, unless our client caused it.
+      if (!this.cancelled) this.pipeline.opts.outcomes?.failure(this.upstream, ep, 'reset');
+    }
     this.down!.abort();
     this.finish();
   }

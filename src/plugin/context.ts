@@ -91,6 +91,8 @@ export interface HttpContext {
   readonly upstreamLatencyMs?: number | undefined;
   /** Log phase: response body bytes sent to the client. */
   readonly bytesSent?: number;
+  /** Log phase: the final status of a gRPC answer, '0'..'16' ($grpc_status); undefined for other answers. */
+  readonly grpcStatus?: string | undefined;
 }
 
 export interface StreamContext {

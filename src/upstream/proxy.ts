@@ -31,10 +31,11 @@ export interface ProxyJob extends AttemptOwner {
   /** nginx's $upstream_status of the failed attempts so far ("502, 504"), maintained by the retry layer. */
   failedStatuses: string;
   /**
-   * Set by the outcomes layer when a gRPC answer's status is still to come in its trailers: the job reports it
-   * to `outcomes` once they arrive (passiveStatusOfHead in src/pipeline/grpc.ts).
+   * Set by the outcomes layer when a gRPC answer's status is still to come in its trailers (passiveStatusOfHead
+   * in src/pipeline/grpc.ts): the endpoint that answered. The job reports that status to the pipeline's
+   * outcomes once the trailers arrive, or a failure when the body breaks off first.
    */
-  grpcOutcome: { readonly outcomes: UpstreamOutcomes; readonly endpoint: Endpoint } | null;
+  grpcPendingEndpoint: Endpoint | null;
 }
 
 export type Attempt = (job: ProxyJob, endpoint: Endpoint) => Promise<DispatchResult>;
@@ -66,7 +67,7 @@ export function outcomesLayer(sink: UpstreamOutcomes | undefined): Layer {
     if (r.ok) {
       const status = passiveStatusOfHead(r.status, r.headers);
       if (status >= 0) sink.status(job.upstream, endpoint, status);
-      else job.grpcOutcome = { outcomes: sink, endpoint };
+      else job.grpcPendingEndpoint = endpoint;
     } else sink.failure(job.upstream, endpoint, r.kind);
     return r;
   };

@@ -217,6 +217,30 @@ describe('grpc-transcode', () => {
     expect(up.seen.length).toBe(before);
   });
 
+  it('a 100k-digit Duration or int64 is refused (400) by its digit count, never parsed into a BigInt', async () => {
+    const before = up.seen.length;
+    const digits = '9'.repeat(100_000);
+    const cases: [string, string][] = [
+      ['/echo', `{"wait":"${digits}s"}`],
+      ['/echo', `{"wait":"-${digits}.5s"}`],
+      ['/echo', `{"big_w":"${digits}"}`],
+      ['/plus', `{"a":${digits},"b":1}`],
+      ['/plus', `{"a":"#-0x${'f'.repeat(100_000)}","b":1}`],
+      ['/plus', `{"a":"0x${'0'.repeat(17)}1","b":1}`],
+    ];
+    for (const [uri, body] of cases) {
+      const r = await fetch(`${gw.url}${uri}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body });
+      expect(r.status, body.slice(0, 40)).toBe(400);
+      await r.arrayBuffer();
+    }
+    expect(up.seen.length).toBe(before);
+    // The caps sit at what the types can hold: 12 second digits, 20 decimal / 16 hex int64 digits.
+    const ok = await fetch(`${gw.url}/plus`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"a":"-0x000000000000000f","b":"00000000000000000016"}' });
+    expect(await ok.text()).toBe('{"result":1}');
+    const wait = await fetch(`${gw.url}/echo-raw`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"wait":"315576000000.5s"}' });
+    expect(await wait.text()).toBe('{"wait":"315576000000.500s"}');
+  });
+
   it('max_resp_body_size truncates the buffered reply, which then fails to decode (APISIX)', async () => {
     await route('small', '/small', { method: 'Echo', max_resp_body_size: 16 });
     const body = JSON.stringify({ text: 'x'.repeat(100) });

@@ -3,8 +3,12 @@
 // Prometheus exporter. A real @grpc/grpc-js client drives a success (grpc-status 0 in the upstream's trailer),
 // an upstream error (NOT_FOUND in a trailers-only head), the gateway's own answers (no route: UNIMPLEMENTED;
 // node down: UNAVAILABLE), and hand-built gRPC-Web calls whose upstream trailer the grpc-web plugin turns into
-// its trailer frame.
+// its trailer frame. Only gRPC answers count, with one of the 17 statuses: a plain HTTP answer that carries a
+// grpc-status field logs '-' and makes no series, and a gRPC answer with an invalid status counts as UNKNOWN.
 import { readFile } from 'node:fs/promises';
+import http from 'node:http';
+import http2 from 'node:http2';
+import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
@@ -19,11 +23,28 @@ let c: EchoClient;
 let dir: string;
 let cleanup: () => Promise<void>;
 let logFile: string;
+let plain: http.Server;
+let bogus: http2.Http2Server;
 
 beforeAll(async () => {
   ({ dir, cleanup } = await tempDir('swy-grpc-status-'));
   logFile = path.join(dir, 'access.log');
   up = await startGrpcUpstream();
+  // An HTTP upstream that echoes the client's x-status into a grpc-status header and trailer.
+  plain = http.createServer((req, res) => {
+    const v = String(req.headers['x-status']);
+    res.setHeader('content-type', 'text/plain');
+    res.setHeader('grpc-status', v);
+    res.addTrailers({ 'grpc-status': v });
+    res.end('plain');
+  });
+  await new Promise<void>((resolve) => plain.listen(0, '127.0.0.1', resolve));
+  // A gRPC upstream whose trailers-only answers carry the client's x-status as grpc-status, valid or not.
+  bogus = http2.createServer();
+  bogus.on('stream', (stream, headers) => {
+    stream.respond({ ':status': 200, 'content-type': 'application/grpc', 'grpc-status': String(headers['x-status']) }, { endStream: true });
+  });
+  await new Promise<void>((resolve) => bogus.listen(0, '127.0.0.1', resolve));
   gw = await startTestGateway({
     config: { switchyard: { worker_processes: 1, access_log: { enable: true, path: logFile, format: '$http_x_case $status $grpc_status' } } },
   });
@@ -43,6 +64,13 @@ beforeAll(async () => {
     plugins,
   });
   await gw.put('/routes/web', { uri: '/web/*', upstream, plugins: { 'grpc-web': {}, prometheus: {} } });
+  await gw.put('/routes/plain', { uri: '/plain', upstream: { nodes: { [`127.0.0.1:${(plain.address() as AddressInfo).port}`]: 1 } }, plugins });
+  await gw.put('/routes/bogus', {
+    uri: '/swytest.Echo/*',
+    vars: [['http_x_case', '~~', '^bogus']],
+    upstream: { scheme: 'grpc', nodes: { [`127.0.0.1:${(bogus.address() as AddressInfo).port}`]: 1 } },
+    plugins,
+  });
   // No route matches x-case none: the global rule keeps prometheus on for that answer too (APISIX runs global
   // rules when no route matches).
   await gw.put('/global_rules/1', { plugins: { prometheus: {} } });
@@ -53,6 +81,8 @@ afterAll(async () => {
   c?.close();
   await gw?.close();
   await up?.close();
+  plain?.close();
+  bogus?.close();
   await cleanup?.();
 });
 
@@ -132,5 +162,33 @@ describe('grpc_status in the access log and in Prometheus', () => {
     expect(grpcSeries(text, 'web', '7')).toBe(1);
     // APISIX's own series are unchanged: a gRPC call is an http_status 200 of its route.
     expect(text).toMatch(/apisix_http_status\{code="200",route="ok",/);
+  }, 30_000);
+
+  test('a plain HTTP answer carrying grpc-status counts nowhere; an invalid gRPC status counts as UNKNOWN', async () => {
+    for (const [i, v] of ['a1', 'b2', '77', '0'].entries()) {
+      const res = await fetch(`${gw.url}/plain`, { headers: { 'x-case': `plain${i}`, 'x-status': v } });
+      expect(res.status).toBe(200);
+      expect(res.headers.get('grpc-status')).toBe(v);
+      expect(await res.text()).toBe('plain');
+    }
+    // A status outside 0-16 is UNKNOWN for the log and the metric (the client sees the upstream's value as sent).
+    for (const [i, v] of ['x9', '17', '123456', '14'].entries()) {
+      const code = await unary(c, { text: 'x' }, { metadata: { 'x-case': `bogus${i}`, 'x-status': v } }).then(
+        () => 0,
+        (e: grpc.ServiceError) => e.code,
+      );
+      if (v === '14') expect(code).toBe(grpc.status.UNAVAILABLE);
+      else expect(code).not.toBe(grpc.status.OK);
+    }
+    for (let i = 0; i < 4; i++) expect(await logLine(`plain${i}`)).toBe(`plain${i} 200 -`);
+    expect(await logLine('bogus0')).toBe('bogus0 200 2');
+    expect(await logLine('bogus2')).toBe('bogus2 200 2');
+    expect(await logLine('bogus3')).toBe('bogus3 200 14');
+
+    const text = await metrics();
+    expect(text).toMatch(/apisix_http_status\{code="200",route="plain",/);
+    expect(text).not.toContain('apisix_grpc_requests_total{route="plain"');
+    const bogusSeries = text.split('\n').filter((l) => l.startsWith('apisix_grpc_requests_total{route="bogus"'));
+    expect(bogusSeries.sort()).toEqual(['apisix_grpc_requests_total{route="bogus",grpc_status="14"} 1', 'apisix_grpc_requests_total{route="bogus",grpc_status="2"} 3']);
   }, 30_000);
 });

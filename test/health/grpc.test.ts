@@ -5,7 +5,10 @@
 // a server without the health service (UNIMPLEMENTED) is unhealthy; `grpcs` probes over TLS honour
 // https_verify_certificate. Passive: an HTTP 200 whose grpc-status is
 // UNAVAILABLE (in the trailers after a sent head, or trailers-only) counts as a 503 (Envoy's grpc -> HTTP
-// mapping) and ejects the node; NOT_FOUND (404) does not.
+// mapping) and ejects the node; NOT_FOUND (404) does not unless listed; a node that sends its head and then
+// broken the stream is ejected too. A req_headers line HTTP/2 forbids (Connection) is left out of the probe.
+import http2 from 'node:http2';
+import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
@@ -195,6 +198,19 @@ describe('active grpc.health.v1 probes', () => {
     }
   }, 30_000);
 
+  it('a req_headers line HTTP/2 forbids (Connection: keep-alive) is left out: the node stays healthy, the gateway serves', async () => {
+    const k = await start('k');
+    await route('hdrs', {
+      nodes: { [k.addr]: 1 },
+      checks: { active: active({ req_headers: ['Connection: keep-alive', 'Transfer-Encoding: chunked', 'X-Probe: yes'] }) },
+    });
+    // On the previous code the first probe rejected (ERR_HTTP2_INVALID_CONNECTION_HEADERS) and ended the
+    // gateway process; here the probes keep reaching the server.
+    await waitFor(() => k.asked.length >= 2, 8000, 50);
+    expect(await nodeStatus('upstreams/hdrs', k.port)).toBe('healthy');
+    expect(await calls('hdrs', 2)).toEqual(['k', 'k']);
+  }, 30_000);
+
   it('grpc_service is an upstream schema extension; an unknown probe type is rejected', async () => {
     const bad = await gw.admin('PUT', '/upstreams/badtype', { scheme: 'grpc', nodes: { '127.0.0.1:1': 1 }, checks: { active: { type: 'grpc2' } } });
     expect(bad.status).toBe(400);
@@ -231,13 +247,53 @@ describe('passive checks count gRPC statuses', () => {
     expect(bad.hits).toBe(hits);
   }, 30_000);
 
-  it('NOT_FOUND (404) is not an unhealthy status by default: the node keeps its traffic', async () => {
+  it('NOT_FOUND (404) is not an unhealthy status by default: the node keeps its traffic; listed, it is ejected', async () => {
     const nf = await start('nf', { failCode: grpc.status.NOT_FOUND, headFirst: true });
     const good = await start('good');
     await route('pass3', { nodes: { [nf.addr]: 1, [good.addr]: 1 }, checks: { passive } });
     const out = await calls('pass3', 8);
     expect(out.filter((x) => x === 'code:5')).toHaveLength(4);
     expect(await nodeStatus('upstreams/pass3', nf.port)).toBe('healthy');
+
+    // The same answers against unhealthy.http_statuses [404]: the status in the trailer is mapped and counted.
+    const nf2 = await start('nf2', { failCode: grpc.status.NOT_FOUND, headFirst: true });
+    const good2 = await start('good2');
+    await route('pass3b', {
+      nodes: { [nf2.addr]: 1, [good2.addr]: 1 },
+      checks: { passive: { ...passive, unhealthy: { ...passive.unhealthy, http_statuses: [404] } } },
+    });
+    await calls('pass3b', 4);
+    await waitFor(async () => (await nodeStatus('upstreams/pass3b', nf2.port)) === 'unhealthy', 5000, 50);
+    const hits = nf2.hits;
+    expect(await calls('pass3b', 4)).toEqual(['good2', 'good2', 'good2', 'good2']);
+    expect(nf2.hits).toBe(hits);
+  }, 30_000);
+
+  it('a node that sends its head and then drops the connection (no grpc-status) is ejected', async () => {
+    let broken = 0;
+    const server = http2.createServer();
+    server.on('stream', (stream) => {
+      broken++;
+      stream.on('error', () => {});
+      stream.respond({ ':status': 200, 'content-type': 'application/grpc' });
+      // The head and part of a message reach the gateway; then the connection breaks off without a status.
+      stream.write(Buffer.from([0, 0, 0, 0, 10, 1, 2]));
+      setTimeout(() => stream.session?.destroy(), 100);
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const port = (server.address() as AddressInfo).port;
+    try {
+      const good = await start('good');
+      await route('pass5', { nodes: { [`127.0.0.1:${port}`]: 1, [good.addr]: 1 }, checks: { passive } });
+      const first = await calls('pass5', 4);
+      expect(first.filter((x) => x === 'good')).toHaveLength(2);
+      expect(broken).toBe(2);
+      await waitFor(async () => (await nodeStatus('upstreams/pass5', port)) === 'unhealthy', 5000, 50);
+      expect(await calls('pass5', 4)).toEqual(['good', 'good', 'good', 'good']);
+      expect(broken).toBe(2);
+    } finally {
+      server.close();
+    }
   }, 30_000);
 
   it('a configured status list applies to the mapped status (403 = PERMISSION_DENIED)', async () => {

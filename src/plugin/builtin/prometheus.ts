@@ -12,9 +12,10 @@
 // response headers), apisix (request minus upstream). Bandwidth: ingress =
 // request line + headers + body, egress = status line + headers + body (header sizes from parsed headers).
 // gRPC: APISIX 3.x has no gRPC series (a gRPC call is one http_status{code="200"} whatever its outcome), so
-// Switchyard adds its own family `<prefix>grpc_requests_total{route,grpc_status}` for exchanges that ended with
-// a gRPC status ($grpc_status: upstream trailer, trailers-only head, or the gateway's own gRPC answer), and
-// leaves APISIX's series and labels as they are.
+// Switchyard adds its own family `<prefix>grpc_requests_total{route,grpc_status}` for gRPC answers that ended
+// with a status ($grpc_status: the trailer or trailers-only head of an application/grpc answer, or the
+// gateway's own gRPC answer), normalised to '0'..'16' (anything else is '2', UNKNOWN) so that an upstream
+// cannot grow the series, and leaves APISIX's series and labels as they are.
 // Cost: the labelled series of one (route, service, consumer, node, matched uri/host, extra values) tuple are
 // looked up once and cached in the instance, so a request does one string concat, one map lookup and a few
 // additions; bench/micro/prometheus.ts measures it.
@@ -23,7 +24,7 @@ import { metricsTextFromHere } from '../../observability/cluster-metrics.ts';
 import { exporterSettings } from '../../observability/metrics-exporter.ts';
 import { TEXT_CONTENT_TYPE } from '../../observability/registry.ts';
 import { gatewayMetrics, metricsOptionsFromAttr, type ExtraLabel, type GatewayMetrics } from '../../observability/metrics.ts';
-import type { Counter, CounterChild, HistogramChild } from '../../observability/registry.ts';
+import type { CounterChild, HistogramChild } from '../../observability/registry.ts';
 import type { HeaderMap, HttpContext, MutableVars, StreamContext } from '../context.ts';
 import type { PluginDef, PluginInstance, PluginResponse } from '../plugin.ts';
 import { registerPublicApi } from './public-api.ts';
@@ -98,20 +99,6 @@ class LlmSeries {
   }
 }
 
-/** The gRPC family of each metrics registry, registered with the first instance that uses it. */
-const grpcFamilies = new WeakMap<GatewayMetrics, Counter>();
-
-function grpcFamily(m: GatewayMetrics): Counter {
-  let f = grpcFamilies.get(m);
-  if (f === undefined) {
-    // The registry's prefix (plugin_attr.prometheus.metric_prefix) is the one of its http_status family.
-    const prefix = m.status.name.slice(0, -'http_status'.length);
-    f = m.registry.counter(`${prefix}grpc_requests_total`, 'gRPC requests per route and final grpc-status (Switchyard)', ['route', 'grpc_status']);
-    grpcFamilies.set(m, f);
-  }
-  return f;
-}
-
 function extraValues(vars: MutableVars, extra: readonly ExtraLabel[]): string[] {
   const out: string[] = [];
   for (let i = 0; i < extra.length; i++) out.push(labelOf(vars.get(extra[i]!.variable)));
@@ -171,14 +158,12 @@ class Prometheus implements PluginInstance {
   readonly #extraVars: readonly string[];
   readonly #cache = new Map<string, Series>();
   readonly #stream = new Map<string, CounterChild>();
-  readonly #grpcFamily: Counter;
   readonly #grpc = new Map<string, CounterChild>();
 
   constructor(conf: JsonObject, m: GatewayMetrics) {
     this.#preferName = conf.prefer_name === true;
     this.#m = m;
     this.#extraVars = [...m.extra.status, ...m.extra.latency, ...m.extra.bandwidth].map((e) => e.variable);
-    this.#grpcFamily = grpcFamily(m);
   }
 
   // hot path
@@ -223,8 +208,8 @@ class Prometheus implements PluginInstance {
     const reqBody = Number(req.headers['content-length'] ?? 0) || 0;
     s.ingress.inc(req.method.length + req.path.length + req.query.length + 12 + headerBytes(req.headers) + reqBody);
     s.egress.inc(17 + headerBytes(ctx.response.headers) + (ctx.bytesSent ?? 0));
-    const grpcStatus = vars.get('grpc_status');
-    if (typeof grpcStatus === 'string') this.#grpcSeries(route, grpcStatus).inc();
+    const grpcStatus = ctx.grpcStatus;
+    if (grpcStatus !== undefined) this.#grpcSeries(route, grpcStatus).inc();
   }
 
   #grpcSeries(route: string, status: string): CounterChild {
@@ -232,7 +217,7 @@ class Prometheus implements PluginInstance {
     let c = this.#grpc.get(key);
     if (c === undefined) {
       if (this.#grpc.size >= CACHE_LIMIT) this.#grpc.clear();
-      c = this.#grpcFamily.child([route, status]);
+      c = this.#m.grpcRequests.child([route, status]);
       this.#grpc.set(key, c);
     }
     return c;

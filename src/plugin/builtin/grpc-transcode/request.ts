@@ -84,7 +84,8 @@ export function requestTable(input: RequestInput): Table {
 const I64_MIN = -(2n ** 63n);
 const I64_MAX = 2n ** 63n - 1n;
 const U64_MAX = 2n ** 64n - 1n;
-const INT_TEXT = /^(?:#-?|-#?)?(?:0[xX][0-9a-fA-F]+|[0-9]+)$/;
+// Digit counts capped at what 64 bits can need (20 decimal, 16 hex), so that BigInt never parses a long text.
+const INT_TEXT = /^(?:#-?|-#?)?(?:0[xX][0-9a-fA-F]{1,16}|[0-9]{1,20})$/;
 
 /** lua-protobuf integer forms: a number, or text `123`, `-123`, `0xabF`, `#123`, `#-0x1f`, `-#0x1f`. */
 function toLong(v: unknown, unsigned: boolean, what: string): Long {

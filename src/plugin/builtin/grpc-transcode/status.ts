@@ -2,14 +2,13 @@
 // `grpc-status-details-bin` body of show_status_in_body (a base64 google.rpc.Status; its `details` are
 // decoded with `status_detail_type` when given, else shown as {type_url, value}).
 import protobuf from 'protobufjs';
+import { GRPC_TO_HTTP, grpcStatusCode } from '../../../pipeline/grpc.ts';
 import { messageText, type DecodeOptions } from './response.ts';
 
-const STATUS_HTTP: readonly number[] = [200, 499, 500, 400, 504, 404, 409, 403, 429, 400, 409, 400, 501, 500, 503, 500, 401];
-
-/** HTTP status for a non-zero grpc-status header value; 599 for codes outside 1-16, as APISIX. */
+/** HTTP status for a non-zero grpc-status header value (GRPC_TO_HTTP); 599 for codes outside 1-16, as APISIX. */
 export function httpStatusOf(grpcStatus: string): number {
-  const code = /^[0-9]+$/.test(grpcStatus) ? Number(grpcStatus) : -1;
-  return code >= 1 && code <= 16 ? STATUS_HTTP[code]! : 599;
+  const code = grpcStatusCode(grpcStatus);
+  return code >= 1 ? GRPC_TO_HTTP[code]! : 599;
 }
 
 const statusRoot = protobuf.parse(

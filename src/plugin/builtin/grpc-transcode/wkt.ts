@@ -48,7 +48,8 @@ export const VALUE = { null: 1, number: 2, string: 3, bool: 4, struct: 5, list: 
 
 /** Duration's range: +-10,000 years in seconds (duration.proto). */
 const MAX_SECONDS = 315_576_000_000n;
-const DURATION_TEXT = /^(-)?([0-9]+)(?:\.([0-9]{1,9}))?s$/;
+// At most 12 second digits (MAX_SECONDS has 12): longer text is out of range without BigInt ever parsing it.
+const DURATION_TEXT = /^(-)?([0-9]{1,12})(?:\.([0-9]{1,9}))?s$/;
 
 /** "1.5s" / "-0.000000001s" -> seconds and nanos of the same sign; null when malformed or out of range. */
 export function parseDuration(text: string): { seconds: Long; nanos: number } | null {

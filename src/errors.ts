@@ -4,8 +4,9 @@
 //
 // `reply`: 'json' answers `{"error_msg": message}\n` (APISIX's core.response.exit with a table);
 // 'html' answers nginx's error page (what APISIX sends when it exits without a body, and what nginx sends for
-// malformed requests); 'bare' is a status line without a body on a connection then closed, for requests the
-// HTTP/1.1 codecs refuse before the pipeline sees them (node:http's answers, which the socket engine matches);
+// malformed requests); 'bare' is a status line without a body on a connection then closed (node:http's default
+// answers), for requests an HTTP/1.1 codec refuses (both engines pick the entry with refusalCode() in
+// src/pipeline/raw-answer.ts);
 // 'none' is for errors that never become an HTTP reply (config store, stream, startup).
 
 export interface ErrorSpec {

@@ -8,7 +8,7 @@ import type { Listener, ListenerAddress } from '../../src/listener/registry.ts';
 import type { Logger } from '../../src/observability/logger.ts';
 import type { HttpPipeline } from '../../src/pipeline/pipeline.ts';
 import type { CertificateStore } from '../../src/tls/store.ts';
-import { rawAnswer } from '../../src/pipeline/raw-answer.ts';
+import { rawAnswer, refusalCode } from '../../src/pipeline/raw-answer.ts';
 import { Http1Engine } from '../http1/engine.ts';
 import { handleNodeRequest, handleNodeUpgrade, wantsUpgrade } from './node-adapter.ts';
 import { TlsAcceptor } from './tls-accept.ts';
@@ -108,8 +108,7 @@ class NodeServers {
     h1.on('upgrade', (req, socket, head) => handleNodeUpgrade(pipeline, req, socket, head));
     h1.on('clientError', (err: NodeJS.ErrnoException, socket) => {
       if (!socket.writable) return socket.destroy();
-      const code = err.code === 'HPE_HEADER_OVERFLOW' ? 'SWY_ERR_HEADER_TOO_LARGE' : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 'SWY_ERR_REQUEST_TIMEOUT' : 'SWY_ERR_BAD_REQUEST';
-      socket.end(rawAnswer(code));
+      socket.end(rawAnswer(refusalCode(err.code)));
     });
     this.h1 = h1;
 

@@ -4,7 +4,9 @@
 // pipelined head that completes while another exchange runs pauses llhttp right after that head (HPE_PAUSED
 // from on_headers_complete) and the unread bytes wait in `stash` with the socket paused.
 import type { Socket } from 'node:net';
+import { ERRORS } from '../../src/errors.ts';
 import type { HeaderMap } from '../../src/plugin/context.ts';
+import { refusalCode } from '../../src/pipeline/raw-answer.ts';
 import { H1Body, H1Exchange, type ConnAddr, type ExchangeHost } from './exchange.ts';
 import { dropNoopEnd, freeParser, listen, parkParser, takeParser, unlisten } from './hooks.ts';
 import { requestAuthority } from '../../src/pipeline/authority.ts';
@@ -399,11 +401,9 @@ export class H1Conn implements ExchangeHost, ConnAddr {
   // Failures and the end --------------------------------------------------------------------------------------
 
   private parseError(err: ParseError): void {
-    let status = 400;
-    if (err.code === 'HPE_HEADER_OVERFLOW') status = 431;
-    else if (err.code === 'HPE_CHUNK_EXTENSIONS_OVERFLOW') status = 413;
-    else if (err.code === 'HPE_CB_HEADERS_COMPLETE' && this.failStatus !== 0) status = this.failStatus;
-    this.failParse(status, err);
+    // A head refused in on_headers_complete has its own status; other errors map as on the node:http engine.
+    const refused = err.code === 'HPE_CB_HEADERS_COMPLETE' && this.failStatus !== 0;
+    this.failParse(refused ? this.failStatus : ERRORS[refusalCode(err.code)].status, err);
   }
 
   /** A malformed or refused request: answered `status` (none when -1) once the running exchange ended. */

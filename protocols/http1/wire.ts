@@ -29,8 +29,11 @@ export function dateHeader(): string {
   return dateLine;
 }
 
-/** The catalog entry of each status the codecs refuse a request with (parse errors, limits, timeouts). */
-export function refusalCode(status: number): ErrorCode {
+/**
+ * The catalog entry behind a status the engine answers itself: one that refusalCode() (src/pipeline/raw-answer.ts)
+ * gave a parse error, 431/400 for a head refused after parsing, 408 for a head not received in time.
+ */
+function codeOfStatus(status: number): ErrorCode {
   switch (status) {
     case 408:
       return 'SWY_ERR_REQUEST_TIMEOUT';
@@ -43,9 +46,9 @@ export function refusalCode(status: number): ErrorCode {
   }
 }
 
-/** A complete answer the engine gives itself (parse errors, timeouts): as the node:http listener writes them. */
+/** A complete answer the engine gives itself (refused requests, timeouts): the catalog's, as on the node engine. */
 export function rawAnswer(status: number): string {
-  return catalogAnswer(refusalCode(status));
+  return catalogAnswer(codeOfStatus(status));
 }
 
 /**

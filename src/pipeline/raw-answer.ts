@@ -7,6 +7,27 @@ import { errorPage } from './respond.ts';
 
 const cache = new Map<ErrorCode, string>();
 
+/**
+ * The catalog entry of a request an HTTP/1.1 codec refuses, from its error code (llhttp's HPE_*, node:http's
+ * ERR_HTTP_REQUEST_TIMEOUT): the one mapping of both engines (node:http's clientError, the socket engine's
+ * parse errors), so a malformed request gets the same answer on either.
+ */
+export function refusalCode(errCode: string | undefined): ErrorCode {
+  switch (errCode) {
+    case 'HPE_HEADER_OVERFLOW':
+      return 'SWY_ERR_HEADER_TOO_LARGE';
+    case 'ERR_HTTP_REQUEST_TIMEOUT':
+      return 'SWY_ERR_REQUEST_TIMEOUT';
+    case 'HPE_CHUNK_EXTENSIONS_OVERFLOW':
+      // node's parser caps a body's chunk extensions at 16 KiB (CVE-2024-22019; not configurable). nginx skips
+      // extensions of any length and proxies the request, so there is no nginx answer to copy: this is node's
+      // own status (413), with nginx's page for a body it refuses as too large.
+      return 'SWY_ERR_BODY_TOO_LARGE';
+    default:
+      return 'SWY_ERR_BAD_REQUEST';
+  }
+}
+
 /** The answer of a 'bare' or 'html' entry (built once per code): no body, or nginx's error page. */
 export function rawAnswer(code: ErrorCode): string {
   let a = cache.get(code);

@@ -27,7 +27,9 @@ export interface TlsAcceptOptions {
 // TLS socket keeps that socket as `_parent`.
 const kChoice = Symbol('switchyard.peekedSsl');
 const kHello = Symbol('switchyard.helloBytes');
-type Raw = net.Socket & { [kChoice]?: SslChoice; [kHello]?: Buffer };
+/** The peek found no usable SNI (none, or one the parser refused), so fallback_sni's object was picked. */
+const kNoSni = Symbol('switchyard.noSni');
+type Raw = net.Socket & { [kChoice]?: SslChoice; [kHello]?: Buffer; [kNoSni]?: boolean };
 type Wrapped = tls.TLSSocket & { _parent?: Raw | null };
 
 /** Servers whose SecureContext starts a handshake (node reads it in its 'connection' listener). */
@@ -42,9 +44,16 @@ function choiceOf(socket: tls.TLSSocket): SslChoice | undefined {
 /**
  * Runs in the handshake (node calls it with the TLS socket as `this`) for clients with SNI; the context stays the
  * one the handshake started with. The chain a client sends must be read before the handshake ends (client.depth).
+ * OpenSSL seeing a server name the peek did not accept (not a host name) fails the handshake, as an SNI without a
+ * certificate does: fallback_sni is only for clients that send none.
  */
-function onServername(this: tls.TLSSocket, _name: string, cb: (err: Error | null, ctx?: tls.SecureContext) => void): void {
-  if (choiceOf(this)?.mtls === true) keepClientChain(this);
+function onServername(this: tls.TLSSocket, name: string, cb: (err: Error | null, ctx?: tls.SecureContext) => void): void {
+  const raw = (this as Wrapped)._parent;
+  if (raw?.[kNoSni] === true) {
+    cb(new Error(`no certificate for SNI ${name}`));
+    return;
+  }
+  if (raw?.[kChoice]?.mtls === true) keepClientChain(this);
   cb(null);
 }
 
@@ -130,6 +139,7 @@ export class TlsAcceptor {
     const name = sni ?? this.opts.fallbackSni;
     const choice = name === undefined ? undefined : this.opts.certificates()?.lookup(name);
     raw[kChoice] = choice;
+    raw[kNoSni] = sni === undefined;
     if (choice?.mtls === true && sni === undefined && !this.keylog) {
       this.keylog = true;
       this.tls.on('keylog', onKeylog);

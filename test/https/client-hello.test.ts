@@ -3,8 +3,10 @@
 // still selects the SNI's certificate, and a request goes through on that connection; a client that stalls inside
 // its ClientHello is dropped after client_header_timeout (the handshake bound).
 import net from 'node:net';
+import tls from 'node:tls';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { startTestGateway, type TestGateway } from '../helpers/gateway.ts';
+import { freePort } from '../helpers/ports.ts';
 import { tempDir } from '../helpers/proc.ts';
 import { startEcho, type EchoServer } from '../helpers/upstream.ts';
 import { exec, makePki, servedCert, type Pem, type Pki } from './pki.ts';
@@ -104,5 +106,29 @@ describe('a ClientHello in pieces', () => {
     // The bound is 1 s; the upper limit only says "not the 60 s default", loose for a loaded machine.
     expect(closed).toBeGreaterThanOrEqual(900);
     expect(closed).toBeLessThan(20_000);
+  });
+});
+
+describe('a server name that is not a host name', () => {
+  test('fails the handshake instead of getting fallback_sni\'s certificate', async () => {
+    const port = await freePort();
+    const fb = await startTestGateway({ config: { apisix: { ssl: { listen: [{ ip: '127.0.0.1', port }], fallback_sni: 's.test' } } } });
+    try {
+      await fb.put('/ssls/s', { cert: certS.cert, key: certS.key, snis: ['s.test'] });
+      const handshake = (servername: string | undefined) =>
+        new Promise<string>((resolve) => {
+          const s = tls.connect({ host: '127.0.0.1', port, rejectUnauthorized: false, ...(servername === undefined ? {} : { servername }) }, () => {
+            resolve(`ok ${s.getPeerCertificate().serialNumber}`);
+            s.destroy();
+          });
+          s.on('error', (err) => resolve(`error ${err.message}`));
+        });
+      // Without SNI (node sends none for an address): the fallback certificate.
+      expect(await handshake(undefined)).toBe(`ok ${certS.serial}`);
+      expect(await handshake('s.test')).toBe(`ok ${certS.serial}`);
+      expect(await handshake('bad*name.test')).toMatch(/^error /);
+    } finally {
+      await fb.close();
+    }
   });
 });

@@ -51,7 +51,7 @@ export interface Http3ConnectionMessage {
 }
 
 /**
- * The ssl object a QUIC handshake uses, as on HTTPS (src/tls/store.ts sniCallback): the SNI's (exact, then
+ * The ssl object a QUIC handshake uses, as on HTTPS (protocols/http/tls-accept.ts): the SNI's (exact, then
  * wildcard); `fallback_sni`'s for a client without SNI; none (the handshake fails) otherwise.
  */
 export function quicCertificate(store: CertificateStore | null, sni: string | undefined, fallbackSni: string | undefined): SslChoice | undefined {

@@ -2,8 +2,8 @@
 // enable_websocket): pick and connect with retries on connect failures, before_proxy, replay the upgrade
 // request, read the upstream's response head (its real status is what gets logged and reported to passive
 // health), run header_filter on it, then either splice the two connections (101) or relay the refusal.
-// Retries follow src/upstream/proxy.ts retryLayer's rules: up to `retries` more endpoints within
-// `retry_timeout`, never after the client left. A connect failure or connect timeout is all that can fail here
+// Retries follow src/upstream/proxy.ts's retryAllowed: up to `retries` more endpoints within `retry_timeout`,
+// never after the client left. A connect failure or connect timeout is all that can fail here
 // before anything is sent, and dispatch classifies both as retryable; once the upgrade request went out (the
 // client's connection is taken over then), an upstream that closes without a head is not retried.
 import type { Socket } from 'node:net';
@@ -12,6 +12,7 @@ import { catalogReply } from '../errors.ts';
 import type { HeaderMap } from '../plugin/context.ts';
 import { runHeaderFilter, runPhase } from '../plugin/runner.ts';
 import type { Endpoint } from '../upstream/balancer.ts';
+import { retryAllowed, retryDeadline } from '../upstream/proxy.ts';
 import { openTunnel } from '../upstream/tunnel.ts';
 import type { UpstreamRuntime } from '../upstream/upstream.ts';
 import { publishUpstreamError, upstreamError } from './channels.ts';
@@ -26,7 +27,7 @@ export async function runTunnel(p: HttpPipeline, tx: Transaction, upstream: Upst
   const ctx = tx.ctx;
   const outcomes = p.opts.outcomes;
   let ranBeforeProxy = false;
-  const deadline = upstream.retryTimeoutMs > 0 ? Date.now() + upstream.retryTimeoutMs : 0;
+  const deadline = retryDeadline(upstream);
   for (let attempt = 0; ; attempt++) {
     const pick = upstream.pick(tx.pickCtx);
     if (!pick.ok) {
@@ -50,7 +51,7 @@ export async function runTunnel(p: HttpPipeline, tx: Transaction, upstream: Upst
       tx.failedStatuses += `${tx.failedStatuses === '' ? '' : ', '}${conn.kind === 'timeout' ? 504 : 502}`;
       p.logger.warn({ route: ctx.routeId, upstream: ep.key, kind: conn.kind, msg: conn.message }, 'upstream tunnel connect failed');
       if (upstreamError.hasSubscribers) publishUpstreamError(tx, ep, { kind: conn.kind, message: conn.message, retryable: true });
-      if (attempt >= upstream.retries || tx.closed || (deadline > 0 && Date.now() > deadline)) break;
+      if (!retryAllowed(upstream, attempt, deadline, tx.closed)) break;
       continue;
     }
     if (tx.closed) {

@@ -1,7 +1,7 @@
 // Attempts of a terminal plugin (one that calls the route's upstream itself from before_proxy and answers
 // locally: dubbo-proxy, http-dubbo) run the way the pipeline's own dispatch runs them (src/upstream/proxy.ts):
 // the first endpoint is the balancer's pick made before before_proxy; a failure that never reached the
-// provider is retried on another endpoint within the upstream's `retries` and `retry_timeout`, tried
+// provider is retried on another endpoint while retryAllowed() says so (`retries`, `retry_timeout`), tried
 // endpoints excluded; each attempt feeds the balancer (least_conn, ewma) and the passive health checks.
 //
 // The pipeline does not hand plugins its proxy job, so jobOf() recognises it structurally: the request's body
@@ -10,7 +10,7 @@
 // there (no upstream on the route, or a context built elsewhere) runAttempts() returns null.
 import type { Vars } from '../router/vars.ts';
 import type { Endpoint } from '../upstream/balancer.ts';
-import type { UpstreamOutcomes } from '../upstream/proxy.ts';
+import { retryAllowed, retryDeadline, type UpstreamOutcomes } from '../upstream/proxy.ts';
 import { UpstreamRuntime } from '../upstream/upstream.ts';
 import type { HttpContext } from './context.ts';
 
@@ -79,7 +79,7 @@ export async function runAttempts<A, T>(ctx: HttpContext, fn: AttemptFn<A, T>, a
   if (endpoint === undefined) return null;
   const timeouts: AttemptTimeouts = { connectMs: job.connectTimeoutMs, sendMs: job.sendTimeoutMs, readMs: job.readTimeoutMs };
   const outcomes = job.pipeline?.opts?.outcomes;
-  const deadline = upstream.retryTimeoutMs > 0 ? Date.now() + upstream.retryTimeoutMs : 0;
+  const deadline = retryDeadline(upstream);
   for (let attempt = 0; ; attempt++) {
     job.attempting(endpoint);
     upstream.begin(endpoint);
@@ -97,7 +97,7 @@ export async function runAttempts<A, T>(ctx: HttpContext, fn: AttemptFn<A, T>, a
     pickCtx.tried.add(endpoint.key);
     job.failedStatuses += `${job.failedStatuses === '' ? '' : ', '}${statusOf(r.kind)}`;
     const done = { value: r.value, ok: false, endpoint, failedStatuses: job.failedStatuses };
-    if (job.cancelled || !r.retryable || attempt >= upstream.retries || (deadline > 0 && Date.now() > deadline)) return done;
+    if (!r.retryable || !retryAllowed(upstream, attempt, deadline, job.cancelled)) return done;
     const pick = upstream.pick(pickCtx);
     if (!pick.ok) return done;
     endpoint = pick.endpoint;

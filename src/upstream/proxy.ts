@@ -77,14 +77,26 @@ function statusOf(f: DispatchFailure): number {
   return f.kind === 'timeout' ? 504 : 502;
 }
 
+/** When a request's retries stop (`retry_timeout` from its first attempt); 0: no time limit. */
+export function retryDeadline(upstream: UpstreamRuntime): number {
+  return upstream.retryTimeoutMs > 0 ? Date.now() + upstream.retryTimeoutMs : 0;
+}
+
 /**
- * Retries failed attempts on other endpoints: up to `retries` more (APISIX default: nodes - 1), within
- * `retry_timeout`, only for failures dispatch classified as retryable, never after the client went away.
+ * The one retry rule of every upstream caller (this layer, the WebSocket tunnel, terminal plugins' attempts):
+ * after failed attempt number `attempt` (0 for the first), another endpoint may be tried while `retries` (APISIX
+ * default: nodes - 1) allows one more, `deadline` (retryDeadline) has not passed and the client is still there.
+ * Whether the failure itself is retryable is the caller's to know.
  */
+export function retryAllowed(upstream: UpstreamRuntime, attempt: number, deadline: number, cancelled: boolean): boolean {
+  return !cancelled && attempt < upstream.retries && (deadline === 0 || Date.now() <= deadline);
+}
+
+/** Retries failed attempts on other endpoints (retryAllowed) for failures dispatch classified as retryable. */
 export function retryLayer(logger: Logger): Layer {
   return (next) => async (job, first) => {
     const upstream = job.upstream;
-    const deadline = upstream.retryTimeoutMs > 0 ? Date.now() + upstream.retryTimeoutMs : 0;
+    const deadline = retryDeadline(upstream);
     let endpoint = first;
     for (let attempt = 0; ; attempt++) {
       const r = await next(job, endpoint);
@@ -94,7 +106,7 @@ export function retryLayer(logger: Logger): Layer {
       ctx.tried.add(endpoint.key);
       job.failedStatuses += `${job.failedStatuses === '' ? '' : ', '}${statusOf(r)}`;
       if (!job.cancelled) logger.warn({ upstream: endpoint.key, kind: r.kind, msg: r.message }, 'upstream attempt failed');
-      if (job.cancelled || !r.retryable || attempt >= upstream.retries || (deadline > 0 && Date.now() > deadline)) return r;
+      if (!r.retryable || !retryAllowed(upstream, attempt, deadline, job.cancelled)) return r;
       const pick = upstream.pick(ctx);
       if (!pick.ok) return r;
       endpoint = pick.endpoint;

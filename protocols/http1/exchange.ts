@@ -30,9 +30,11 @@ const CONTINUE = 'HTTP/1.1 100 Continue\r\n\r\n';
 const BAD_VALUE = /[^\t\x20-\x7e\x80-\xff]/;
 const TOKEN = /^[\^_`a-zA-Z\-0-9!#$%&'*+.|~]+$/;
 
-function uncork(socket: Socket): void {
-  socket.uncork();
-}
+/**
+ * A held head goes out in one buffer with a first body chunk up to this size (a copy is cheaper than the writev
+ * of a string and a buffer); larger chunks are written after it under cork.
+ */
+const COALESCE_MAX = 16 * 1024;
 
 /** The request body as a Readable fed by the parser; reading it resumes the socket and sends 100 Continue. */
 export class H1Body extends Readable {
@@ -90,6 +92,11 @@ export class H1Exchange implements PipelineRequest, Downstream {
   rest: Buffer | null = null;
   events: DownstreamEvents | null = null;
   private sent = false;
+  /**
+   * The head, held back by head() so that it leaves with the first body bytes or the end in one write; flush()
+   * (after the synchronous part of the response) sends it alone. No nextTick or cork per response.
+   */
+  private heldHead: string | null = null;
   private chunked = false;
   private noBody = false;
 
@@ -172,30 +179,56 @@ export class H1Exchange implements PipelineRequest, Downstream {
     this.keepOpen = keep;
     this.noBody = bodyless;
     this.sent = true;
-    const socket = this.host.socket;
-    socket.cork();
-    socket.write(`${out}\r\n`, 'latin1');
-    process.nextTick(uncork, socket);
+    this.heldHead = `${out}\r\n`;
+  }
+
+  flush(): void {
+    const h = this.heldHead;
+    if (h === null) return;
+    this.heldHead = null;
+    if (!this.host.socket.write(h, 'latin1')) this.host.writeBlocked();
   }
 
   data(chunk: Buffer): boolean {
     // hot path
     if (this.ended || this.noBody || chunk.length === 0) return true;
     const socket = this.host.socket;
+    const h = this.heldHead;
     let ok: boolean;
     if (this.chunked) {
       socket.cork();
+      if (h !== null) {
+        this.heldHead = null;
+        socket.write(h, 'latin1');
+      }
       socket.write(`${chunk.length.toString(16)}\r\n`, 'latin1');
       socket.write(chunk);
       ok = socket.write('\r\n', 'latin1');
       socket.uncork();
-    } else ok = socket.write(chunk);
+    } else if (h === null) ok = socket.write(chunk);
+    else {
+      this.heldHead = null;
+      if (chunk.length <= COALESCE_MAX) {
+        // The head is latin1 text: one byte per character.
+        const buf = Buffer.allocUnsafe(h.length + chunk.length);
+        buf.write(h, 0, 'latin1');
+        chunk.copy(buf, h.length);
+        ok = socket.write(buf);
+      } else {
+        socket.cork();
+        socket.write(h, 'latin1');
+        ok = socket.write(chunk);
+        socket.uncork();
+      }
+    }
     if (!ok) this.host.writeBlocked();
     return ok;
   }
 
   end(trailers: Record<string, string> | null): void {
     if (this.ended) return;
+    const h = this.heldHead;
+    this.heldHead = null;
     if (this.chunked) {
       let t = '0\r\n';
       if (trailers !== null) {
@@ -205,14 +238,15 @@ export class H1Exchange implements PipelineRequest, Downstream {
           if (TOKEN.test(k) && !BAD_VALUE.test(v)) t += `${k}: ${v}\r\n`;
         }
       }
-      this.host.socket.write(`${t}\r\n`, 'latin1');
-    }
+      this.host.socket.write(h === null ? `${t}\r\n` : `${h}${t}\r\n`, 'latin1');
+    } else if (h !== null) this.host.socket.write(h, 'latin1');
     this.ended = true;
     this.host.exchangeEnded(this);
   }
 
   abort(): void {
     if (this.ended) return;
+    this.heldHead = null;
     this.ended = true;
     this.keepOpen = false;
     this.host.socket.destroy();
@@ -221,6 +255,7 @@ export class H1Exchange implements PipelineRequest, Downstream {
 
   takeover(): { socket: Duplex; head: Buffer } | null {
     if (!this.upgrade || this.ended) return null;
+    this.flush();
     this.sent = true;
     this.ended = true;
     this.host.detach();

@@ -65,6 +65,11 @@ export interface DownstreamEvents {
 export interface Downstream {
   /** Sends the response head. Framing (content-length, chunked, DATA frames) is the adapter's business. */
   head(status: number, headers: HeaderMap): void;
+  /**
+   * An adapter may hold the head back to send it with the first body bytes or the end; the pipeline calls
+   * flush() once the synchronous part of a response is written, so a head whose body is still to come leaves.
+   */
+  flush?(): void;
   /** Writes body bytes; false asks the caller to wait for onDrain(). */
   data(chunk: Buffer): boolean;
   /** Ends the response; trailers go out where the protocol carries them (HTTP/1.1 chunked, h2, h3). */

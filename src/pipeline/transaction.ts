@@ -210,6 +210,7 @@ export class Transaction implements DownstreamEvents, BodySink, ProxyJob, HttpRe
     down.head(resp.status, resp.headers);
     this.result = result;
     result.pipeTo(this);
+    down.flush?.();
   }
 
   write(chunk: Buffer): boolean {

@@ -74,18 +74,21 @@ export const APISIX_ENCRYPT_FIELDS: Readonly<Record<PluginSchemaType, FieldTable
 export interface EncryptFieldsSource {
   readonly consumerSchema?: unknown;
   readonly encryptFields?: readonly string[];
+  readonly routeEncryptFields?: readonly string[];
 }
 
 /**
  * Adapts a plugin registry (`(name) => registry.known(name)`) to an EncryptFieldsLookup. A PluginDef's
  * encryptFields are those of the schema consumer confs are checked against (its consumerSchema when it has
- * one, else its schema): an auth plugin's route conf has none; metadata fields come from the built-in table.
+ * one, else its schema). A plugin with a consumerSchema declares its route conf's secrets apart, in
+ * routeEncryptFields (hmac-auth's replay Redis passwords); without them its route conf has none. Metadata
+ * fields come from the built-in table.
  */
 export function lookupFromPluginDefs(known: (name: string) => EncryptFieldsSource | undefined): EncryptFieldsLookup {
   return (name, schemaType) => {
     const def = known(name);
-    if (!def || def.encryptFields === undefined || schemaType === 'metadata') return undefined;
-    if (schemaType === 'route' && def.consumerSchema !== undefined) return [];
+    if (!def || schemaType === 'metadata') return undefined;
+    if (schemaType === 'route' && def.consumerSchema !== undefined) return def.routeEncryptFields ?? (def.encryptFields === undefined ? undefined : []);
     return def.encryptFields;
   };
 }

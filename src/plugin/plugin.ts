@@ -97,6 +97,8 @@ export interface PluginDef {
    * level, of the schema consumer confs are checked against (consumerSchema when present, else schema).
    */
   readonly encryptFields?: readonly string[];
+  /** With a consumerSchema: the encrypted fields of the route-level conf (same form as encryptFields). */
+  readonly routeEncryptFields?: readonly string[];
   readonly type?: 'auth';
   readonly scope?: 'global';
   readonly runPolicy?: 'prefer_route';

@@ -272,6 +272,8 @@ export const hmacAuthPlugin: PluginDef = {
   schema,
   consumerSchema,
   encryptFields: ['secret_key'],
+  // The replay store's Redis credentials live in the route conf (APISIX's limit-count encrypts the same names).
+  routeEncryptFields: ['redis_password', 'sentinel_password'],
   subsystems: ['http'],
   status: 'stable',
   create(conf, env) {

@@ -6,8 +6,9 @@
 // them as they are. Output names carry a content hash (served as immutable); index.html names them.
 //
 // Runs from `npm install`/`npm ci` (postinstall) and `npm start` (prestart, with --if-stale: only when a
-// source or this script is newer than the build, or preact/htm changed version). Without esbuild (an install that omits
-// dev dependencies) it warns and leaves the build absent: the dashboard then answers 503 saying so.
+// source or this script is newer than the build, or preact/htm changed version). esbuild, preact and htm are dev
+// dependencies (preact and htm are bundled, never loaded at runtime): an install that omits them gets a warning
+// and no build, and the dashboard then answers 503 saying so.
 import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -46,8 +47,10 @@ export function isStale() {
 }
 
 /**
- * Builds into a private directory and swaps it in, so a gateway starting meanwhile reads the old build or the
- * new one, never half of one. Resolves to the built files with their sizes, or null without esbuild.
+ * Builds into a private directory and moves it into place with two renames (the old build out, the new one in),
+ * so build/ui never holds a partly written build. The swap is not atomic: between the renames build/ui does not
+ * exist, and a gateway that loads the dashboard while the swap runs may find none or only part of one.
+ * Resolves to the built files with their sizes, or null without esbuild.
  */
 export async function buildUi() {
   let esbuild;

@@ -187,6 +187,22 @@ describe('openid-connect options against a real OpenID provider', () => {
     await res.arrayBuffer();
   });
 
+  it('refresh_session_interval counts from the successful callback, not from the redirect to the OP (lua-resty-openidc)', async () => {
+    const b = new Browser();
+    const redirectedAt = Date.now();
+    const loc = await expectLoginRedirect(await b.get(`${gw.url}/keep/page`));
+    // The user spends time at the OP: the callback comes in a later second than the redirect.
+    await untilSecondsAfter(redirectedAt, 1);
+    const callbackAfter = Math.floor(Date.now() / 1000);
+    const { res } = await b.follow(loc.toString());
+    expect(res.status).toBe(200);
+    await res.arrayBuffer();
+    const session = new SessionCodec({ secret: SESSION_SECRET }).open(b.jar(gw.url).get('session')!);
+    expect(session?.access_token).toBeTruthy();
+    expect(session!.last_authenticated).toBeGreaterThanOrEqual(callbackAfter);
+    expect(session!.last_authenticated).toBeGreaterThan(Math.floor(redirectedAt / 1000));
+  });
+
   async function introspect(token: string): Promise<boolean> {
     const r = await fetch(`${op.issuer}/token/introspection`, {
       method: 'POST',

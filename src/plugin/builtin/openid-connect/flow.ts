@@ -44,7 +44,7 @@ export async function startLogin(conf: FlowConf, redirectUri: string, originalUr
   const disc = await getDiscovery(conf.discovery, conf.http);
   if (typeof disc.authorization_endpoint !== 'string') throw new Error('no authorization_endpoint in the discovery document');
   const now = nowSec();
-  const session: SessionData = { exp: now + 600, state: random(), nonce: random(), original_url: originalUrl, last_authenticated: now };
+  const session: SessionData = { exp: now + 600, state: random(), nonce: random(), original_url: originalUrl };
   const url = new URL(disc.authorization_endpoint);
   const p = url.searchParams;
   if (prompt !== undefined) p.set('prompt', prompt);
@@ -86,7 +86,9 @@ export async function finishLogin(conf: FlowConf, pending: SessionData | null, q
   const claims = await verifyIdToken(conf, disc, idToken, pending.nonce);
   if (typeof claims === 'string') return { ok: false, status: 500, error: claims };
   const session = tokensToSession(conf, tok.json, claims, idToken);
-  if (pending.last_authenticated !== undefined) session.last_authenticated = pending.last_authenticated;
+  // refresh_session_interval counts from here, as lua-resty-openidc stamps last_authenticated once the
+  // authorization response succeeded (time spent at the OP's login form does not use up the interval).
+  session.last_authenticated = nowSec();
   if (typeof disc.userinfo_endpoint === 'string') {
     const info = await getWithToken(disc.userinfo_endpoint, session.access_token!, conf.http);
     if (info.status === 200) session.user = info.json;

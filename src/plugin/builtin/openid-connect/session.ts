@@ -20,7 +20,7 @@ export interface SessionData {
   at?: number;
   /** Start of the current rolling period (seconds since the epoch). */
   rolled?: number;
-  /** When the browser was last sent to the OP to log in (refresh_session_interval counts from it). */
+  /** When the last login's callback succeeded (refresh_session_interval counts from it). */
   last_authenticated?: number;
   /** Pending login (between the redirect to the OP and the callback). */
   state?: string;

@@ -13,7 +13,10 @@
 // One JSON entry per call: route_id, client_ip, client_port, server_addr, server_port, upstream, service,
 // version, method, status (Dubbo status code, "exception" for an OK reply carrying a Java exception), rpc_time,
 // start_time (ms since the epoch), sent as an RFC 5424 line as the syslog plugin sends HTTP entries.
-// Batch processors are shared per (route id, conf) and released when the proxy closes.
+// Batch processors are shared per (route id, conf) by acquireProcessor. A route object's loggers are compiled
+// for its first session and held while it has sessions: the last session's end releases them, so a route
+// whose logger conf changed (a new route object) or that left the snapshot keeps no processor once its old
+// sessions are gone.
 import os from 'node:os';
 import type { JsonObject } from '../../src/config/resources.ts';
 import type { Logger } from '../../src/observability/logger.ts';
@@ -91,20 +94,39 @@ function syslogSink(conf: JsonObject): (lines: string[]) => Promise<void> {
   return (lines) => sendOverTcp(host, port, conf.tls === true, timeoutMs, lines.join(''));
 }
 
+interface Compiled {
+  readonly loggers: readonly CallLogger[];
+  /** Sessions of the route object using them. */
+  users: number;
+}
+
 export class CallLog {
   private readonly logger: Logger;
-  private readonly compiled = new WeakMap<StreamRoute, readonly CallLogger[]>();
-  private readonly handles = new Map<string, ProcessorHandle<string>>();
+  private readonly compiled = new Map<StreamRoute, Compiled>();
 
   constructor(logger: Logger) {
     this.logger = logger;
   }
 
-  /** The loggers of a (superior) route, compiled once per route object. */
-  loggersFor(route: StreamRoute): readonly CallLogger[] {
-    let l = this.compiled.get(route);
-    if (l === undefined) this.compiled.set(route, (l = this.compile(route)));
-    return l;
+  /** The loggers of a (superior) route for a new session, compiled once per route object; see release. */
+  acquire(route: StreamRoute): readonly CallLogger[] {
+    let c = this.compiled.get(route);
+    if (c === undefined) this.compiled.set(route, (c = { loggers: this.compile(route), users: 0 }));
+    c.users++;
+    return c.loggers;
+  }
+
+  /** A session of `route` ended: the last one releases the route object's processors. */
+  release(route: StreamRoute): void {
+    const c = this.compiled.get(route);
+    if (c === undefined || --c.users > 0) return;
+    this.compiled.delete(route);
+    for (const l of c.loggers) l.handle.release();
+  }
+
+  /** Number of route objects holding loggers (tests). */
+  get size(): number {
+    return this.compiled.size;
   }
 
   /** Offers a finished call to the route's loggers. */
@@ -119,8 +141,8 @@ export class CallLog {
   }
 
   close(): void {
-    for (const h of this.handles.values()) h.release();
-    this.handles.clear();
+    for (const c of this.compiled.values()) for (const l of c.loggers) l.handle.release();
+    this.compiled.clear();
   }
 
   private compile(route: StreamRoute): readonly CallLogger[] {
@@ -149,14 +171,9 @@ export class CallLog {
         this.logger.warn({ ...where, reason: bad }, 'dubbo call logger skipped: invalid conf');
         return;
       }
-      const key = `${route.id}\u0001${JSON.stringify(conf)}`;
-      let handle = this.handles.get(key);
-      if (handle === undefined) {
-        const env: PluginEnv = { logger: this.logger, metadata: undefined, attr: undefined, scopeKey: `xrpc-dubbo:${route.id}`, consumers: NO_CONSUMERS };
-        handle = acquireProcessor<string>('syslog', conf, env, syslogSink(conf));
-        this.handles.set(key, handle);
-      }
-      out.push({ name: 'syslog', filter, handle });
+      // acquireProcessor shares one processor per (route id, conf) across route objects and entries.
+      const env: PluginEnv = { logger: this.logger, metadata: undefined, attr: undefined, scopeKey: `xrpc-dubbo:${route.id}`, consumers: NO_CONSUMERS };
+      out.push({ name: 'syslog', filter, handle: acquireProcessor<string>('syslog', conf, env, syslogSink(conf)) });
     });
     return out;
   }

@@ -121,6 +121,7 @@ export class DubboProxy implements XrpcHandler, ReplyHandler<Call> {
     return new Promise<number>((resolve) => {
       const s = new ClientSession(this, conn, compiled.table, (status) => {
         this.sessions.delete(s);
+        this.callLog.release(conn.route);
         resolve(status);
       });
       this.sessions.add(s);
@@ -202,7 +203,7 @@ class ClientSession {
   readonly timeoutMs: number;
   closed = false;
   private readonly proxy: DubboProxy;
-  private readonly loggers: ReturnType<CallLog['loggersFor']>;
+  private readonly loggers: ReturnType<CallLog['acquire']>;
   private readonly socket: Duplex;
   private readonly decoder: FrameDecoder;
   private readonly done: (status: number) => void;
@@ -219,7 +220,7 @@ class ClientSession {
     this.decoder = new FrameDecoder(table.maxFrameSize);
     this.done = done;
     this.timeoutMs = table.timeoutMs ?? (conn.upstream.conf.timeout != null ? Math.round(conn.upstream.timeout.read * 1000) : DEFAULT_CALL_TIMEOUT_MS);
-    this.loggers = proxy.callLog.loggersFor(conn.route);
+    this.loggers = proxy.callLog.acquire(conn.route);
   }
 
   start(): void {

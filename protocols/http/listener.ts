@@ -37,6 +37,20 @@ const kSession = Symbol('switchyard.h2session');
 type ResetTagged = http2.ServerHttp2Session & { [kResets]?: { count: number; since: number } };
 type StreamTagged = http2.ServerHttp2Stream & { [kSession]?: ResetTagged };
 
+/**
+ * True when the request whose body node:http refused already has a response under way or sent (a plugin
+ * answered before reading the body): a refusal written then would be a second, unsolicited response, so the
+ * connection is only closed, as the socket engine does. node:http internals: _httpMessage is the in-flight
+ * response (node's default clientError checks it the same way; null once a response ended), parser.incoming the
+ * message whose body is being parsed.
+ */
+function responseBegun(socket: object): boolean {
+  const s = socket as { _httpMessage?: { _headerSent?: boolean } | null; parser?: { incoming?: { complete?: boolean } | null } | null };
+  if (s._httpMessage != null) return s._httpMessage._headerSent === true;
+  const incoming = s.parser?.incoming;
+  return incoming != null && incoming.complete === false;
+}
+
 function onH2Stream(stream: http2.ServerHttp2Stream): void {
   // A closed stream is detached from its session: remember it now.
   (stream as StreamTagged)[kSession] = stream.session as ResetTagged;
@@ -107,7 +121,7 @@ class NodeServers {
     h1.setTimeout(limits.client_body_timeout * 1000);
     h1.on('upgrade', (req, socket, head) => handleNodeUpgrade(pipeline, req, socket, head));
     h1.on('clientError', (err: NodeJS.ErrnoException, socket) => {
-      if (!socket.writable) return socket.destroy();
+      if (!socket.writable || responseBegun(socket)) return socket.destroy();
       socket.end(rawAnswer(refusalCode(err.code)));
     });
     this.h1 = h1;

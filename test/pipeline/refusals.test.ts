@@ -2,7 +2,8 @@
 // one mapping (refusalCode in src/pipeline/raw-answer.ts). The case the two engines used to disagree on: a chunked
 // body whose chunk extensions exceed node's parser cap (16 KiB, CVE-2024-22019). nginx skips extensions of any
 // length (nginx 1.22.1 proxies a 2 MB one), so there is no nginx answer to copy: both engines answer node's own
-// status, 413, with nginx's 413 page, close the connection, and the upstream never receives a complete request.
+// status, 413, with nginx's 413 page, close the connection, and the upstream never receives a complete request;
+// a request already answered (a plugin answered before reading the body) only gets its connection closed.
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { startTestGateway, type TestGateway } from '../helpers/gateway.ts';
 import { startEcho, type EchoServer } from '../helpers/upstream.ts';
@@ -22,7 +23,10 @@ beforeAll(async () => {
   ]);
   engines.socket = sock;
   engines.node = node;
-  for (const g of [sock, node]) await g.put('/routes/any', { uri: '/*', upstream: { nodes: { [up.addr]: 1 } } });
+  for (const g of [sock, node]) {
+    await g.put('/routes/any', { uri: '/*', upstream: { nodes: { [up.addr]: 1 } } });
+    await g.put('/routes/local', { uri: '/local', plugins: { 'fault-injection': { abort: { http_status: 403, body: 'local-answer' } } } });
+  }
 });
 
 afterAll(async () => {
@@ -56,5 +60,26 @@ describe('oversized chunk extensions', () => {
       expect(r.statuses.map((l) => l.slice(9, 12))).toEqual(['200']);
     }
     expect(up.seen.filter((s) => s.url === '/ext').map((s) => s.bodyLength)).toEqual([5, 5]);
+  });
+
+  for (const engine of ['node', 'socket']) {
+    test(`${engine} engine: a request answered before its body was read gets no second answer`, async () => {
+      // fault-injection answers 403 in rewrite; the oversized extension arrives after that answer went out:
+      // writing the 413 then would be an unsolicited second response on the connection.
+      const r = await raw(engines[engine]!.port, [HEAD.replace('/ext', '/local'), OVERSIZED], { gapMs: 500 });
+      expect(r.text).toContain('local-answer');
+      expect(r.statuses.map((l) => l.slice(9, 12))).toEqual(['403']);
+      expect(r.text).not.toContain('413');
+      expect(r.closedByPeer).toBe(true);
+    });
+  }
+
+  test('a malformed request after a proxied one on a keep-alive connection is still answered 400, on both engines', async () => {
+    const first = 'GET /x HTTP/1.1\r\nHost: a\r\n\r\n';
+    for (const engine of ['node', 'socket']) {
+      const r = await raw(engines[engine]!.port, [first, 'G@T /a HTTP/1.1\r\nHost: a\r\n\r\n'], { gapMs: 200 });
+      expect([engine, r.statuses.map((l) => l.slice(9, 12))]).toEqual([engine, ['200', '400']]);
+      expect(r.closedByPeer).toBe(true);
+    }
   });
 });

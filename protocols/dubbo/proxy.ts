@@ -6,13 +6,14 @@
 // (connect failure) is re-picked on another node within the upstream's retries; a call that was sent is
 // never retried. Failures the gateway answers itself are Dubbo responses with a non-OK status and a message.
 // A bad frame from the client closes that client's connection only.
-// Each finished call (reply, gateway-made error or timeout) is published on the switchyard:dubbo:call
-// diagnostics channel, which the process metrics record (apisix_dubbo_calls_total and
-// apisix_dubbo_calls_latency_seconds, src/observability/metrics.ts), and offered to the superior route's
-// `protocol.logger` entries (call-log.ts).
+// Each finished call (reply, gateway-made error or timeout) is recorded in the process metrics once they
+// exist (apisix_dubbo_calls_total and apisix_dubbo_calls_latency_seconds, through the session's series cache,
+// src/observability/metrics.ts), published on the switchyard:dubbo:call diagnostics channel when it has
+// subscribers, and offered to the superior route's `protocol.logger` entries (call-log.ts).
 import { channel } from 'node:diagnostics_channel';
 import type { Duplex } from 'node:stream';
 import type { Logger } from '../../src/observability/logger.ts';
+import { DubboSeriesCache } from '../../src/observability/metrics.ts';
 import type { Endpoint } from '../../src/upstream/balancer.ts';
 import type { UpstreamRuntime } from '../../src/upstream/upstream.ts';
 import type { XrpcConnection, XrpcHandler } from '../../stream-routes/xrpc.ts';
@@ -204,6 +205,8 @@ class ClientSession {
   closed = false;
   private readonly proxy: DubboProxy;
   private readonly loggers: ReturnType<CallLog['acquire']>;
+  /** Prometheus series of this session's calls (none until the metrics exist). */
+  private readonly series = new DubboSeriesCache();
   private readonly socket: Duplex;
   private readonly decoder: FrameDecoder;
   private readonly done: (status: number) => void;
@@ -329,6 +332,8 @@ class ClientSession {
     this.inFlight--;
     const latencyMs = performance.now() - call.startedAt;
     const h = call.head;
+    const series = this.series.get(call.routeId, h.service, h.method);
+    if (series !== null) series.record(status, latencyMs);
     if (callChannel.hasSubscribers) {
       callChannel.publish({ route: call.routeId, service: h.service, version: h.version, method: h.method, upstream: call.endpoint?.key, status, latencyMs });
     }

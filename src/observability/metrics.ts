@@ -14,8 +14,9 @@
 //   stream_connection_total{route}                                                  counter (stream plugin)
 //   dubbo_calls_total{route,service,method,status}, dubbo_calls_latency_seconds{route,service,method}
 //     counter and histogram (seconds, 1 ms to 1 s as APISIX's xRPC redis_commands_latency_seconds): every call
-//     through an L4 Dubbo stream route, recorded from the switchyard:dubbo:call diagnostics channel, named as
-//     APISIX names xRPC protocol metrics (<protocol>_<metric>, apisix/stream/xrpc/metrics.lua)
+//     through an L4 Dubbo stream route, recorded by the proxy's session through DubboSeriesCache once these
+//     metrics exist (nothing per call before), named as APISIX names xRPC protocol metrics
+//     (<protocol>_<metric>, apisix/stream/xrpc/metrics.lua)
 //   grpc_requests_total{route,grpc_status}   counter (Switchyard; prometheus plugin): gRPC answers by final
 //     status, '0'..'16' ($grpc_status, src/pipeline/grpc.ts grpcStatusText)
 //   http_requests_total, nginx_http_current_connections{state}                      gauges (http-stats.ts)
@@ -30,7 +31,6 @@ import os from 'node:os';
 import v8 from 'node:v8';
 import { VERSION } from '../version.ts';
 import { httpStats } from './http-stats.ts';
-import { subscribe } from 'node:diagnostics_channel';
 import { Registry, type Counter, type CounterChild, type Gauge, type Histogram, type HistogramChild } from './registry.ts';
 import { etcdSources, healthSources } from './sources.ts';
 import { batchSources, droppedEntries } from './batch-processor.ts';
@@ -233,58 +233,87 @@ export { enableClusterMetrics } from './cluster-metrics.ts';
 
 let current: GatewayMetrics | null = null;
 
-/** What protocols/dubbo publishes per finished call (`status`: Dubbo status code, or "exception"). */
-interface DubboCallMessage {
-  readonly route: string;
-  readonly service: string;
-  readonly method: string;
-  readonly status: string;
-  readonly latencyMs: number;
-}
-
-interface DubboSeries {
+/** The series of one route/service/method: a finished call costs a map lookup on its status. */
+export class DubboCallSeries {
   readonly owner: GatewayMetrics;
-  readonly latency: HistogramChild;
-  readonly calls: Map<string, CounterChild>;
+  readonly #latency: HistogramChild;
+  readonly #calls = new Map<string, CounterChild>();
+  readonly #labels: readonly [string, string, string];
+
+  constructor(owner: GatewayMetrics, route: string, service: string, method: string) {
+    this.owner = owner;
+    this.#labels = [route, service, method];
+    this.#latency = owner.dubboLatency.child(this.#labels);
+  }
+
+  /** One finished call (`status`: Dubbo status code, or "exception"). */
+  record(status: string, latencyMs: number): void {
+    // hot path (one per Dubbo call)
+    let calls = this.#calls.get(status);
+    if (calls === undefined) {
+      calls = this.owner.dubboCalls.child([...this.#labels, status]);
+      this.#calls.set(status, calls);
+    }
+    calls.inc();
+    this.#latency.observe(latencyMs / 1000);
+  }
 }
 
-/** Series per route/service/method, so a call costs one key string and two map lookups. */
-const dubboSeries = new Map<string, DubboSeries>();
+/** Series shared by every session: the bound below counts them. Keyed by route/service/method. */
+const dubboSeries = new Map<string, DubboCallSeries>();
 /**
  * Service and method names come from clients: past this many route/service/method tuples, new ones are
  * counted under service and method "_other" so a client cycling names cannot grow the registry without bound.
  */
 export const MAX_DUBBO_SERIES = 2000;
 
-function onDubboCall(message: unknown): void {
-  // hot path (one per Dubbo call)
-  const m = current;
-  if (m === null) return;
-  const c = message as DubboCallMessage;
-  let service = c.service;
-  let method = c.method;
-  let key = `${c.route}\u0001${service}\u0001${method}`;
+function sharedDubboSeries(m: GatewayMetrics, route: string, service: string, method: string): DubboCallSeries {
+  let key = `${route}\u0001${service}\u0001${method}`;
   let s = dubboSeries.get(key);
   if (s === undefined && dubboSeries.size >= MAX_DUBBO_SERIES) {
     service = method = '_other';
-    key = `${c.route}\u0001_other\u0001_other`;
+    key = `${route}\u0001_other\u0001_other`;
     s = dubboSeries.get(key);
   }
   if (s === undefined || s.owner !== m) {
-    s = { owner: m, latency: m.dubboLatency.child([c.route, service, method]), calls: new Map() };
+    s = new DubboCallSeries(m, route, service, method);
     dubboSeries.set(key, s);
   }
-  let calls = s.calls.get(c.status);
-  if (calls === undefined) {
-    calls = m.dubboCalls.child([c.route, service, method, c.status]);
-    s.calls.set(c.status, calls);
-  }
-  calls.inc();
-  s.latency.observe(c.latencyMs / 1000);
+  return s;
 }
 
-// By name: this module does not import the protocol that publishes (src/ never depends on protocols/).
-subscribe('switchyard:dubbo:call', onDubboCall);
+/**
+ * One Dubbo client session's series, by route, service and method in nested maps (no key string per call).
+ * Without metrics (no prometheus plugin) `get` answers null at the cost of one compare; a registry replaced
+ * by another configuration empties the cache.
+ */
+export class DubboSeriesCache {
+  #owner: GatewayMetrics | null = null;
+  readonly #byRoute = new Map<string, Map<string, Map<string, DubboCallSeries>>>();
+  /** Entries held: a client cycling names empties the cache rather than growing it. */
+  #size = 0;
+
+  // hot path (one per Dubbo call)
+  get(route: string, service: string, method: string): DubboCallSeries | null {
+    const m = current;
+    if (m === null) return null;
+    if (this.#owner !== m || this.#size >= MAX_DUBBO_SERIES) {
+      this.#owner = m;
+      this.#byRoute.clear();
+      this.#size = 0;
+    }
+    let byService = this.#byRoute.get(route);
+    if (byService === undefined) this.#byRoute.set(route, (byService = new Map()));
+    let byMethod = byService.get(service);
+    if (byMethod === undefined) byService.set(service, (byMethod = new Map()));
+    let s = byMethod.get(method);
+    if (s === undefined) {
+      byMethod.set(method, (s = sharedDubboSeries(m, route, service, method)));
+      this.#size++;
+    }
+    return s;
+  }
+}
 
 /**
  * The process-wide metrics. With options (plugin_attr.prometheus), a configuration different from the current

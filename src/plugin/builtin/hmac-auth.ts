@@ -108,6 +108,8 @@ class RequestView implements SignedRequest {
   }
 }
 
+const FULL_LOG_MS = 10_000;
+
 class HmacAuth implements PluginInstance {
   readonly #allowed: ReadonlySet<string>;
   readonly #clockSkew: number;
@@ -127,6 +129,7 @@ class HmacAuth implements PluginInstance {
   readonly #noAnonymous: PluginResponse;
   readonly #storeFailed: PluginResponse;
   readonly #storeFull: PluginResponse;
+  #fullLoggedAt = 0;
 
   constructor(conf: JsonObject, consumers: ConsumerDirectory, logger: Logger) {
     const allowed = Array.isArray(conf.allowed_algorithms) ? conf.allowed_algorithms.map(String) : [...HMAC_ALGORITHMS];
@@ -241,7 +244,12 @@ class HmacAuth implements PluginInstance {
   #seenOnce(ctx: HttpContext, a: Accepted, seen: number): PluginResponse | undefined {
     if (seen === SEEN_NEW) return this.#accept(ctx, a.match);
     if (seen === SEEN_FULL) {
-      this.#logger.error({ route: ctx.routeId }, 'hmac-auth: the replay store is full of live signatures; refusing new ones');
+      // Once per FULL_LOG_MS: a flood of new signatures is what fills the store, it must not flood the log too.
+      const now = Date.now();
+      if (now - this.#fullLoggedAt >= FULL_LOG_MS) {
+        this.#fullLoggedAt = now;
+        this.#logger.error({ route: ctx.routeId }, 'hmac-auth: the replay store is full of live signatures; refusing new ones');
+      }
       return this.#storeFull;
     }
     return this.#refuse(ctx, 'signature already used (replay)');

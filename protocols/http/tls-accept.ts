@@ -1,14 +1,11 @@
 // TLS accept for the HTTPS listener: the ClientHello is read off the TCP connection first (src/tls/client-hello.ts),
 // the ssl object is picked by its SNI (fallback_sni without one), and node's TLS server then starts the handshake
-// with that object's own SecureContext. Node's SNICallback cannot do this: it copies only the last certificate
-// and key of the context it is given into the connection and keeps the listener's protocol range and ciphers, so
-// an ssl object's second certificate (certs/keys, another key type) and its `ssl_protocols` would be ignored.
-// Starting from the object's context, OpenSSL picks the certificate the client supports (ECDSA or RSA, by
-// signature algorithms and cipher suites) and enforces the object's versions itself.
+// with that object's own SecureContext (why not node's SNICallback: src/tls/handshake-context.ts).
 import net from 'node:net';
 import tls from 'node:tls';
 import type { Logger } from '../../src/observability/logger.ts';
 import { CLIENT_HELLO_MAX, parseClientHello } from '../../src/tls/client-hello.ts';
+import { handshakeContext } from '../../src/tls/handshake-context.ts';
 import { keepClientChain, tagSslChoice, type CertificateStore, type SslChoice } from '../../src/tls/store.ts';
 
 export interface TlsAcceptOptions {
@@ -34,8 +31,6 @@ type Wrapped = tls.TLSSocket & { _parent?: Raw | null };
 
 /** Servers whose SecureContext starts a handshake (node reads it in its 'connection' listener). */
 type ContextServer = tls.Server & { _sharedCreds: tls.SecureContext; requestCert: boolean };
-
-let noCertificate: tls.SecureContext | null = null;
 
 function choiceOf(socket: tls.TLSSocket): SslChoice | undefined {
   return (socket as Wrapped)._parent?.[kChoice];
@@ -135,7 +130,7 @@ export class TlsAcceptor {
     raw.off('timeout', onPeekTimeout);
     this.peeking.delete(raw);
     // An SNI without a certificate fails the handshake, as APISIX's: fallback_sni stands in only for clients that
-    // send no SNI. A context without a certificate makes OpenSSL refuse the handshake with an alert.
+    // send no SNI.
     const name = sni ?? this.opts.fallbackSni;
     const choice = name === undefined ? undefined : this.opts.certificates()?.lookup(name);
     raw[kChoice] = choice;
@@ -149,7 +144,7 @@ export class TlsAcceptor {
     raw.unshift(hello);
     // Node's 'connection' listener reads the server's context and requestCert synchronously, so setting them
     // just before handing the socket over applies them to this connection only.
-    this.tls._sharedCreds = choice?.context ?? (noCertificate ??= tls.createSecureContext({}));
+    this.tls._sharedCreds = handshakeContext(choice?.context);
     this.tls.requestCert = choice?.mtls ?? false;
     this.tls.emit('connection', raw);
   }

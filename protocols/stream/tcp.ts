@@ -1,5 +1,6 @@
 // One accepted TCP connection, end to end:
-//   [PROXY header] -> [TLS termination (cert by SNI) | ClientHello peek for passthrough SNI] -> route match ->
+//   [PROXY header] -> [TLS termination (ClientHello peek, then the handshake from the SNI's ssl object) | ClientHello
+//   peek for passthrough SNI] -> route match ->
 //   preread plugins -> pick + connect (timeout, re-pick on failure) -> [PROXY header to upstream] ->
 //   [TLS to upstream] -> pipe both ways (backpressure, half-close, idle timeout) -> stream log plugins.
 // Bytes read before the upstream is connected are buffered (bounded) and replayed, never consumed.
@@ -12,6 +13,7 @@ import { normalizeAddr } from '../../stream-routes/router.ts';
 import type { StreamRoute, StreamRuntime } from '../../stream-routes/types.ts';
 import { xrpcName, type XrpcHandler } from '../../stream-routes/xrpc.ts';
 import { admit, logSession, upstreamTimeouts } from './admission.ts';
+import { handshakeContext } from '../../src/tls/handshake-context.ts';
 import { parseClientHello, CLIENT_HELLO_MAX } from './client-hello.ts';
 import type { TcpListenSpec } from './conf.ts';
 import { connectUpstream, type ConnectResult } from './connect.ts';
@@ -20,9 +22,6 @@ import { Prebuffer } from './prebuffer.ts';
 import { buildProxyHeader, parseProxyHeader } from './proxy-protocol.ts';
 import { StreamSession } from './session.ts';
 import { destroySelf, Splice, UPSTREAM_ONREAD, type SpliceOwner } from './splice.ts';
-
-/** Used when the client sends no SNI and no certificate applies: the handshake then fails. */
-let noCertContext: tls.SecureContext | null = null;
 
 /** Live sessions of a listener group, for graceful and forced close. */
 export interface LiveSet {
@@ -114,8 +113,8 @@ export class TcpSessionHandler implements SpliceOwner<TcpSession> {
     if (this.spec.tls) {
       const secure = await this.terminateTls(socket, runtime, remoteAddr);
       if (secure === null) return;
-      downstream = secure;
-      sni = typeof secure.servername === 'string' && secure.servername !== '' ? secure.servername.toLowerCase() : undefined;
+      downstream = secure.socket;
+      sni = secure.sni;
     }
 
     const pre = new Prebuffer(downstream, PEEK_LIMIT);
@@ -200,19 +199,27 @@ export class TcpSessionHandler implements SpliceOwner<TcpSession> {
     return null;
   }
 
-  private async terminateTls(socket: net.Socket, runtime: StreamRuntime, remote: string): Promise<tls.TLSSocket | null> {
-    noCertContext ??= tls.createSecureContext({});
-    const certs = runtime.certificates;
-    const secure = new tls.TLSSocket(socket, {
-      isServer: true,
-      secureContext: noCertContext,
-      SNICallback: (name, cb) => {
-        const ctx = certs.contextFor(name);
-        if (ctx !== undefined) cb(null, ctx);
-        else cb(new Error(`no certificate for SNI ${name}`));
-      },
-    });
-    const timer = wait(this.deps.timeouts.handshakeMs);
+  /**
+   * Reads the ClientHello without consuming it, picks the ssl object by its SNI and runs the handshake from that
+   * object's own context (src/tls/handshake-context.ts: every certificate of the object, its ssl_protocols). The
+   * SNI returned is the one the certificate was picked for ($ssl_server_name, SNI routes). A client that sends no
+   * SNI, or an SNI without a certificate, fails the handshake. The peek and the handshake share handshakeMs.
+   */
+  private async terminateTls(socket: net.Socket, runtime: StreamRuntime, remote: string): Promise<{ socket: tls.TLSSocket; sni: string } | null> {
+    const deadline = Date.now() + this.deps.timeouts.handshakeMs;
+    const pre = new Prebuffer(socket, CLIENT_HELLO_MAX);
+    const sni = await this.peekHello(pre, deadline);
+    const hello = pre.release();
+    if (sni === null || socket.destroyed) {
+      this.deps.logger.info({ remote, reason: 'no TLS ClientHello' }, 'stream connection closed');
+      socket.destroy();
+      return null;
+    }
+    // The TLS socket reads what is buffered on the TCP socket before its own reads: the ClientHello goes back.
+    if (hello.length > 0) socket.unshift(hello.length === 1 ? hello[0]! : Buffer.concat(hello));
+    const context = handshakeContext(sni === undefined ? undefined : runtime.certificates.contextFor(sni));
+    const secure = new tls.TLSSocket(socket, { isServer: true, secureContext: context });
+    const timer = wait(Math.max(1, deadline - Date.now()));
     const ok = await Promise.race([
       new Promise<boolean>((resolve) => {
         secure.once('secure', () => resolve(true));
@@ -222,30 +229,37 @@ export class TcpSessionHandler implements SpliceOwner<TcpSession> {
       timer.promise.then(() => false),
     ]);
     timer.cancel();
-    if (!ok) {
-      this.deps.logger.info({ remote, reason: 'TLS handshake failed' }, 'stream connection closed');
+    if (!ok || sni === undefined) {
+      this.deps.logger.info({ remote, sni, reason: 'TLS handshake failed' }, 'stream connection closed');
       secure.destroy();
       socket.destroy();
       return null;
     }
     secure.on('error', () => secure.destroy());
-    return secure;
+    return { socket: secure, sni };
   }
 
   /** Waits briefly for a TLS ClientHello on a plain port; returns its SNI (TLS passthrough routing). */
   private async peekSni(pre: Prebuffer): Promise<string | undefined> {
-    const deadline = Date.now() + this.deps.timeouts.sniPeekMs;
+    return (await this.peekHello(pre, Date.now() + this.deps.timeouts.sniPeekMs)) ?? undefined;
+  }
+
+  /**
+   * The SNI of the ClientHello at the head of `pre` (undefined: a ClientHello without a usable one); null when the
+   * bytes are not TLS or no complete ClientHello came before `deadline`. Nothing is consumed.
+   */
+  private async peekHello(pre: Prebuffer, deadline: number): Promise<string | undefined | null> {
     // Any first bytes tell TLS from other protocols; only a TLS record makes us wait for more.
     let want = 1;
     for (let round = 0; round < 64; round++) {
       const buf = await pre.peek(want, Math.max(1, deadline - Date.now()));
       const r = parseClientHello(buf);
       if (r.kind === 'tls') return r.sni;
-      if (r.kind === 'not_tls') return undefined;
-      if (buf.length < r.bytes && (pre.ended || Date.now() >= deadline || buf.length >= CLIENT_HELLO_MAX)) return undefined;
+      if (r.kind === 'not_tls') return null;
+      if (buf.length < r.bytes && (pre.ended || Date.now() >= deadline || buf.length >= CLIENT_HELLO_MAX)) return null;
       want = r.bytes;
     }
-    return undefined;
+    return null;
   }
 
   private async connect(up: UpstreamRuntime, s: StreamSession): Promise<Connected | null> {

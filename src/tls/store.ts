@@ -5,7 +5,7 @@
 // a wildcard covering exactly one label (`*.x.com` matches `a.x.com`, not `a.b.x.com`). Several certificates
 // of different key types in one ssl object (cert/key plus certs/keys) share one context, with the object's
 // ssl_protocols (else apisix.ssl's) and apisix.ssl.ssl_ciphers. OpenSSL picks the certificate the client supports
-// and enforces the versions only when a handshake starts from that context (protocols/http/tls-accept.ts): node's
+// and enforces the versions only when a handshake starts from that context (src/tls/handshake-context.ts): node's
 // SNICallback copies just the context's last certificate and key into a handshake and keeps the listener's
 // versions and ciphers.
 import { X509Certificate } from 'node:crypto';

@@ -19,7 +19,8 @@ export function setup(registry: ListenerRegistry): void {
       if (!streamEnabled(ctx.conf) || getRuntime === null) return [];
       const sp = parse(ctx.conf.apisix.stream_proxy, { proxyProtocol: ctx.conf.apisix.proxy_protocol as never });
       const xrpc = ctx.runtime<XrpcRegistry>('xrpc')?.() ?? undefined;
-      const l = create({ ...sp, getRuntime, xrpc, logger: ctx.logger.child({ module: 'stream' }) });
+      const fallbackSni = (ctx.conf.apisix.ssl as { fallback_sni?: string } | undefined)?.fallback_sni;
+      const l = create({ ...sp, getRuntime, xrpc, fallbackSni, logger: ctx.logger.child({ module: 'stream' }) });
       return [
         {
           kind: 'stream',

@@ -21,6 +21,8 @@ export interface StreamListenersOptions {
   udpOptions?: UdpListenerOptions;
   /** xRPC protocols for routes with `protocol.name` (default: the process-wide registry). */
   xrpc?: XrpcRegistry;
+  /** apisix.ssl.fallback_sni, for TLS listeners' clients without SNI. */
+  fallbackSni?: string;
 }
 
 export interface StreamAddress {
@@ -44,6 +46,7 @@ export function createStreamListeners(opts: StreamListenersOptions): StreamListe
     getRuntime: opts.getRuntime,
     logger: opts.logger,
     timeouts: { ...DEFAULT_TIMEOUTS, ...opts.timeouts },
+    fallbackSni: opts.fallbackSni,
     xrpc(name) {
       let h = xrpcHandlers.get(name);
       if (h === undefined) {

@@ -41,6 +41,8 @@ export interface SessionDeps {
   getRuntime(): StreamRuntime | null;
   logger: Logger;
   timeouts: StreamTimeouts;
+  /** apisix.ssl.fallback_sni: the ssl object a TLS listener uses for clients that send no SNI. */
+  fallbackSni?: string;
   /** The handler of a registered xRPC protocol (created on first use), undefined when not registered. */
   xrpc?(name: string): XrpcHandler | undefined;
 }

@@ -23,6 +23,11 @@ import { buildProxyHeader, parseProxyHeader } from './proxy-protocol.ts';
 import { StreamSession } from './session.ts';
 import { destroySelf, Splice, UPSTREAM_ONREAD, type SpliceOwner } from './splice.ts';
 
+/** SNI callback of a handshake whose ClientHello peek found no usable SNI: any server name OpenSSL sees is refused. */
+function refuseServername(name: string, cb: (err: Error | null, ctx?: tls.SecureContext) => void): void {
+  cb(new Error(`no certificate for SNI ${name}`));
+}
+
 /** Live sessions of a listener group, for graceful and forced close. */
 export interface LiveSet {
   add(s: Duplex): void;
@@ -202,10 +207,11 @@ export class TcpSessionHandler implements SpliceOwner<TcpSession> {
   /**
    * Reads the ClientHello without consuming it, picks the ssl object by its SNI and runs the handshake from that
    * object's own context (src/tls/handshake-context.ts: every certificate of the object, its ssl_protocols). The
-   * SNI returned is the one the certificate was picked for ($ssl_server_name, SNI routes). A client that sends no
-   * SNI, or an SNI without a certificate, fails the handshake. The peek and the handshake share handshakeMs.
+   * SNI returned is the client's ($ssl_server_name, SNI routes). A client that sends no SNI gets fallback_sni's
+   * object (the SNI stays unset, as APISIX's); an SNI without a certificate, or no SNI and no fallback, fails the
+   * handshake. The peek and the handshake share handshakeMs.
    */
-  private async terminateTls(socket: net.Socket, runtime: StreamRuntime, remote: string): Promise<{ socket: tls.TLSSocket; sni: string } | null> {
+  private async terminateTls(socket: net.Socket, runtime: StreamRuntime, remote: string): Promise<{ socket: tls.TLSSocket; sni: string | undefined } | null> {
     const deadline = Date.now() + this.deps.timeouts.handshakeMs;
     const pre = new Prebuffer(socket, CLIENT_HELLO_MAX);
     const sni = await this.peekHello(pre, deadline);
@@ -217,8 +223,11 @@ export class TcpSessionHandler implements SpliceOwner<TcpSession> {
     }
     // The TLS socket reads what is buffered on the TCP socket before its own reads: the ClientHello goes back.
     if (hello.length > 0) socket.unshift(hello.length === 1 ? hello[0]! : Buffer.concat(hello));
-    const context = handshakeContext(sni === undefined ? undefined : runtime.certificates.contextFor(sni));
-    const secure = new tls.TLSSocket(socket, { isServer: true, secureContext: context });
+    const name = sni ?? this.deps.fallbackSni;
+    const context = handshakeContext(name === undefined ? undefined : runtime.certificates.contextFor(name));
+    // Without a peeked SNI, OpenSSL may still see a server name the peek refused (not a host name): that must fail
+    // as an SNI without a certificate does, not get fallback_sni's object.
+    const secure = new tls.TLSSocket(socket, { isServer: true, secureContext: context, SNICallback: sni === undefined ? refuseServername : undefined });
     const timer = wait(Math.max(1, deadline - Date.now()));
     const ok = await Promise.race([
       new Promise<boolean>((resolve) => {
@@ -229,7 +238,7 @@ export class TcpSessionHandler implements SpliceOwner<TcpSession> {
       timer.promise.then(() => false),
     ]);
     timer.cancel();
-    if (!ok || sni === undefined) {
+    if (!ok) {
       this.deps.logger.info({ remote, sni, reason: 'TLS handshake failed' }, 'stream connection closed');
       secure.destroy();
       socket.destroy();

@@ -42,7 +42,16 @@ beforeAll(async () => {
   });
   await new Promise<void>((resolve) => upstream.listen(0, '127.0.0.1', resolve));
   port = await freePort();
-  gw = await startTestGateway({ config: { apisix: { proxy_mode: 'http&stream', stream_proxy: { tcp: [{ addr: `127.0.0.1:${port}`, tls: true }] } } } });
+  const httpsPort = await freePort();
+  gw = await startTestGateway({
+    config: {
+      apisix: {
+        proxy_mode: 'http&stream',
+        ssl: { listen: [{ ip: '127.0.0.1', port: httpsPort }], fallback_sni: 'dual.test' },
+        stream_proxy: { tcp: [{ addr: `127.0.0.1:${port}`, tls: true }] },
+      },
+    },
+  });
   await gw.put('/ssls/dual', { cert: rsa.cert, key: rsa.key, certs: [ec.cert], keys: [ec.key], snis: ['dual.test'] });
   await gw.put('/ssls/v13', { cert: v13.cert, key: v13.key, snis: ['v13.test'], ssl_protocols: ['TLSv1.3'] });
   await gw.put('/ssls/v12', { cert: v12.cert, key: v12.key, snis: ['v12.test'], ssl_protocols: ['TLSv1.2'] });
@@ -56,7 +65,7 @@ afterAll(async () => {
 });
 
 /** Connects with node's TLS client (verifying against the test CA), sends `msg` and reads the upstream's answer. */
-function roundTrip(servername: string, opts: tls.ConnectionOptions, msg: string): Promise<{ serial: string; keyType: string; protocol: string; answer: string }> {
+function roundTrip(servername: string | undefined, opts: tls.ConnectionOptions, msg: string): Promise<{ serial: string; keyType: string; protocol: string; answer: string }> {
   return new Promise((resolve, reject) => {
     const s = tls.connect({ host: '127.0.0.1', port, servername, ca: pki.ca, ...opts }, () => {
       const cert = s.getPeerX509Certificate()!;
@@ -118,8 +127,19 @@ describe('TLS stream listener: ssl_protocols per object', () => {
     expect(r).toEqual({ serial: v12.serial, keyType: 'ec', protocol: 'TLSv1.2', answer: 'up:v12' });
   });
 
-  test('an SNI without a certificate and a client without SNI still fail the handshake', async () => {
+});
+
+describe('TLS stream listener: fallback_sni and unknown names', () => {
+  test('a client without SNI gets fallback_sni\'s object, each key type chosen the same way, and is proxied', async () => {
+    expect((await servedCert(port, null, ONLY_RSA_13)).serial).toBe(rsa.serial);
+    expect((await servedCert(port, null, ONLY_EC_13)).serial).toBe(ec.serial);
+    // No servername to an IP address: node sends no SNI; the certificate names dual.test, not 127.0.0.1.
+    const r = await roundTrip(undefined, { checkServerIdentity: () => undefined, maxVersion: 'TLSv1.2', ciphers: 'ECDHE-RSA-AES128-GCM-SHA256' }, 'nosni');
+    expect(r).toEqual({ serial: rsa.serial, keyType: 'rsa', protocol: 'TLSv1.2', answer: 'up:nosni' });
+  });
+
+  test('an SNI without a certificate, or a server name that is not a host name, fails the handshake', async () => {
     expect((await servedCert(port, 'nobody.test')).ok).toBe(false);
-    expect((await servedCert(port, null)).ok).toBe(false);
+    await expect(roundTrip('bad*name.test', { checkServerIdentity: () => undefined }, 'x')).rejects.toThrow();
   });
 });

@@ -76,6 +76,19 @@ function onH2StreamClose(this: http2.ServerHttp2Stream): void {
   }
 }
 
+type NodeHandler = (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => void;
+
+function startH2(handle: NodeHandler, req: http2.Http2ServerRequest, res: http2.Http2ServerResponse): void {
+  const stream = req.stream;
+  if (stream.destroyed || stream.closed) return;
+  const session = stream.session as ResetTagged | undefined;
+  if (session === undefined || session.destroyed || (session[kResets]?.count ?? 0) > RESET_BUDGET) {
+    stream.close(http2.constants.NGHTTP2_REFUSED_STREAM);
+    return;
+  }
+  handle(req, res);
+}
+
 /** The node servers behind one listener; they never listen themselves (the listener hands them sockets). */
 class NodeServers {
   readonly h1: http.Server;
@@ -97,6 +110,14 @@ class NodeServers {
           res.setHeader('alt-svc', altSvc);
           handleNodeRequest(pipeline, req, res);
         };
+    // HTTP/2 requests start after the frames read with them were processed: a HEADERS frame's request is
+    // announced while nghttp2 is still parsing its input chunk, so a client's RST_STREAM later in the same chunk
+    // is seen only afterwards. Started on the next tick, a stream the client already reset (the rapid-reset
+    // pattern: thousands of HEADERS+RST_STREAM pairs per read) costs no pipeline run, and a session over its
+    // reset budget starts nothing more.
+    const handleH2 = (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => {
+      process.nextTick(startH2, handle, req, res);
+    };
     const h1 = http.createServer(
       {
         maxHeaderSize: limits.max_header_size,
@@ -136,7 +157,7 @@ class NodeServers {
         maxSessionRejectedStreams: 100,
         maxSessionInvalidFrames: 1000,
       },
-      handle,
+      handleH2,
     );
     h2.setTimeout(limits.keepalive_timeout * 1000);
     h2.on('stream', onH2Stream);

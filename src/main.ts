@@ -175,12 +175,21 @@ export async function startGateway(opts: StartOptions): Promise<Gateway> {
       return missing;
     }, logger.child({ module: 'plugins' }));
   }
+  // plugin_attr as plugin instances read it: redirect also gets the ssl.listen ports (APISIX get_port). One
+  // object for the runtime builder, refilled on a live reload before the runtimes are rebuilt.
+  const pluginAttrs: Record<string, Record<string, unknown>> = {};
+  const syncPluginAttrs = (): void => {
+    for (const k of Object.keys(pluginAttrs)) delete pluginAttrs[k];
+    Object.assign(pluginAttrs, conf.plugin_attr, { redirect: redirectAttr(conf.plugin_attr.redirect, conf.apisix.ssl) });
+  };
+  syncPluginAttrs();
   const applyConf = (next: LiveConfig): string[] => {
     const f = followed;
     const missing = applyLive(conf, next, {
       plugins,
       refresh: () => {
         if (f !== null) enablePlugins(plugins, f.http, f.stream);
+        syncPluginAttrs();
         refresh();
       },
     });
@@ -226,7 +235,7 @@ export async function startGateway(opts: StartOptions): Promise<Gateway> {
       skipUnknownPlugins: configProvider(conf) === 'etcd',
     });
     const httpBuilder = new HttpRuntimeBuilder({
-      plugins, balancers, attrs: { ...conf.plugin_attr, redirect: redirectAttr(conf.plugin_attr.redirect, conf.apisix.ssl) }, logger, health: health.view, upstreamClient: conf.switchyard.upstream_http1_client,
+      plugins, balancers, attrs: pluginAttrs, logger, health: health.view, upstreamClient: conf.switchyard.upstream_http1_client,
     });
     const getHttp = manager.add<HttpRuntime>(httpBuilder);
     const getStream = streamEnabled(conf)

@@ -14,7 +14,7 @@ import type { StreamRoute, StreamRuntime } from '../../stream-routes/types.ts';
 import { xrpcName, type XrpcHandler } from '../../stream-routes/xrpc.ts';
 import { admit, logSession, upstreamTimeouts } from './admission.ts';
 import { handshakeContext } from '../../src/tls/handshake-context.ts';
-import { parseClientHello, CLIENT_HELLO_MAX } from './client-hello.ts';
+import { parseClientHello, CLIENT_HELLO_MAX } from '../../src/tls/client-hello.ts';
 import type { TcpListenSpec } from './conf.ts';
 import { connectUpstream, type ConnectResult } from './connect.ts';
 import { PEEK_LIMIT, type SessionDeps } from './options.ts';

@@ -1,4 +1,4 @@
-// Fuzz target: the TLS ClientHello peek (protocols/stream/client-hello.ts) used for SNI passthrough routing.
+// Fuzz target: the TLS ClientHello peek (src/tls/client-hello.ts) used for SNI passthrough routing and certificate choice.
 // Inputs: real ClientHellos captured from `openssl s_client` (TLS 1.2, 1.3, ALPN, no SNI) and node:tls, fed
 // split at every byte boundary and re-fragmented into small TLS records; mutations of them; random bytes;
 // hand-built hellos carrying random host names.
@@ -6,7 +6,7 @@
 // prefix of a real hello is `need`; the complete hello yields the SNI the client sent.
 import fc from 'fast-check';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { CLIENT_HELLO_MAX, parseClientHello, sniFromHandshake, type HelloResult } from '../../protocols/stream/client-hello.ts';
+import { CLIENT_HELLO_MAX, parseClientHello, sniFromHandshake, type HelloResult } from '../../src/tls/client-hello.ts';
 import { nodeHello, opensslHello } from './captures.ts';
 import { mutatedBytes, params, runs } from './runs.ts';
 

@@ -1,7 +1,7 @@
 import tls from 'node:tls';
 import net from 'node:net';
 import { describe, expect, it } from 'vitest';
-import { parseClientHello } from '../../protocols/stream/client-hello.ts';
+import { parseClientHello } from '../../src/tls/client-hello.ts';
 import { parseStreamProxyConf } from '../../protocols/stream/conf.ts';
 import { buildProxyHeader, parseProxyHeader } from '../../protocols/stream/proxy-protocol.ts';
 

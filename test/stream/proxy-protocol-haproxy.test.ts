@@ -155,6 +155,11 @@ afterAll(async () => {
   await tmp?.cleanup();
 });
 
+// A missing haproxy fails here instead of skipping the suite silently (npm test installs it).
+it('has haproxy (scripts/test.mjs installs the Debian package)', () => {
+  expect(HAPROXY, 'haproxy not found: apt-get install haproxy').toBeDefined();
+});
+
 describe.skipIf(HAPROXY === undefined)('PROXY protocol headers sent by haproxy', () => {
   for (const [name, label] of [['v1', 'send-proxy (v1)'], ['v2', 'send-proxy-v2'], ['v2tlv', 'send-proxy-v2 with a unique-id TLV']] as const) {
     it(`${label}: the client's address and port become remote_addr; the stream after the header is intact`, async () => {

@@ -86,6 +86,7 @@ const NGINX_MAPPED: readonly { from: readonly string[]; to: readonly string[]; k
   { from: ['http', 'access_log'], to: ['access_log', 'path'], kind: 'string' },
   { from: ['http', 'access_log_format'], to: ['access_log', 'format'], kind: 'string' },
   { from: ['http', 'access_log_format_escape'], to: ['access_log', 'format_escape'], kind: 'escape' },
+  { from: ['http', 'access_log_buffer'], to: ['access_log', 'buffer'], kind: 'size' },
 ];
 
 /** The value `raw` maps to for `kind`, or null when it cannot be mapped (then it is reported as ignored). */
@@ -197,7 +198,7 @@ export function compatWarnings(root: Raw): string[] {
       out.push(
         `nginx_config: accepted for APISIX compatibility; only worker_processes, worker_shutdown_timeout and ` +
           `http.{client_max_body_size,keepalive_timeout,client_header_timeout,client_body_timeout,enable_access_log,` +
-          `access_log,access_log_format,access_log_format_escape} are honoured ` +
+          `access_log,access_log_format,access_log_format_escape,access_log_buffer} are honoured ` +
           `(mapped to switchyard.*); not implemented: ${ignored.join(', ')}`,
       );
     }

@@ -267,6 +267,9 @@ export const LOCAL_CONFIG_SCHEMA: Record<string, unknown> = {
             // Every `${` must close on a variable name (src/pipeline/access-log-format.ts compiles it).
             format: { type: 'string', minLength: 1, pattern: '^(?:[^$]|\\$(?!\\{)|\\$\\{[A-Za-z0-9_]+\\})*$' },
             format_escape: { enum: ['default', 'json', 'none'], default: 'default' },
+            // Bytes gathered before a write (APISIX nginx_config.http.access_log_buffer); 0: a write per line.
+            // Unset: 16384, or 0 on a terminal (src/pipeline/access-log.ts).
+            buffer: { type: 'integer', minimum: 0, maximum: 8388608 },
           },
         },
       },

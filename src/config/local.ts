@@ -81,7 +81,7 @@ export interface LocalConfig {
       keepalive_timeout: number;
       graceful_shutdown_timeout: number;
     };
-    access_log: { enable: boolean; path: string; format?: string; format_escape: 'default' | 'json' | 'none' };
+    access_log: { enable: boolean; path: string; format?: string; format_escape: 'default' | 'json' | 'none'; buffer?: number };
   };
   plugins?: string[];
   stream_plugins?: string[];

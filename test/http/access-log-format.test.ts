@@ -157,23 +157,28 @@ describe('access_log_format, beyond nginx', () => {
         '    access_log: logs/access.log',
         '    access_log_format: "$remote_addr $status"',
         '    access_log_format_escape: json',
+        '    access_log_buffer: 32k',
       ].join('\n'),
     );
     expect(r.ok).toBe(true);
     if (!r.ok) return;
     expect(r.warnings.join('\n')).not.toMatch(/access_log/);
     const o = accessLogOptions(r.config, '/opt/apisix/conf/config.yaml', false);
-    expect(o).toEqual({ path: '/opt/apisix/logs/access.log', format: '$remote_addr $status', escape: 'json' });
+    expect(o).toEqual({ path: '/opt/apisix/logs/access.log', format: '$remote_addr $status', escape: 'json', buffer: 32768 });
     const off = parseLocalConfig('nginx_config:\n  http:\n    access_log: "off"\n');
     expect(off.ok && off.config.switchyard.access_log.enable).toBe(false);
     const bad = parseLocalConfig('switchyard:\n  access_log:\n    format: "${unterminated"\n');
     expect(bad.ok).toBe(false);
+    expect(parseLocalConfig('switchyard:\n  access_log:\n    buffer: -1\n').ok).toBe(false);
   });
 
-  test("stdout on a terminal gets APISIX's default line; elsewhere JSON unless a format is set", () => {
+  test("stdout on a terminal gets APISIX's default line, unbuffered; elsewhere JSON unless a format is set", () => {
     const r = parseLocalConfig('{}');
     if (!r.ok) throw new Error(r.errors.join());
-    expect(accessLogOptions(r.config, 'conf/config.yaml', true).format).toBe(APISIX_ACCESS_LOG_FORMAT);
-    expect(accessLogOptions(r.config, 'conf/config.yaml', false).format).toBeUndefined();
+    expect(accessLogOptions(r.config, 'conf/config.yaml', true)).toMatchObject({ format: APISIX_ACCESS_LOG_FORMAT, buffer: 0 });
+    expect(accessLogOptions(r.config, 'conf/config.yaml', false)).toMatchObject({ format: undefined, buffer: undefined });
+    const set = parseLocalConfig('switchyard:\n  access_log:\n    buffer: 4096\n');
+    if (!set.ok) throw new Error(set.errors.join());
+    expect(accessLogOptions(set.config, 'conf/config.yaml', true).buffer).toBe(4096);
   });
 });

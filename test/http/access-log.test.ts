@@ -1,5 +1,5 @@
 // The access log of proxied requests: streamed bodies are counted as they go out, aborted downloads are
-// logged too.
+// logged too, and the lines still in the log's buffer are written when the gateway shuts down.
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
@@ -78,5 +78,23 @@ describe('access log', () => {
     expect(e.status).toBe(200);
     expect(e.body_bytes_sent).toBeGreaterThan(0);
     expect(e.body_bytes_sent).toBeLessThan(size);
+  });
+
+  test('shutdown writes the buffered lines (a quiet gateway logs below the 16 KB buffer and the 3 s interval)', async () => {
+    const t = await tempDir('swy-alog-close-');
+    try {
+      const file = path.join(t.dir, 'access.log');
+      const own = await startTestGateway({ config: { switchyard: { access_log: { enable: true, path: file } } } });
+      try {
+        await own.put('/routes/plain', { uri: '/*', upstream: { nodes: { [up.addr]: 1 } } });
+        expect((await cl.call(`${own.url}/before-close`)).status).toBe(200);
+      } finally {
+        await own.close();
+      }
+      const logged = (await readFile(file, 'utf8')).split('\n').filter((l) => l !== '').map((l) => JSON.parse(l));
+      expect(logged.map((l) => l.request_uri)).toEqual(['/before-close']);
+    } finally {
+      await t.cleanup();
+    }
   });
 });

@@ -1,0 +1,112 @@
+// The access log's LineWriter (nginx `buffer= flush=`): a quiet gateway's lines reach the file once the flush
+// interval of the oldest is over, a full buffer is written at once, shutdown writes what is queued, and a
+// stalled destination drops and counts lines beyond the bound. The flush clock is vitest's fake setTimeout
+// (the writer's one timer), so the test steps through the interval instead of sleeping; the writes and the
+// reads of the file are real.
+import { readFileSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { afterAll, afterEach, beforeAll, describe, expect, test, vi } from 'vitest';
+import { FLUSH_MS, LineWriter } from '../../src/observability/line-writer.ts';
+import { tempDir } from '../helpers/proc.ts';
+
+let dir: string;
+let cleanup: () => Promise<void>;
+let n = 0;
+
+beforeAll(async () => {
+  ({ dir, cleanup } = await tempDir('swy-linewriter-'));
+});
+
+afterAll(async () => {
+  await cleanup?.();
+});
+
+afterEach(() => {
+  vi.useRealTimers();
+});
+
+function file(): string {
+  return path.join(dir, `log-${++n}`, 'access.log');
+}
+
+const text = (f: string): Promise<string> => readFile(f, 'utf8');
+
+/** Lets every queued write (libuv threadpool) complete: a few real turns of the event loop and the pool. */
+async function settle(f: string): Promise<void> {
+  for (let i = 0; i < 5; i++) {
+    await text(f);
+    await new Promise((r) => setImmediate(r));
+  }
+}
+
+describe('LineWriter', () => {
+  test('under low traffic a line stays buffered until the flush interval of the first queued line is over', async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
+    const f = file();
+    const w = new LineWriter(f);
+    w.write('{"a":1}\n');
+    vi.advanceTimersByTime(FLUSH_MS / 2);
+    w.write('{"a":2}\n');
+    vi.advanceTimersByTime(FLUSH_MS / 2 - 1);
+    await settle(f);
+    expect(await text(f)).toBe('');
+    expect(w.buffered).toBeGreaterThan(0);
+    vi.advanceTimersByTime(1);
+    expect(w.buffered).toBe(0);
+    await vi.waitFor(async () => expect(await text(f)).toBe('{"a":1}\n{"a":2}\n'), { timeout: 5000 });
+
+    // The timer has fired; the next line re-arms it for a full interval of its own.
+    w.write('{"a":3}\n');
+    vi.advanceTimersByTime(FLUSH_MS - 1);
+    await settle(f);
+    expect(await text(f)).toBe('{"a":1}\n{"a":2}\n');
+    vi.advanceTimersByTime(1);
+    await vi.waitFor(async () => expect(await text(f)).toBe('{"a":1}\n{"a":2}\n{"a":3}\n'), { timeout: 5000 });
+    expect(w.dropped).toBe(0);
+  });
+
+  test('a full buffer is written without waiting for the interval; the rest waits for the next', async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
+    const f = file();
+    const w = new LineWriter(f, 64);
+    const lines = Array.from({ length: 8 }, (_, i) => `{"line":${i},"pad":"xxxxxxxx"}\n`); // 28 characters each
+    for (const l of lines.slice(0, 3)) w.write(l);
+    await vi.waitFor(async () => expect(await text(f)).toBe(lines.slice(0, 3).join('')), { timeout: 5000 });
+    w.write(lines[3]!);
+    await settle(f);
+    expect(await text(f)).toBe(lines.slice(0, 3).join(''));
+    vi.advanceTimersByTime(FLUSH_MS);
+    await vi.waitFor(async () => expect(await text(f)).toBe(lines.slice(0, 4).join('')), { timeout: 5000 });
+  });
+
+  test('buffer 0 starts a write for a line at once', async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
+    const f = file();
+    const w = new LineWriter(f, 0);
+    w.write('{"now":1}\n');
+    expect(w.buffered).toBe(0);
+    await vi.waitFor(async () => expect(await text(f)).toBe('{"now":1}\n'), { timeout: 5000 });
+  });
+
+  test('shutdown (flushSync) writes the queued lines before it returns', () => {
+    const f = file();
+    const w = new LineWriter(f);
+    w.write('{"bye":1}\n');
+    w.write('{"bye":2}\n');
+    w.flushSync();
+    expect(readFileSync(f, 'utf8')).toBe('{"bye":1}\n{"bye":2}\n');
+    expect(w.buffered).toBe(0);
+  });
+
+  test('beyond 16 MiB queued, lines are dropped and counted', () => {
+    const f = file();
+    // A buffer larger than the bound: nothing is written until flushSync, as with a stalled destination.
+    const w = new LineWriter(f, Number.POSITIVE_INFINITY);
+    const mib = `${'x'.repeat(1024 * 1024 - 1)}\n`;
+    for (let i = 0; i < 20; i++) w.write(mib);
+    expect(w.dropped).toBe(3);
+    w.flushSync();
+    expect(readFileSync(f).length).toBe(17 * 1024 * 1024);
+  });
+});

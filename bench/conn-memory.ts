@@ -1,10 +1,11 @@
 // Memory per idle connection, attributed: for each target a fresh gateway process (one worker) is started with
-// bench/lib/mem-probe.ts preloaded, warmed with 200 connections, then holds `--count` idle connections opened by
+// the GC probe preloaded (bench/lib/gc-probe.ts), warmed with 200 connections, then holds `--count` idle connections opened by
 // a separate client process (bench/peers: HTTP keep-alive after one GET of a 1 KB answer, or MQTT sessions
 // after CONNECT/CONNACK through an mqtt-proxy stream route to mosquitto). Per connection it reports the RSS
-// delta as the bench's memory scenario reads it (no forced GC), and after two full GCs inside the process the
-// RSS, V8 heap used, external (ArrayBuffers, native parser buffers) and "other" (RSS - heap total - external:
-// malloc'd native state such as libuv handles, plus allocator slack). With --snapshot it takes V8 heap
+// delta without a forced GC (what a process holds at a random moment: garbage included), and after a
+// memory-reducing full GC inside the process (what the memory scenario reports) the RSS, V8 heap used, external
+// (ArrayBuffers, native parser buffers) and "other" (RSS - heap total - external: malloc'd native state such as
+// libuv handles, plus allocator slack). With --snapshot it takes V8 heap
 // snapshots before and with the connections (those readings are not comparable to a run without it: a
 // snapshot grows RSS) and prints the object groups whose self size grew, per connection.
 //
@@ -12,7 +13,7 @@
 // --base names another checkout (e.g. a `git worktree` of the previous commit): each target is then measured on
 // that build and on this one, one after the other, for before/after figures from one run.
 import http from 'node:http';
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -20,18 +21,18 @@ import { parseArgs } from 'node:util';
 import { freePort } from '../test/helpers/ports.ts';
 import { waitFor } from '../test/helpers/proc.ts';
 import { route, startGateway, type GatewayService } from './lib/gateway.ts';
+import { Probe, probeEnv } from './lib/gc-probe.ts';
 import { startMosquitto } from './lib/mosquitto.ts';
 import { processTree, sampleTree } from './lib/procfs.ts';
 import { fdHardLimit, spawnService, type Service } from './lib/service.ts';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
-const PROBE = path.join(HERE, 'lib/mem-probe.ts');
 const WARMUP = 200;
 
 type Target = 'socket' | 'node' | 'mqtt';
 
 interface Reading {
-  /** RSS without forcing a GC (median of samples), then after the probe's two full GCs. */
+  /** RSS without forcing a GC (median of samples), then after the probe's GC. */
   rss: number;
   rssGc: number;
   heapUsed: number;
@@ -58,39 +59,13 @@ async function medianRss(pid: number, samples = 3): Promise<number> {
   return v[Math.floor(v.length / 2)]!;
 }
 
-class Probe {
-  private seq = 0;
-  readonly dir: string;
-  readonly pid: number;
-
-  constructor(dir: string, pid: number) {
-    this.dir = dir;
-    this.pid = pid;
-  }
-
-  async ask(cmd: string): Promise<Record<string, unknown>> {
-    await writeFile(path.join(this.dir, 'cmd'), cmd);
-    const n = ++this.seq;
-    process.kill(this.pid, 'SIGUSR2');
-    const file = path.join(this.dir, `${n}.json`);
-    const text = await waitFor(async () => {
-      try {
-        return await readFile(file, 'utf8');
-      } catch {
-        return null;
-      }
-    }, 120_000, 50);
-    return JSON.parse(text!) as Record<string, unknown>;
-  }
-
-  async reading(settleMs: number): Promise<Reading> {
-    await sleep(settleMs);
-    const rss = await medianRss(this.pid);
-    const r = await this.ask('stats');
-    const m = r.memory as NodeJS.MemoryUsage;
-    await sleep(300);
-    return { rss, rssGc: rssOf(this.pid), heapUsed: m.heapUsed, heapTotal: m.heapTotal, external: m.external, arrayBuffers: m.arrayBuffers };
-  }
+async function reading(probe: Probe, settleMs: number): Promise<Reading> {
+  await sleep(settleMs);
+  const rss = await medianRss(probe.pid);
+  const m = await probe.collect();
+  // Freed V8 pages are unmapped by a background thread after the GC returns.
+  await sleep(1000);
+  return { rss, rssGc: await medianRss(probe.pid), heapUsed: m.heapUsed, heapTotal: m.heapTotal, external: m.external, arrayBuffers: m.arrayBuffers };
 }
 
 async function openClients(kind: 'http' | 'mqtt', port: number, count: number, tag: string): Promise<{ svc: Service; connected: number }> {
@@ -117,31 +92,22 @@ async function startUpstream(): Promise<{ port: number; close(): void }> {
   return { port, close: () => srv.close() };
 }
 
-async function startTarget(t: Target, dir: string, upstreamPort: number, brokerPort: number, root: string | undefined): Promise<{ gw: GatewayService; port: number }> {
-  const saved = { o: process.env.NODE_OPTIONS, p: process.env.SWY_MEM_PROBE };
-  process.env.NODE_OPTIONS = `${saved.o ?? ''} --import=${PROBE}`.trim();
-  process.env.SWY_MEM_PROBE = path.join(dir, 'probe');
-  await mkdir(process.env.SWY_MEM_PROBE, { recursive: true });
-  try {
-    if (t === 'mqtt') {
-      const streamPort = await freePort();
-      const mqttRoute = {
-        id: 'mqtt',
-        server_port: streamPort,
-        plugins: { 'mqtt-proxy': { protocol_name: 'MQTT', protocol_level: 4 } },
-        upstream: { type: 'chash', key: 'mqtt_client_id', nodes: { [`127.0.0.1:${brokerPort}`]: 1 } },
-      };
-      const gw = await startGateway({ dir: path.join(dir, 'gw'), root, streamPorts: [streamPort], standalone: { routes: [], stream_routes: [mqttRoute] } });
-      return { gw, port: streamPort };
-    }
-    const gw = await startGateway({ dir: path.join(dir, 'gw'), root, standalone: { routes: [route('1', '/*', upstreamPort)] }, switchyard: { http1_engine: t } });
-    return { gw, port: gw.port };
-  } finally {
-    if (saved.o === undefined) delete process.env.NODE_OPTIONS;
-    else process.env.NODE_OPTIONS = saved.o;
-    if (saved.p === undefined) delete process.env.SWY_MEM_PROBE;
-    else process.env.SWY_MEM_PROBE = saved.p;
+async function startTarget(t: Target, dir: string, upstreamPort: number, brokerPort: number, root: string | undefined): Promise<{ gw: GatewayService; port: number; probe: Probe }> {
+  const probeDir = path.join(dir, 'probe');
+  const env = probeEnv(probeDir);
+  if (t === 'mqtt') {
+    const streamPort = await freePort();
+    const mqttRoute = {
+      id: 'mqtt',
+      server_port: streamPort,
+      plugins: { 'mqtt-proxy': { protocol_name: 'MQTT', protocol_level: 4 } },
+      upstream: { type: 'chash', key: 'mqtt_client_id', nodes: { [`127.0.0.1:${brokerPort}`]: 1 } },
+    };
+    const gw = await startGateway({ dir: path.join(dir, 'gw'), root, env, streamPorts: [streamPort], standalone: { routes: [], stream_routes: [mqttRoute] }, switchyard: { http1_engine: 'socket' } });
+    return { gw, port: streamPort, probe: new Probe(probeDir, gw.pid) };
   }
+  const gw = await startGateway({ dir: path.join(dir, 'gw'), root, env, standalone: { routes: [route('1', '/*', upstreamPort)] }, switchyard: { http1_engine: t } });
+  return { gw, port: gw.port, probe: new Probe(probeDir, gw.pid) };
 }
 
 // Heap snapshot aggregation -------------------------------------------------------------------------------------
@@ -212,21 +178,20 @@ interface Build {
 
 async function measure(t: Target, build: Build, count: number, snapshot: boolean, tmp: string, upstreamPort: number, brokerPort: number): Promise<string[]> {
   const dir = path.join(tmp, `${t}-${build.name}`);
-  const { gw, port } = await startTarget(t, dir, upstreamPort, brokerPort, build.root);
-  const probe = new Probe(path.join(dir, 'probe'), gw.pid);
+  const { gw, port, probe } = await startTarget(t, dir, upstreamPort, brokerPort, build.root);
   const kind = t === 'mqtt' ? 'mqtt' : 'http';
   const lines: string[] = [];
   try {
     const w = await openClients(kind, port, WARMUP, `${t}-warm`);
     await w.svc.stop();
-    const before = await probe.reading(2000);
+    const before = await reading(probe, 2000);
     if (snapshot) await probe.ask(`snapshot ${path.join(dir, 'a.heapsnapshot')}`);
     // A stream proxy holds two descriptors per session (the memory scenario's cap).
     const c = await openClients(kind, port, kind === 'mqtt' ? Math.min(count, Math.floor((fdHardLimit() - 400) / 2)) : count, `${t}-hold`);
-    const all = await probe.reading(2000);
+    const all = await reading(probe, 2000);
     if (snapshot) await probe.ask(`snapshot ${path.join(dir, 'b.heapsnapshot')}`);
     await c.svc.stop();
-    const closed = await probe.reading(4000);
+    const closed = await reading(probe, 4000);
     const n = c.connected;
     const other = (r: Reading) => r.rssGc - r.heapTotal - r.external;
     lines.push(

@@ -31,6 +31,8 @@ export interface GatewayOptions {
   root?: string;
   /** Extra `switchyard:` keys (http1_engine, access_log) over the defaults below. */
   switchyard?: Record<string, unknown>;
+  /** Extra environment of the gateway process (bench/lib/gc-probe.ts probeEnv). */
+  env?: Record<string, string>;
 }
 
 export interface GatewayService extends Service {
@@ -82,7 +84,7 @@ export async function startGateway(opts: GatewayOptions): Promise<GatewayService
   const root = opts.root ?? ROOT;
   const svc = spawnService('gateway', process.execPath, [path.join(root, 'bin/switchyard.mjs'), 'start', '-c', configFile], {
     cwd: root,
-    env: { ...process.env, SWITCHYARD_LOG_LEVEL: 'warn', NODE_ENV: 'production' },
+    env: { ...process.env, SWITCHYARD_LOG_LEVEL: 'warn', NODE_ENV: 'production', ...opts.env },
   });
   await waitListening(svc, [port, ...stream, ...(opts.httpsPort !== undefined ? [opts.httpsPort] : [])], 60_000);
   await waitReady(svc, statusPort, 60_000);

@@ -5,11 +5,14 @@
 // HTTP/1.1 engine (node:http and the socket-level one) next to nginx, and 10,000 MQTT sessions held through an
 // mqtt-proxy stream route (chash on mqtt_client_id) to a real mosquitto, next to nginx stream in front of the
 // same broker. A stream proxy needs two descriptors per session, so those counts are capped by the fd hard
-// limit of the machine (reported). Method of the per-connection figures: bench/lib/idle-hold.ts.
+// limit of the machine (reported). Method of the per-connection figures: bench/lib/idle-hold.ts; every gateway
+// here loads the GC probe (bench/lib/gc-probe.ts), so its readings follow a memory-reducing GC. This is the one
+// home of the idle-connection figures (http-engines measures CPU only).
 import path from 'node:path';
 import { freePort } from '../../test/helpers/ports.ts';
 import { ETCD_PREFIX, seedEtcd, startEtcdService } from '../lib/etcd.ts';
-import { route, startGateway, type GatewayService } from '../lib/gateway.ts';
+import { route, startGateway, type GatewayOptions, type GatewayService } from '../lib/gateway.ts';
+import { Probe, probeEnv } from '../lib/gc-probe.ts';
 import { startHaproxy } from '../lib/haproxy.ts';
 import { Client } from '../lib/http-client.ts';
 import { startUpstream } from '../lib/http-setup.ts';
@@ -65,6 +68,14 @@ interface FreshTarget {
   kind: 'http' | 'mqtt';
   svc: Service;
   port: number;
+  probe?: Probe;
+}
+
+/** A gateway with the GC probe loaded; the HTTP/1.1 engine is always named, so a changed default moves no row. */
+async function probedGateway(ctx: ScenarioContext, name: string, o: Omit<GatewayOptions, 'dir' | 'env'>, engine: 'node' | 'socket'): Promise<{ gw: GatewayService; probe: Probe }> {
+  const probeDir = path.join(ctx.tmp, name, 'probe');
+  const gw = await track(ctx.services, startGateway({ ...o, dir: path.join(ctx.tmp, name), env: probeEnv(probeDir), switchyard: { ...o.switchyard, http1_engine: engine } }));
+  return { gw, probe: new Probe(probeDir, gw.pid) };
 }
 
 /**
@@ -82,24 +93,20 @@ async function startFresh(ctx: ScenarioContext, upstreamPort: number): Promise<F
     plugins: { 'mqtt-proxy': { protocol_name: 'MQTT', protocol_level: 4 } },
     upstream: { type: 'chash', key: 'mqtt_client_id', nodes: { [`127.0.0.1:${brokerPort}`]: 1 } },
   };
-  const httpGateway = (engine: 'node' | 'socket') =>
-    track(
-      ctx.services,
-      startGateway({ dir: path.join(ctx.tmp, `gw-http-${engine}`), standalone: { routes: [route('1', '/*', upstreamPort)] }, switchyard: { http1_engine: engine } }),
-    );
+  const httpGateway = (engine: 'node' | 'socket') => probedGateway(ctx, `gw-http-${engine}`, { standalone: { routes: [route('1', '/*', upstreamPort)] } }, engine);
   const [node, socket, nginx, mqttGw, nginxStream] = await Promise.all([
     httpGateway('node'),
     httpGateway('socket'),
     track(ctx.services, startNginxProxy(path.join(ctx.tmp, 'nginx-http'), nginxPort, upstreamPort)),
-    track(ctx.services, startGateway({ dir: path.join(ctx.tmp, 'gw-mqtt'), streamPorts: [streamPort], standalone: { routes: [], stream_routes: [mqttRoute] } })),
+    probedGateway(ctx, 'gw-mqtt', { streamPorts: [streamPort], standalone: { routes: [], stream_routes: [mqttRoute] } }, 'socket'),
     brokerUp.then(() => track(ctx.services, startNginxStream(path.join(ctx.tmp, 'nginx-mqtt'), nginxStreamPort, brokerPort))),
   ]);
   await brokerUp;
   return [
-    { name: 'gateway (node engine)', kind: 'http', svc: node, port: node.port },
-    { name: 'gateway (socket engine)', kind: 'http', svc: socket, port: socket.port },
+    { name: 'gateway (node engine)', kind: 'http', svc: node.gw, port: node.gw.port, probe: node.probe },
+    { name: 'gateway (socket engine)', kind: 'http', svc: socket.gw, port: socket.gw.port, probe: socket.probe },
     { name: 'nginx', kind: 'http', svc: nginx, port: nginxPort },
-    { name: 'gateway (mqtt-proxy)', kind: 'mqtt', svc: mqttGw, port: streamPort },
+    { name: 'gateway (mqtt-proxy)', kind: 'mqtt', svc: mqttGw.gw, port: streamPort, probe: mqttGw.probe },
     { name: 'nginx stream', kind: 'mqtt', svc: nginxStream, port: nginxStreamPort },
   ];
 }
@@ -109,7 +116,7 @@ async function holdFresh(ctx: ScenarioContext, targets: FreshTarget[], http: Hol
   const out: Record<'http' | 'mqtt', HoldFigures[]> = { http: [], mqtt: [] };
   for (const t of targets) {
     try {
-      out[t.kind].push(await holdIdle(ctx, t.name, { ...(t.kind === 'http' ? http : mqtt), kind: t.kind, pid: t.svc.pid, port: t.port }));
+      out[t.kind].push(await holdIdle(ctx, t.name, { ...(t.kind === 'http' ? http : mqtt), kind: t.kind, pid: t.svc.pid, port: t.port, probe: t.probe }));
     } finally {
       await t.svc.stop();
     }
@@ -130,7 +137,7 @@ export const memory: Scenario = {
     const streamCap = Math.floor((fdLimit - 400) / 2);
     const idleCount = Math.min(ctx.smoke ? 100 : IDLE_CONNECTIONS, streamCap);
     const httpCount = Math.min(ctx.smoke ? 100 : IDLE_CONNECTIONS, fdLimit - 400);
-    const hold: HoldBase = { count: idleCount, settleMs: ctx.smoke ? 100 : 2000, samples: ctx.smoke ? 1 : 5, warmup: ctx.smoke ? 0 : 200 };
+    const hold: HoldBase = { count: idleCount, settleMs: ctx.smoke ? 100 : 2000, afterGcMs: ctx.smoke ? 50 : 1000, samples: ctx.smoke ? 1 : 5, warmup: ctx.smoke ? 0 : 200 };
     const { etcd, svc: etcdSvc } = await startEtcdService();
     ctx.services.push(etcdSvc);
     const up = await startUpstream(ctx);
@@ -142,8 +149,7 @@ export const memory: Scenario = {
       ['routes', 'base', { id: 'base', uri: '/base', upstream_id: '1' }],
       ['stream_routes', 's1', { id: 's1', server_port: streamPort, upstream: { type: 'roundrobin', nodes: { [`127.0.0.1:${idlePort}`]: 1 } } }],
     ]);
-    const gw = await startGateway({ dir: path.join(ctx.tmp, 'gateway'), etcd: { endpoint: etcd.endpoint, prefix: ETCD_PREFIX }, streamPorts: [streamPort] });
-    ctx.services.push(gw);
+    const { gw, probe } = await probedGateway(ctx, 'gateway', { etcd: { endpoint: etcd.endpoint, prefix: ETCD_PREFIX }, streamPorts: [streamPort] }, 'socket');
     const client = new Client(gw.port, 2);
     const figures: Record<string, number> = {};
     const tcp: HoldFigures[] = [];
@@ -171,7 +177,7 @@ export const memory: Scenario = {
       figures.cycle_seconds = cycleSec;
       ctx.log(`  after ${fmtInt(figures.cycles_done)} create/delete cycles (${fmt(cycleSec, 1)} s): ${mb(figures.cycles)} MB`);
 
-      tcp.push(await holdIdle(ctx, 'gateway', { ...hold, kind: 'tcp', pid: gw.pid, port: streamPort }));
+      tcp.push(await holdIdle(ctx, 'gateway', { ...hold, kind: 'tcp', pid: gw.pid, port: streamPort, probe }));
       const nginxPort = await freePort();
       const nginx = await track(ctx.services, startNginxStream(path.join(ctx.tmp, 'nginx-stream'), nginxPort, idlePort));
       tcp.push(await holdIdle(ctx, 'nginx', { ...hold, kind: 'tcp', pid: nginx.pid, port: nginxPort }));
@@ -224,9 +230,12 @@ export const memory: Scenario = {
       ],
       notes: [
         `RSS of the proxy's process tree (/proc/<pid>/stat); each reading is the median of ${hold.samples} samples 0.4 s apart after ${hold.settleMs / 1000} s of settle ` +
-          `(twice that after close). Nothing forces a GC, so a Node proxy's figures include garbage not collected yet; ` +
-          `"KB per connection" is (RSS with all - before) / connections, "marginal" is (RSS with all - RSS with the first half) / second half, ` +
-          `each half opened by its own client process after ${hold.warmup} warm-up connections were opened and closed.`,
+          `(twice that after close), and in a gateway after a memory-reducing full GC forced through the probe (bench/lib/gc-probe.ts): ` +
+          `without it the gateway's RSS carries garbage and a grown young generation that a later GC sheds at an unpredictable moment ` +
+          `(tens of MB, more than the connections themselves). "KB per connection" is (RSS with all - before) / connections, ` +
+          `"marginal" is (RSS with all - RSS with the first half) / second half, each half opened by its own client process after ` +
+          `${hold.warmup} warm-up connections were opened and closed; "heap used KB" is V8's heap used per connection after the same GC; ` +
+          `"growth returned" is (RSS with all - after close) / (RSS with all - before).`,
         `TCP: each idle connection sent one byte and got it echoed by the upstream, so it is proxied end to end, then stays silent. ` +
           `The gateway row is read in the process the create/delete cycles grew: its heap has free space the new sessions land in, so it ` +
           `under-reports; the MQTT table (a fresh process, the same stream proxy plus mqtt-proxy) is the per-session figure to quote.`,

@@ -26,6 +26,8 @@ export class LineWriter {
   /** The flush timer fired while a write was in flight: the completion writes what is queued. */
   private due = false;
   private readonly timer: NodeJS.Timeout;
+  /** flush() callers waiting for the write in flight to complete. */
+  private idle: (() => void)[] = [];
   /** Lines dropped because MAX_PENDING was reached, plus batches a write error lost. */
   dropped = 0;
 
@@ -95,13 +97,19 @@ export class LineWriter {
     }
     this.writing = false;
     if (this.due || this.pendingChars >= this.bufferSize) this.drain();
+    if (!this.writing && this.idle.length > 0) for (const resolve of this.idle.splice(0)) resolve();
   }
 
   /**
-   * Writes what is queued synchronously (shutdown). A batch already handed to an async write may land after
-   * these lines (both are appends, neither is torn).
+   * Shutdown: resolves once every queued line is written, in order: the write in flight (if any) completes,
+   * then the rest is written synchronously. The caller bounds the wait (a stalled pipe blocks the write).
    */
-  flushSync(): void {
+  async flush(): Promise<void> {
+    while (this.writing) await new Promise<void>((resolve) => this.idle.push(resolve));
+    this.flushSync();
+  }
+
+  private flushSync(): void {
     if (this.pending.length === 0) return;
     const buf = Buffer.from(this.pending.join(''), 'utf8');
     this.pending = [];

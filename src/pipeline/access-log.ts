@@ -223,8 +223,8 @@ export class AccessLog {
     this.dest.write(this.lineFor(ctx, bytes, chain));
   }
 
-  /** Writes the buffered lines now, synchronously (shutdown). */
-  flush(): void {
-    this.dest.flushSync();
+  /** Shutdown: resolves once the buffered lines are written. */
+  flush(): Promise<void> {
+    return this.dest.flush();
   }
 }

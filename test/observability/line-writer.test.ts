@@ -1,9 +1,11 @@
 // The access log's LineWriter (nginx `buffer= flush=`): a quiet gateway's lines reach the file once the flush
-// interval of the oldest is over, a full buffer is written at once, shutdown writes what is queued, and a
-// stalled destination drops and counts lines beyond the bound. The flush clock is vitest's fake setTimeout
-// (the writer's one timer), so the test steps through the interval instead of sleeping; the writes and the
-// reads of the file are real.
-import { readFileSync } from 'node:fs';
+// interval of the oldest is over, a full buffer is written at once, shutdown writes what is queued (in order),
+// and a stalled destination drops and counts lines beyond the bound. The flush clock is vitest's fake
+// setTimeout (the writer's one timer), so the test steps through the interval instead of sleeping; the writes
+// and the reads of the file are real.
+import { execFileSync } from 'node:child_process';
+import { closeSync, constants, openSync, readFileSync } from 'node:fs';
+import { Socket } from 'node:net';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, test, vi } from 'vitest';
@@ -89,24 +91,62 @@ describe('LineWriter', () => {
     await vi.waitFor(async () => expect(await text(f)).toBe('{"now":1}\n'), { timeout: 5000 });
   });
 
-  test('shutdown (flushSync) writes the queued lines before it returns', () => {
+  test('shutdown (flush) writes the queued lines before it resolves', async () => {
     const f = file();
     const w = new LineWriter(f);
     w.write('{"bye":1}\n');
     w.write('{"bye":2}\n');
-    w.flushSync();
+    await w.flush();
     expect(readFileSync(f, 'utf8')).toBe('{"bye":1}\n{"bye":2}\n');
     expect(w.buffered).toBe(0);
   });
 
-  test('beyond 16 MiB queued, lines are dropped and counted', () => {
+  test('shutdown while a write to a slow pipe is in flight waits for it, then writes the queue after it', async () => {
+    // stdout to a pipe (a container's log collector) that is not reading: the write in flight blocks on the
+    // threadpool; writing the queue beside it would interleave the two (or block the event loop).
+    const fifo = path.join(dir, 'slow.fifo');
+    execFileSync('mkfifo', [fifo]);
+    const reader = new Socket({ fd: openSync(fifo, constants.O_RDONLY | constants.O_NONBLOCK), readable: true, writable: false });
+    reader.pause();
+    const w = new LineWriter(fifo, 0);
+    try {
+      const first = `{"first":"${'x'.repeat(256 * 1024)}"}\n`; // several times the pipe's capacity
+      w.write(first); // buffer 0: its write starts now
+      w.write('{"second":1}\n'); // queued behind it
+      let flushed = false;
+      const done = w.flush().then(() => {
+        flushed = true;
+      });
+      for (let i = 0; i < 20; i++) await new Promise((r) => setImmediate(r));
+      expect(flushed).toBe(false);
+      const chunks: Buffer[] = [];
+      let got = 0;
+      const all = first.length + '{"second":1}\n'.length;
+      const received = new Promise<void>((resolve) => {
+        reader.on('data', (d: Buffer) => {
+          chunks.push(d);
+          got += d.length;
+          if (got >= all) resolve();
+        });
+      });
+      reader.resume();
+      await done;
+      await received;
+      expect(Buffer.concat(chunks).toString('utf8')).toBe(`${first}{"second":1}\n`);
+    } finally {
+      reader.destroy();
+      closeSync(w.fd);
+    }
+  });
+
+  test('beyond 16 MiB queued, lines are dropped and counted', async () => {
     const f = file();
-    // A buffer larger than the bound: nothing is written until flushSync, as with a stalled destination.
+    // A buffer larger than the bound: nothing is written until flush, as with a stalled destination.
     const w = new LineWriter(f, Number.POSITIVE_INFINITY);
     const mib = `${'x'.repeat(1024 * 1024 - 1)}\n`;
     for (let i = 0; i < 20; i++) w.write(mib);
     expect(w.dropped).toBe(3);
-    w.flushSync();
+    await w.flush();
     expect(readFileSync(f).length).toBe(17 * 1024 * 1024);
   });
 });

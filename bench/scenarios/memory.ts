@@ -237,8 +237,9 @@ export const memory: Scenario = {
           `${hold.warmup} warm-up connections were opened and closed; "heap used KB" is V8's heap used per connection after the same GC; ` +
           `"growth returned" is (RSS with all - after close) / (RSS with all - before).`,
         `TCP: each idle connection sent one byte and got it echoed by the upstream, so it is proxied end to end, then stays silent. ` +
-          `The gateway row is read in the process the create/delete cycles grew: its heap has free space the new sessions land in, so it ` +
-          `under-reports; the MQTT table (a fresh process, the same stream proxy plus mqtt-proxy) is the per-session figure to quote.`,
+          `The gateway row is read in the process the create/delete cycles grew (the probe's GC gives most of that growth back before ` +
+          `the first reading, free space in its allocators may remain); the MQTT table (a fresh process, the same stream proxy plus ` +
+          `mqtt-proxy) is the per-session figure to quote.`,
         `HTTP: each connection sent one GET, read the 1 KB answer and stays open (keepalive_timeout 60 s, nginx 75 s).`,
         `MQTT: each session sent an MQTT 3.1.1 CONNECT (keep alive 0, own client id) and got mosquitto's CONNACK through the proxy, then stays silent; ` +
           `nginx stream forwards the same bytes without reading them.`,

@@ -27,7 +27,7 @@ const PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n');
 
 /**
  * HTTP/2 rapid-reset defence (CVE-2023-44487): streams the client cancels before getting a response head cost
- * the gateway a request each. More than RESET_BUDGET of them within RESET_WINDOW_MS ends the session with
+ * the gateway a request each. More than RESET_BUDGET of them within RESET_WINDOW_MS end the session with
  * GOAWAY ENHANCE_YOUR_CALM, so a reset flood costs the attacker a new connection (and handshake) per budget.
  */
 const RESET_BUDGET = 100;
@@ -54,13 +54,15 @@ function responseBegun(socket: object): boolean {
 function onH2Stream(stream: http2.ServerHttp2Stream): void {
   // A closed stream is detached from its session: remember it now.
   (stream as StreamTagged)[kSession] = stream.session as ResetTagged;
-  stream.once('close', onH2StreamClose);
+  stream.on('close', onH2StreamClose);
 }
 
-function endSession(session: http2.ServerHttp2Session): void {
-  if (!session.destroyed) session.destroy();
-}
-
+/**
+ * node runs this while nghttp2 is still parsing the read that carried the RST_STREAM: node drains the tick queue
+ * after every nghttp2 callback, and a reset stream's 'close' is a tick. Destroyed here, the session stops reading
+ * at once and the rest of that read (a flood packs thousands of HEADERS+RST_STREAM pairs in it) reaches no
+ * JavaScript: no stream objects, no compat request/response, no reset counting.
+ */
 function onH2StreamClose(this: http2.ServerHttp2Stream): void {
   // Only resets that arrive before the response head count: a client cancelling a long download is normal.
   if (this.rstCode !== http2.constants.NGHTTP2_CANCEL || this.headersSent) return;
@@ -70,23 +72,58 @@ function onH2StreamClose(this: http2.ServerHttp2Stream): void {
   let r = session[kResets];
   if (r === undefined || now - r.since > RESET_WINDOW_MS) r = session[kResets] = { count: 0, since: now };
   if (++r.count > RESET_BUDGET) {
-    // GOAWAY first (flushed with the next write), then the session ends on the next turn.
+    // destroy() alone would send GOAWAY NO_ERROR (an error argument instead would build an Error and emit
+    // 'sessionError'): the ENHANCE_YOUR_CALM GOAWAY is queued first and flushed with it.
     session.goaway(http2.constants.NGHTTP2_ENHANCE_YOUR_CALM);
-    setImmediate(endSession, session);
+    session.destroy();
   }
 }
 
 type NodeHandler = (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => void;
 
-function startH2(handle: NodeHandler, req: http2.Http2ServerRequest, res: http2.Http2ServerResponse): void {
-  const stream = req.stream;
-  if (stream.destroyed || stream.closed) return;
-  const session = stream.session as ResetTagged | undefined;
-  if (session === undefined || session.destroyed || (session[kResets]?.count ?? 0) > RESET_BUDGET) {
-    stream.close(http2.constants.NGHTTP2_REFUSED_STREAM);
-    return;
+/**
+ * Starts HTTP/2 requests once per event-loop turn, after the poll phase (setImmediate), when every read of the
+ * turn has been parsed. node announces a request ('stream', then the compat 'request') right after nghttp2
+ * parsed its HEADERS, before the rest of the read: a RST_STREAM later in the same read (the rapid-reset pattern:
+ * thousands of HEADERS+RST_STREAM pairs per read) is seen only afterwards, so a request started at once (or on
+ * the next tick, which node runs before the next frame) would run the pipeline, route, pick and connect upstream
+ * for a stream already cancelled. Started at the end of the turn, a reset stream or one of a session ended over
+ * its reset budget costs no pipeline run. One immediate per turn and two reused arrays: nothing per request.
+ */
+class H2Starter {
+  private readonly handle: NodeHandler;
+  /** Pairs request, response of the current turn. */
+  private queue: (http2.Http2ServerRequest | http2.Http2ServerResponse)[] = [];
+  private spare: (http2.Http2ServerRequest | http2.Http2ServerResponse)[] = [];
+  private scheduled = false;
+
+  constructor(handle: NodeHandler) {
+    this.handle = handle;
+    this.run = this.run.bind(this);
   }
-  handle(req, res);
+
+  push(req: http2.Http2ServerRequest, res: http2.Http2ServerResponse): void {
+    // hot path
+    this.queue.push(req, res);
+    if (!this.scheduled) {
+      this.scheduled = true;
+      setImmediate(this.run);
+    }
+  }
+
+  private run(): void {
+    this.scheduled = false;
+    const batch = this.queue;
+    this.queue = this.spare;
+    for (let i = 0; i < batch.length; i += 2) {
+      const req = batch[i] as http2.Http2ServerRequest;
+      const stream = req.stream;
+      if (stream.destroyed || stream.closed) continue;
+      this.handle(req, batch[i + 1] as http2.Http2ServerResponse);
+    }
+    batch.length = 0;
+    this.spare = batch;
+  }
 }
 
 /** The node servers behind one listener; they never listen themselves (the listener hands them sockets). */
@@ -110,14 +147,7 @@ class NodeServers {
           res.setHeader('alt-svc', altSvc);
           handleNodeRequest(pipeline, req, res);
         };
-    // HTTP/2 requests start after the frames read with them were processed: a HEADERS frame's request is
-    // announced while nghttp2 is still parsing its input chunk, so a client's RST_STREAM later in the same chunk
-    // is seen only afterwards. Started on the next tick, a stream the client already reset (the rapid-reset
-    // pattern: thousands of HEADERS+RST_STREAM pairs per read) costs no pipeline run, and a session over its
-    // reset budget starts nothing more.
-    const handleH2 = (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => {
-      process.nextTick(startH2, handle, req, res);
-    };
+    const starter = new H2Starter(handle);
     const h1 = http.createServer(
       {
         maxHeaderSize: limits.max_header_size,
@@ -157,7 +187,7 @@ class NodeServers {
         maxSessionRejectedStreams: 100,
         maxSessionInvalidFrames: 1000,
       },
-      handleH2,
+      (req, res) => starter.push(req, res),
     );
     h2.setTimeout(limits.keepalive_timeout * 1000);
     h2.on('stream', onH2Stream);

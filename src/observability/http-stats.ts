@@ -4,21 +4,37 @@
 // - the pipeline's switchyard:http:request:start / :end (src/pipeline/channels.ts).
 // Only ports on which the pipeline has served a request are reported, so connections to the Admin API, the
 // exporter itself or in-process test upstreams do not count; a port's connections accepted before its first
-// request are still counted (the per-port table keeps them). Per connection: one table lookup and one
-// 'close' listener (a method bound once per port, no per-connection closure).
+// request are still counted (the per-port table keeps them). Per connection: one table lookup and a set
+// lookup of its server; nothing is attached to the socket (a 'close' listener beside the engine's own turned the
+// socket's listener entry into an array: about 100 bytes of heap per idle keep-alive connection). Open
+// connections are read at scrape time from the servers that accepted them.
 // States: writing = requests inside the pipeline; reading = 0 (node parses request heads before the pipeline
 // sees them, so that state is not observable here); waiting = active - writing.
 import diagnostics_channel from 'node:diagnostics_channel';
-import type { Socket } from 'node:net';
+import type { Server, Socket } from 'node:net';
 import { HTTP_REQUEST_END, HTTP_REQUEST_START } from '../pipeline/channels.ts';
 import type { Transaction } from '../pipeline/transaction.ts';
 
+/**
+ * `_connections` is the count net.Server keeps of its accepted sockets not yet closed, the one getConnections()
+ * answers (a callback on the next tick, while scrapes read the view synchronously).
+ */
+type CountingServer = Server & { _connections: number };
+
 class PortStats {
   accepted = 0;
-  active = 0;
-  readonly closed = (): void => {
-    this.active--;
-  };
+  /** Servers that accepted connections on this port (one per listener; a reload may add one). */
+  readonly servers = new Set<CountingServer>();
+
+  active(): number {
+    let n = 0;
+    for (const server of this.servers) {
+      const open = server._connections;
+      if (open === 0 && !server.listening) this.servers.delete(server);
+      n += open;
+    }
+    return n;
+  }
 }
 
 export interface HttpStatsView {
@@ -34,11 +50,7 @@ export interface HttpStatsView {
 class HttpStats {
   private readonly ports = new Map<number, PortStats>();
   private readonly httpPorts = new Set<number>();
-  /**
-   * Ports of listeners that never serve HTTP (the stream proxy's): their sockets get no 'close' listener, which
-   * beside the stream splice's own would turn the socket's listener entry into an array (~250 bytes per
-   * session, idle MQTT sessions live for hours).
-   */
+  /** Ports of listeners that never serve HTTP (the stream proxy's): neither counted nor their servers held. */
   private readonly otherPorts = new Set<number>();
   requests = 0;
   inFlight = 0;
@@ -62,9 +74,8 @@ class HttpStats {
       this.ports.set(port, s);
     }
     s.accepted++;
-    s.active++;
-    // 'close' fires once: `on` avoids the wrapper `once` allocates per connection.
-    socket.on('close', s.closed);
+    const server = (socket as Socket & { server: CountingServer }).server;
+    if (!s.servers.has(server)) s.servers.add(server);
   };
 
   private readonly onStart = (msg: unknown): void => {
@@ -90,11 +101,12 @@ class HttpStats {
   view(): HttpStatsView {
     let accepted = 0;
     let active = 0;
-    for (const port of this.httpPorts) {
-      const s = this.ports.get(port);
-      if (s === undefined) continue;
+    // Every port's servers are read, so closed listeners leave the sets of ports not reported too.
+    for (const [port, s] of this.ports) {
+      const open = s.active();
+      if (!this.httpPorts.has(port)) continue;
       accepted += s.accepted;
-      active += s.active;
+      active += open;
     }
     const writing = this.inFlight;
     return { accepted, handled: accepted, active, reading: 0, writing, waiting: Math.max(0, active - writing), requests: this.requests };

@@ -1,12 +1,13 @@
 // A buffered, non-blocking line writer for high-rate logs (the access log), nginx's `access_log ... buffer=
 // flush=` (APISIX writes its access log with buffer=16384 flush=3): lines are queued as strings and written in
-// one fs.write once `bufferSize` characters are queued, or when the oldest queued line is `flushMs` old, so
-// a loaded gateway pays one libuv threadpool hop per ~16 KB of log, not one per event-loop turn, and a quiet
-// one still sees its lines in the file within the flush interval. One timer per writer, re-armed (refresh,
-// no allocation) when a line enters an empty buffer and unref'd so it never holds the process open. Never
-// one syscall or one re-measure of a growing buffer per line: pino's SonicBoom recomputes Buffer.byteLength
-// of its whole pending chunk on every write, which made it the largest cost of an access log line under load.
-// Bounded: beyond MAX_PENDING characters queued (a stalled disk or pipe) lines are dropped and counted.
+// one fs.write once `bufferSize` characters are queued, or when the oldest queued line is FLUSH_MS old, so a
+// loaded gateway pays one libuv threadpool hop per ~16 KB of log rather than one per event-loop turn
+// (bench/micro/access-log.ts), and a quiet one still sees its lines in the file within the flush interval.
+// One timer per writer, re-armed (refresh, no allocation) when a line enters an empty buffer and unref'd so it
+// never holds the process open. The queue is never re-measured per line: pino's SonicBoom recomputes
+// Buffer.byteLength of its whole pending chunk on every write, which made it the largest cost of an access log
+// line under load. Bounded: beyond MAX_PENDING characters queued (a stalled disk or pipe) lines are dropped
+// and counted.
 import fs from 'node:fs';
 import path from 'node:path';
 
@@ -46,11 +47,6 @@ export class LineWriter {
     // Armed now with nothing queued (its first run is a no-op); write() re-arms it from then on.
     this.timer = setTimeout(flushDue, FLUSH_MS, this);
     this.timer.unref();
-  }
-
-  /** Characters queued and not yet handed to a write. */
-  get buffered(): number {
-    return this.pendingChars;
   }
 
   write(line: string): void {

@@ -34,7 +34,7 @@ function file(): string {
 
 const text = (f: string): Promise<string> => readFile(f, 'utf8');
 
-/** Lets every queued write (libuv threadpool) complete: a few real turns of the event loop and the pool. */
+/** Gives a write that has started (libuv threadpool) time to land: a few real round trips through the pool. */
 async function settle(f: string): Promise<void> {
   for (let i = 0; i < 5; i++) {
     await text(f);
@@ -53,9 +53,7 @@ describe('LineWriter', () => {
     vi.advanceTimersByTime(FLUSH_MS / 2 - 1);
     await settle(f);
     expect(await text(f)).toBe('');
-    expect(w.buffered).toBeGreaterThan(0);
     vi.advanceTimersByTime(1);
-    expect(w.buffered).toBe(0);
     await vi.waitFor(async () => expect(await text(f)).toBe('{"a":1}\n{"a":2}\n'), { timeout: 5000 });
 
     // The timer has fired; the next line re-arms it for a full interval of its own.
@@ -87,7 +85,6 @@ describe('LineWriter', () => {
     const f = file();
     const w = new LineWriter(f, 0);
     w.write('{"now":1}\n');
-    expect(w.buffered).toBe(0);
     await vi.waitFor(async () => expect(await text(f)).toBe('{"now":1}\n'), { timeout: 5000 });
   });
 
@@ -98,7 +95,6 @@ describe('LineWriter', () => {
     w.write('{"bye":2}\n');
     await w.flush();
     expect(readFileSync(f, 'utf8')).toBe('{"bye":1}\n{"bye":2}\n');
-    expect(w.buffered).toBe(0);
   });
 
   test('shutdown while a write to a slow pipe is in flight waits for it, then writes the queue after it', async () => {

@@ -7,11 +7,14 @@
 // never holds the process open. The queue is never re-measured per line: pino's SonicBoom recomputes
 // Buffer.byteLength of its whole pending chunk on every write, which made it the largest cost of an access log
 // line under load. Bounded: beyond MAX_PENDING characters queued (a stalled disk or pipe) lines are dropped
-// and counted.
+// and counted. To a pipe (stdout under a container's log collector, shared by every worker process) one write
+// carries at most PIPE_BUF bytes of whole lines, which POSIX makes atomic, so workers' lines never tear.
 import fs from 'node:fs';
 import path from 'node:path';
 
 const MAX_PENDING = 16 * 1024 * 1024;
+/** Linux's PIPE_BUF: a write of at most this many bytes to a pipe is not interleaved with other writers'. */
+const PIPE_BUF = 4096;
 
 /** APISIX's access log buffer (nginx_config.http.access_log_buffer default). */
 export const DEFAULT_BUFFER_SIZE = 16384;
@@ -21,6 +24,8 @@ export const FLUSH_MS = 3000;
 export class LineWriter {
   readonly fd: number;
   private readonly bufferSize: number;
+  /** Bytes of one write: unbounded to a regular file, PIPE_BUF otherwise (lines longer than it go alone). */
+  private readonly maxWrite: number;
   private pending: string[] = [];
   private pendingChars = 0;
   private writing = false;
@@ -44,6 +49,7 @@ export class LineWriter {
       this.fd = fs.openSync(dest, 'a');
     }
     this.bufferSize = bufferSize;
+    this.maxWrite = fs.fstatSync(this.fd).isFile() ? Number.POSITIVE_INFINITY : PIPE_BUF;
     // Armed now with nothing queued (its first run is a no-op); write() re-arms it from then on.
     this.timer = setTimeout(flushDue, FLUSH_MS, this);
     this.timer.unref();
@@ -68,15 +74,38 @@ export class LineWriter {
     else this.drain();
   }
 
-  /** Starts one write of everything queued. */
+  /** Starts one write of what is queued (of its first maxWrite bytes; the rest follows when it completes). */
   private drain(): void {
-    this.due = false;
-    if (this.pending.length === 0) return;
-    const buf = Buffer.from(this.pending.length === 1 ? this.pending[0]! : this.pending.join(''), 'utf8');
-    this.pending = [];
-    this.pendingChars = 0;
+    const buf = this.take();
+    this.due = this.pending.length > 0;
+    if (buf === null) return;
     this.writing = true;
     writeAll(this, buf, 0);
+  }
+
+  /** Removes the lines of one write from the queue: all of them, or those within maxWrite (at least one). */
+  private take(): Buffer | null {
+    const p = this.pending;
+    if (p.length === 0) return null;
+    let n = p.length;
+    if (this.maxWrite !== Number.POSITIVE_INFINITY) {
+      let bytes = 0;
+      for (n = 0; n < p.length; n++) {
+        const b = Buffer.byteLength(p[n]!, 'utf8');
+        if (n > 0 && bytes + b > this.maxWrite) break;
+        bytes += b;
+      }
+    }
+    let text: string;
+    if (n === p.length) {
+      text = n === 1 ? p[0]! : p.join('');
+      this.pending = [];
+      this.pendingChars = 0;
+    } else {
+      text = p.splice(0, n).join('');
+      this.pendingChars -= text.length;
+    }
+    return Buffer.from(text, 'utf8');
   }
 
   written(buf: Buffer, off: number, err: NodeJS.ErrnoException | null, n: number): void {
@@ -106,16 +135,15 @@ export class LineWriter {
   }
 
   private flushSync(): void {
-    if (this.pending.length === 0) return;
-    const buf = Buffer.from(this.pending.join(''), 'utf8');
-    this.pending = [];
-    this.pendingChars = 0;
-    let off = 0;
-    for (let tries = 0; off < buf.length && tries < 1000; tries++) {
-      try {
-        off += fs.writeSync(this.fd, buf, off);
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== 'EAGAIN') return;
+    this.due = false;
+    for (let buf = this.take(); buf !== null; buf = this.take()) {
+      let off = 0;
+      for (let tries = 0; off < buf.length && tries < 1000; tries++) {
+        try {
+          off += fs.writeSync(this.fd, buf, off);
+        } catch (err) {
+          if ((err as NodeJS.ErrnoException).code !== 'EAGAIN') return;
+        }
       }
     }
   }

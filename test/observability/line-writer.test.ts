@@ -3,9 +3,8 @@
 // and a stalled destination drops and counts lines beyond the bound. The flush clock is vitest's fake
 // setTimeout (the writer's one timer), so the test steps through the interval instead of sleeping; the writes
 // and the reads of the file are real.
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { closeSync, constants, openSync, readFileSync } from 'node:fs';
-import { Socket } from 'node:net';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, test, vi } from 'vitest';
@@ -33,6 +32,29 @@ function file(): string {
 }
 
 const text = (f: string): Promise<string> => readFile(f, 'utf8');
+
+/**
+ * A FIFO held open by a reader that never reads (so writers can open it and block on it once it is full); read()
+ * starts another process (cat) that reads everything until the last writer closes. The reader being another
+ * process matters: a write that blocks the event loop cannot then stop the pipe from draining.
+ */
+function slowPipe(name: string): { path: string; read(): Promise<string>; close(): void } {
+  const fifo = path.join(dir, name);
+  execFileSync('mkfifo', [fifo]);
+  const hold = openSync(fifo, constants.O_RDONLY | constants.O_NONBLOCK);
+  return {
+    path: fifo,
+    read: () =>
+      new Promise((resolve, reject) => {
+        const cat = spawn('cat', [fifo], { stdio: ['ignore', 'pipe', 'inherit'] });
+        const chunks: Buffer[] = [];
+        cat.stdout.on('data', (d: Buffer) => chunks.push(d));
+        cat.on('error', reject);
+        cat.on('close', () => resolve(Buffer.concat(chunks).toString('utf8')));
+      }),
+    close: () => closeSync(hold),
+  };
+}
 
 /** Gives a write that has started (libuv threadpool) time to land: a few real round trips through the pool. */
 async function settle(f: string): Promise<void> {
@@ -100,11 +122,8 @@ describe('LineWriter', () => {
   test('shutdown while a write to a slow pipe is in flight waits for it, then writes the queue after it', async () => {
     // stdout to a pipe (a container's log collector) that is not reading: the write in flight blocks on the
     // threadpool; writing the queue beside it would interleave the two (or block the event loop).
-    const fifo = path.join(dir, 'slow.fifo');
-    execFileSync('mkfifo', [fifo]);
-    const reader = new Socket({ fd: openSync(fifo, constants.O_RDONLY | constants.O_NONBLOCK), readable: true, writable: false });
-    reader.pause();
-    const w = new LineWriter(fifo, 0);
+    const pipe = slowPipe('slow.fifo');
+    const w = new LineWriter(pipe.path, 0);
     try {
       const first = `{"first":"${'x'.repeat(256 * 1024)}"}\n`; // several times the pipe's capacity
       w.write(first); // buffer 0: its write starts now
@@ -115,23 +134,41 @@ describe('LineWriter', () => {
       });
       for (let i = 0; i < 20; i++) await new Promise((r) => setImmediate(r));
       expect(flushed).toBe(false);
-      const chunks: Buffer[] = [];
-      let got = 0;
-      const all = first.length + '{"second":1}\n'.length;
-      const received = new Promise<void>((resolve) => {
-        reader.on('data', (d: Buffer) => {
-          chunks.push(d);
-          got += d.length;
-          if (got >= all) resolve();
-        });
-      });
-      reader.resume();
+      const read = pipe.read();
       await done;
-      await received;
-      expect(Buffer.concat(chunks).toString('utf8')).toBe(`${first}{"second":1}\n`);
-    } finally {
-      reader.destroy();
       closeSync(w.fd);
+      expect(await read).toBe(`${first}{"second":1}\n`);
+    } finally {
+      pipe.close();
+    }
+  });
+
+  test("two processes' writers on one pipe never tear each other's lines (writes of at most PIPE_BUF)", async () => {
+    // Worker processes share stdout; two writers (two fds on one FIFO) stand for them. Nothing reads until both
+    // have queued their lines, so their writes block on a full pipe at once, where writes above PIPE_BUF
+    // interleave.
+    const pipe = slowPipe('shared.fifo');
+    const writers = [new LineWriter(pipe.path), new LineWriter(pipe.path)];
+    try {
+      const expected: string[] = [];
+      for (const [k, w] of writers.entries()) {
+        for (let i = 0; i < 400; i++) {
+          const line = JSON.stringify({ writer: k, i, pad: 'p'.repeat(200 + ((i * 37) % 300)) });
+          expected.push(line);
+          w.write(`${line}\n`);
+        }
+      }
+      const done = Promise.all(writers.map((w) => w.flush()));
+      for (let i = 0; i < 20; i++) await new Promise((r) => setImmediate(r));
+      const read = pipe.read();
+      await done;
+      for (const w of writers) closeSync(w.fd);
+      const got = (await read).split('\n');
+      expect(got.pop()).toBe('');
+      expect(got.filter((l) => !expected.includes(l))).toEqual([]);
+      expect(got.sort()).toEqual(expected.sort());
+    } finally {
+      pipe.close();
     }
   });
 

@@ -51,7 +51,7 @@ function responseBegun(socket: object): boolean {
   return incoming != null && incoming.complete === false;
 }
 
-function onH2Stream(stream: http2.ServerHttp2Stream): void {
+function watchResets(stream: http2.ServerHttp2Stream): void {
   // A closed stream is detached from its session: remember it now.
   (stream as StreamTagged)[kSession] = stream.session as ResetTagged;
   stream.on('close', onH2StreamClose);
@@ -79,22 +79,29 @@ function onH2StreamClose(this: http2.ServerHttp2Stream): void {
   }
 }
 
+/** Readable options of compat requests: node's defaults (one shared object, only read). */
+const NO_OPTIONS = Object.freeze({});
+
 type NodeHandler = (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => void;
 
 /**
  * Starts HTTP/2 requests once per event-loop turn, after the poll phase (setImmediate), when every read of the
- * turn has been parsed. node announces a request ('stream', then the compat 'request') right after nghttp2
- * parsed its HEADERS, before the rest of the read: a RST_STREAM later in the same read (the rapid-reset pattern:
- * thousands of HEADERS+RST_STREAM pairs per read) is seen only afterwards, so a request started at once (or on
- * the next tick, which node runs before the next frame) would run the pipeline, route, pick and connect upstream
- * for a stream already cancelled. Started at the end of the turn, a reset stream or one of a session ended over
- * its reset budget costs no pipeline run. One immediate per turn and two reused arrays: nothing per request.
+ * turn has been parsed. node announces a stream right after nghttp2 parsed its HEADERS, before the rest of the
+ * read (it drains the tick queue after every nghttp2 callback): a RST_STREAM later in the same read (the
+ * rapid-reset pattern: thousands of HEADERS+RST_STREAM pairs per read) is seen only afterwards, so a request
+ * started at once, or on the next tick, would run the pipeline (route, pick, upstream connect) for a stream
+ * already cancelled. Started at the end of the turn, a stream reset meanwhile, or one of a session ended over
+ * its reset budget, costs no pipeline run and no compat request/response either: the h2 server has no 'request'
+ * listener (node would build both on 'stream'), they are built here for live streams only, as node's compat
+ * layer does (lib/internal/http2/compat.js onServerStream). Request trailers that arrived in the same turn
+ * miss the compat request (the pipeline does not read request trailers). One immediate per turn and two
+ * reused arrays: nothing per request.
  */
 class H2Starter {
   private readonly handle: NodeHandler;
-  /** Pairs request, response of the current turn. */
-  private queue: (http2.Http2ServerRequest | http2.Http2ServerResponse)[] = [];
-  private spare: (http2.Http2ServerRequest | http2.Http2ServerResponse)[] = [];
+  /** Triples stream, headers, raw headers of the current turn. */
+  private queue: unknown[] = [];
+  private spare: unknown[] = [];
   private scheduled = false;
 
   constructor(handle: NodeHandler) {
@@ -102,9 +109,9 @@ class H2Starter {
     this.run = this.run.bind(this);
   }
 
-  push(req: http2.Http2ServerRequest, res: http2.Http2ServerResponse): void {
+  push(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, rawHeaders: string[]): void {
     // hot path
-    this.queue.push(req, res);
+    this.queue.push(stream, headers, rawHeaders);
     if (!this.scheduled) {
       this.scheduled = true;
       setImmediate(this.run);
@@ -115,14 +122,36 @@ class H2Starter {
     this.scheduled = false;
     const batch = this.queue;
     this.queue = this.spare;
-    for (let i = 0; i < batch.length; i += 2) {
-      const req = batch[i] as http2.Http2ServerRequest;
-      const stream = req.stream;
+    for (let i = 0; i < batch.length; i += 3) {
+      const stream = batch[i] as http2.ServerHttp2Stream;
       if (stream.destroyed || stream.closed) continue;
-      this.handle(req, batch[i + 1] as http2.Http2ServerResponse);
+      this.start(stream, batch[i + 1] as http2.IncomingHttpHeaders, batch[i + 2] as string[]);
     }
     batch.length = 0;
     this.spare = batch;
+  }
+
+  private start(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, rawHeaders: string[]): void {
+    // hot path
+    const req = new http2.Http2ServerRequest(stream, headers, NO_OPTIONS, rawHeaders);
+    const res = new http2.Http2ServerResponse(stream);
+    // node's compat answers when the server has no 'connect', 'checkContinue' or 'checkExpectation' listener:
+    // CONNECT is refused (extended CONNECT is not enabled), 100-continue is granted, other expectations fail.
+    if (headers[':method'] === 'CONNECT') {
+      res.statusCode = 405;
+      res.end();
+      return;
+    }
+    const expect = headers.expect;
+    if (expect !== undefined) {
+      if (expect !== '100-continue') {
+        res.statusCode = 417;
+        res.end();
+        return;
+      }
+      res.writeContinue();
+    }
+    this.handle(req, res);
   }
 }
 
@@ -187,10 +216,12 @@ class NodeServers {
         maxSessionRejectedStreams: 100,
         maxSessionInvalidFrames: 1000,
       },
-      (req, res) => starter.push(req, res),
     );
     h2.setTimeout(limits.keepalive_timeout * 1000);
-    h2.on('stream', onH2Stream);
+    h2.on('stream', (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, _flags: number, rawHeaders: string[]) => {
+      watchResets(stream);
+      starter.push(stream, headers, rawHeaders);
+    });
     h2.on('session', (s) => {
       this.sessions.add(s);
       s.once('close', () => this.sessions.delete(s));

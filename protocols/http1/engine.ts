@@ -1,9 +1,9 @@
-// The socket-level HTTP/1.1 engine (`switchyard.http1_engine: socket`): takes accepted sockets (cleartext or
-// TLS) from the HTTP listeners and serves them on the shared pipeline with llhttp (see src/http1/parser.ts), one
-// connection object per socket (connection.ts) and one exchange object per request (exchange.ts). Timeouts are
-// deadlines on the connections, checked by one sweep per engine (no timer per request or per connection):
-// client_header_timeout for a head (408), client_body_timeout between body reads and for a blocked response,
-// keepalive_timeout between requests.
+// The socket-level HTTP/1.1 engine (`switchyard.http1_engine: socket`, the default): takes accepted sockets
+// (cleartext or TLS) from the HTTP listeners and serves them on the shared pipeline with llhttp (see
+// src/http1/parser.ts), one connection object per socket (connection.ts) and one exchange object per request
+// (exchange.ts). Timeouts are deadlines on the connections, checked by one sweep per engine (no timer per request
+// or per connection): client_header_timeout for a head (408), client_body_timeout between body reads and for a
+// blocked response, keepalive_timeout between requests.
 import type { Socket } from 'node:net';
 import type { TlsInfo } from '../../src/pipeline/downstream.ts';
 import type { HttpPipeline } from '../../src/pipeline/pipeline.ts';

@@ -237,8 +237,8 @@ export const LOCAL_CONFIG_SCHEMA: Record<string, unknown> = {
       default: {},
       properties: {
         worker_processes: { oneOf: [{ const: 'auto' }, { type: 'integer', minimum: 1, maximum: 256 }], default: 'auto' },
-        // HTTP/1.1 downstream: node:http, or the socket-level engine (protocols/http1). SWITCHYARD_HTTP1_ENGINE overrides.
-        http1_engine: { enum: ['node', 'socket'], default: 'node' },
+        // HTTP/1.1 downstream: the socket-level engine (protocols/http1), or node:http. SWITCHYARD_HTTP1_ENGINE overrides.
+        http1_engine: { enum: ['node', 'socket'], default: 'socket' },
         // HTTP/1.1 to upstreams: the socket-level client (src/upstream/h1), or undici. SWITCHYARD_UPSTREAM_CLIENT overrides.
         upstream_http1_client: { enum: ['undici', 'socket'], default: 'socket' },
         standalone_file: { type: 'string' },

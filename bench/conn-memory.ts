@@ -9,7 +9,9 @@
 // snapshots before and with the connections (those readings are not comparable to a run without it: a
 // snapshot grows RSS) and prints the object groups whose self size grew, per connection.
 //
-//   node_modules/.bin/node bench/conn-memory.ts [--count 2000] [--targets socket,node,mqtt] [--snapshot] [--base <dir>]
+//   node_modules/.bin/node bench/conn-memory.ts [--count 2000] [--targets socket,node,mqtt] [--rounds 1] [--snapshot] [--base <dir>]
+// --rounds N opens and closes the same number of connections N - 1 more times on the same process: whether the
+// memory kept after the first close is reused (a steady RSS) or grows with every round.
 // --base names another checkout (e.g. a `git worktree` of the previous commit): each target is then measured on
 // that build and on this one, one after the other, for before/after figures from one run.
 import http from 'node:http';
@@ -176,7 +178,7 @@ interface Build {
   root: string | undefined;
 }
 
-async function measure(t: Target, build: Build, count: number, snapshot: boolean, tmp: string, upstreamPort: number, brokerPort: number): Promise<string[]> {
+async function measure(t: Target, build: Build, count: number, rounds: number, snapshot: boolean, tmp: string, upstreamPort: number, brokerPort: number): Promise<string[]> {
   const dir = path.join(tmp, `${t}-${build.name}`);
   const { gw, port, probe } = await startTarget(t, dir, upstreamPort, brokerPort, build.root);
   const kind = t === 'mqtt' ? 'mqtt' : 'http';
@@ -208,6 +210,16 @@ async function measure(t: Target, build: Build, count: number, snapshot: boolean
       const [a, b] = await Promise.all([aggregate(path.join(dir, 'a.heapsnapshot')), aggregate(path.join(dir, 'b.heapsnapshot'))]);
       lines.push(...diffGroups(a, b, n));
     }
+    for (let r = 2; r <= rounds; r++) {
+      const again = await openClients(kind, port, n, `${t}-hold${r}`);
+      const held = await reading(probe, 2000);
+      await again.svc.stop();
+      const down = await reading(probe, 4000);
+      lines.push(
+        `  round ${r} (${again.connected} connections), after GC: RSS MB with all ${(held.rssGc / 1048576).toFixed(1)}, after close ${(down.rssGc / 1048576).toFixed(1)}; ` +
+          `heap used MB ${(held.heapUsed / 1048576).toFixed(1)}, ${(down.heapUsed / 1048576).toFixed(1)}`,
+      );
+    }
   } finally {
     await gw.stop();
   }
@@ -217,6 +229,7 @@ async function measure(t: Target, build: Build, count: number, snapshot: boolean
 const { values } = parseArgs({
   options: {
     count: { type: 'string', default: '2000' },
+    rounds: { type: 'string', default: '1' },
     targets: { type: 'string', default: 'socket,node,mqtt' },
     snapshot: { type: 'boolean', default: false },
     base: { type: 'string' },
@@ -237,7 +250,7 @@ try {
   console.log(`conn-memory: ${count} connections per target, load average ${os.loadavg().map((l) => l.toFixed(1)).join(' ')}`);
   for (const t of targets) {
     for (const b of builds) {
-      for (const line of await measure(t, b, count, values.snapshot, root, upstream.port, brokerPort)) console.log(line);
+      for (const line of await measure(t, b, count, Number(values.rounds), values.snapshot, root, upstream.port, brokerPort)) console.log(line);
     }
   }
 } finally {

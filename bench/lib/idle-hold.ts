@@ -13,7 +13,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { waitFor } from '../../test/helpers/proc.ts';
 import type { Probe } from './gc-probe.ts';
-import { processTree, sampleTree } from './procfs.ts';
+import { openFds, processTree, sampleTree } from './procfs.ts';
 import { spawnService, type Service } from './service.ts';
 import { fmt, fmtInt, mb, round } from './stats.ts';
 import type { ScenarioContext } from './types.ts';
@@ -72,6 +72,27 @@ async function reading(o: HoldOptions, settleMs: number): Promise<Reading> {
   return { rss: v[Math.floor(v.length / 2)]!, heapUsed };
 }
 
+/**
+ * Waits until the proxy's descriptors are back to their count before the connections opened (plus a little
+ * slack), or stopped falling for 2 s (pooled upstream connections may stay), at most 60 s: under load a proxy
+ * may take seconds to close ten thousand sessions, and a reading taken meanwhile would count sessions still
+ * open as memory not returned.
+ */
+async function closedDown(pid: number, fdsBefore: number): Promise<void> {
+  const deadline = performance.now() + 60_000;
+  let low = Infinity;
+  let lowSince = performance.now();
+  for (;;) {
+    const fds = openFds(processTree(pid));
+    if (fds <= fdsBefore + 16 || performance.now() > deadline) return;
+    if (fds < low) {
+      low = fds;
+      lowSince = performance.now();
+    } else if (performance.now() - lowSince >= 2000) return;
+    await sleep(200);
+  }
+}
+
 async function openClients(kind: IdleClientKind, port: number, count: number, tag: string): Promise<{ client: Service; connected: number; failed: number }> {
   const client = spawnService(`idle-${kind}-${tag}`, process.execPath, SCRIPTS[kind](port, count, tag), { env: { ...process.env, NODE_ENV: 'production' } });
   try {
@@ -111,6 +132,7 @@ export async function holdIdle(ctx: ScenarioContext, name: string, o: HoldOption
   }
   const first = Math.ceil(o.count / 2);
   const before = await reading(o, o.settleMs);
+  const fdsBefore = openFds(processTree(o.pid));
   const a = await openClients(o.kind, o.port, first, `${name}-a`);
   let b: Awaited<ReturnType<typeof openClients>> | null = null;
   try {
@@ -119,6 +141,7 @@ export async function holdIdle(ctx: ScenarioContext, name: string, o: HoldOption
     const all = await reading(o, o.settleMs);
     await b.client.stop();
     await a.client.stop();
+    await closedDown(o.pid, fdsBefore);
     const closed = await reading(o, o.settleMs * 2);
     const f: HoldFigures = {
       name,

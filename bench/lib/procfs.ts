@@ -68,6 +68,19 @@ export function sampleTree(pids: readonly number[]): TreeSample {
   return { cpuUs: (ticks * 1_000_000) / CLK_TCK, rssBytes: pages * PAGE_KB * 1024 };
 }
 
+/** Open file descriptors of `pids` (processes that are gone count as zero). */
+export function openFds(pids: readonly number[]): number {
+  let n = 0;
+  for (const pid of pids) {
+    try {
+      n += readdirSync(`/proc/${pid}/fd`).length;
+    } catch {
+      /* gone */
+    }
+  }
+  return n;
+}
+
 export interface CpuTimes {
   total: number;
   steal: number;

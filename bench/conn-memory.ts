@@ -1,13 +1,13 @@
 // Memory per idle connection, attributed: for each target a fresh gateway process (one worker) is started with
-// the GC probe preloaded (bench/lib/gc-probe.ts), warmed with 200 connections, then holds `--count` idle connections opened by
-// a separate client process (bench/peers: HTTP keep-alive after one GET of a 1 KB answer, or MQTT sessions
-// after CONNECT/CONNACK through an mqtt-proxy stream route to mosquitto). Per connection it reports the RSS
-// delta without a forced GC (what a process holds at a random moment: garbage included), and after a
-// memory-reducing full GC inside the process (what the memory scenario reports) the RSS, V8 heap used, external
-// (ArrayBuffers, native parser buffers) and "other" (RSS - heap total - external: malloc'd native state such as
-// libuv handles, plus allocator slack). With --snapshot it takes V8 heap
-// snapshots before and with the connections (those readings are not comparable to a run without it: a
-// snapshot grows RSS) and prints the object groups whose self size grew, per connection.
+// the GC probe preloaded (bench/lib/gc-probe.ts), warmed with 200 connections, then holds `--count` idle
+// connections opened by a separate client process (bench/peers: HTTP keep-alive after one GET of a 1 KB answer,
+// or MQTT sessions after CONNECT/CONNACK through an mqtt-proxy stream route to mosquitto). Per connection it
+// reports the RSS delta without a forced GC (what a process holds at a random moment: garbage included), and
+// after a memory-reducing full GC inside the process (what the memory scenario reports) the RSS, V8 heap used,
+// external (ArrayBuffers, native parser buffers) and "other" (RSS - heap total - external: malloc'd native state
+// such as libuv handles, plus allocator slack). With --snapshot it takes V8 heap snapshots before and with the
+// connections (those readings are not comparable to a run without it: a snapshot grows RSS) and prints the
+// object groups whose self size grew, per connection.
 //
 //   node_modules/.bin/node bench/conn-memory.ts [--count 2000] [--targets socket,node,mqtt] [--rounds 1] [--snapshot] [--base <dir>]
 // --rounds N opens and closes the same number of connections N - 1 more times on the same process: whether the

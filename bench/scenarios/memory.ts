@@ -7,7 +7,7 @@
 // same broker. A stream proxy needs two descriptors per session, so those counts are capped by the fd hard
 // limit of the machine (reported). Method of the per-connection figures: bench/lib/idle-hold.ts; every gateway
 // here loads the GC probe (bench/lib/gc-probe.ts), so its readings follow a memory-reducing GC. This is the one
-// home of the idle-connection figures (http-engines measures CPU only).
+// home of the idle-connection figures (http-engines measures throughput and CPU per request).
 import path from 'node:path';
 import { freePort } from '../../test/helpers/ports.ts';
 import { ETCD_PREFIX, seedEtcd, startEtcdService } from '../lib/etcd.ts';

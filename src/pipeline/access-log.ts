@@ -115,14 +115,25 @@ function str(s: string): string {
   return NEEDS_ESCAPE.test(s) ? JSON.stringify(s) : `"${s}"`;
 }
 
+// The ISO time is cached per millisecond; its `YYYY-MM-DDTHH:MM:SS.` prefix per second, so a new millisecond
+// costs one concatenation rather than a Date.toISOString (about 1 µs: a busy gateway sees a new millisecond on
+// nearly every request).
+const MILLIS = Array.from({ length: 1000 }, (_, i) => `${String(i).padStart(3, '0')}Z`);
 let isoMs = 0;
 let iso = '';
+let isoSec = -1;
+let isoPrefix = '';
 
 function isoTime(): string {
   const now = Date.now();
   if (now !== isoMs) {
     isoMs = now;
-    iso = new Date(now).toISOString();
+    const ms = now % 1000;
+    if (now - ms !== isoSec) {
+      isoSec = now - ms;
+      isoPrefix = new Date(isoSec).toISOString().slice(0, 20);
+    }
+    iso = isoPrefix + MILLIS[ms]!;
   }
   return iso;
 }

@@ -60,8 +60,8 @@ function watchResets(stream: http2.ServerHttp2Stream): void {
 /**
  * node runs this while nghttp2 is still parsing the read that carried the RST_STREAM: node drains the tick queue
  * after every nghttp2 callback, and a reset stream's 'close' is a tick. Destroyed here, the session stops reading
- * at once and the rest of that read (a flood packs thousands of HEADERS+RST_STREAM pairs in it) reaches no
- * JavaScript: no stream objects, no compat request/response, no reset counting.
+ * at once, and the rest of that read (a flood packs thousands of HEADERS+RST_STREAM pairs in it) is left to
+ * nghttp2 alone: no JavaScript stream objects, no compat request/response.
  */
 function onH2StreamClose(this: http2.ServerHttp2Stream): void {
   // Only resets that arrive before the response head count: a client cancelling a long download is normal.
@@ -210,7 +210,7 @@ class NodeServers {
       {
         maxHeaderListPairs: limits.max_headers_count,
         maxSessionMemory: 32,
-        // Streams a client may keep open at once; the reset budget below bounds how fast it may cycle them.
+        // Streams a client may keep open at once; the reset budget (RESET_BUDGET) bounds how fast it may cycle them.
         settings: { maxHeaderListSize: limits.max_header_size, maxConcurrentStreams: 128 },
         // Refused/invalid streams and frames end the session early (node's own flood limits).
         maxSessionRejectedStreams: 100,

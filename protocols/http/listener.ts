@@ -164,7 +164,7 @@ class NodeServers {
   readonly socketEngine: Http1Engine | null;
   private readonly limits: HttpLimits;
 
-  constructor(pipeline: HttpPipeline, limits: HttpLimits, altSvc?: string, http1Engine: 'node' | 'socket' = 'node') {
+  constructor(pipeline: HttpPipeline, limits: HttpLimits, altSvc: string | undefined, http1Engine: 'node' | 'socket') {
     this.limits = limits;
     this.socketEngine = http1Engine === 'socket'
       ? new Http1Engine({ pipeline, limits, altSvc, tlsInfo: tlsInfoFor, h2c: (socket) => this.h2.emit('connection', socket) })
@@ -282,7 +282,8 @@ export interface HttpListenerOptions {
   limits: HttpLimits;
   pipeline: HttpPipeline;
   logger: Logger;
-  http1Engine?: 'node' | 'socket';
+  /** switchyard.http1_engine (its config default is socket). */
+  http1Engine: 'node' | 'socket';
 }
 
 /** Cleartext HTTP/1.1 and (optionally) h2c prior knowledge on one port. */
@@ -353,7 +354,8 @@ export interface HttpsListenerOptions {
   /** `alt-svc` value when HTTP/3 listens on this port (`enable_http3`). */
   altSvc?: string;
   logger: Logger;
-  http1Engine?: 'node' | 'socket';
+  /** switchyard.http1_engine (its config default is socket). */
+  http1Engine: 'node' | 'socket';
 }
 
 /**

@@ -1,4 +1,4 @@
-// Idle HTTP/1.1 keep-alive connections for the http-engines scenario (think browsers holding a connection).
+// Idle HTTP/1.1 keep-alive connections for the memory scenario and bench/conn-memory.ts (think browsers holding a connection).
 //   <port> <count>   opens <count> connections, 200 at a time; each sends one GET and reads its whole answer
 //                    (content-length framed), then stays idle on the kept-alive connection; prints
 //                    "connected <n> failed <m>" and holds them until SIGTERM.

@@ -222,7 +222,14 @@ export class HttpPipeline {
         if (r) return this.local(tx, chain, r);
         // A plugin's upstream (traffic-split) replaces the route's, missing or not; without one, the missing
         // upstream_id answers.
-        if (route.broken !== null && ctx.upstreamOverride === null) return this.broken(tx, route, chain);
+        const override = ctx.upstreamOverride;
+        if (typeof override === 'string') {
+          // An upstream_id that names no upstream: APISIX's handle_upstream answers 502 for a plugin's as for a
+          // route's ("failed to find upstream by id").
+          this.logger.error({ route: route.id, upstream_id: override }, 'failed to find upstream by id');
+          return this.local(tx, chain, catalogReply('SWY_ERR_UPSTREAM_NOT_FOUND'));
+        }
+        if (route.broken !== null && override === null) return this.broken(tx, route, chain);
         return this.local(tx, chain, catalogReply('SWY_ERR_MISSING_UPSTREAM'));
       }
       const timeout = route.timeout ?? upstream.timeout ?? DEFAULT_TIMEOUT;

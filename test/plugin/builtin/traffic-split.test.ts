@@ -61,6 +61,32 @@ describe('traffic-split', () => {
     expect(seen.filter((s) => s === 'a').length).toBe(2);
   });
 
+  it('an upstream_id that names no upstream answers 502 as APISIX (not the 503 of a route without upstream)', async () => {
+    // The Admin API refuses such a reference (and deleting a referenced upstream); a standalone file can hold one.
+    const file = await startTestGateway({
+      standalone: {
+        routes: [
+          {
+            id: 'missing',
+            uri: '/split-missing',
+            plugins: { 'traffic-split': { rules: [{ weighted_upstreams: [{ upstream_id: 'nope', weight: 1 }] }] } },
+            upstream: { nodes: { [a.addr]: 1 } },
+          },
+          { id: 'plain', uri: '/plain', upstream: { nodes: { [a.addr]: 1 } } },
+        ],
+      },
+    });
+    try {
+      const r = await fetch(`${file.url}/split-missing`);
+      await r.arrayBuffer();
+      expect(r.status).toBe(502);
+      // Everyone else is served.
+      expect(await who(`${file.url}/plain`)).toBe('a');
+    } finally {
+      await file.close();
+    }
+  });
+
   it('smooth weighted round robin interleaves and skips weight 0', () => {
     const p = new SmoothWeighted([{ item: 'x', weight: 5 }, { item: 'y', weight: 1 }, { item: 'z', weight: 1 }, { item: 'never', weight: 0 }]);
     const picks = Array.from({ length: 7 }, () => p.next());

@@ -4,10 +4,41 @@ import type { Snapshot } from '../config/snapshot.ts';
 import type { JsonObject } from '../config/resources.ts';
 import type { ConsumerRef } from '../plugin/context.ts';
 import type { ConsumerDirectory, ConsumerMatch } from '../plugin/plugin.ts';
+import { hasManagerRefs, hasSecretRefs, resolveSecretRefs, type SecretStore } from '../plugin/secret-refs.ts';
 
-/** True when consumers, credentials and consumer groups are the same in both snapshots. */
-export function sameConsumers(a: Snapshot, b: Snapshot): boolean {
-  return a.sameKind('consumers', b) && a.sameKind('credentials', b) && a.sameKind('consumer_groups', b);
+/**
+ * True when the directory built from `prev` serves `next` as it is: the same consumers, credentials and
+ * consumer groups, and, when their confs hold `$secret://` references, the same secrets objects (a changed
+ * secrets object is when secret values are fetched again).
+ */
+export function sameConsumers(next: Snapshot, prev: Snapshot, prevDirectory: SnapshotConsumers): boolean {
+  return next.sameKind('consumers', prev) && next.sameKind('credentials', prev) && next.sameKind('consumer_groups', prev) &&
+    (!prevDirectory.managerRefs || next.sameKind('secrets', prev));
+}
+
+/**
+ * A consumer's or credential's auth plugin confs with their `$env://` / `$secret://` references resolved (APISIX
+ * resolves them in consumer confs too, e.g. a key-auth key kept in Vault): `plugins` itself when none has one.
+ * A conf whose reference cannot be resolved is left out, so that credential cannot authenticate through that
+ * plugin: the literal reference would otherwise be a key anyone could guess (the same deviation from APISIX as
+ * route plugin confs, src/plugin/secret-refs.ts).
+ */
+function resolvedPlugins(plugins: JsonObject, secrets: SecretStore): JsonObject {
+  if (!hasSecretRefs(plugins)) return plugins;
+  const out = Object.create(null) as JsonObject;
+  for (const name of Object.keys(plugins)) {
+    const conf = plugins[name];
+    if (conf === null || typeof conf !== 'object' || Array.isArray(conf)) {
+      out[name] = conf!;
+      continue;
+    }
+    try {
+      out[name] = resolveSecretRefs(conf, secrets);
+    } catch {
+      // Unresolvable: left out (see above). The route plugin with the same reference reports it (500).
+    }
+  }
+  return out;
 }
 
 export class SnapshotConsumers implements ConsumerDirectory {
@@ -16,6 +47,8 @@ export class SnapshotConsumers implements ConsumerDirectory {
   private readonly holders: { ref: ConsumerRef; plugins: JsonObject }[] = [];
   private readonly indexes = new Map<string, Map<string, ConsumerMatch>>();
   private readonly lists = new Map<string, ConsumerMatch[]>();
+  /** Some consumer or credential conf holds a `$secret://` reference (see sameConsumers). */
+  managerRefs = false;
 
   constructor(snapshot: Snapshot) {
     for (const { value } of snapshot.list('consumers')) {
@@ -29,7 +62,7 @@ export class SnapshotConsumers implements ConsumerDirectory {
         ...(typeof labels?.custom_id === 'string' ? { customId: labels.custom_id } : {}),
       };
       this.refs.set(username, ref);
-      if (value.plugins) this.holders.push({ ref, plugins: value.plugins as JsonObject });
+      if (value.plugins) this.hold(ref, value.plugins as JsonObject, snapshot);
     }
     for (const { item, value } of snapshot.list('credentials')) {
       const slash = item.id.indexOf('/');
@@ -37,8 +70,13 @@ export class SnapshotConsumers implements ConsumerDirectory {
       const owner = this.refs.get(username);
       if (owner === undefined || !value.plugins) continue;
       const credentialId = item.id.slice(item.id.lastIndexOf('/') + 1);
-      this.holders.push({ ref: { ...owner, credentialId }, plugins: value.plugins as JsonObject });
+      this.hold({ ...owner, credentialId }, value.plugins as JsonObject, snapshot);
     }
+  }
+
+  private hold(ref: ConsumerRef, plugins: JsonObject, secrets: SecretStore): void {
+    if (hasManagerRefs(plugins)) this.managerRefs = true;
+    this.holders.push({ ref, plugins: resolvedPlugins(plugins, secrets) });
   }
 
   get(username: string): ConsumerRef | undefined {

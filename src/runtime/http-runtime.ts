@@ -288,7 +288,7 @@ export class HttpRuntimeBuilder implements RuntimeBuilder<HttpRuntime> {
     const prev = previous instanceof Runtime ? previous : null;
     const log = logger.child({ module: 'http-runtime' });
 
-    const consumersKept = prev !== null && sameConsumers(snapshot, prev.snapshot);
+    const consumersKept = prev !== null && sameConsumers(snapshot, prev.snapshot, prev.consumers);
     const consumers = consumersKept ? prev.consumers : new SnapshotConsumers(snapshot);
     if (this.live === null) this.live = new LiveConsumers(consumers);
     else this.live.current = consumers;

@@ -137,4 +137,23 @@ describe('$secret://vault references through the gateway', () => {
       delete process.env[name];
     }
   });
+
+  it('a consumer key-auth key kept in Vault authenticates with its value, re-read when the secrets object changes', async () => {
+    kv.tokens.add('tok-c');
+    kv.data.set('apisix/consumers', { jack: 'vault-key-1' });
+    await gw.put('/secrets/vault/2', { uri: kv.url, prefix: 'kv/data/apisix', token: 'tok-c' });
+    await gw.put('/consumers', { username: 'jack', plugins: { 'key-auth': { key: '$secret://vault/2/consumers/jack' } } });
+    await gw.put('/routes/3', { uri: '/auth', plugins: { 'key-auth': {} }, upstream: { nodes: { [up.addr]: 1 } } });
+    const as = async (key: string) => (await curl(`${gw.url}/auth`, ['-H', `apikey: ${key}`])).status;
+    expect(await as('vault-key-1')).toBe(200);
+    expect(await as('$secret://vault/2/consumers/jack')).toBe(401);
+    // Rotated in Vault, then the secrets object changes (a new token): the new key authenticates, the old not.
+    kv.data.set('apisix/consumers', { jack: 'vault-key-2' });
+    kv.tokens.add('tok-c2');
+    await gw.put('/secrets/vault/2', { uri: kv.url, prefix: 'kv/data/apisix', token: 'tok-c2' });
+    expect(await as('vault-key-2')).toBe(200);
+    expect(await as('vault-key-1')).toBe(401);
+    const stored = await gw.admin('GET', '/consumers/jack');
+    expect(stored.body.value.plugins['key-auth'].key).toBe('$secret://vault/2/consumers/jack');
+  });
 });

@@ -105,6 +105,37 @@ describe('secret references in plugin confs', () => {
       expect(JSON.parse(r.body)).toEqual({ message: 'blocked by env conf' });
     });
 
+    it('consumer and credential auth keys from $env references authenticate with their values, never the literal', async () => {
+      const k1 = `SWY_TEST_CONSUMER_KEY_${process.pid}`;
+      const k2 = `SWY_TEST_CREDENTIAL_KEY_${process.pid}`;
+      process.env[k1] = 'consumer-key-from-env';
+      process.env[k2] = 'credential-key-from-env';
+      try {
+        await gw.put('/consumers', { username: 'envjack', plugins: { 'key-auth': { key: `$env://${k1}` } } });
+        await gw.put('/consumers', { username: 'envrose' });
+        // (gw.put waits on the store by the path's first segment, which for a credential is not its kind.)
+        expect((await gw.admin('PUT', '/consumers/envrose/credentials/c1', { plugins: { 'key-auth': { key: `$env://${k2}` } } })).status).toBe(201);
+        await gw.put('/consumers', { username: 'envnobody', plugins: { 'key-auth': { key: '$env://SWY_TEST_NOT_SET_ANYWHERE' } } });
+        await gw.put('/routes/5', { uri: '/auth', plugins: { 'key-auth': {} }, upstream: { nodes: { [up.addr]: 1 } } });
+        const as = async (key: string) => {
+          const r = await fetch(`${gw.url}/auth`, { headers: { apikey: key } });
+          await r.arrayBuffer();
+          return r.status;
+        };
+        expect(await as('consumer-key-from-env')).toBe(200);
+        expect(await as('credential-key-from-env')).toBe(200);
+        expect(await as(`$env://${k1}`)).toBe(401);
+        expect(await as(`$env://${k2}`)).toBe(401);
+        // An unresolvable reference authenticates nobody, least of all with its own text.
+        expect(await as('$env://SWY_TEST_NOT_SET_ANYWHERE')).toBe(401);
+        const seen = up.seen.at(-1)!;
+        expect(seen.headers['x-consumer-username']).toBe('envrose');
+      } finally {
+        delete process.env[k1];
+        delete process.env[k2];
+      }
+    });
+
     it('an unresolvable reference fails closed (500) instead of being used verbatim', async () => {
       const before = up.seen.length;
       expect((await fetch(`${gw.url}/missing`)).status).toBe(500);

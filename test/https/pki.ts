@@ -128,6 +128,15 @@ export function exec(cmd: string, args: readonly string[], input = ''): Promise<
  * The certificate the server presents, read with `openssl s_client` (with `-servername` when `sni` is given,
  * `-noservername` otherwise) and decoded by `openssl x509`.
  */
+/** Public key algorithms as `openssl x509 -text` names them (ServedCert.keyType). */
+export const EC = 'id-ecPublicKey';
+export const RSA = 'rsaEncryption';
+/** openssl s_client options for a client that accepts one key type: TLS 1.3 by signature algorithm, TLS 1.2 by ECDHE cipher suite. */
+export const ONLY_EC_13 = ['-tls1_3', '-sigalgs', 'ecdsa_secp256r1_sha256'];
+export const ONLY_RSA_13 = ['-tls1_3', '-sigalgs', 'rsa_pss_rsae_sha256'];
+export const ONLY_EC_12 = ['-tls1_2', '-cipher', 'ECDHE-ECDSA-AES128-GCM-SHA256'];
+export const ONLY_RSA_12 = ['-tls1_2', '-cipher', 'ECDHE-RSA-AES128-GCM-SHA256'];
+
 export async function servedCert(port: number, sni: string | null, extra: readonly string[] = []): Promise<ServedCert> {
   const r = await exec('openssl', ['s_client', '-connect', `127.0.0.1:${port}`, ...(sni === null ? ['-noservername'] : ['-servername', sni]), ...extra]);
   const output = r.stdout + r.stderr;

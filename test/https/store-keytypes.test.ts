@@ -6,7 +6,7 @@ import { startTestGateway, type TestGateway } from '../helpers/gateway.ts';
 import { freePort } from '../helpers/ports.ts';
 import { tempDir } from '../helpers/proc.ts';
 import { startEcho, type EchoServer } from '../helpers/upstream.ts';
-import { exec, makePki, servedCert, type Pem, type Pki } from './pki.ts';
+import { EC, exec, makePki, ONLY_EC_12, ONLY_EC_13, ONLY_RSA_12, ONLY_RSA_13, RSA, servedCert, type Pem, type Pki } from './pki.ts';
 
 let tmp: { dir: string; cleanup(): Promise<void> };
 let pki: Pki;
@@ -18,13 +18,6 @@ let up: EchoServer;
 let gw: TestGateway;
 let port = 0;
 
-const EC = 'id-ecPublicKey';
-const RSA = 'rsaEncryption';
-/** What a client accepts: TLS 1.3 by signature algorithm, TLS 1.2 by ECDHE cipher suite. */
-const ONLY_EC_13 = ['-tls1_3', '-sigalgs', 'ecdsa_secp256r1_sha256'];
-const ONLY_RSA_13 = ['-tls1_3', '-sigalgs', 'rsa_pss_rsae_sha256'];
-const ONLY_EC_12 = ['-tls1_2', '-cipher', 'ECDHE-ECDSA-AES128-GCM-SHA256'];
-const ONLY_RSA_12 = ['-tls1_2', '-cipher', 'ECDHE-RSA-AES128-GCM-SHA256'];
 
 beforeAll(async () => {
   tmp = await tempDir('swy-keytypes-');

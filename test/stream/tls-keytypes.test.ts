@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { startTestGateway, type TestGateway } from '../helpers/gateway.ts';
 import { freePort } from '../helpers/ports.ts';
 import { tempDir } from '../helpers/proc.ts';
-import { makePki, servedCert, type Pem, type Pki } from '../https/pki.ts';
+import { EC, makePki, ONLY_EC_12, ONLY_EC_13, ONLY_RSA_12, ONLY_RSA_13, RSA, servedCert, type Pem, type Pki } from '../https/pki.ts';
 
 let tmp: { dir: string; cleanup(): Promise<void> };
 let pki: Pki;
@@ -21,12 +21,6 @@ let upstream: net.Server;
 let gw: TestGateway;
 let port = 0;
 
-const EC = 'id-ecPublicKey';
-const RSA = 'rsaEncryption';
-const ONLY_EC_13 = ['-tls1_3', '-sigalgs', 'ecdsa_secp256r1_sha256'];
-const ONLY_RSA_13 = ['-tls1_3', '-sigalgs', 'rsa_pss_rsae_sha256'];
-const ONLY_EC_12 = ['-tls1_2', '-cipher', 'ECDHE-ECDSA-AES128-GCM-SHA256'];
-const ONLY_RSA_12 = ['-tls1_2', '-cipher', 'ECDHE-RSA-AES128-GCM-SHA256'];
 
 beforeAll(async () => {
   tmp = await tempDir('swy-stream-keytypes-');

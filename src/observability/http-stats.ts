@@ -75,7 +75,7 @@ class HttpStats {
     }
     s.accepted++;
     const server = (socket as Socket & { server: CountingServer }).server;
-    if (!s.servers.has(server)) s.servers.add(server);
+    s.servers.add(server);
   };
 
   private readonly onStart = (msg: unknown): void => {

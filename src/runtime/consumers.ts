@@ -26,10 +26,9 @@ export function sameConsumers(next: Snapshot, prev: Snapshot, prevDirectory: Sna
 function resolvedPlugins(plugins: JsonObject, secrets: SecretStore): JsonObject {
   if (!hasSecretRefs(plugins)) return plugins;
   const out = Object.create(null) as JsonObject;
-  for (const name of Object.keys(plugins)) {
-    const conf = plugins[name];
+  for (const [name, conf] of Object.entries(plugins)) {
     if (conf === null || typeof conf !== 'object' || Array.isArray(conf)) {
-      out[name] = conf!;
+      out[name] = conf;
       continue;
     }
     try {

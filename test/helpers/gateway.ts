@@ -4,6 +4,7 @@ import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { stringify } from 'yaml';
 import { parseLocalConfig, type LocalConfig } from '../../src/config/local.ts';
+import { parseKey } from '../../src/config/resources.ts';
 import { silentLogger } from '../../src/observability/logger.ts';
 import { startGateway, type Gateway } from '../../src/main.ts';
 import { freePort } from './ports.ts';
@@ -134,13 +135,16 @@ async function startOn(opts: TestGatewayOptions, dir: string, cleanup: () => Pro
     put: async (p: string, body: unknown) => {
       const r = await admin('PUT', p, body);
       if (r.status >= 300) throw new Error(`PUT ${p} -> ${r.status} ${JSON.stringify(r.body)}`);
-      // The store's own view may trail an etcd write by a watch event.
-      await waitFor(() => {
-        const m = /^\/(\w+)\/(.+)$/.exec(p);
-        if (!m) return true;
-        const item = gw.store!.get(m[1] as never, m[2]!);
-        return item !== undefined && item.modifiedIndex >= 0 && JSON.stringify(item.value).length > 0;
-      }, 10_000, 5);
+      // The answer's key names the stored object: the URL's first segment is not its kind for a credential
+      // (`/consumers/u/credentials/c` is kind credentials, id `u/credentials/c`). The store's own view may
+      // trail an etcd write by a watch event, and an update finds the old version already there: wait until
+      // the view holds at least the version a fresh read sees, then until the data plane runs it.
+      const store = gw.store!;
+      const loc = typeof r.body?.key === 'string' ? parseKey(store.prefix, r.body.key) : null;
+      const written = loc === null ? undefined : await store.fetch(loc.kind, loc.id);
+      if (loc !== null && written !== undefined) {
+        await waitFor(() => (store.get(loc.kind, loc.id)?.modifiedIndex ?? -1) >= written.modifiedIndex, 10_000, 5);
+      }
       await synced();
       return r.body;
     },

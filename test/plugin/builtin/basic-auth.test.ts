@@ -22,8 +22,7 @@ describe('basic-auth', () => {
     wsUp = await startWsUpstream();
     await gw.put('/consumers/jack', { username: 'jack', plugins: { 'basic-auth': { username: 'jack', password: 'jack-pw' } } });
     await gw.put('/consumers/rose', { username: 'rose' });
-    const cred = await gw.admin('PUT', '/consumers/rose/credentials/rose-basic', { plugins: { 'basic-auth': { username: 'rose-login', password: 'r:o!se' } } });
-    expect(cred.status).toBeLessThan(300);
+    await gw.put('/consumers/rose/credentials/rose-basic', { plugins: { 'basic-auth': { username: 'rose-login', password: 'r:o!se' } } });
     await gw.put('/consumers/anon', { username: 'anon' });
     const upstream = { nodes: { [up.addr]: 1 } };
     await gw.put('/routes/1', { uri: '/ba/*', plugins: { 'basic-auth': {} }, upstream });

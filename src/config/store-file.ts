@@ -13,8 +13,6 @@
 // persisted with the next write. ttl expiry uses in-process timers and does not survive a restart.
 import { EventEmitter } from 'node:events';
 import { watch, type FSWatcher } from 'node:fs';
-import { open, readFile, rename, rm, stat } from 'node:fs/promises';
-import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { SwitchyardError } from '../errors.ts';
 import type { Logger } from '../observability/logger.ts';
@@ -22,6 +20,8 @@ import type { FieldCodec } from './encryption.ts';
 import { itemKey, type JsonObject, type Kind, type StoredItem } from './resources.ts';
 import type { ConfigEvent, ConfigStore, WriteOptions, WriteResult } from './store.ts';
 import { ItemView, makeItem, padId, replaceView } from './store-common.ts';
+import { fileSig, readBounded, sameSig, writeAtomic, type FileSig } from './store-file-io.ts';
+import { freshItems, maxBig, maxNumericId, withoutModifiedIndex } from './store-file-items.ts';
 import {
   STANDALONE_COLLECTIONS,
   isYamlFile,
@@ -83,14 +83,6 @@ interface Mutation<T> {
   resolve(v: T): void;
   reject(err: unknown): void;
 }
-
-interface FileSig {
-  ino: bigint;
-  size: bigint;
-  mtimeNs: bigint;
-}
-
-const NUMERIC_ID = /^\d{1,30}$/;
 
 export class FileStore extends EventEmitter implements ConfigStore {
   readonly backend = 'file' as const;
@@ -154,13 +146,13 @@ export class FileStore extends EventEmitter implements ConfigStore {
         "standalone: secret fields are encrypted with APISIX's published default keyring, which protects nothing; set apisix.data_encryption.keyring in config.yaml",
       );
     }
-    const sig = await this.stat();
+    const sig = await fileSig(this.file);
     if (!sig) {
       this.log.warn({ file: this.file }, 'standalone: file not found, starting with an empty configuration');
       this.rev = 1;
       if (this.writable) await this.persist(this.view.all());
     } else {
-      const text = await this.read(sig);
+      const text = await readBounded(this.file, sig, this.maxBytes);
       const parsed = parseStandalone(text, this.file);
       if (!parsed.ok) throw new SwitchyardError('SWY_ERR_CONFIG_INVALID', parsed.error);
       this.applyParsed(parsed, text, sig, false);
@@ -239,16 +231,16 @@ export class FileStore extends EventEmitter implements ConfigStore {
 
   private async reloadIfChanged(): Promise<void> {
     if (this.closed) return;
-    const sig = await this.stat();
+    const sig = await fileSig(this.file);
     if (!sig) {
       if (this.sig) this.log.warn({ file: this.file }, 'standalone: file disappeared; keeping the last configuration');
       this.sig = null;
       return;
     }
-    if (this.sig && sig.ino === this.sig.ino && sig.size === this.sig.size && sig.mtimeNs === this.sig.mtimeNs) return;
+    if (sameSig(this.sig, sig)) return;
     // Recorded first: a file that cannot be read or parsed is retried only once it changes again.
     this.sig = sig;
-    const text = await this.read(sig);
+    const text = await readBounded(this.file, sig, this.maxBytes);
     if (text === this.text || text === this.badText) return;
     const parsed = parseStandalone(text, this.file);
     if (!parsed.ok) {
@@ -267,17 +259,7 @@ export class FileStore extends EventEmitter implements ConfigStore {
   ): void {
     const next = this.rev + 1;
     const fresh = new Map<string, StoredItem>();
-    for (const { kind, id, value: raw } of parsed.items) {
-      const key = itemKey(this.prefix, kind, id);
-      const value = this.codec ? this.codec.decode(kind, raw, id) : raw;
-      const old = this.view.getByKey(key);
-      if (old && JSON.stringify(old.value) === JSON.stringify(value)) {
-        fresh.set(key, old);
-        continue;
-      }
-      const item = makeItem(this.prefix, key, value, old ? old.createdIndex : next, next);
-      if (item) fresh.set(key, item);
-    }
+    freshItems(fresh, this.view, this.prefix, parsed.items, next, this.codec);
     for (const w of parsed.warnings) this.log.warn({ file: this.file }, `standalone: ${w}`);
     this.genId = maxBig(this.genId, parsed.genId, maxNumericId(parsed.items));
     this.confVersions = new Map(parsed.confVersions);
@@ -296,23 +278,6 @@ export class FileStore extends EventEmitter implements ConfigStore {
     }
   }
 
-  private async stat(): Promise<FileSig | null> {
-    try {
-      const s = await stat(this.file, { bigint: true });
-      return { ino: s.ino, size: s.size, mtimeNs: s.mtimeNs };
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
-      throw err;
-    }
-  }
-
-  private async read(sig: FileSig): Promise<string> {
-    if (sig.size > BigInt(this.maxBytes)) {
-      throw new SwitchyardError('SWY_ERR_CONFIG_INVALID', `${this.file} is larger than ${this.maxBytes} bytes`);
-    }
-    return await readFile(this.file, 'utf8');
-  }
-
   // ---- writes ----------------------------------------------------------------------------------------------
 
   private enqueue<T>(op: () => Promise<T>): Promise<T> {
@@ -329,34 +294,7 @@ export class FileStore extends EventEmitter implements ConfigStore {
   /** Writes `items` (plus the id counter) atomically and records the result as our own content. */
   private async persist(items: Iterable<StoredItem>): Promise<void> {
     const text = this.renderer.render(items, { genId: this.genId, confVersions: this.confVersions });
-    const dir = path.dirname(this.file);
-    const tmp = path.join(dir, `.${path.basename(this.file)}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`);
-    let sig: FileSig;
-    try {
-      // Keep the mode of an existing file; a new one may hold private keys, so it is owner-only.
-      const mode = this.sig ? Number((await stat(this.file).catch(() => null))?.mode ?? 0o600) & 0o777 : 0o600;
-      const fh = await open(tmp, 'wx', mode);
-      try {
-        await fh.chmod(mode);
-        await fh.writeFile(text, 'utf8');
-        await fh.sync();
-        // The temp file's identity is the file's after rename; a foreign write after it shows up as a change.
-        const st = await fh.stat({ bigint: true });
-        sig = { ino: st.ino, size: st.size, mtimeNs: st.mtimeNs };
-      } finally {
-        await fh.close();
-      }
-      await rename(tmp, this.file);
-      const dh = await open(dir, 'r');
-      try {
-        await dh.sync();
-      } finally {
-        await dh.close();
-      }
-    } catch (err) {
-      await rm(tmp, { force: true }).catch(() => undefined);
-      throw new SwitchyardError('SWY_ERR_STORE_UNAVAILABLE', `writing ${this.file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, { cause: err });
-    }
+    const sig = await writeAtomic(this.file, text, this.sig !== null);
     this.text = text;
     this.sig = sig;
   }
@@ -528,16 +466,7 @@ export class FileStore extends EventEmitter implements ConfigStore {
       for (const it of this.view.all()) {
         if (keep.has(it.kind === 'credentials' ? 'consumers' : it.kind)) fresh.set(it.key, it);
       }
-      for (const { kind, id, value } of parsed.items) {
-        const key = itemKey(this.prefix, kind, id);
-        const old = this.view.getByKey(key);
-        if (old && JSON.stringify(old.value) === JSON.stringify(value)) {
-          fresh.set(key, old);
-          continue;
-        }
-        const item = makeItem(this.prefix, key, value, old ? old.createdIndex : next, next);
-        if (item) fresh.set(key, item);
-      }
+      freshItems(fresh, this.view, this.prefix, parsed.items, next);
       const prevVersions = this.confVersions;
       this.confVersions = new Map(update.confVersions);
       try {
@@ -595,29 +524,4 @@ export class FileStore extends EventEmitter implements ConfigStore {
   }
 }
 
-/** APISIX lets /configs items carry `modifiedIndex`; the store keeps its own revisions instead. */
-function withoutModifiedIndex(v: JsonObject): JsonObject {
-  if (!Object.hasOwn(v, 'modifiedIndex')) return v;
-  const out: JsonObject = {};
-  for (const [k, x] of Object.entries(v)) if (k !== 'modifiedIndex') out[k] = x;
-  return out;
-}
-
 export const CONFIGS_COLLECTIONS: readonly string[] = STANDALONE_COLLECTIONS;
-
-function maxBig(...xs: bigint[]): bigint {
-  let m = 0n;
-  for (const x of xs) if (x > m) m = x;
-  return m;
-}
-
-function maxNumericId(items: readonly { id: string }[]): bigint {
-  let m = 0n;
-  for (const it of items) {
-    if (NUMERIC_ID.test(it.id)) {
-      const v = BigInt(it.id);
-      if (v > m) m = v;
-    }
-  }
-  return m;
-}

@@ -3,6 +3,7 @@
 import type { SecureContext } from 'node:tls';
 import type { JsonObject } from '../src/config/resources.ts';
 import type { PluginChain } from '../src/plugin/chain.ts';
+import type { SslChoice } from '../src/tls/store.ts';
 import type { UpstreamRuntime } from '../src/upstream/upstream.ts';
 import type { StreamRouter } from './router.ts';
 
@@ -23,6 +24,8 @@ export interface StreamRoute {
 export interface ServerCertificates {
   /** The certificate for an SNI (exact name, then a one-label `*.` wildcard), or undefined. */
   contextFor(servername: string): SecureContext | undefined;
+  /** The same lookup with the ssl object's mTLS policy (client.ca, client.depth). */
+  lookup(servername: string): SslChoice | undefined;
   readonly size: number;
 }
 

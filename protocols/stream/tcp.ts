@@ -1,6 +1,6 @@
 // One accepted TCP connection, end to end:
-//   [PROXY header] -> [TLS termination (ClientHello peek, then the handshake from the SNI's ssl object) | ClientHello
-//   peek for passthrough SNI] -> route match ->
+//   [PROXY header] -> [TLS termination (ClientHello peek, then the handshake from the SNI's ssl object, its client.ca
+//   enforced) | ClientHello peek for passthrough SNI] -> route match ->
 //   preread plugins -> pick + connect (timeout, re-pick on failure) -> [PROXY header to upstream] ->
 //   [TLS to upstream] -> pipe both ways (backpressure, half-close, idle timeout) -> stream log plugins.
 // Bytes read before the upstream is connected are buffered (bounded) and replayed, never consumed.
@@ -14,6 +14,7 @@ import type { StreamRoute, StreamRuntime } from '../../stream-routes/types.ts';
 import { xrpcName, type XrpcHandler } from '../../stream-routes/xrpc.ts';
 import { admit, logSession, upstreamTimeouts } from './admission.ts';
 import { handshakeContext } from '../../src/tls/handshake-context.ts';
+import { clientCertRefusal, distinguishedName, keepClientChain } from '../../src/tls/store.ts';
 import { parseClientHello, CLIENT_HELLO_MAX } from '../../src/tls/client-hello.ts';
 import type { TcpListenSpec } from './conf.ts';
 import { connectUpstream, type ConnectResult } from './connect.ts';
@@ -115,11 +116,13 @@ export class TcpSessionHandler implements SpliceOwner<TcpSession> {
 
     let downstream: net.Socket = socket;
     let sni: string | undefined;
+    let client: tls.PeerCertificate | null = null;
     if (this.spec.tls) {
       const secure = await this.terminateTls(socket, runtime, remoteAddr);
       if (secure === null) return;
       downstream = secure.socket;
       sni = secure.sni;
+      client = secure.client;
     }
 
     const pre = new Prebuffer(downstream, PEEK_LIMIT);
@@ -133,6 +136,13 @@ export class TcpSessionHandler implements SpliceOwner<TcpSession> {
       peekTimeoutMs: timeouts.peekMs,
     });
     session.sni = sni;
+    // nginx stream's $ssl_client_* of a verified client certificate (only mTLS sessions pay for them).
+    if (client !== null) {
+      session.set('ssl_client_verify', 'SUCCESS');
+      session.set('ssl_client_s_dn', distinguishedName(client.subject as unknown as Record<string, string>));
+      session.set('ssl_client_i_dn', distinguishedName(client.issuer as unknown as Record<string, string>));
+      session.set('ssl_client_serial', client.serialNumber);
+    }
     if (!this.spec.tls && runtime.router.hasSniRoutes) session.sni = await this.peekSni(pre);
 
     const pending = admit(runtime, session);
@@ -211,7 +221,11 @@ export class TcpSessionHandler implements SpliceOwner<TcpSession> {
    * object (the SNI stays unset, as APISIX's); an SNI without a certificate, or no SNI and no fallback, fails the
    * handshake. The peek and the handshake share handshakeMs.
    */
-  private async terminateTls(socket: net.Socket, runtime: StreamRuntime, remote: string): Promise<{ socket: tls.TLSSocket; sni: string | undefined } | null> {
+  private async terminateTls(
+    socket: net.Socket,
+    runtime: StreamRuntime,
+    remote: string,
+  ): Promise<{ socket: tls.TLSSocket; sni: string | undefined; client: tls.PeerCertificate | null } | null> {
     const deadline = Date.now() + this.deps.timeouts.handshakeMs;
     const pre = new Prebuffer(socket, CLIENT_HELLO_MAX);
     const sni = await this.peekHello(pre, deadline);
@@ -224,28 +238,45 @@ export class TcpSessionHandler implements SpliceOwner<TcpSession> {
     // The TLS socket reads what is buffered on the TCP socket before its own reads: the ClientHello goes back.
     if (hello.length > 0) socket.unshift(hello.length === 1 ? hello[0]! : Buffer.concat(hello));
     const name = sni ?? this.deps.fallbackSni;
-    const context = handshakeContext(name === undefined ? undefined : runtime.certificates.contextFor(name));
+    const choice = name === undefined ? undefined : runtime.certificates.lookup(name);
+    // An ssl object with client.ca asks for a client certificate. A stream has no error answer of its own, so, as
+    // APISIX rejects in the handshake on streams, a client sending none fails the handshake (OpenSSL's
+    // FAIL_IF_NO_PEER_CERT); one not issued by client.ca, or beyond client.depth, is refused once it completes.
+    const mtls = choice?.mtls === true;
     // Without a peeked SNI, OpenSSL may still see a server name the peek refused (not a host name): that must fail
     // as an SNI without a certificate does, not get fallback_sni's object.
-    const secure = new tls.TLSSocket(socket, { isServer: true, secureContext: context, SNICallback: sni === undefined ? refuseServername : undefined });
+    const secure = new tls.TLSSocket(socket, {
+      isServer: true,
+      secureContext: handshakeContext(choice?.context),
+      SNICallback: sni === undefined ? refuseServername : undefined,
+      requestCert: mtls,
+      rejectUnauthorized: mtls,
+    });
+    if (mtls) keepClientChain(secure);
     const timer = wait(Math.max(1, deadline - Date.now()));
+    let failure = 'TLS handshake failed';
     const ok = await Promise.race([
       new Promise<boolean>((resolve) => {
         secure.once('secure', () => resolve(true));
-        secure.once('error', () => resolve(false));
+        secure.once('error', (err: Error) => {
+          // OpenSSL's reason, e.g. "peer did not return a certificate" for a client without one under mTLS.
+          failure = `TLS handshake failed: ${err.message}`;
+          resolve(false);
+        });
         secure.once('close', () => resolve(false));
       }),
       timer.promise.then(() => false),
     ]);
     timer.cancel();
-    if (!ok) {
-      this.deps.logger.info({ remote, sni, reason: 'TLS handshake failed' }, 'stream connection closed');
+    const refused = ok && mtls ? clientCertRefusal(secure, choice) : null;
+    if (!ok || refused !== null) {
+      this.deps.logger.info({ remote, sni, ssl: choice?.sslId, reason: refused ?? failure }, 'stream connection closed');
       secure.destroy();
       socket.destroy();
       return null;
     }
     secure.on('error', () => secure.destroy());
-    return { socket: secure, sni };
+    return { socket: secure, sni, client: mtls ? secure.getPeerCertificate() : null };
   }
 
   /** Waits briefly for a TLS ClientHello on a plain port; returns its SNI (TLS passthrough routing). */

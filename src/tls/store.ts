@@ -8,7 +8,7 @@
 // and enforces the versions only when a handshake starts from that context (src/tls/handshake-context.ts): node's
 // SNICallback copies just the context's last certificate and key into a handshake and keeps the listener's
 // versions and ciphers.
-import { X509Certificate } from 'node:crypto';
+import { createHash, X509Certificate } from 'node:crypto';
 import tls, { type DetailedPeerCertificate, type SecureContext, type TLSSocket } from 'node:tls';
 import type { JsonObject } from '../config/resources.ts';
 import type { Logger } from '../observability/logger.ts';
@@ -82,7 +82,11 @@ function buildChoice(id: string, v: JsonObject, defaults: TlsDefaults): SslChoic
     key: keys,
     ...range,
     ...(defaults.ciphers !== undefined ? { ciphers: defaults.ciphers } : {}),
-    ...(ca !== undefined ? { ca } : {}),
+    // OpenSSL refuses to resume a session (TLS 1.2 ids and TLS 1.3 tickets alike) on a context that verifies
+    // peers but has no session id context: a returning mTLS client would fail its handshake. tls.Server sets one on
+    // its own context only, and handshakes start from this one. Sessions stay per context (its cache, its ticket
+    // keys), so the value only has to exist and fit OpenSSL's 32 bytes.
+    ...(ca !== undefined ? { ca, sessionIdContext: createHash('sha256').update(id).digest('hex').slice(0, 32) } : {}),
   };
   const context = tls.createSecureContext(options);
   let skipMtls: SslChoice['skipMtls'] = null;
@@ -217,8 +221,15 @@ export function keepClientChain(socket: TLSSocket): void {
  * then among the certificates the client sent.
  */
 export function chainWithinDepth(socket: TLSSocket, choice: SslChoice, leaf: Buffer): boolean {
-  const sent = (socket as ChainTagged)[kSent] ?? [];
-  let cur = new X509Certificate(leaf);
+  return sentChainWithinDepth(choice, new X509Certificate(leaf), (socket as ChainTagged)[kSent] ?? []);
+}
+
+/**
+ * chainWithinDepth for a client certificate `leaf` and the certificates the client sent after it, however the
+ * TLS layer reports them (HTTP/3 reads them from the QUIC connection).
+ */
+export function sentChainWithinDepth(choice: SslChoice, leaf: X509Certificate, sent: readonly X509Certificate[]): boolean {
+  let cur = leaf;
   for (let n = 0; n <= choice.depth; n++) {
     const trusted = choice.caCerts.find((c) => cur.checkIssued(c));
     if (trusted !== undefined && trusted.checkIssued(trusted)) return true;
@@ -227,4 +238,41 @@ export function chainWithinDepth(socket: TLSSocket, choice: SslChoice, leaf: Buf
     cur = next;
   }
   return false;
+}
+
+type VerifyHandle = { verifyError(): (Error & { code?: string }) | null };
+
+/**
+ * Why a connection whose ssl object has `client.ca` must not proceed, or null when its client certificate was
+ * verified against client.ca within client.depth. For handshakes started outside a tls.Server (the TLS stream
+ * listener builds its TLSSocket itself), where node sets neither `authorized` nor `authorizationError`: the
+ * verification result is read from the TLS handle as node's own server does. Call it once 'secure' fired, on a
+ * socket keepClientChain() was applied to before the handshake.
+ */
+export function clientCertRefusal(socket: TLSSocket, choice: SslChoice): string | null {
+  const peer = socket.getPeerCertificate();
+  // A TLS 1.3 resumption has no peer certificate even when the first handshake had one (node's server checks
+  // this too); requestCert with rejectUnauthorized already fails a handshake without one.
+  if (peer === null || peer === undefined || peer.raw === undefined) return 'no client certificate';
+  const handle = (socket as TLSSocket & { _handle?: VerifyHandle | null })._handle;
+  if (handle === null || handle === undefined) return 'connection closed';
+  const err = handle.verifyError();
+  if (err !== null && err !== undefined) return `client certificate verify failed: ${err.code ?? err.message}`;
+  // OpenSSL (nginx's ssl_verify_depth) stops looking for issuers at the depth: a longer chain lacks its issuer.
+  if (!chainWithinDepth(socket, choice, peer.raw)) return 'client certificate verify failed: unable to get local issuer certificate (chain deeper than client.depth)';
+  return null;
+}
+
+/**
+ * A certificate's subject or issuer as the ssl_client_s_dn / ssl_client_i_dn variables show it: its RDNs in
+ * certificate order, `C=x,O=y,CN=z`, a multi-valued attribute joined with `+`.
+ */
+export function distinguishedName(o: Record<string, string | string[]> | undefined): string {
+  if (o === undefined) return '';
+  const parts: string[] = [];
+  for (const k in o) {
+    const v = o[k];
+    parts.push(`${k}=${Array.isArray(v) ? v.join('+') : v}`);
+  }
+  return parts.join(',');
 }

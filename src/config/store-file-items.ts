@@ -1,7 +1,7 @@
 // Item bookkeeping of the standalone store (store-file.ts) when a whole configuration arrives at once (a file
 // reload, PUT /apisix/admin/configs): which items keep their StoredItem object, and the generated-id counter.
 import type { FieldCodec } from './encryption.ts';
-import { itemKey, type JsonObject, type StoredItem } from './resources.ts';
+import { itemKey, type StoredItem } from './resources.ts';
 import type { StandaloneItem } from './standalone-format.ts';
 import { makeItem, type ItemView } from './store-common.ts';
 
@@ -31,14 +31,6 @@ export function freshItems(
     const item = makeItem(prefix, key, value, old ? old.createdIndex : rev, rev);
     if (item) fresh.set(key, item);
   }
-}
-
-/** APISIX lets /configs items carry `modifiedIndex`; the store keeps its own revisions instead. */
-export function withoutModifiedIndex(v: JsonObject): JsonObject {
-  if (!Object.hasOwn(v, 'modifiedIndex')) return v;
-  const out: JsonObject = {};
-  for (const [k, x] of Object.entries(v)) if (k !== 'modifiedIndex') out[k] = x;
-  return out;
 }
 
 export function maxBig(...xs: bigint[]): bigint {

@@ -21,7 +21,7 @@ import { itemKey, type JsonObject, type Kind, type StoredItem } from './resource
 import type { ConfigEvent, ConfigStore, WriteOptions, WriteResult } from './store.ts';
 import { ItemView, makeItem, padId, replaceView } from './store-common.ts';
 import { fileSig, readBounded, sameSig, writeAtomic, type FileSig } from './store-file-io.ts';
-import { freshItems, maxBig, maxNumericId, withoutModifiedIndex } from './store-file-items.ts';
+import { freshItems, maxBig, maxNumericId } from './store-file-items.ts';
 import {
   STANDALONE_COLLECTIONS,
   isYamlFile,
@@ -522,6 +522,14 @@ export class FileStore extends EventEmitter implements ConfigStore {
     timer.unref();
     this.ttlTimers.set(item.key, timer);
   }
+}
+
+/** APISIX lets /configs items carry `modifiedIndex`; the store keeps its own revisions instead. */
+function withoutModifiedIndex(v: JsonObject): JsonObject {
+  if (!Object.hasOwn(v, 'modifiedIndex')) return v;
+  const out: JsonObject = {};
+  for (const [k, x] of Object.entries(v)) if (k !== 'modifiedIndex') out[k] = x;
+  return out;
 }
 
 export const CONFIGS_COLLECTIONS: readonly string[] = STANDALONE_COLLECTIONS;

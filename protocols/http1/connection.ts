@@ -83,6 +83,8 @@ export class H1Conn implements ExchangeHost, ConnAddr {
   private messages = 0;
   closed = false;
   detached = false;
+  /** The socket is corked until the engine's end-of-turn release (hold()). */
+  corked = false;
   /** The first bytes decide between HTTP/1.1 and h2c prior knowledge (engine.h2c). */
   private sniff: boolean;
   timeout = T_HEADER;
@@ -390,7 +392,23 @@ export class H1Conn implements ExchangeHost, ConnAddr {
     this.drive();
   }
 
+  hold(): void {
+    if (this.corked) return;
+    this.corked = true;
+    this.socket.cork();
+    this.engine.hold(this);
+  }
+
+  /** The engine's end of turn: what this turn's responses wrote leaves in one write. */
+  release(): void {
+    if (!this.corked) return;
+    this.corked = false;
+    if (!this.socket.destroyed) this.socket.uncork();
+  }
+
   detach(): void {
+    // The tunnel writes from now on, at once.
+    this.release();
     this.detached = true;
     this.engine.forget(this);
     unlisten(this.socket);

@@ -23,6 +23,8 @@ export interface ExchangeHost {
   writeBlocked(): void;
   /** The tunnel takes the socket over: the connection stops reading it. */
   detach(): void;
+  /** Response bytes are about to be written: they leave with the others of this event-loop turn (engine.hold). */
+  hold(): void;
 }
 
 const CONTINUE = 'HTTP/1.1 100 Continue\r\n\r\n';
@@ -186,12 +188,14 @@ export class H1Exchange implements PipelineRequest, Downstream {
     const h = this.heldHead;
     if (h === null) return;
     this.heldHead = null;
+    this.host.hold();
     if (!this.host.socket.write(h, 'latin1')) this.host.writeBlocked();
   }
 
   data(chunk: Buffer): boolean {
     // hot path
     if (this.ended || this.noBody || chunk.length === 0) return true;
+    this.host.hold();
     const socket = this.host.socket;
     const h = this.heldHead;
     let ok: boolean;
@@ -229,6 +233,7 @@ export class H1Exchange implements PipelineRequest, Downstream {
     if (this.ended) return;
     const h = this.heldHead;
     this.heldHead = null;
+    if (this.chunked || h !== null) this.host.hold();
     if (this.chunked) {
       let t = '0\r\n';
       if (trailers !== null) {

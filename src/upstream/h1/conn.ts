@@ -8,10 +8,12 @@ import tls from 'node:tls';
 import type { Dispatcher } from 'undici';
 import { HEAD_OK, HEAD_UPGRADE, type LlhttpParser, type ParseError } from '../../http1/parser.ts';
 import { clock, freeParser, listen, newParser, resetParser, SWEEP_MS, track, untrack, watchForJunk } from './hooks.ts';
+import { pumpBody } from './body-pump.ts';
 import type { H1Pool } from './pool.ts';
+import { reuseIdleMs } from './reuse.ts';
 import {
-  bodyTimeout, connectionReusable, connectTimeout, expectsPayload, headerRecord, headersTimeout, headInfo, IDEMPOTENT,
-  invalidArgument, keepAliveHint, lengthMismatch, otherSideClosed, parseFailure, requestHead, type H1ClientError,
+  bodyTimeout, connectTimeout, expectsPayload, headerRecord, headersTimeout, headInfo, IDEMPOTENT, invalidArgument,
+  lengthMismatch, otherSideClosed, parseFailure, requestHead, type H1ClientError,
 } from './wire.ts';
 
 const CONNECTING = 0;
@@ -28,7 +30,6 @@ const T_IDLE = 4;
 
 /** on_headers_complete: no body follows (HEAD, 1xx). */
 const HEAD_NO_BODY = 1;
-
 
 const EMPTY_TRAILERS: Record<string, string | string[]> = Object.freeze({}) as Record<string, string | string[]>;
 const CONTEXT = Object.freeze({});
@@ -66,8 +67,11 @@ export class UpstreamConn implements Dispatcher.DispatchController {
   private reusable = false;
   /** This request asked the upstream to close (keepalive off, last of keepalive_pool.requests, or pool closing). */
   private closeSent = false;
-  /** A body on a method without payload semantics: undici (and this client) do not reuse such a connection. */
-  private dirty = false;
+  /**
+   * A body on a method without payload semantics: undici (and this client) do not reuse such a connection.
+   * Set by the writers of the body (here, body-pump.ts).
+   */
+  dirty = false;
   /** The request was already re-sent once after a reused connection died under it. */
   private retried = false;
   private pausedFlag = false;
@@ -238,65 +242,27 @@ export class UpstreamConn implements Dispatcher.DispatchController {
       socket.uncork();
       this.requestSent();
     } else if (typeof (body as AsyncIterable<Buffer>)[Symbol.asyncIterator] === 'function') {
-      void this.pump(body, head, declared, this.gen);
+      void pumpBody(this, body, head, method, declared, this.gen);
     } else {
       this.kill(invalidArgument('request body'));
     }
   }
 
-  /**
-   * Streams an AsyncIterable body: content-length framing when the caller declared one, chunked otherwise. The
-   * head goes out with the first chunk (so an empty body still gets a plain head), waits for 'drain' when the
-   * socket buffer is full, and stops as soon as the request is no longer this connection's.
-   */
-  private async pump(body: AsyncIterable<Buffer | string>, head: string, declared: number, gen: number): Promise<void> {
-    const it = body[Symbol.asyncIterator]();
-    const method = this.method;
-    let written = 0;
-    let headSent = false;
-    let done = false;
-    try {
-      for (;;) {
-        const r = await it.next();
-        if (this.gen !== gen || this.state !== BUSY) return;
-        if (r.done === true) break;
-        const chunk = typeof r.value === 'string' ? Buffer.from(r.value) : r.value;
-        const len = chunk.length;
-        if (len === 0) continue;
-        if (declared >= 0 && written + len > declared) throw lengthMismatch();
-        const socket = this.socket;
-        socket.cork();
-        if (!headSent) {
-          headSent = true;
-          if (!expectsPayload(method)) this.dirty = true;
-          socket.write(declared >= 0 ? `${head}content-length: ${declared}\r\n\r\n` : `${head}transfer-encoding: chunked\r\n\r\n`, 'latin1');
-        }
-        if (declared < 0) socket.write(`${len.toString(16)}\r\n`, 'latin1');
-        let more = socket.write(chunk);
-        if (declared < 0) more = socket.write('\r\n', 'latin1');
-        socket.uncork();
-        written += len;
-        if (!more) {
-          await new Promise<void>((resolve) => {
-            this.drainWaiter = resolve;
-          });
-          if (this.gen !== gen || this.state !== BUSY) return;
-        }
-      }
-      done = true;
-      const socket = this.socket;
-      if (!headSent) {
-        if (declared > 0) throw lengthMismatch();
-        socket.write(expectsPayload(method) ? `${head}content-length: 0\r\n\r\n` : `${head}\r\n`, 'latin1');
-      } else if (declared < 0) socket.write('0\r\n\r\n', 'latin1');
-      else if (written !== declared) throw lengthMismatch();
-      this.requestSent();
-    } catch (err) {
-      if (this.gen === gen) this.kill(err instanceof Error ? err : new Error(String(err)));
-    } finally {
-      // Lets the source's generator run its cleanup (dispatch.ts's BodyPump stops its send timer there).
-      if (!done) void Promise.resolve(it.return?.()).catch(ignore);
-    }
+  /** Whether request `gen` still runs on this open connection (body-pump.ts checks after each await). */
+  runs(gen: number): boolean {
+    return this.gen === gen && this.state === BUSY;
+  }
+
+  /** Resolves at the socket's next 'drain', or when it closes. */
+  drain(): Promise<void> {
+    return new Promise<void>((resolve) => {
+      this.drainWaiter = resolve;
+    });
+  }
+
+  /** A streamed body failed: request `gen` fails with `err` (if it is still the running one). */
+  failRequest(gen: number, err: Error): void {
+    if (this.gen === gen) this.kill(err);
   }
 
   drained(): void {
@@ -307,7 +273,7 @@ export class UpstreamConn implements Dispatcher.DispatchController {
   }
 
   /** The read timeout runs from the end of the request (nginx arms proxy_read_timeout once the request is sent). */
-  private requestSent(): void {
+  requestSent(): void {
     this.sent = true;
     if (this.handler === null || this.headed) return;
     this.timeout = T_HEADERS;
@@ -451,23 +417,9 @@ export class UpstreamConn implements Dispatcher.DispatchController {
     const headers = headerRecord(raw);
     this.headed = true;
     const head = this.method === 'HEAD';
-    let reusable = keepAlive;
-    // llhttp decides keep-alive before it knows a HEAD response has no body: read the Connection header instead.
-    if (head && !reusable) reusable = connectionReusable(headers.connection, minor);
-    // A 204/304 announcing a body may send one anyway; it would be read as the next response.
-    if ((status === 204 || status === 304) && ((headers['content-length'] !== undefined && headers['content-length'] !== '0') || headers['transfer-encoding'] !== undefined)) {
-      reusable = false;
-    }
-    if (reusable) {
-      const hint = keepAliveHint(headers['keep-alive']);
-      // undici's margin: stop reusing one second before the upstream's announced idle timeout.
-      if (hint >= 0) {
-        const ms = hint - 1000;
-        if (ms <= 0) reusable = false;
-        else this.idleMs = Math.min(this.pool.idleTimeoutMs, ms);
-      }
-    }
-    this.reusable = reusable && !this.closeSent && !this.dirty;
+    const idle = reuseIdleMs(headers, status, minor, keepAlive, head, this.idleMs, this.pool.idleTimeoutMs);
+    if (idle >= 0) this.idleMs = idle;
+    this.reusable = idle >= 0 && !this.closeSent && !this.dirty;
     this.timeout = T_BODY;
     this.deadline = this.bodyTimeoutMs > 0 ? clock + this.bodyTimeoutMs + SWEEP_MS : 0;
     h.onResponseStart?.(this, status, headers, message);
@@ -597,5 +549,3 @@ export class UpstreamConn implements Dispatcher.DispatchController {
     this.socket.destroy();
   }
 }
-
-function ignore(): void {}

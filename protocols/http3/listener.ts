@@ -5,8 +5,9 @@
 // the certificate with the connection's configuration and this binding offers no SNI callback; see
 // quic-fixes.ts fix 3). The choice follows HTTPS: an SNI without a certificate fails the handshake, a client
 // without SNI gets `fallback_sni`'s certificate; the store is read at each accept, so a certificate changed
-// through the Admin API serves the next connection.
-import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+// through the Admin API serves the next connection. An ssl object with `client.ca` asks the client for a
+// certificate, as HTTPS does (see quicTlsInfo for the one difference the binding imposes).
+import { createHmac, randomBytes, timingSafeEqual, X509Certificate } from 'node:crypto';
 import diagnostics_channel from 'node:diagnostics_channel';
 import { events, type QUICConnection, type QUICStream } from '@matrixai/quic';
 import Logger, { LogLevel } from '@matrixai/logger';
@@ -15,7 +16,7 @@ import type { Listener, ListenerAddress } from '../../src/listener/registry.ts';
 import type { Logger as AppLogger } from '../../src/observability/logger.ts';
 import type { TlsInfo } from '../../src/pipeline/downstream.ts';
 import type { HttpPipeline } from '../../src/pipeline/pipeline.ts';
-import type { CertificateStore, SslChoice } from '../../src/tls/store.ts';
+import { distinguishedName, sentChainWithinDepth, type CertificateStore, type SslChoice } from '../../src/tls/store.ts';
 import { H3Error, H3_INTERNAL_ERROR } from './frames.ts';
 import { applyQuicFixes, ConfiguredQUICServer, connectionConfig, PatchedQUICSocket, type ConnectionConfig } from './quic-fixes.ts';
 import { H3Session } from './session.ts';
@@ -80,8 +81,18 @@ const cryptoOps = {
 
 const NO_CERTIFICATE: ConnectionConfig = { cert: undefined, key: undefined };
 
-/** The connection's TlsInfo, carried in its configuration from helloConfig to the session. */
-const kTls = Symbol('switchyard.quicTls');
+/** The connection's ssl object and SNI, carried in its configuration from helloConfig to the session. */
+const kChoice = Symbol('switchyard.quicSsl');
+const kSni = Symbol('switchyard.quicSni');
+
+/** What a connection of one ssl object is configured with (the store keeps an unchanged object's choice). */
+interface Served {
+  readonly cert: string[];
+  readonly key: string[];
+  /** client.ca: quiche asks for a client certificate and checks one sent against it (quic-fixes.ts fix 4). */
+  readonly verifyPeer: boolean;
+  readonly ca: string | undefined;
+}
 
 const reasonToCode = (_type: 'read' | 'write', reason?: unknown): number => (reason instanceof H3Error ? reason.code : H3_INTERNAL_ERROR);
 const codeToReason = (_type: 'read' | 'write', code: number): H3Error => new H3Error(code, `peer reset the stream (0x${code.toString(16)})`, true);
@@ -94,8 +105,8 @@ export function createHttp3Listener(opts: Http3ListenerOptions): Listener {
   let bound = { host: opts.host, port: opts.port };
   const maxStreams = opts.maxStreams ?? 128;
   const { limits } = opts;
-  /** PEM lists per ssl object, built on its first handshake (the store keeps an unchanged object's choice). */
-  const pemsOf = new WeakMap<SslChoice, { cert: string[]; key: string[] }>();
+  /** Per ssl object, built on its first handshake. */
+  const servedOf = new WeakMap<SslChoice, Served>();
 
   // Called once per new connection, with the SNI of its ClientHello.
   const helloConfig = (sni: string | undefined): ConnectionConfig => {
@@ -103,12 +114,13 @@ export function createHttp3Listener(opts: Http3ListenerOptions): Listener {
     // No certificate: quiche fails the handshake (a CONNECTION_CLOSE in an Initial packet), as HTTPS does.
     // Absent, not empty: the binding panics (aborting the process) on an empty certificate list.
     if (choice === undefined) return NO_CERTIFICATE;
-    let p = pemsOf.get(choice);
+    let p = servedOf.get(choice);
     if (p === undefined) {
-      p = { cert: pems(choice.options.cert), key: pems(choice.options.key) };
-      pemsOf.set(choice, p);
+      const ca = choice.mtls ? pems(choice.options.ca).join('\n') : undefined;
+      p = { cert: pems(choice.options.cert), key: pems(choice.options.key), verifyPeer: choice.mtls, ca };
+      servedOf.set(choice, p);
     }
-    return { cert: p.cert, key: p.key, [kTls]: tlsInfo(choice, sni ?? '') };
+    return { cert: p.cert, key: p.key, verifyPeer: p.verifyPeer, ca: p.ca, [kChoice]: choice, [kSni]: sni ?? '' };
   };
 
   const sessionOf = (conn: QUICConnection): H3Session => {
@@ -118,7 +130,7 @@ export function createHttp3Listener(opts: Http3ListenerOptions): Listener {
         qpack: { maxTableCapacity: 4096, maxBlockedStreams: 16, maxFieldSectionSize: limits.max_header_size, maxFields: limits.max_headers_count },
         serverAddr: bound.host,
         serverPort: bound.port,
-        tls: (connectionConfig(conn)[kTls] as TlsInfo | undefined) ?? tlsInfo(undefined, ''),
+        tls: quicTlsInfo(conn),
         certificates: opts.certificates,
         handle: (req, down) => opts.pipeline.handle(req, down),
         logger: opts.logger,
@@ -207,19 +219,46 @@ export function createHttp3Listener(opts: Http3ListenerOptions): Listener {
 }
 
 /**
- * The TLS facts of a QUIC connection. There are no client certificates over QUIC here, so an ssl object that
- * requires one (client.ca) gets every request answered 400 unless skip_mtls_uri_regex lets it through: the
- * policy holds on every protocol.
+ * The TLS facts of a QUIC connection whose handshake completed (its session is made on its first stream or on
+ * its connection event, both after the handshake), with the same client-certificate outcome as HTTPS
+ * (protocols/http/tls-info.ts): NONE when none was sent (the pipeline answers 400 unless skip_mtls_uri_regex
+ * matches), SUCCESS for a certificate verified against client.ca within client.depth, FAILED:<reason> past the
+ * depth. The verification itself is BoringSSL's inside quiche, against the same client.ca PEM as node's OpenSSL
+ * for HTTPS, and the depth rule is the store's (sentChainWithinDepth). The one difference the binding imposes:
+ * it offers no way to accept a certificate that fails verification (its custom-verify mode also requires every
+ * client to send one, which would refuse clients without a certificate even on skip_mtls_uri_regex paths), so a
+ * certificate from another CA fails the QUIC handshake where HTTPS answers 400 (or serves a skip path).
  */
-function tlsInfo(choice: SslChoice | undefined, servername: string): TlsInfo {
+function quicTlsInfo(conn: QUICConnection): TlsInfo {
+  const config = connectionConfig(conn);
+  const choice = config[kChoice] as SslChoice | undefined;
+  let verify = 'NONE';
+  let subject = '';
+  let issuer = '';
+  let serial = '';
+  if (choice?.mtls === true) {
+    // Leaf first, then the certificates the client sent after it (quiche's peer_cert_chain). A certificate here
+    // passed BoringSSL's check against client.ca: under quic-fixes.ts fix 4 a failed check fails the handshake.
+    const chain = conn.getRemoteCertsChain();
+    if (chain.length > 0) {
+      const leaf = new X509Certificate(chain[0]!);
+      const sent = chain.slice(1).map((der) => new X509Certificate(der));
+      // client.depth as nginx's ssl_verify_depth, with HTTPS's reason for a chain past it.
+      verify = sentChainWithinDepth(choice, leaf, sent) ? 'SUCCESS' : 'FAILED:unable to get local issuer certificate';
+      const legacy = leaf.toLegacyObject();
+      subject = distinguishedName(legacy.subject as unknown as Record<string, string>);
+      issuer = distinguishedName(legacy.issuer as unknown as Record<string, string>);
+      serial = legacy.serialNumber;
+    }
+  }
   return {
-    servername,
+    servername: (config[kSni] as string | undefined) ?? '',
     protocol: 'TLSv1.3',
     cipher: '',
-    clientVerify: 'NONE',
-    clientSubject: '',
-    clientIssuer: '',
-    clientSerial: '',
+    clientVerify: verify,
+    clientSubject: subject,
+    clientIssuer: issuer,
+    clientSerial: serial,
     sslId: choice?.sslId ?? '',
     skipMtls: choice?.skipMtls ?? null,
     mtlsRequired: choice?.mtls ?? false,

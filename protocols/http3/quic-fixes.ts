@@ -1,5 +1,5 @@
 // Fixes for two defects of @matrixai/quic 2.0.9 (the QUIC transport under HTTP/3) that real HTTP/3 clients
-// hit, and for one missing feature (3), kept here as a small wrapper instead of an edited copy of the library:
+// hit, and for two missing features (3, 4), kept here as a small wrapper instead of an edited copy of the library:
 // 1. HTTP/3 clients open their control, QPACK and request streams in the same flight as the handshake. The
 //    library's processStreams() treats "not running yet" like "stopping" and shuts down the write side of
 //    those streams, which throws InvalidStreamState for receive-only unidirectional streams and kills the
@@ -13,6 +13,14 @@
 //    copies from the server's when it accepts the connection, and the binding has no SNI callback. Fix: the
 //    socket holds a new DCID's Initial datagrams until the client's ClientHello is complete (initial.ts reads
 //    it), asks the listener for that SNI's configuration, and the server subclass hands it to that one accept.
+// 4. Optional client certificates: with `verifyPeer` the binding builds its TLS context with BoringSSL's
+//    SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, so a server that asks for a certificate fails the
+//    handshake of every client that sends none (and its `verifyCallback` mode accepts any certificate but still
+//    requires one). HTTPS asks without requiring (the 400 is an HTTP answer; skip_mtls_uri_regex paths need no
+//    certificate). Fix: a configuration built with `verifyPeer` and no `verifyCallback` is passed through
+//    quiche's verify_peer(true), which sets SSL_VERIFY_PEER alone with BoringSSL's own chain check against `ca`:
+//    a certificate is requested and verified if sent, none is accepted. FAIL_IF_NO_PEER_CERT means nothing to a
+//    client, so client configurations behave as before.
 // The wrapper checks the library version it was written against, so an upgrade is a deliberate review.
 import { createRequire } from 'node:module';
 import { QUICConnection, QUICConnectionId, QUICServer, QUICSocket, native } from '@matrixai/quic';
@@ -39,13 +47,29 @@ type Deferring = ConnectionInternals & { [kDeferred]?: boolean };
 
 let applied = false;
 
-/** Installs fix 1 on QUICConnection (idempotent). Throws on a library version it was not written for. */
+type NativeConfig = ReturnType<typeof native.quiche.Config.withBoringSslCtx>;
+type ConfigClass = typeof native.quiche.Config;
+
+/** Installs fixes 1 and 4 (idempotent). Throws on a library version it was not written for. */
 export function applyQuicFixes(): void {
   if (applied) return;
   if (QUIC_LIBRARY_VERSION !== FIXED_FOR) {
     throw new Error(`protocols/http3/quic-fixes.ts was written for @matrixai/quic ${FIXED_FOR}, found ${QUIC_LIBRARY_VERSION}: review the fixes`);
   }
   applied = true;
+  // Fix 4. The library builds every connection's native configuration with `quiche.Config.withBoringSslCtx`
+  // (config.js buildQuicheConfig, its only use of the class; it passes verifyPeer and whether a verifyCallback
+  // is set), looked up at each call. The binding's static is read-only, so the class is replaced on the module
+  // object by a subclass with its own factory.
+  const quiche = native.quiche as { Config: ConfigClass };
+  const Original = quiche.Config;
+  quiche.Config = class OptionalPeerCertConfig extends Original {
+    static override withBoringSslCtx(verifyPeer: boolean, verifyAllowFail: boolean, ...rest: Parameters<ConfigClass['withBoringSslCtx']> extends [boolean, boolean, ...infer R] ? R : never): NativeConfig {
+      const config = Original.withBoringSslCtx(verifyPeer, verifyAllowFail, ...rest);
+      if (verifyPeer && !verifyAllowFail) config.verifyPeer(true);
+      return config;
+    }
+  };
   const proto = QUICConnection.prototype as unknown as Deferring & { start: (...a: unknown[]) => Promise<void> };
   const processStreams = proto.processStreams;
   proto.processStreams = function (this: Deferring): void {

@@ -1,7 +1,9 @@
 // Builds the stream runtime from a config snapshot: routes merged with their service (route fields win,
 // service plugins fill the gaps), compiled stream plugin chains, the L4 router, upstream runtimes (reused
 // across snapshots when unchanged) and the downstream TLS certificates. APISIX's stream subsystem does not
-// watch global_rules, so stream sessions run route/service plugins only.
+// watch global_rules, so stream sessions run route/service plugins only. Plugin confs resolve `$env://` and
+// `$secret://` references as HTTP's do (the chain, src/plugin/secret-refs.ts, with Vault values prefetched by the
+// runtime manager); a changed secrets object rebuilds the runtime when a stream conf names a secret manager.
 import { createHash } from 'node:crypto';
 import type { JsonObject } from '../src/config/resources.ts';
 import type { Snapshot } from '../src/config/snapshot.ts';
@@ -45,6 +47,8 @@ function idOf(v: unknown): string | undefined {
 
 class Runtime implements StreamRuntime {
   readonly revision: number;
+  /** Some route's plugin conf holds a `$secret://` reference: a changed secrets object rebuilds the runtime. */
+  readonly secretRefs: boolean;
   readonly router: StreamRuntime['router'];
   readonly global = null;
   readonly certificates: CertificateStore;
@@ -59,6 +63,7 @@ class Runtime implements StreamRuntime {
     this.router = buildStreamRouter(routes);
     this.certificates = certificates;
     this.upstreams = upstreams;
+    this.secretRefs = routes.some((r) => r.chain.secretRefs);
     for (const r of routes) {
       const sup = asObj(r.value.protocol)?.superior_id;
       const id = idOf(sup);
@@ -107,6 +112,7 @@ export function buildStreamRuntime(snapshot: Snapshot, previous: StreamRuntime |
       attr: deps.attrs?.[def.name] as JsonObject | undefined,
       scopeKey: `${scope}#${def.name}#${confDigest(conf)}`,
       consumers: NO_CONSUMERS,
+      secrets: snapshot,
     });
 
   const upstreams = new StreamUpstreams(snapshot, prev?.upstreams ?? null, deps);
@@ -156,21 +162,34 @@ export function buildStreamRuntime(snapshot: Snapshot, previous: StreamRuntime |
   return new Runtime(snapshot.revision, routes, certificates, upstreams);
 }
 
+/** The kinds a stream runtime is built from besides secrets. */
+const BUILT_FROM = ['upstreams', 'services', 'ssls', 'stream_routes', 'plugin_metadata'] as const;
+
 /** RuntimeBuilder for the RuntimeManager (src/runtime/manager.ts). */
 export class StreamRuntimeBuilder {
   readonly name = 'stream';
   /** What a stream runtime is built from: the RuntimeManager skips the build when none of these changed. */
-  readonly kinds = ['upstreams', 'services', 'ssls', 'stream_routes', 'plugin_metadata'] as const;
+  readonly kinds = [...BUILT_FROM, 'secrets'] as const;
   private readonly deps: StreamRuntimeDeps;
   private latest: Runtime | null = null;
+  /** The snapshot `latest` was built from. */
+  private latestFrom: Snapshot | null = null;
 
   constructor(deps: StreamRuntimeDeps) {
     this.deps = deps;
   }
 
   build(snapshot: Snapshot, previous: StreamRuntime | null): StreamRuntime {
+    // A change of secrets alone leaves a runtime none of whose confs names a secret manager as it is ($env://
+    // values are read once, when a conf is compiled, as HTTP's). Returning it keeps the manager from swapping.
+    const latest = this.latest;
+    if (latest !== null && previous === latest && !latest.secretRefs && this.latestFrom !== null) {
+      const from = this.latestFrom;
+      if (BUILT_FROM.every((kind) => snapshot.sameKind(kind, from))) return latest;
+    }
     const rt = buildStreamRuntime(snapshot, previous, this.deps) as Runtime;
     this.latest = rt;
+    this.latestFrom = snapshot;
     return rt;
   }
 

@@ -251,8 +251,8 @@ type VerifyHandle = { verifyError(): (Error & { code?: string }) | null };
  */
 export function clientCertRefusal(socket: TLSSocket, choice: SslChoice): string | null {
   const peer = socket.getPeerCertificate();
-  // A TLS 1.3 resumption has no peer certificate even when the first handshake had one (node's server checks
-  // this too); requestCert with rejectUnauthorized already fails a handshake without one.
+  // A completed handshake without a peer certificate is refused too: node's own server notes that a TLS 1.3 PSK
+  // handshake reports X509_V_OK without one. (A resumed session keeps its certificate: resumption passes.)
   if (peer === null || peer === undefined || peer.raw === undefined) return 'no client certificate';
   const handle = (socket as TLSSocket & { _handle?: VerifyHandle | null })._handle;
   if (handle === null || handle === undefined) return 'connection closed';

@@ -11,6 +11,7 @@ import { H1Body, H1Exchange, type ConnAddr, type ExchangeHost } from './exchange
 import { dropNoopEnd, freeParser, listen, parkParser, takeParser, unlisten } from './hooks.ts';
 import { requestAuthority } from '../../src/pipeline/authority.ts';
 import { HEAD_OK, HEAD_UPGRADE, METHOD_NAMES, PAUSE, type LlhttpParser, type ParseError } from '../../src/http1/parser.ts';
+import { holdWrites, releaseWrites } from '../../src/http1/turn-writes.ts';
 import type { Http1Engine } from './engine.ts';
 import { addHeader, rawAnswer } from './wire.ts';
 
@@ -83,7 +84,7 @@ export class H1Conn implements ExchangeHost, ConnAddr {
   private messages = 0;
   closed = false;
   detached = false;
-  /** The socket is corked until the engine's end-of-turn release (hold()). */
+  /** Response bytes wait, corked, for the end of the event-loop turn (src/http1/turn-writes.ts). */
   corked = false;
   /** The first bytes decide between HTTP/1.1 and h2c prior knowledge (engine.h2c). */
   private sniff: boolean;
@@ -393,22 +394,12 @@ export class H1Conn implements ExchangeHost, ConnAddr {
   }
 
   hold(): void {
-    if (this.corked) return;
-    this.corked = true;
-    this.socket.cork();
-    this.engine.hold(this);
-  }
-
-  /** The engine's end of turn: what this turn's responses wrote leaves in one write. */
-  release(): void {
-    if (!this.corked) return;
-    this.corked = false;
-    if (!this.socket.destroyed) this.socket.uncork();
+    holdWrites(this);
   }
 
   detach(): void {
     // The tunnel writes from now on, at once.
-    this.release();
+    releaseWrites(this);
     this.detached = true;
     this.engine.forget(this);
     unlisten(this.socket);

@@ -49,8 +49,6 @@ export class Http1Engine {
   clock = Date.now();
   closing = false;
   private readonly conns = new Set<H1Conn>();
-  /** Connections whose response bytes wait, corked, for the end of this event-loop turn (hold()). */
-  private readonly held: H1Conn[] = [];
   /** The last address strings seen: connections from one client, or to one local address, share one string. */
   private lastRemote = '';
   private lastLocal = '';
@@ -95,24 +93,6 @@ export class Http1Engine {
     return (this.lastLocal = addr);
   }
 
-  /**
-   * Response writes of one event-loop turn leave together, after every read of the turn was handled (setImmediate
-   * runs right after the poll phase). A response written while the client sleeps in epoll wakes it; a client
-   * woken once reads the answers of many connections, and on a VM each wake-up (an IPI) costs the writer more than
-   * the write. One immediate per turn, none per request; at low load a turn holds one response and adds nothing.
-   */
-  hold(c: H1Conn): void {
-    if (this.held.length === 0) setImmediate(releaseHeld, this);
-    this.held.push(c);
-  }
-
-  releaseHeld(): void {
-    const held = this.held;
-    // A release may hold again (a write's callback): those join this pass.
-    for (let i = 0; i < held.length; i++) held[i]!.release();
-    held.length = 0;
-  }
-
   forget(c: H1Conn): void {
     this.conns.delete(c);
   }
@@ -148,10 +128,6 @@ export class Http1Engine {
     for (const c of this.conns) c.socket.destroy();
     clearInterval(this.sweeper);
   }
-}
-
-function releaseHeld(engine: Http1Engine): void {
-  engine.releaseHeld();
 }
 
 function sweep(engine: Http1Engine): void {

@@ -23,7 +23,7 @@ export interface ExchangeHost {
   writeBlocked(): void;
   /** The tunnel takes the socket over: the connection stops reading it. */
   detach(): void;
-  /** Response bytes are about to be written: they leave with the others of this event-loop turn (engine.hold). */
+  /** Response bytes are about to be written: they leave with the others of this event-loop turn (turn-writes.ts). */
   hold(): void;
 }
 

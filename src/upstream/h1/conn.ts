@@ -8,6 +8,7 @@ import tls from 'node:tls';
 import type { Dispatcher } from 'undici';
 import { HEAD_OK, HEAD_UPGRADE, type LlhttpParser, type ParseError } from '../../http1/parser.ts';
 import { clock, freeParser, listen, newParser, resetParser, SWEEP_MS, track, untrack, watchForJunk } from './hooks.ts';
+import { holdWrites, type TurnWriter } from '../../http1/turn-writes.ts';
 import { pumpBody } from './body-pump.ts';
 import type { H1Pool } from './pool.ts';
 import { reuseIdleMs } from './reuse.ts';
@@ -36,13 +37,15 @@ const CONTEXT = Object.freeze({});
 
 type Body = Buffer | string | AsyncIterable<Buffer | string>;
 
-export class UpstreamConn implements Dispatcher.DispatchController {
+export class UpstreamConn implements Dispatcher.DispatchController, TurnWriter {
   readonly pool: H1Pool;
   readonly socket: Socket;
   /** TLS SNI the connection was opened with (null: cleartext, or no SNI); requests only reuse a matching one. */
   readonly servername: string | null;
   private parser: LlhttpParser | null;
   state = CONNECTING;
+  /** A bodiless request head waits, corked, for the end of the event-loop turn (src/http1/turn-writes.ts). */
+  corked = false;
   timeout = T_CONNECT;
   /** Epoch ms at which `timeout` fires (0: none); read by the sweep. */
   deadline = 0;
@@ -226,6 +229,7 @@ export class UpstreamConn implements Dispatcher.DispatchController {
     const body = o.body as Body | null | undefined;
     const socket = this.socket;
     if (body === null || body === undefined || (typeof body !== 'string' && Buffer.isBuffer(body) && body.length === 0)) {
+      holdWrites(this);
       socket.write(expectsPayload(method) ? `${head}content-length: 0\r\n\r\n` : `${head}\r\n`, 'latin1');
       this.requestSent();
     } else if (typeof body === 'string' || Buffer.isBuffer(body)) {

@@ -84,8 +84,6 @@ export class H1Conn implements ExchangeHost, ConnAddr {
   private messages = 0;
   closed = false;
   detached = false;
-  /** Response bytes wait, corked, for the end of the event-loop turn (src/http1/turn-writes.ts). */
-  corked = false;
   /** The first bytes decide between HTTP/1.1 and h2c prior knowledge (engine.h2c). */
   private sniff: boolean;
   timeout = T_HEADER;
@@ -394,12 +392,12 @@ export class H1Conn implements ExchangeHost, ConnAddr {
   }
 
   hold(): void {
-    holdWrites(this);
+    holdWrites(this.socket);
   }
 
   detach(): void {
     // The tunnel writes from now on, at once.
-    releaseWrites(this);
+    releaseWrites(this.socket);
     this.detached = true;
     this.engine.forget(this);
     unlisten(this.socket);

@@ -3,32 +3,26 @@
 // each answer as soon as it has it wakes its client and its upstream once per request, a proxy that writes them
 // at the end of the turn wakes each of them once per turn. The first write of a turn corks the socket and
 // the socket joins a list; one setImmediate (the check phase, right after the poll phase's reads were all
-// handled) uncorks them all. Nothing per request: a flag, a push, one immediate per turn. At low load a turn
-// holds one request and nothing waits.
-import type { Socket } from 'node:net';
+// handled) uncorks them all. Nothing per request: a counter check, a push, one immediate per turn. At low load
+// a turn holds one request and nothing waits.
+//
+// A socket counts as held while it is corked: the code that writes through here corks and uncorks only in
+// balanced pairs within one call, so between such calls a corked socket is one held for this turn.
+import type { Duplex } from 'node:stream';
 
-/** A socket owner taking part: its writes from hold() to the end of the turn leave in one write. */
-export interface TurnWriter {
-  readonly socket: Socket;
-  corked: boolean;
-}
-
-const held: TurnWriter[] = [];
+const held: Duplex[] = [];
 
 /** Call before writing: the socket stays corked until the end of this event-loop turn. */
-export function holdWrites(w: TurnWriter): void {
-  if (w.corked) return;
-  w.corked = true;
-  w.socket.cork();
+export function holdWrites(s: Duplex): void {
+  if (s.writableCorked > 0) return;
+  s.cork();
   if (held.length === 0) setImmediate(releaseAll);
-  held.push(w);
+  held.push(s);
 }
 
 /** Sends what is held now (the socket is handed to something that writes on its own, e.g. a tunnel). */
-export function releaseWrites(w: TurnWriter): void {
-  if (!w.corked) return;
-  w.corked = false;
-  if (!w.socket.destroyed) w.socket.uncork();
+export function releaseWrites(s: Duplex): void {
+  if (s.writableCorked > 0 && !s.destroyed) s.uncork();
 }
 
 function releaseAll(): void {

@@ -8,7 +8,7 @@ import tls from 'node:tls';
 import type { Dispatcher } from 'undici';
 import { HEAD_OK, HEAD_UPGRADE, type LlhttpParser, type ParseError } from '../../http1/parser.ts';
 import { clock, freeParser, listen, newParser, resetParser, SWEEP_MS, track, untrack, watchForJunk } from './hooks.ts';
-import { holdWrites, type TurnWriter } from '../../http1/turn-writes.ts';
+import { holdWrites } from '../../http1/turn-writes.ts';
 import { pumpBody } from './body-pump.ts';
 import type { H1Pool } from './pool.ts';
 import { reuseIdleMs } from './reuse.ts';
@@ -37,15 +37,13 @@ const CONTEXT = Object.freeze({});
 
 type Body = Buffer | string | AsyncIterable<Buffer | string>;
 
-export class UpstreamConn implements Dispatcher.DispatchController, TurnWriter {
+export class UpstreamConn implements Dispatcher.DispatchController {
   readonly pool: H1Pool;
   readonly socket: Socket;
   /** TLS SNI the connection was opened with (null: cleartext, or no SNI); requests only reuse a matching one. */
   readonly servername: string | null;
   private parser: LlhttpParser | null;
   state = CONNECTING;
-  /** A bodiless request head waits, corked, for the end of the event-loop turn (src/http1/turn-writes.ts). */
-  corked = false;
   timeout = T_CONNECT;
   /** Epoch ms at which `timeout` fires (0: none); read by the sweep. */
   deadline = 0;
@@ -229,7 +227,8 @@ export class UpstreamConn implements Dispatcher.DispatchController, TurnWriter {
     const body = o.body as Body | null | undefined;
     const socket = this.socket;
     if (body === null || body === undefined || (typeof body !== 'string' && Buffer.isBuffer(body) && body.length === 0)) {
-      holdWrites(this);
+      // The head leaves with the other writes of this event-loop turn (src/http1/turn-writes.ts).
+      holdWrites(socket);
       socket.write(expectsPayload(method) ? `${head}content-length: 0\r\n\r\n` : `${head}\r\n`, 'latin1');
       this.requestSent();
     } else if (typeof body === 'string' || Buffer.isBuffer(body)) {
@@ -239,11 +238,10 @@ export class UpstreamConn implements Dispatcher.DispatchController, TurnWriter {
         return;
       }
       if (!expectsPayload(method)) this.dirty = true;
-      // One write of head and body (writev), as undici does for Buffer bodies.
-      socket.cork();
+      // One write of head and body (writev), as undici does for Buffer bodies, with this turn's other writes.
+      holdWrites(socket);
       socket.write(`${head}content-length: ${buf.length}\r\n\r\n`, 'latin1');
       socket.write(buf);
-      socket.uncork();
       this.requestSent();
     } else if (typeof (body as AsyncIterable<Buffer>)[Symbol.asyncIterator] === 'function') {
       void pumpBody(this, body, head, method, declared, this.gen);

@@ -1,6 +1,7 @@
 // Builds the stream runtime from a config snapshot: routes merged with their service (route fields win,
 // service plugins fill the gaps), compiled stream plugin chains, the L4 router, upstream runtimes (reused
-// across snapshots when unchanged) and the downstream TLS certificates. APISIX's stream subsystem does not
+// across snapshots when unchanged). TLS listeners take their certificates from the shared certificate store
+// (src/tls/store.ts TlsRuntimeBuilder, with apisix.ssl's defaults), as HTTPS does. APISIX's stream subsystem does not
 // watch global_rules, so stream sessions run route/service plugins only. Plugin confs resolve `$env://` and
 // `$secret://` references as HTTP's do (the chain, src/plugin/secret-refs.ts, with Vault values prefetched by the
 // runtime manager); a changed secrets object rebuilds the runtime when a stream conf names a secret manager.
@@ -15,7 +16,6 @@ import type { PluginRegistry } from '../src/plugin/registry.ts';
 import type { BalancerRegistry, HealthView } from '../src/upstream/balancer.ts';
 import type { DnsCache } from '../src/upstream/dns.ts';
 import type { UpstreamRuntime } from '../src/upstream/upstream.ts';
-import { buildCertificateStore, type CertificateStore } from '../src/tls/store.ts';
 import { buildStreamRouter } from './router.ts';
 import type { StreamRoute, StreamRuntime } from './types.ts';
 import { StreamUpstreams } from './upstreams.ts';
@@ -51,17 +51,15 @@ class Runtime implements StreamRuntime {
   readonly secretRefs: boolean;
   readonly router: StreamRuntime['router'];
   readonly global = null;
-  readonly certificates: CertificateStore;
   readonly upstreams: StreamUpstreams;
   readonly routes: readonly StreamRoute[];
   private readonly inline = new WeakMap<JsonObject, UpstreamRuntime | null>();
   private readonly subordinates = new Map<string, StreamRoute[]>();
 
-  constructor(revision: number, routes: StreamRoute[], certificates: CertificateStore, upstreams: StreamUpstreams) {
+  constructor(revision: number, routes: StreamRoute[], upstreams: StreamUpstreams) {
     this.revision = revision;
     this.routes = routes;
     this.router = buildStreamRouter(routes);
-    this.certificates = certificates;
     this.upstreams = upstreams;
     this.secretRefs = routes.some((r) => r.chain.secretRefs);
     for (const r of routes) {
@@ -158,12 +156,11 @@ export function buildStreamRuntime(snapshot: Snapshot, previous: StreamRuntime |
       broken,
     });
   }
-  const certificates = buildCertificateStore(snapshot, prev?.certificates ?? null, log);
-  return new Runtime(snapshot.revision, routes, certificates, upstreams);
+  return new Runtime(snapshot.revision, routes, upstreams);
 }
 
 /** The kinds a stream runtime is built from besides secrets. */
-const BUILT_FROM = ['upstreams', 'services', 'ssls', 'stream_routes', 'plugin_metadata'] as const;
+const BUILT_FROM = ['upstreams', 'services', 'stream_routes', 'plugin_metadata'] as const;
 
 /** RuntimeBuilder for the RuntimeManager (src/runtime/manager.ts). */
 export class StreamRuntimeBuilder {

@@ -34,8 +34,6 @@ export interface StreamRuntime {
   readonly router: StreamRouter<StreamRoute>;
   /** Stream plugins of the global rules (run before the route's in each phase), null when none. */
   readonly global: PluginChain | null;
-  /** Downstream TLS certificates (ssls of type server) for tls listeners. */
-  readonly certificates: ServerCertificates;
   /** traffic-split: an upstream id, or an inline upstream object. */
   resolveUpstream(ref: string | JsonObject): UpstreamRuntime | null;
   /** xRPC: routes whose `protocol.superior_id` names `routeId`, in storage order. */

@@ -20,7 +20,7 @@ export function setup(registry: ListenerRegistry): void {
       const sp = parse(ctx.conf.apisix.stream_proxy, { proxyProtocol: ctx.conf.apisix.proxy_protocol as never });
       const xrpc = ctx.runtime<XrpcRegistry>('xrpc')?.() ?? undefined;
       const fallbackSni = (ctx.conf.apisix.ssl as { fallback_sni?: string } | undefined)?.fallback_sni;
-      const l = create({ ...sp, getRuntime, xrpc, fallbackSni, logger: ctx.logger.child({ module: 'stream' }) });
+      const l = create({ ...sp, getRuntime, xrpc, fallbackSni, certificates: ctx.certificates, logger: ctx.logger.child({ module: 'stream' }) });
       return [
         {
           kind: 'stream',

@@ -4,7 +4,7 @@ import net from 'node:net';
 import type { Duplex } from 'node:stream';
 import { httpStats } from '../../src/observability/http-stats.ts';
 import type { Logger } from '../../src/observability/logger.ts';
-import type { StreamRuntime } from '../../stream-routes/types.ts';
+import type { ServerCertificates, StreamRuntime } from '../../stream-routes/types.ts';
 import { xrpcProtocols, type XrpcHandler, type XrpcRegistry } from '../../stream-routes/xrpc.ts';
 import { splitHostPort, type TcpListenSpec, type UdpListenSpec } from './conf.ts';
 import { DEFAULT_TIMEOUTS, type SessionDeps, type StreamTimeouts } from './options.ts';
@@ -23,6 +23,8 @@ export interface StreamListenersOptions {
   xrpc?: XrpcRegistry;
   /** apisix.ssl.fallback_sni, for TLS listeners' clients without SNI. */
   fallbackSni?: string;
+  /** The shared certificate store (src/tls/store.ts), for TLS listeners; null until the first build. */
+  certificates?: () => ServerCertificates | null;
 }
 
 export interface StreamAddress {
@@ -39,6 +41,10 @@ export interface StreamListeners {
   activeSessions(): number;
 }
 
+function noCertificates(): null {
+  return null;
+}
+
 export function createStreamListeners(opts: StreamListenersOptions): StreamListeners {
   const xrpcRegistry = opts.xrpc ?? xrpcProtocols;
   const xrpcHandlers = new Map<string, XrpcHandler>();
@@ -47,6 +53,7 @@ export function createStreamListeners(opts: StreamListenersOptions): StreamListe
     logger: opts.logger,
     timeouts: { ...DEFAULT_TIMEOUTS, ...opts.timeouts },
     fallbackSni: opts.fallbackSni,
+    certificates: opts.certificates ?? noCertificates,
     xrpc(name) {
       let h = xrpcHandlers.get(name);
       if (h === undefined) {

@@ -118,7 +118,7 @@ export class TcpSessionHandler implements SpliceOwner<TcpSession> {
     let sni: string | undefined;
     let client: tls.PeerCertificate | null = null;
     if (this.spec.tls) {
-      const secure = await this.terminateTls(socket, runtime, remoteAddr);
+      const secure = await this.terminateTls(socket, remoteAddr);
       if (secure === null) return;
       downstream = secure.socket;
       sni = secure.sni;
@@ -223,7 +223,6 @@ export class TcpSessionHandler implements SpliceOwner<TcpSession> {
    */
   private async terminateTls(
     socket: net.Socket,
-    runtime: StreamRuntime,
     remote: string,
   ): Promise<{ socket: tls.TLSSocket; sni: string | undefined; client: tls.PeerCertificate | null } | null> {
     const deadline = Date.now() + this.deps.timeouts.handshakeMs;
@@ -238,7 +237,7 @@ export class TcpSessionHandler implements SpliceOwner<TcpSession> {
     // The TLS socket reads what is buffered on the TCP socket before its own reads: the ClientHello goes back.
     if (hello.length > 0) socket.unshift(hello.length === 1 ? hello[0]! : Buffer.concat(hello));
     const name = sni ?? this.deps.fallbackSni;
-    const choice = name === undefined ? undefined : runtime.certificates.lookup(name);
+    const choice = name === undefined ? undefined : this.deps.certificates()?.lookup(name);
     // An ssl object with client.ca asks for a client certificate. A stream has no error answer of its own, so, as
     // APISIX rejects in the handshake on streams, a client sending none fails the handshake (OpenSSL's
     // FAIL_IF_NO_PEER_CERT); one not issued by client.ca, or beyond client.depth, is refused once it completes.

@@ -3,6 +3,7 @@
 import type { StoredItem } from '../../src/config/resources.ts';
 import { buildSnapshot } from '../../src/config/snapshot.ts';
 import { silentLogger } from '../../src/observability/logger.ts';
+import { buildCertificateStore, type CertificateStore } from '../../src/tls/store.ts';
 import { createStreamListeners, type StreamListeners } from '../../protocols/stream/index.ts';
 import type { TcpListenSpec, UdpListenSpec } from '../../protocols/stream/conf.ts';
 import type { StreamTimeouts } from '../../protocols/stream/options.ts';
@@ -34,16 +35,20 @@ export async function startProxy(opts: {
   const builder = new StreamRuntimeBuilder({ plugins, balancers, logger: silentLogger });
   let revision = 0;
   let current: StreamRuntime | null = null;
+  // TLS listeners read the shared certificate store, built from the same snapshots as in the gateway.
+  let certificates: CertificateStore | null = null;
   const build = (items: StoredItem[]): void => {
     const snap = buildSnapshot(items, ++revision, { plugins });
     if (snap.errors.length > 0) throw new Error(`invalid test config: ${JSON.stringify(snap.errors)}`);
     current = builder.build(snap, current);
+    certificates = buildCertificateStore(snap, certificates, silentLogger);
   };
   build(opts.items);
   const listeners = createStreamListeners({
     tcp: opts.tcp ?? [],
     udp: opts.udp ?? [],
     getRuntime: () => current,
+    certificates: () => certificates,
     logger: silentLogger,
     timeouts: { drainMs: 200, ...opts.timeouts },
     udpOptions: opts.udpOptions,

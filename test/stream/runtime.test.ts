@@ -1,5 +1,5 @@
-// Stream runtime construction from a snapshot: service merge, broken references, upstream and certificate
-// reuse across snapshots.
+// Stream runtime construction from a snapshot: service merge, broken references, upstream reuse across
+// snapshots; and the shared certificate store TLS stream listeners read (its contexts reused across snapshots).
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
@@ -8,6 +8,7 @@ import type { StoredItem } from '../../src/config/resources.ts';
 import { buildSnapshot } from '../../src/config/snapshot.ts';
 import { silentLogger } from '../../src/observability/logger.ts';
 import { tempDir } from '../helpers/proc.ts';
+import { buildCertificateStore, type CertificateStore } from '../../src/tls/store.ts';
 import { StreamRuntimeBuilder } from '../../stream-routes/runtime.ts';
 import type { StreamRuntime } from '../../stream-routes/types.ts';
 import { item, registries } from './fixtures.ts';
@@ -31,18 +32,21 @@ afterAll(async () => {
   await tmp?.cleanup();
 });
 
-function builder(): { build(items: StoredItem[]): StreamRuntime } {
+function builder(): { build(items: StoredItem[]): StreamRuntime; certificates(): CertificateStore } {
   const { plugins, balancers } = registries();
   const b = new StreamRuntimeBuilder({ plugins, balancers, logger: silentLogger });
   let prev: StreamRuntime | null = null;
+  let certs: CertificateStore | null = null;
   let rev = 0;
   return {
     build(items) {
       const snap = buildSnapshot(items, ++rev, { plugins });
       expect(snap.errors).toEqual([]);
       prev = b.build(snap, prev);
+      certs = buildCertificateStore(snap, certs, silentLogger);
       return prev;
     },
+    certificates: () => certs!,
   };
 }
 
@@ -82,16 +86,16 @@ describe('stream runtime', () => {
       item('stream_routes', 'r', { upstream_id: 'u1' }),
     ];
     const one = b.build(base);
-    const ctx1 = one.certificates.contextFor('a.x.test');
+    const ctx1 = b.certificates().contextFor('a.x.test');
     expect(ctx1).toBeDefined();
-    expect(one.certificates.contextFor('a.b.x.test')).toBeUndefined();
-    expect(one.certificates.contextFor('x.test')).toBeUndefined();
+    expect(b.certificates().contextFor('a.b.x.test')).toBeUndefined();
+    expect(b.certificates().contextFor('x.test')).toBeUndefined();
     const two = b.build([...base, item('stream_routes', 'other', { server_port: 1, upstream: { nodes: { '127.0.0.1:7002': 1 } } })]);
     expect(two.router.match(q)!.upstream).toBe(one.router.match(q)!.upstream);
-    expect(two.certificates.contextFor('a.x.test')).toBe(ctx1);
+    expect(b.certificates().contextFor('a.x.test')).toBe(ctx1);
     const three = b.build([item('upstreams', 'u1', { nodes: { '127.0.0.1:7003': 1 } }), item('ssls', 'x', { sni: '*.x.test', cert, key }), base[2]!]);
     expect(three.router.match(q)!.upstream).not.toBe(one.router.match(q)!.upstream);
-    expect(three.certificates.contextFor('A.X.test')).not.toBe(ctx1);
+    expect(b.certificates().contextFor('A.X.test')).not.toBe(ctx1);
     expect(three.resolveUpstream('u1')).toBe(three.router.match(q)!.upstream);
   });
 });

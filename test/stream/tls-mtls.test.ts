@@ -15,6 +15,7 @@ import { createStreamListeners, type StreamListeners } from '../../protocols/str
 import { StreamRuntimeBuilder } from '../../stream-routes/runtime.ts';
 import type { StreamRuntime } from '../../stream-routes/types.ts';
 import { startTestGateway, type TestGateway } from '../helpers/gateway.ts';
+import { buildCertificateStore } from '../../src/tls/store.ts';
 import { item, registries } from '../helpers/items.ts';
 import { freePort } from '../helpers/ports.ts';
 import { tempDir, waitFor } from '../helpers/proc.ts';
@@ -238,8 +239,9 @@ describe('TLS stream listener: refusals are logged', () => {
     );
     expect(snap.errors).toEqual([]);
     const runtime: StreamRuntime = builder.build(snap, null);
+    const certificates = buildCertificateStore(snap, null, logger);
     logPort = await freePort();
-    listeners = createStreamListeners({ tcp: [{ addr: `127.0.0.1:${logPort}`, tls: true }], udp: [], getRuntime: () => runtime, logger, timeouts: { drainMs: 200 } });
+    listeners = createStreamListeners({ tcp: [{ addr: `127.0.0.1:${logPort}`, tls: true }], udp: [], getRuntime: () => runtime, certificates: () => certificates, logger, timeouts: { drainMs: 200 } });
     await listeners.listen();
   });
 

@@ -6,21 +6,11 @@ import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import type { TlsInfo } from '../../src/pipeline/downstream.ts';
 import { hostTls } from '../../src/tls/host-check.ts';
-import { chainWithinDepth, sslChoiceOf, type CertificateStore } from '../../src/tls/store.ts';
+import { chainWithinDepth, distinguishedName, sslChoiceOf, type CertificateStore } from '../../src/tls/store.ts';
 
 const kInfo = Symbol('switchyard.tlsInfo');
 const kCerts = Symbol('switchyard.certificates');
 type Cached = { [kInfo]?: TlsInfo; [kCerts]?: () => CertificateStore | null };
-
-function dn(o: Record<string, string | string[]> | undefined): string {
-  if (o === undefined) return '';
-  const parts: string[] = [];
-  for (const k in o) {
-    const v = o[k];
-    parts.push(`${k}=${Array.isArray(v) ? v.join('+') : v}`);
-  }
-  return parts.join(',');
-}
 
 export function tlsInfoOf(socket: Socket | undefined | null): TlsInfo | null {
   if (socket === undefined || socket === null || (socket as TLSSocket).encrypted !== true) return null;
@@ -40,8 +30,8 @@ export function tlsInfoOf(socket: Socket | undefined | null): TlsInfo | null {
     protocol: s.getProtocol() ?? '',
     cipher: s.getCipher()?.name ?? '',
     clientVerify: verify,
-    clientSubject: presented ? dn(peer!.subject as unknown as Record<string, string>) : '',
-    clientIssuer: presented ? dn(peer!.issuer as unknown as Record<string, string>) : '',
+    clientSubject: presented ? distinguishedName(peer!.subject as unknown as Record<string, string>) : '',
+    clientIssuer: presented ? distinguishedName(peer!.issuer as unknown as Record<string, string>) : '',
     clientSerial: presented ? peer!.serialNumber : '',
     sslId: choice?.sslId ?? '',
     skipMtls: choice?.skipMtls ?? null,

@@ -98,7 +98,7 @@ describe('HTTP/3 certificate by SNI (gtlsclient)', () => {
     }
   }, 20_000);
 
-  it('an ssl object with client.ca: no client certificates over QUIC, so 400 unless skip_mtls_uri_regex matches', async () => {
+  it('an ssl object with client.ca: a client without a certificate gets 400 unless skip_mtls_uri_regex matches', async () => {
     const secure = await makeCert('runsc');
     try {
       await gw.t.put('/ssls/5', { cert: secure.cert, key: secure.key, snis: ['runsc'], client: { ca: local.cert, skip_mtls_uri_regex: ['^/open'] } });

@@ -1,6 +1,9 @@
 // Client certificates per ssl object (client.ca, client.skip_mtls_uri_regex) with curl as the client: no
 // certificate or one from another CA gets 400, one signed by the configured CA passes, matching paths skip the
-// check, and the ssl_client_* variables reach plugins (proxy-rewrite headers) and route `vars`.
+// check, and the ssl_client_* variables reach plugins (proxy-rewrite headers) and route `vars`. A returning
+// client that resumes its session (node's TLS client and openssl s_client, TLS 1.2 and 1.3) is still verified.
+import path from 'node:path';
+import tls from 'node:tls';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { startTestGateway, type TestGateway } from '../helpers/gateway.ts';
 import { freePort } from '../helpers/ports.ts';
@@ -77,6 +80,68 @@ async function request(name: string, port: number, p: string, cert: Pem | null, 
   const r = await exec('curl', [...args, `https://${name}:${port}${p}`]);
   const nl = r.stdout.lastIndexOf('\n');
   return { status: Number(r.stdout.slice(nl + 1)), body: r.stdout.slice(0, nl), stderr: r.stderr };
+}
+
+interface Resumed {
+  status: number;
+  /** ssl_client_verify and ssl_client_serial as the upstream saw them (proxy-rewrite headers). */
+  verify: string;
+  serial: string;
+  reused: boolean;
+  error: string;
+}
+
+/**
+ * The echo's JSON answer, read out of a raw HTTP/1.1 exchange, or out of s_client's output: there the status line
+ * can land in the middle of a session printout line (TLS 1.3 tickets arrive after the handshake), so nothing is anchored.
+ */
+function echoed(raw: string): Pick<Resumed, 'status' | 'verify' | 'serial'> {
+  return {
+    status: Number(/HTTP\/1\.1 (\d{3}) /.exec(raw)?.[1] ?? 0),
+    verify: /"x-client-verify":"([^"]*)"/.exec(raw)?.[1] ?? '',
+    serial: /"x-client-serial":"([^"]*)"/.exec(raw)?.[1] ?? '',
+  };
+}
+
+const GET_M = 'GET /resume HTTP/1.1\r\nHost: m.test\r\nConnection: close\r\n\r\n';
+
+/** Node's TLS client on m.test offering `session`; `onSession` gets each session the server hands out. */
+function nodeResume(version: tls.SecureVersion, session: Buffer | undefined, onSession: (s: Buffer) => void): Promise<Resumed> {
+  return new Promise((resolve) => {
+    let raw = '';
+    let error = '';
+    // Read once connected: node answers null after the close.
+    let reused = false;
+    const s = tls.connect(
+      { host: '127.0.0.1', port: gw.httpsPort, servername: 'm.test', ca: pki.ca, cert: client.cert, key: client.key, session, minVersion: version, maxVersion: version },
+      () => {
+        reused = s.isSessionReused();
+        s.write(GET_M);
+      },
+    );
+    s.on('session', onSession);
+    s.on('data', (d: Buffer) => (raw += d.toString()));
+    s.on('error', (err) => (error = err.message));
+    s.setTimeout(10_000, () => s.destroy(new Error('timed out')));
+    s.on('close', () => resolve({ ...echoed(raw), reused, error }));
+  });
+}
+
+/**
+ * openssl s_client on m.test: saves the session it gets to `sessFile` (-sess_out) or offers the saved one
+ * (-sess_in). -ign_eof keeps it reading until the gateway closes (Connection: close), so TLS 1.3 tickets arrive.
+ */
+async function opensslResume(flag: '-tls1_2' | '-tls1_3', sessFile: string, resume: boolean): Promise<Resumed> {
+  const r = await exec(
+    'openssl',
+    [
+      's_client', '-connect', `127.0.0.1:${gw.httpsPort}`, '-servername', 'm.test', '-CAfile', pki.caFile, '-verify_return_error',
+      '-cert', client.certFile, '-key', client.keyFile, '-ign_eof', flag, resume ? '-sess_in' : '-sess_out', sessFile,
+    ],
+    GET_M,
+  );
+  // s_client's summary line: "New, TLSv1.3, Cipher is ..." or "Reused, TLSv1.3, Cipher is ...".
+  return { ...echoed(r.stdout), reused: /Reused, TLSv1\.[23],/.test(r.stdout), error: r.code === 0 ? '' : r.stderr };
 }
 
 describe('mTLS per ssl object', () => {
@@ -188,5 +253,21 @@ describe('mTLS per ssl object', () => {
     // client.depth holds there too (m's default depth 1): one intermediate passes, two do not.
     expect((await ip(viaOne)).stdout.endsWith('\n200'), 'one intermediate').toBe(true);
     expect((await ip(viaTwo)).stdout.endsWith('\n400'), 'two intermediates').toBe(true);
+  });
+
+  test('a client resuming its session (TLS 1.2 session id or ticket, TLS 1.3 ticket) is answered and still verified', async () => {
+    const answered = { status: 200, verify: 'SUCCESS', serial: client.serial, error: '' };
+    for (const version of ['TLSv1.2', 'TLSv1.3'] as const) {
+      let session: Buffer | undefined;
+      for (const round of [1, 2]) {
+        const r = await nodeResume(version, session, (t) => (session = t));
+        expect(r, `node ${version} round ${round}`).toEqual({ ...answered, reused: round === 2 });
+      }
+    }
+    for (const flag of ['-tls1_2', '-tls1_3'] as const) {
+      const sessFile = path.join(tmp.dir, `resume${flag}.sess`);
+      expect(await opensslResume(flag, sessFile, false), `openssl ${flag} first`).toEqual({ ...answered, reused: false });
+      expect(await opensslResume(flag, sessFile, true), `openssl ${flag} resumed`).toEqual({ ...answered, reused: true });
+    }
   });
 });

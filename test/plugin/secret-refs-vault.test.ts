@@ -1,59 +1,19 @@
-// `$secret://vault/...` references against a small HTTP receiver speaking the Vault KV v2 read API (no real
-// Vault runs here): values fetched before the swap, cached, re-read when the secrets object changes.
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
+// `$secret://vault/...` references against a small HTTP receiver speaking the Vault KV v2 read API
+// (test/helpers/vault-kv.ts; no real Vault runs here): values fetched before the swap, cached, re-read when the
+// secrets object changes.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestGateway, type TestGateway } from '../helpers/gateway.ts';
 import { startEcho, type EchoServer } from '../helpers/upstream.ts';
 import { curl } from '../helpers/curl.ts';
-
-interface KvReceiver {
-  readonly url: string;
-  /** KV v2 secrets by path under the mount `kv` (GET /v1/kv/data/<path>). */
-  readonly data: Map<string, Record<string, string>>;
-  /** Tokens accepted; anything else gets 403 as Vault answers a bad token. */
-  readonly tokens: Set<string>;
-  readonly seen: { url: string; token: string | undefined; namespace: string | undefined }[];
-  close(): Promise<void>;
-}
-
-async function startKv(): Promise<KvReceiver> {
-  const data = new Map<string, Record<string, string>>();
-  const tokens = new Set<string>();
-  const seen: KvReceiver['seen'] = [];
-  const server = http.createServer((req, res) => {
-    const token = req.headers['x-vault-token'] as string | undefined;
-    seen.push({ url: req.url ?? '', token, namespace: req.headers['x-vault-namespace'] as string | undefined });
-    res.setHeader('content-type', 'application/json');
-    if (req.method !== 'GET' || token === undefined || !tokens.has(token)) {
-      res.writeHead(403).end(JSON.stringify({ errors: ['permission denied'] }));
-      return;
-    }
-    const m = /^\/v1\/kv\/data\/(.+)$/.exec(req.url ?? '');
-    const fields = m ? data.get(m[1]!) : undefined;
-    if (fields === undefined) {
-      res.writeHead(404).end(JSON.stringify({ errors: [] }));
-      return;
-    }
-    res.end(JSON.stringify({ request_id: 'r', lease_duration: 0, data: { data: fields, metadata: { version: 1, destroyed: false } } }));
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return {
-    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
-    data,
-    tokens,
-    seen,
-    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
-  };
-}
+import { startVaultKv, type VaultKv } from '../helpers/vault-kv.ts';
 
 describe('$secret://vault references through the gateway', () => {
   let gw: TestGateway;
   let up: EchoServer;
-  let kv: KvReceiver;
+  let kv: VaultKv;
 
   beforeAll(async () => {
-    kv = await startKv();
+    kv = await startVaultKv();
     gw = await startTestGateway();
     up = await startEcho('vault');
   });

@@ -1,11 +1,9 @@
 // `$env://` and `$secret://` references in stream route plugin confs, resolved as HTTP route confs resolve them
 // (src/plugin/secret-refs.ts): mqtt-proxy's protocol_name comes from the environment or from a Vault KV v2 value
-// (a small HTTP receiver speaking Vault's read API; no real Vault runs here), and a real MQTT client (mqtt.js)
-// through the gateway to a real mosquitto broker gets its CONNACK only when the resolved name is its own. An
-// unresolvable reference fails closed as on HTTP (the plugin answers 500: the session is closed, the broker sees
-// nothing), and a changed secrets object is read again and rebuilds the stream runtime.
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
+// (test/helpers/vault-kv.ts, a small HTTP receiver speaking Vault's read API; no real Vault runs here), and a
+// real MQTT client (mqtt.js) through the gateway to a real mosquitto broker gets its CONNACK only when the resolved
+// name is its own. An unresolvable reference fails closed as on HTTP (the plugin answers 500: the session is
+// closed, the broker sees nothing), and a changed secrets object is read again and rebuilds the stream runtime.
 import mqtt from 'mqtt';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { buildSnapshot } from '../../src/config/snapshot.ts';
@@ -15,38 +13,12 @@ import { startTestGateway, type TestGateway } from '../helpers/gateway.ts';
 import { item, registries } from '../helpers/items.ts';
 import { startMosquitto, type Mosquitto } from '../helpers/mosquitto.ts';
 import { freePort } from '../helpers/ports.ts';
-
-interface KvReceiver {
-  readonly url: string;
-  /** KV v2 secrets by path under the mount `kv` (GET /v1/kv/data/<path>), readable with token `tok`. */
-  readonly data: Map<string, Record<string, string>>;
-  reads: number;
-  close(): Promise<void>;
-}
-
-async function startKv(): Promise<KvReceiver> {
-  const kv = { data: new Map<string, Record<string, string>>(), reads: 0 } as KvReceiver & { url: string; close(): Promise<void> };
-  const server = http.createServer((req, res) => {
-    kv.reads++;
-    res.setHeader('content-type', 'application/json');
-    const m = /^\/v1\/kv\/data\/(.+)$/.exec(req.url ?? '');
-    const fields = m !== null && req.headers['x-vault-token'] === 'tok' ? kv.data.get(m[1]!) : undefined;
-    if (fields === undefined) {
-      res.writeHead(404).end(JSON.stringify({ errors: [] }));
-      return;
-    }
-    res.end(JSON.stringify({ data: { data: fields, metadata: { version: 1 } } }));
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  kv.url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-  kv.close = () => new Promise<void>((resolve) => server.close(() => resolve()));
-  return kv;
-}
+import { startVaultKv, type VaultKv } from '../helpers/vault-kv.ts';
 
 const ENV_NAME = `SWY_TEST_STREAM_MQTT_NAME_${process.pid}`;
 let gw: TestGateway;
 let broker: Mosquitto;
-let kv: KvReceiver;
+let kv: VaultKv;
 /** Stream listener ports: protocol_name from $env, from an unset $env, from Vault. */
 let envPort = 0;
 let unsetPort = 0;
@@ -54,7 +26,7 @@ let vaultPort = 0;
 
 beforeAll(async () => {
   process.env[ENV_NAME] = 'MQTT';
-  [broker, kv] = await Promise.all([startMosquitto(), startKv()]);
+  [broker, kv] = await Promise.all([startMosquitto(), startVaultKv(['tok'])]);
   kv.data.set('apisix/mqtt', { name: 'MQTT' });
   envPort = await freePort();
   unsetPort = await freePort();
@@ -108,14 +80,14 @@ describe('secret references in stream plugin confs', () => {
 
   test('a $secret://vault reference is fetched before the route serves, and read again when the secrets object changes', async () => {
     expect(await mqttConnect(vaultPort)).toBe('connack');
-    const reads = kv.reads;
+    const reads = kv.seen.length;
     // Cached: another session reads nothing from Vault.
     expect(await mqttConnect(vaultPort)).toBe('connack');
-    expect(kv.reads).toBe(reads);
+    expect(kv.seen.length).toBe(reads);
     // The value changes in Vault; a PUT of the secrets object (same body) is what makes the gateway read it again.
     kv.data.set('apisix/mqtt', { name: 'MQIsdp' });
     await gw.put('/secrets/vault/1', { uri: kv.url, prefix: 'kv/data/apisix', token: 'tok' });
-    expect(kv.reads).toBeGreaterThan(reads);
+    expect(kv.seen.length).toBeGreaterThan(reads);
     expect(await mqttConnect(vaultPort)).toBe('closed');
     // The $env route is untouched by the secrets change.
     expect(await mqttConnect(envPort)).toBe('connack');

@@ -152,11 +152,27 @@ class Series {
   }
 }
 
+/** The label values a plain HTTP request's series was last found for on one upstream node. */
+interface NodeMemo {
+  readonly route: string;
+  readonly service: string;
+  readonly consumer: string;
+  readonly muri: string;
+  readonly mhost: string;
+  readonly series: Series;
+}
+
 class Prometheus implements PluginInstance {
   readonly #preferName: boolean;
   readonly #m: GatewayMetrics;
   readonly #extraVars: readonly string[];
   readonly #cache = new Map<string, Series>();
+  /**
+   * Plain HTTP requests (no AI labels, no extra label variables): the series last used per node. A route's
+   * requests to a node carry the same label strings (route id, matched uri and host from the route, the node's
+   * address) request after request, so comparing them finds the series without building and hashing the key.
+   */
+  readonly #byNode = new Map<string, NodeMemo>();
   readonly #stream = new Map<string, CounterChild>();
   readonly #grpc = new Map<string, CounterChild>();
 
@@ -185,14 +201,28 @@ class Prometheus implements PluginInstance {
       rmodel = modelLabel(vars.get('request_llm_model'));
       model = modelLabel(vars.get('llm_model'));
     }
-    let key = route + SEP + service + SEP + consumer + SEP + node + SEP + muri + SEP + mhost + SEP + rtype + SEP + rmodel + SEP + model;
     const extra = this.#extraVars;
-    for (let i = 0; i < extra.length; i++) key += SEP + labelOf(vars.get(extra[i]!));
-    let s = this.#cache.get(key);
-    if (s === undefined) {
-      if (this.#cache.size >= CACHE_LIMIT) this.#cache.clear();
-      s = new Series(this.#m, route, muri, mhost, service, consumer, node, [rtype, rmodel, model], vars, ctx.routeId, serviceId);
-      this.#cache.set(key, s);
+    const plain = ai === undefined && extra.length === 0;
+    const memo = plain ? this.#byNode.get(node) : undefined;
+    let s: Series | undefined;
+    if (memo !== undefined && memo.route === route && memo.muri === muri && memo.mhost === mhost && memo.service === service && memo.consumer === consumer) {
+      s = memo.series;
+    } else {
+      let key = route + SEP + service + SEP + consumer + SEP + node + SEP + muri + SEP + mhost + SEP + rtype + SEP + rmodel + SEP + model;
+      for (let i = 0; i < extra.length; i++) key += SEP + labelOf(vars.get(extra[i]!));
+      s = this.#cache.get(key);
+      if (s === undefined) {
+        if (this.#cache.size >= CACHE_LIMIT) {
+          this.#cache.clear();
+          this.#byNode.clear();
+        }
+        s = new Series(this.#m, route, muri, mhost, service, consumer, node, [rtype, rmodel, model], vars, ctx.routeId, serviceId);
+        this.#cache.set(key, s);
+      }
+      if (plain) {
+        if (this.#byNode.size >= CACHE_LIMIT) this.#byNode.clear();
+        this.#byNode.set(node, { route, service, consumer, muri, mhost, series: s });
+      }
     }
     const status = ctx.response.status;
     s.status(status, responseSource(ctx)).inc();

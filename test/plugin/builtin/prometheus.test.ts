@@ -111,6 +111,35 @@ describe('prometheus', () => {
     expect(find(m, 'apisix_node_info')[0]!.labels.version).toMatch(/\d/);
   });
 
+  it('keeps label sets apart when requests to one node alternate matched URI, host and consumer', async () => {
+    // The plugin remembers the series last used per node: interleaved label sets must still count apart.
+    await gw.put('/consumers/alice', { username: 'alice', plugins: { 'key-auth': { key: 'key-alice' } } });
+    await gw.put('/consumers/bob', { username: 'bob', plugins: { 'key-auth': { key: 'key-bob' } } });
+    await gw.put('/routes/r7', { uris: ['/alt/a*', '/alt/b*'], hosts: ['a.alt.test', 'b.alt.test'], upstream: { nodes: { [up.addr]: 1 } }, plugins: { prometheus: {} } });
+    await gw.put('/routes/r8', { uri: '/keyed', upstream: { nodes: { [up.addr]: 1 } }, plugins: { prometheus: {}, 'key-auth': {} } });
+    const keyed = (key: string) =>
+      new Promise<number>((resolve, reject) => {
+        http.get({ host: '127.0.0.1', port: gw.port, path: '/keyed', headers: { apikey: key } }, (res) => {
+          res.resume();
+          res.on('end', () => resolve(res.statusCode ?? 0));
+        }).on('error', reject);
+      });
+    for (const [path, host] of [['/alt/a1', 'a.alt.test'], ['/alt/b1', 'a.alt.test'], ['/alt/a2', 'b.alt.test'], ['/alt/a3', 'a.alt.test'], ['/alt/b2', 'a.alt.test']] as const) {
+      expect(await get(path, host)).toBe(200);
+    }
+    for (const key of ['key-alice', 'key-bob', 'key-alice', 'key-alice', 'key-bob', 'key-alice']) expect(await keyed(key)).toBe(200);
+    const m = await metrics();
+    const alt = (uri: string, host: string) => value(m, 'apisix_http_status', { route: 'r7', matched_uri: uri, matched_host: host });
+    // r7 matches every path and Host of its lists; matched_uri / matched_host are the entry that matched.
+    expect(find(m, 'apisix_http_status', { route: 'r7' }).reduce((n, x) => n + x.value, 0)).toBe(5);
+    expect(alt('/alt/a*', 'a.alt.test') + alt('/alt/a*', 'b.alt.test')).toBe(3);
+    expect(alt('/alt/b*', 'a.alt.test')).toBe(2);
+    expect(alt('/alt/a*', 'b.alt.test')).toBe(1);
+    expect(value(m, 'apisix_http_status', { route: 'r8', consumer: 'alice' })).toBe(4);
+    expect(value(m, 'apisix_http_status', { route: 'r8', consumer: 'bob' })).toBe(2);
+    expect(value(m, 'apisix_http_latency_count', { type: 'request', route: 'r8', consumer: 'bob' })).toBe(2);
+  });
+
   it('reports HTTP connections by state from real sockets', async () => {
     const s0 = await metrics();
     const accepted0 = value(s0, 'apisix_nginx_http_current_connections', { state: 'accepted' });

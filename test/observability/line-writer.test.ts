@@ -172,6 +172,27 @@ describe('LineWriter', () => {
     }
   });
 
+  test('multi-byte lines across many chunks arrive whole and in order (file and pipe)', async () => {
+    // Lines are encoded into fixed chunks: lines of 1-, 2-, 3- and 4-byte characters, some longer than a pipe's
+    // chunk, must cross chunk boundaries without a byte lost, split or reordered.
+    const lines: string[] = [];
+    for (let i = 0; i < 3000; i++) lines.push(`${i} ${'aé€😀'.repeat(1 + (i % 40))}${i % 500 === 0 ? 'ü'.repeat(3000) : ''}\n`);
+    const want = lines.join('');
+    const f = file();
+    const w = new LineWriter(f);
+    for (const l of lines) w.write(l);
+    await w.flush();
+    expect(await text(f)).toBe(want);
+    const pipe = slowPipe('utf8-pipe');
+    const read = pipe.read();
+    const p = new LineWriter(pipe.path);
+    for (const l of lines) p.write(l);
+    await p.flush();
+    closeSync(p.fd);
+    pipe.close();
+    expect(await read).toBe(want);
+  });
+
   test('beyond 16 MiB queued, lines are dropped and counted', async () => {
     const f = file();
     // A buffer larger than the bound: nothing is written until flush, as with a stalled destination.

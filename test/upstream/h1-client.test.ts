@@ -581,6 +581,27 @@ describe('handler contract (undici call order)', () => {
     expect(err.message).toBe('gone');
     expect((await record(pool)).events.at(-1)).toMatch(/^end/);
     expect(up.requests).toHaveLength(1);
+    // The cancelled request's connection was still connecting, had sent nothing, and served the next request.
+    expect(up.accepted()).toBe(1);
+  });
+
+  it('requests cancelled while their connections connect leave those connections to the next requests', async () => {
+    const up = await raw((s) => s.write(reply(200)));
+    const pool = h1Pool(up.port);
+    // Eight requests open eight connections and are cancelled at once (an HTTP/2 rapid reset's pattern).
+    const errors = await Promise.all(
+      Array.from({ length: 8 }, () => new Promise<Error>((resolve) => {
+        pool.dispatch({ method: 'GET', path: '/', headers: { host: 'a' }, body: null }, {
+          onRequestStart: (c) => c.abort(new Error('reset')),
+          onResponseError: (_c, e) => resolve(e),
+        });
+      })),
+    );
+    expect(errors.map((e) => e.message)).toEqual(Array(8).fill('reset'));
+    const done = await Promise.all(Array.from({ length: 8 }, () => record(pool)));
+    for (const r of done) expect(r.events.at(-1)).toMatch(/^end/);
+    expect(up.requests).toHaveLength(8);
+    expect(up.accepted()).toBe(8);
   });
 
   it('a handler that throws on data fails its own request and leaves the process running', async () => {

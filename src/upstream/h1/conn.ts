@@ -142,14 +142,19 @@ export class UpstreamConn implements Dispatcher.DispatchController {
     return this.abortReason;
   }
 
-  /** Fails the running request with `reason` and drops the connection (its state is unknown mid-exchange). */
+  /**
+   * Fails the running request with `reason` and drops the connection (its state is unknown mid-exchange); a
+   * connection still connecting has sent nothing and is kept: once connected it serves the next request or idles,
+   * so a client that cancels right after starting (an HTTP/2 rapid reset) costs no upstream connect per cancel.
+   */
   abort(reason: Error): void {
     const h = this.handler;
     if (h === null) return;
     this.abortReason = reason;
     this.forget();
     h.onResponseError?.(this, reason);
-    this.destroy();
+    if (this.state !== CONNECTING) this.destroy();
+    else if (this.handler === null) this.pool.spare(this);
   }
 
   pause(): void {
@@ -208,7 +213,10 @@ export class UpstreamConn implements Dispatcher.DispatchController {
     this.timeout = T_NONE;
     this.deadline = 0;
     if (this.handler !== null) this.write();
-    else this.pool.free(this);
+    else {
+      this.pool.unspare(this);
+      this.pool.free(this);
+    }
   }
 
   private write(): void {

@@ -55,6 +55,8 @@ export class H1Pool {
   /** Idle connections, most recently used last (taken first: the likeliest to be still open upstream). */
   private readonly idle: UpstreamConn[] = [];
   private readonly waiting: Waiting[] = [];
+  /** Connections still connecting whose request was cancelled before anything was sent: the next request's. */
+  private readonly spares: UpstreamConn[] = [];
   private closing = false;
   private destroyed = false;
   private readonly closeWaiters: (() => void)[] = [];
@@ -108,7 +110,7 @@ export class H1Pool {
 
   private start(opts: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler, name: string | null, retried: boolean): void {
     // hot path
-    const c = this.takeIdle(name);
+    const c = this.takeIdle(name) ?? (this.spares.length > 0 ? this.takeSpare(name) : null);
     if (c !== null) c.assign(opts, handler, retried);
     else if (this.room()) this.open(name).assign(opts, handler, retried);
     else this.waiting.push({ opts, handler, name, retried });
@@ -153,6 +155,30 @@ export class H1Pool {
     this.idle.push(c);
   }
 
+  /** A connecting connection lost its request before sending anything: a waiting request takes it, or the next. */
+  spare(c: UpstreamConn): void {
+    const i = this.closing ? -1 : this.waitingFor(c.servername);
+    if (i >= 0) {
+      const w = this.waiting.splice(i, 1)[0]!;
+      c.assign(w.opts, w.handler, w.retried);
+    } else this.spares.push(c);
+  }
+
+  /** A spare connection connected (it goes to free()) or closed. */
+  unspare(c: UpstreamConn): void {
+    const i = this.spares.indexOf(c);
+    if (i >= 0) this.spares.splice(i, 1);
+  }
+
+  private takeSpare(name: string | null): UpstreamConn | null {
+    const s = this.spares;
+    for (let i = 0; i < s.length; i++) {
+      if (s[i]!.servername !== name) continue;
+      return s.splice(i, 1)[0]!;
+    }
+    return null;
+  }
+
   /** Takes an idle connection out of the idle list (it is closing). */
   unidle(c: UpstreamConn): void {
     const i = this.idle.lastIndexOf(c);
@@ -163,6 +189,7 @@ export class H1Pool {
   gone(c: UpstreamConn): void {
     this.conns.delete(c);
     this.unidle(c);
+    if (this.spares.length > 0) this.unspare(c);
     if (this.closing && this.conns.size === 0 && this.waiting.length === 0) {
       const w = this.closeWaiters.splice(0);
       for (const resolve of w) resolve();

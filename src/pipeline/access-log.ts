@@ -108,6 +108,26 @@ export function redactQuery(uri: string, extra: ReadonlySet<string> | null = nul
   return out === '' ? uri : uri.slice(0, q + 1) + out + uri.slice(last);
 }
 
+const ZEROS = ['', '0', '00', '000', '0000', '00000'];
+
+/**
+ * `units / 10^digits` (units a non-negative integer) printed as JavaScript prints that number, from integers:
+ * printing a fractional double (its shortest round-trip digits) costs several times as much, twice a line.
+ */
+export function decimal(units: number, digits: 3 | 6): string {
+  const scale = digits === 3 ? 1000 : 1_000_000;
+  const int = Math.floor(units / scale);
+  let frac = units - int * scale;
+  if (frac === 0) return String(int);
+  let d: number = digits;
+  while (frac % 10 === 0) {
+    frac /= 10;
+    d--;
+  }
+  const f = String(frac);
+  return `${int}.${ZEROS[d - f.length]}${f}`;
+}
+
 /** Characters JSON needs escaped, plus surrogates (JSON.stringify turns lone ones into \u escapes). */
 const NEEDS_ESCAPE = /["\\\u0000-\u001f\ud800-\udfff]/;
 
@@ -145,14 +165,21 @@ function isoTime(): string {
 const redactorByChain = new WeakMap<PluginChain, (uri: string) => string>();
 const redactDefault = (uri: string): string => redactQuery(uri, null);
 
+/** The chain of the previous line and its redactor: consecutive lines mostly come from one route. */
+let lastChain: PluginChain | null = null;
+let lastRedactor = redactDefault;
+
 function redactorOf(chain: PluginChain | null): (uri: string) => string {
   if (chain === null) return redactDefault;
+  if (chain === lastChain) return lastRedactor;
   let r = redactorByChain.get(chain);
   if (r === undefined) {
     const extra = chainArgs(chain);
     r = extra === null ? redactDefault : (uri: string) => redactQuery(uri, extra);
     redactorByChain.set(chain, r);
   }
+  lastChain = chain;
+  lastRedactor = r;
   return r;
 }
 
@@ -198,17 +225,17 @@ export class AccessLog {
     // hot path
     const rq = ctx.request;
     const redact = redactorOf(chain);
-    const ms = Number(process.hrtime.bigint() - ctx.startNs) / 1e6;
+    const us = Math.max(0, Math.round(Number(process.hrtime.bigint() - ctx.startNs) / 1000));
     let l = `{"level":30,"time":"${isoTime()}","remote_addr":${str(ctx.peerAddr)},"host":${str(rq.host)},"request_method":${str(rq.method)}` +
       `,"request_uri":${str(redact(ctx.rawUri))},"server_protocol":"HTTP/${rq.httpVersion}","status":${ctx.response.status}` +
-      `,"body_bytes_sent":${bytes},"request_time":${Math.round(ms * 1000) / 1e6}`;
+      `,"body_bytes_sent":${bytes},"request_time":${decimal(us, 6)}`;
     const referer = ctx.headerValue('referer');
     if (referer !== undefined) l += `,"http_referer":${str(redact(referer))}`;
     const ua = ctx.headerValue('user-agent');
     if (ua !== undefined) l += `,"http_user_agent":${str(ua)}`;
     if (ctx.upstreamAddr !== undefined) l += `,"upstream_addr":${str(ctx.upstreamAddr)}`;
     if (ctx.upstreamStatus !== undefined) l += `,"upstream_status":${ctx.upstreamStatus}`;
-    if (ctx.upstreamLatencyMs !== undefined) l += `,"upstream_response_time":${Math.round(ctx.upstreamLatencyMs) / 1000}`;
+    if (ctx.upstreamLatencyMs !== undefined) l += `,"upstream_response_time":${decimal(Math.max(0, Math.round(ctx.upstreamLatencyMs)), 3)}`;
     if (ctx.routeId) l += `,"route_id":${str(ctx.routeId)}`;
     if (ctx.serviceId !== undefined) l += `,"service_id":${str(ctx.serviceId)}`;
     const consumer = ctx.consumer?.username;

@@ -1,8 +1,10 @@
 // The JSON access log line's `time`: cached per millisecond and its date-and-second prefix per second, it must
 // still be what Date.toISOString gives for the clock of each line, across millisecond, second, day and year
-// boundaries. The clock is vitest's fake Date; the expected value comes from Date itself.
+// boundaries. The clock is vitest's fake Date; the expected value comes from Date itself. The durations
+// (request_time, upstream_response_time) are printed from integers: they must read exactly as JavaScript prints
+// the same number.
 import { afterEach, describe, expect, test, vi } from 'vitest';
-import { AccessLog } from '../../src/pipeline/access-log.ts';
+import { AccessLog, decimal } from '../../src/pipeline/access-log.ts';
 import { RequestContext } from '../../src/pipeline/context.ts';
 
 afterEach(() => {
@@ -33,5 +35,31 @@ describe('AccessLog.line time', () => {
         expect(line.time).toBe(new Date(t).toISOString());
       }
     }
+  });
+});
+
+describe('AccessLog.line durations', () => {
+  test('decimal(units, 3 | 6) prints units / 10^digits as String(number) does', () => {
+    const units: number[] = [];
+    for (let u = 0; u < 200_000; u++) units.push(u);
+    // Larger values, seeded so a failure repeats: whole seconds up to days, with every fraction shape.
+    let seed = 12345;
+    for (let i = 0; i < 200_000; i++) {
+      seed = (seed * 1103515245 + 12345) % 2147483648;
+      units.push(seed * 97 + (i % 1000));
+    }
+    for (const u of units) {
+      expect(decimal(u, 6)).toBe(String(u / 1e6));
+      expect(decimal(u, 3)).toBe(String(u / 1000));
+    }
+  });
+
+  test('request_time and upstream_response_time in a line are JSON numbers of the durations', () => {
+    const c = ctx();
+    c.upstreamLatencyMs = 12.4;
+    const line = JSON.parse(AccessLog.line(c, 0)) as { request_time: number; upstream_response_time: number };
+    expect(line.upstream_response_time).toBe(0.012);
+    expect(line.request_time).toBeGreaterThanOrEqual(0);
+    expect(line.request_time).toBeLessThan(60);
   });
 });

@@ -11,7 +11,7 @@ import { H1Body, H1Exchange, type ConnAddr, type ExchangeHost } from './exchange
 import { dropNoopEnd, freeParser, listen, parkParser, takeParser, unlisten } from './hooks.ts';
 import { requestAuthority } from '../../src/pipeline/authority.ts';
 import { HEAD_OK, HEAD_UPGRADE, METHOD_NAMES, PAUSE, type LlhttpParser, type ParseError } from '../../src/http1/parser.ts';
-import { holdWrites, releaseWrites } from '../../src/http1/turn-writes.ts';
+import { releaseWrites } from '../../src/http1/turn-writes.ts';
 import type { Http1Engine } from './engine.ts';
 import { addHeader, rawAnswer } from './wire.ts';
 
@@ -389,10 +389,6 @@ export class H1Conn implements ExchangeHost, ConnAddr {
     }
     this.cur = null;
     this.drive();
-  }
-
-  hold(): void {
-    holdWrites(this.socket);
   }
 
   detach(): void {

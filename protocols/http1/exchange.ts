@@ -1,10 +1,12 @@
 // One HTTP/1.1 request on a socket-level connection: it is at once the pipeline's PipelineRequest and its
 // Downstream (one object per request, no closures). Response framing is decided here: content-length as given,
 // chunked (with trailers) when the length is unknown on HTTP/1.1, close-delimited on HTTP/1.0; HEAD, 1xx, 204
-// and 304 answers carry no body. Writes go straight to the socket; its write() result is the backpressure.
+// and 304 answers carry no body. Writes go to the socket, held until the end of the event-loop turn
+// (src/http1/turn-writes.ts); its write() result is the backpressure.
 import type { Socket } from 'node:net';
 import { Readable, type Duplex } from 'node:stream';
 import type { Downstream, DownstreamEvents, PipelineRequest, TlsInfo } from '../../src/pipeline/downstream.ts';
+import { holdWrites } from '../../src/http1/turn-writes.ts';
 import type { HeaderMap } from '../../src/plugin/context.ts';
 import { dateHeader, statusLine } from './wire.ts';
 
@@ -23,8 +25,6 @@ export interface ExchangeHost {
   writeBlocked(): void;
   /** The tunnel takes the socket over: the connection stops reading it. */
   detach(): void;
-  /** Response bytes are about to be written: they leave with the others of this event-loop turn (turn-writes.ts). */
-  hold(): void;
 }
 
 const CONTINUE = 'HTTP/1.1 100 Continue\r\n\r\n';
@@ -34,7 +34,7 @@ const TOKEN = /^[\^_`a-zA-Z\-0-9!#$%&'*+.|~]+$/;
 
 /**
  * A held head goes out in one buffer with a first body chunk up to this size (a copy is cheaper than the writev
- * of a string and a buffer); larger chunks are written after it under cork.
+ * of a string and a buffer); larger chunks are written after it (the socket is corked for the turn).
  */
 const COALESCE_MAX = 16 * 1024;
 
@@ -96,7 +96,7 @@ export class H1Exchange implements PipelineRequest, Downstream {
   private sent = false;
   /**
    * The head, held back by head() so that it leaves with the first body bytes or the end in one write; flush()
-   * (after the synchronous part of the response) sends it alone. No nextTick or cork per response.
+   * (after the synchronous part of the response) sends it alone. No nextTick per response.
    */
   private heldHead: string | null = null;
   private chunked = false;
@@ -188,19 +188,19 @@ export class H1Exchange implements PipelineRequest, Downstream {
     const h = this.heldHead;
     if (h === null) return;
     this.heldHead = null;
-    this.host.hold();
+    holdWrites(this.host.socket);
     if (!this.host.socket.write(h, 'latin1')) this.host.writeBlocked();
   }
 
   data(chunk: Buffer): boolean {
     // hot path
     if (this.ended || this.noBody || chunk.length === 0) return true;
-    this.host.hold();
     const socket = this.host.socket;
+    // Corked until the end of the turn: the pieces below leave in one writev.
+    holdWrites(socket);
     const h = this.heldHead;
     let ok: boolean;
     if (this.chunked) {
-      socket.cork();
       if (h !== null) {
         this.heldHead = null;
         socket.write(h, 'latin1');
@@ -208,7 +208,6 @@ export class H1Exchange implements PipelineRequest, Downstream {
       socket.write(`${chunk.length.toString(16)}\r\n`, 'latin1');
       socket.write(chunk);
       ok = socket.write('\r\n', 'latin1');
-      socket.uncork();
     } else if (h === null) ok = socket.write(chunk);
     else {
       this.heldHead = null;
@@ -219,10 +218,8 @@ export class H1Exchange implements PipelineRequest, Downstream {
         chunk.copy(buf, h.length);
         ok = socket.write(buf);
       } else {
-        socket.cork();
         socket.write(h, 'latin1');
         ok = socket.write(chunk);
-        socket.uncork();
       }
     }
     if (!ok) this.host.writeBlocked();
@@ -233,7 +230,7 @@ export class H1Exchange implements PipelineRequest, Downstream {
     if (this.ended) return;
     const h = this.heldHead;
     this.heldHead = null;
-    if (this.chunked || h !== null) this.host.hold();
+    if (this.chunked || h !== null) holdWrites(this.host.socket);
     if (this.chunked) {
       let t = '0\r\n';
       if (trailers !== null) {

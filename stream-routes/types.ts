@@ -1,9 +1,7 @@
 // What the stream listeners read per session: the stream runtime built from one config snapshot.
 // Immutable once published; a session pins the runtime current at accept time.
-import type { SecureContext } from 'node:tls';
 import type { JsonObject } from '../src/config/resources.ts';
 import type { PluginChain } from '../src/plugin/chain.ts';
-import type { SslChoice } from '../src/tls/store.ts';
 import type { UpstreamRuntime } from '../src/upstream/upstream.ts';
 import type { StreamRouter } from './router.ts';
 
@@ -19,14 +17,6 @@ export interface StreamRoute {
   readonly chain: PluginChain;
   /** Why the route cannot proxy (missing service/upstream); the session is closed with this reason. */
   readonly broken: string | null;
-}
-
-export interface ServerCertificates {
-  /** The certificate for an SNI (exact name, then a one-label `*.` wildcard), or undefined. */
-  contextFor(servername: string): SecureContext | undefined;
-  /** The same lookup with the ssl object's mTLS policy (client.ca, client.depth). */
-  lookup(servername: string): SslChoice | undefined;
-  readonly size: number;
 }
 
 export interface StreamRuntime {

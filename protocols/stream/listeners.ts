@@ -4,7 +4,8 @@ import net from 'node:net';
 import type { Duplex } from 'node:stream';
 import { httpStats } from '../../src/observability/http-stats.ts';
 import type { Logger } from '../../src/observability/logger.ts';
-import type { ServerCertificates, StreamRuntime } from '../../stream-routes/types.ts';
+import type { CertificateStore } from '../../src/tls/store.ts';
+import type { StreamRuntime } from '../../stream-routes/types.ts';
 import { xrpcProtocols, type XrpcHandler, type XrpcRegistry } from '../../stream-routes/xrpc.ts';
 import { splitHostPort, type TcpListenSpec, type UdpListenSpec } from './conf.ts';
 import { DEFAULT_TIMEOUTS, type SessionDeps, type StreamTimeouts } from './options.ts';
@@ -24,7 +25,7 @@ export interface StreamListenersOptions {
   /** apisix.ssl.fallback_sni, for TLS listeners' clients without SNI. */
   fallbackSni?: string;
   /** The shared certificate store (src/tls/store.ts), for TLS listeners; null until the first build. */
-  certificates?: () => ServerCertificates | null;
+  certificates?: () => CertificateStore | null;
 }
 
 export interface StreamAddress {

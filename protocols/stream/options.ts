@@ -1,6 +1,7 @@
 // Tunables of the stream proxy shared by the TCP and UDP paths, with their defaults.
 import type { Logger } from '../../src/observability/logger.ts';
-import type { ServerCertificates, StreamRuntime } from '../../stream-routes/types.ts';
+import type { CertificateStore } from '../../src/tls/store.ts';
+import type { StreamRuntime } from '../../stream-routes/types.ts';
 import type { XrpcHandler } from '../../stream-routes/xrpc.ts';
 
 export interface StreamTimeouts {
@@ -44,7 +45,7 @@ export interface SessionDeps {
   /** apisix.ssl.fallback_sni: the ssl object a TLS listener uses for clients that send no SNI. */
   fallbackSni?: string;
   /** The shared certificate store (null before its first build): TLS listeners' ssl objects. */
-  certificates(): ServerCertificates | null;
+  certificates(): CertificateStore | null;
   /** The handler of a registered xRPC protocol (created on first use), undefined when not registered. */
   xrpc?(name: string): XrpcHandler | undefined;
 }

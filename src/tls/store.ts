@@ -144,10 +144,6 @@ export class CertificateStore {
     const dot = name.indexOf('.');
     return dot > 0 ? this.wildcard.get(name.slice(dot + 1)) : undefined;
   }
-
-  contextFor(servername: string): SecureContext | undefined {
-    return this.lookup(servername)?.context;
-  }
 }
 
 /** Builds the store from the ssls of a snapshot, reusing the previous store's contexts. */

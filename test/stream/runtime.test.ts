@@ -86,16 +86,16 @@ describe('stream runtime', () => {
       item('stream_routes', 'r', { upstream_id: 'u1' }),
     ];
     const one = b.build(base);
-    const ctx1 = b.certificates().contextFor('a.x.test');
+    const ctx1 = b.certificates().lookup('a.x.test')?.context;
     expect(ctx1).toBeDefined();
-    expect(b.certificates().contextFor('a.b.x.test')).toBeUndefined();
-    expect(b.certificates().contextFor('x.test')).toBeUndefined();
+    expect(b.certificates().lookup('a.b.x.test')?.context).toBeUndefined();
+    expect(b.certificates().lookup('x.test')?.context).toBeUndefined();
     const two = b.build([...base, item('stream_routes', 'other', { server_port: 1, upstream: { nodes: { '127.0.0.1:7002': 1 } } })]);
     expect(two.router.match(q)!.upstream).toBe(one.router.match(q)!.upstream);
-    expect(b.certificates().contextFor('a.x.test')).toBe(ctx1);
+    expect(b.certificates().lookup('a.x.test')?.context).toBe(ctx1);
     const three = b.build([item('upstreams', 'u1', { nodes: { '127.0.0.1:7003': 1 } }), item('ssls', 'x', { sni: '*.x.test', cert, key }), base[2]!]);
     expect(three.router.match(q)!.upstream).not.toBe(one.router.match(q)!.upstream);
-    expect(b.certificates().contextFor('A.X.test')).not.toBe(ctx1);
+    expect(b.certificates().lookup('A.X.test')?.context).not.toBe(ctx1);
     expect(three.resolveUpstream('u1')).toBe(three.router.match(q)!.upstream);
   });
 });

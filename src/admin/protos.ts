@@ -4,6 +4,7 @@
 // and never holds a reference.
 import protobuf from 'protobufjs';
 import type { Json } from '../config/resources.ts';
+import { importedFiles } from '../plugin/protos.ts';
 import type { KindSpec } from './kind.ts';
 import { displayId, findUser, protoIdOf } from './refs.ts';
 
@@ -21,7 +22,7 @@ export function importsFile(content: Json | undefined, file: string): boolean {
   } catch {
     return false;
   }
-  return (parsed.imports ?? []).includes(file) || (parsed.weakImports ?? []).includes(file);
+  return importedFiles(parsed).includes(file);
 }
 
 export const protosSpec: KindSpec = {

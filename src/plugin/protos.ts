@@ -55,13 +55,18 @@ const NO_IMPORTS: ImportReader = (file) => {
   throw new Error(`import "${file}" not found (use a descriptor set for imports)`);
 };
 
+/** The files a parsed .proto imports: plain, public and weak imports alike (the Admin API's delete check too). */
+export function importedFiles(parsed: protobuf.IParserResult): string[] {
+  return [...(parsed.imports ?? []), ...(parsed.weakImports ?? [])];
+}
+
 function compileText(content: string, readImport: ImportReader, self: string | null): protobuf.Root {
   const root = new protobuf.Root();
   const loaded = new Set<string>();
   if (self !== null) loaded.add(self);
   const load = (text: string): void => {
     const parsed = protobuf.parse(text, root, { keepCase: true });
-    for (const file of [...(parsed.imports ?? []), ...(parsed.weakImports ?? [])]) {
+    for (const file of importedFiles(parsed)) {
       if (loaded.has(file)) continue;
       loaded.add(file);
       const common = protobuf.common.get(file);

@@ -7,7 +7,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { tempDir } from '../helpers/proc.ts';
 import { startEcho, type EchoServer } from '../helpers/upstream.ts';
-import { exec, makePki, type Pem, type Pki } from '../https/pki.ts';
+import { clientCerts, exec, makePki, type Pem, type Pki } from '../https/pki.ts';
 import { gtls, makeCert, startH3Gateway, type GtlsResult, type H3Gateway, type TestCert } from './h3-helpers.ts';
 
 let tmp: { dir: string; cleanup(): Promise<void> };
@@ -26,12 +26,7 @@ beforeAll(async () => {
   pki = makePki(tmp.dir);
   const secure = pki.server('secure', 'runsc', ['runsc'], '0C11');
   const open = pki.server('open', 'vm', ['vm'], '0C12');
-  client = pki.client('client', 'client-one', '0D11');
-  foreign = pki.client('foreign', 'client-foreign', '0D12', true);
-  pki.intermediate('int1', 'Client Intermediate One', '0E11');
-  pki.intermediate('int2', 'Client Intermediate Two', '0E12', 'int1');
-  viaOne = pki.clientUnder('via-one', 'client-via-one', '0D13', 'int1');
-  viaTwo = pki.clientUnder('via-two', 'client-via-two', '0D14', 'int2');
+  ({ client, foreign, viaOne, viaTwo } = clientCerts(pki));
   [local, up] = await Promise.all([makeCert('localhost'), startEcho('U')]);
   gw = await startH3Gateway(local);
   await gw.t.put('/ssls/secure', { cert: secure.cert, key: secure.key, snis: ['runsc'], client: { ca: pki.clientCa, skip_mtls_uri_regex: ['^/public/'] } });

@@ -9,7 +9,7 @@ import { startTestGateway, type TestGateway } from '../helpers/gateway.ts';
 import { freePort } from '../helpers/ports.ts';
 import { tempDir } from '../helpers/proc.ts';
 import { startEcho, type EchoServer } from '../helpers/upstream.ts';
-import { exec, makePki, type Pem, type Pki } from './pki.ts';
+import { clientCerts, exec, makePki, type Pem, type Pki } from './pki.ts';
 
 let tmp: { dir: string; cleanup(): Promise<void> };
 let pki: Pki;
@@ -30,12 +30,7 @@ beforeAll(async () => {
   pki = makePki(tmp.dir);
   const m = pki.server('m', 'm.test', ['m.test', 'strict.test'], '0C01');
   const open = pki.server('open', 'open.test', ['open.test'], '0C02');
-  client = pki.client('client', 'client-one', '0D01');
-  foreign = pki.client('foreign', 'client-foreign', '0D02', true);
-  pki.intermediate('int1', 'Client Intermediate One', '0E01');
-  pki.intermediate('int2', 'Client Intermediate Two', '0E02', 'int1');
-  viaOne = pki.clientUnder('via-one', 'client-via-one', '0D03', 'int1');
-  viaTwo = pki.clientUnder('via-two', 'client-via-two', '0D04', 'int2');
+  ({ client, foreign, viaOne, viaTwo } = clientCerts(pki));
   const d = pki.server('d', 'd0.test', ['d0.test', 'd1.test', 'd2.test'], '0C03');
   [up, verified] = await Promise.all([startEcho('M'), startEcho('V')]);
   fbPort = await freePort();

@@ -93,6 +93,28 @@ export function makePki(dir: string): Pki {
   };
 }
 
+/** The client certificates an mTLS test drives through a listener (clientCerts). */
+export interface ClientCerts {
+  /** Signed by the client CA, CN=client-one. */
+  readonly client: Pem;
+  /** Signed by the server CA (another CA than client.ca), CN=client-foreign. */
+  readonly foreign: Pem;
+  /** One (CN=Client Intermediate One) and two intermediate CAs below the client CA; certFile holds the chain. */
+  readonly viaOne: Pem;
+  readonly viaTwo: Pem;
+}
+
+/** Issues the ClientCerts set on `pki` (serials 0D01-0D04, intermediates 0E01-0E02). */
+export function clientCerts(pki: Pki): ClientCerts {
+  const client = pki.client('client', 'client-one', '0D01');
+  const foreign = pki.client('foreign', 'client-foreign', '0D02', true);
+  pki.intermediate('int1', 'Client Intermediate One', '0E01');
+  pki.intermediate('int2', 'Client Intermediate Two', '0E02', 'int1');
+  const viaOne = pki.clientUnder('via-one', 'client-via-one', '0D03', 'int1');
+  const viaTwo = pki.clientUnder('via-two', 'client-via-two', '0D04', 'int2');
+  return { client, foreign, viaOne, viaTwo };
+}
+
 export interface ServedCert {
   /** The handshake completed. */
   readonly ok: boolean;

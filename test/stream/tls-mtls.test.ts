@@ -19,7 +19,7 @@ import { buildCertificateStore } from '../../src/tls/store.ts';
 import { item, registries } from '../helpers/items.ts';
 import { freePort } from '../helpers/ports.ts';
 import { tempDir, waitFor } from '../helpers/proc.ts';
-import { exec, makePki, type Pem, type Pki } from '../https/pki.ts';
+import { clientCerts, exec, makePki, type Pem, type Pki } from '../https/pki.ts';
 
 interface Upstream {
   readonly server: net.Server;
@@ -57,12 +57,7 @@ beforeAll(async () => {
   tmp = await tempDir('swy-stream-mtls-');
   pki = makePki(tmp.dir);
   const srv = pki.server('srv', 'mtls.test', ['mtls.test', 'd0.test', 'd2.test', 'open.test'], '6A01');
-  client = pki.client('client', 'stream-client', '6B01');
-  foreign = pki.client('foreign', 'stream-foreign', '6B02', true);
-  pki.intermediate('int1', 'Stream Intermediate One', '6C01');
-  pki.intermediate('int2', 'Stream Intermediate Two', '6C02', 'int1');
-  viaOne = pki.clientUnder('via-one', 'stream-via-one', '6B03', 'int1');
-  viaTwo = pki.clientUnder('via-two', 'stream-via-two', '6B04', 'int2');
+  ({ client, foreign, viaOne, viaTwo } = clientCerts(pki));
   [main, verified] = await Promise.all([startUpstream('up'), startUpstream('verified')]);
   port = await freePort();
   gw = await startTestGateway({
